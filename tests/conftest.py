@@ -1,0 +1,30 @@
+"""Shared fixtures. Data tests FAIL (never skip) when the DL3 data cannot be found."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """Root of the shared DL3 data (``$XGAMMA_DATA``); fails loudly when it is unset or missing."""
+    value = os.environ.get("XGAMMA_DATA")
+    if not value:
+        pytest.fail("XGAMMA_DATA is not set: export XGAMMA_DATA=/path/to/shared/data", pytrace=False)
+    path = Path(value).expanduser().resolve()
+    if not (path / "cta-1dc").is_dir() or not (path / "hess-dl3-dr1").is_dir():
+        pytest.fail(f"XGAMMA_DATA={value} does not hold cta-1dc/ and hess-dl3-dr1/", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cta_datastore_dir(data_dir: Path) -> Path:
+    return data_dir / "cta-1dc" / "index" / "gps"
+
+
+@pytest.fixture(scope="session")
+def hess_datastore_dir(data_dir: Path) -> Path:
+    return data_dir / "hess-dl3-dr1"
