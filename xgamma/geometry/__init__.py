@@ -1,0 +1,8 @@
+"""Sky geometry (WCS pixel grid + energy axis)."""
+
+from __future__ import annotations
+
+from xgamma.geometry.energy import energy_centers, energy_edges
+from xgamma.geometry.sky import FRAMES, PROJECTIONS, SkyGeometry
+
+__all__ = ["FRAMES", "PROJECTIONS", "SkyGeometry", "energy_centers", "energy_edges"]

@@ -1,0 +1,1 @@
+"""Input/output: DL3 data stores, FITS and zarr maps."""

@@ -1,0 +1,106 @@
+"""The ``.sky`` accessor: sky-map behaviour on xarray objects (thin; delegates to functions)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import astropy.units as u
+import numpy as np
+import xarray as xr
+from astropy.coordinates import SkyCoord
+
+from xgamma.geometry import SkyGeometry
+from xgamma.maps import map_geometry
+
+__all__ = ["SkyAccessor"]
+
+
+class _SkyAccessorBase:
+    """Shared by the DataArray and Dataset accessors; holds only the wrapped object."""
+
+    def __init__(self, obj: xr.DataArray | xr.Dataset) -> None:
+        self._obj = obj
+
+    @property
+    def geometry(self) -> SkyGeometry:
+        """The map's `~xgamma.geometry.SkyGeometry` (re-derived from the coordinates)."""
+        return map_geometry(self._obj)
+
+    @property
+    def wcs(self):
+        """Celestial `~astropy.wcs.WCS` of the (possibly sliced) map."""
+        return self.geometry.wcs
+
+    def skycoord(self) -> SkyCoord:
+        """Pixel-centre sky coordinates, shape (n_lat, n_lon)."""
+        return self.geometry.skycoord()
+
+    def solid_angle(self) -> xr.DataArray:
+        """Pixel solid angles (sr) as a (lat, lon) DataArray."""
+        obj = self._obj
+        return xr.DataArray(self.geometry.solid_angle(), dims=("lat", "lon"),
+                            coords={k: obj.coords[k] for k in ("lat", "lon", "pix_lat", "pix_lon", "wcs")},
+                            name="solid_angle", attrs={"units": "sr"})
+
+    def separation(self, position: SkyCoord) -> xr.DataArray:
+        """Angular distance (deg) of each pixel centre from ``position``."""
+        obj = self._obj
+        return xr.DataArray(self.geometry.separation(position), dims=("lat", "lon"),
+                            coords={k: obj.coords[k] for k in ("lat", "lon", "pix_lat", "pix_lon", "wcs")},
+                            name="separation", attrs={"units": "deg"})
+
+    def region_mask(self, regions: Any, *, inside: bool = True) -> xr.DataArray:
+        """Boolean (lat, lon) mask of pixels inside (or outside) sky regions."""
+        obj = self._obj
+        return xr.DataArray(self.geometry.region_mask(regions, inside=inside), dims=("lat", "lon"),
+                            coords={k: obj.coords[k] for k in ("lat", "lon", "pix_lat", "pix_lon", "wcs")},
+                            name="mask")
+
+    def cutout(self, position: SkyCoord, width: u.Quantity) -> xr.DataArray | xr.Dataset:
+        """Cutout of a box of ``width`` around ``position`` (a new object; lazy data stay lazy)."""
+        lat, lon = self.geometry.cutout_slices(position, width)
+        return self._obj.isel(lat=lat, lon=lon)
+
+    def squash_energy(self, *, spectrum: Mapping[str, Any] | Any = None) -> xr.DataArray | xr.Dataset:
+        """Squash the energy axis (see `xgamma.makers.squash_energy`)."""
+        from xgamma.makers.squash import squash_energy
+
+        return squash_energy(self._obj, spectrum=spectrum)
+
+    def to_fits(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write to FITS (see `xgamma.io.fits_maps.write_maps`)."""
+        from xgamma.io.fits_maps import write_maps
+
+        return write_maps(self._obj, path, overwrite=overwrite)
+
+    def to_zarr(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write to zarr chunk by chunk (see `xgamma.io.zarr_maps.write_zarr`)."""
+        from xgamma.io.zarr_maps import write_zarr
+
+        return write_zarr(self._obj, path, overwrite=overwrite)
+
+
+@xr.register_dataarray_accessor("sky")
+class SkyAccessor(_SkyAccessorBase):
+    """Sky-map methods on a `xarray.DataArray`: ``da.sky.geometry``, ``da.sky.to_fits(...)``..."""
+
+    @property
+    def quantity(self) -> u.Quantity:
+        """Values as an `~astropy.units.Quantity` (computes lazy data)."""
+        from xgamma.maps import map_units
+
+        return u.Quantity(np.asarray(self._obj.values), map_units(self._obj))
+
+    def plot(self, **kwargs: Any):
+        """Plot an image on WCS axes with a colour bar (see `xgamma.plotting.plot_map`)."""
+        from xgamma.plotting import plot_map
+
+        return plot_map(self._obj, **kwargs)
+
+
+@xr.register_dataset_accessor("sky")
+class SkyDatasetAccessor(_SkyAccessorBase):
+    """Sky-map methods on a `xarray.Dataset` of maps sharing one geometry."""

@@ -1,0 +1,369 @@
+"""Sky geometry: a celestial WCS, its pixel grid and an energy axis (a value object)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import Angle, SkyCoord
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from xgamma.exceptions import GeometryError
+from xgamma.geometry.energy import energy_centers
+
+if TYPE_CHECKING:
+    import regions
+
+__all__ = ["SkyGeometry", "FRAMES", "PROJECTIONS"]
+
+FRAMES = {"galactic": ("GLON", "GLAT"), "icrs": ("RA--", "DEC-")}
+PROJECTIONS = ("CAR", "TAN", "AIT", "SIN", "ARC", "MOL", "ZEA", "STG")
+
+
+def _frame_of(wcs: WCS) -> str:
+    ctype = wcs.wcs.ctype[0][:4]
+    for frame, (lon_prefix, _) in FRAMES.items():
+        if ctype == lon_prefix:
+            return frame
+    raise GeometryError(f"unsupported celestial WCS CTYPE1={wcs.wcs.ctype[0]!r}: expected GLON-* or RA---*")
+
+
+@dataclass(frozen=True, eq=False)
+class SkyGeometry:
+    """Pixel grid of a sky map: a celestial WCS, the image shape and (optionally) energy bin edges.
+
+    Parameters
+    ----------
+    wcs : `~astropy.wcs.WCS`
+        Two-dimensional celestial WCS.
+    shape : tuple of int
+        Image shape ``(n_lat, n_lon)`` in numpy order.
+    energy_edges : `~astropy.units.Quantity`, optional
+        Energy bin edges (TeV). None for a purely spatial geometry.
+
+    See Also
+    --------
+    SkyGeometry.create : build a geometry from a centre, size and pixel size.
+    """
+
+    wcs: WCS
+    shape: tuple[int, int]
+    energy_edges: u.Quantity | None = None
+
+    def __post_init__(self) -> None:
+        if self.wcs.naxis != 2 or not self.wcs.has_celestial:
+            raise GeometryError("SkyGeometry needs a 2-D celestial WCS")
+        shape = tuple(int(n) for n in self.shape)
+        if len(shape) != 2 or min(shape) < 1:
+            raise GeometryError(f"image shape must be two positive integers (n_lat, n_lon), got {self.shape!r}")
+        object.__setattr__(self, "shape", shape)
+        if self.energy_edges is not None:
+            edges = u.Quantity(self.energy_edges).to("TeV")
+            if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges.value) <= 0):
+                raise GeometryError("energy_edges must be a strictly increasing 1-D array of >= 2 energies")
+            object.__setattr__(self, "energy_edges", edges)
+        _frame_of(self.wcs)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def create(
+        cls,
+        center: SkyCoord | tuple[float, float],
+        *,
+        width: u.Quantity | Sequence[u.Quantity],
+        binsz: u.Quantity,
+        frame: Literal["galactic", "icrs"] = "galactic",
+        projection: str = "CAR",
+        energy_edges: u.Quantity | None = None,
+    ) -> SkyGeometry:
+        """Build a geometry centred on ``center``.
+
+        Parameters
+        ----------
+        center : `~astropy.coordinates.SkyCoord` or (float, float)
+            Map centre; a tuple is (lon, lat) in degrees in ``frame``.
+        width : `~astropy.units.Quantity` or pair of them
+            Full width along longitude and latitude (angle). A scalar makes a square map.
+        binsz : `~astropy.units.Quantity`
+            Pixel size (angle).
+        frame : {"galactic", "icrs"}
+            Celestial frame. Default is "galactic".
+        projection : str
+            FITS projection code (CAR, TAN, ...). Default is "CAR".
+        energy_edges : `~astropy.units.Quantity`, optional
+            Energy bin edges.
+        """
+        if frame not in FRAMES:
+            raise GeometryError(f"unknown frame {frame!r}; use one of {sorted(FRAMES)}")
+        projection = projection.upper()
+        if projection not in PROJECTIONS:
+            raise GeometryError(f"unknown projection {projection!r}; use one of {list(PROJECTIONS)}")
+        binsz_deg = Angle(binsz).to_value("deg")
+        if not binsz_deg > 0:
+            raise GeometryError(f"binsz must be positive, got {binsz}")
+        widths = Angle(width).to_value("deg") if not isinstance(width, (list, tuple)) else [
+            Angle(w).to_value("deg") for w in width
+        ]
+        widths = np.broadcast_to(np.asarray(widths, dtype=float), (2,))
+        if np.any(widths <= 0):
+            raise GeometryError(f"width must be positive, got {width}")
+        n_lon, n_lat = (int(n) for n in np.rint(widths / binsz_deg))
+        if isinstance(center, SkyCoord):
+            center = center.transform_to(frame)
+            lon0, lat0 = center.spherical.lon.deg, center.spherical.lat.deg
+        else:
+            lon0, lat0 = (float(Angle(c, "deg").deg) for c in center)
+
+        wcs = WCS(naxis=2)
+        lon_name, lat_name = FRAMES[frame]
+        wcs.wcs.ctype = [f"{lon_name}-{projection}", f"{lat_name}-{projection}"]
+        wcs.wcs.cunit = ["deg", "deg"]
+        # Reference pixel at the image centre (FITS 1-based), as ds9 and Gammapy expect.
+        wcs.wcs.crpix = [(n_lon + 1) / 2.0, (n_lat + 1) / 2.0]
+        wcs.wcs.crval = [lon0, lat0]
+        wcs.wcs.cdelt = [-binsz_deg, binsz_deg]
+        if frame == "icrs":
+            wcs.wcs.radesys = "ICRS"
+        wcs.wcs.set()
+        return cls(wcs=wcs, shape=(n_lat, n_lon), energy_edges=energy_edges)
+
+    @classmethod
+    def from_header(cls, header: fits.Header, *, energy_edges: u.Quantity | None = None) -> SkyGeometry:
+        """Geometry from a FITS image header (the celestial axes only)."""
+        try:
+            wcs = WCS(header, naxis=2).celestial
+            shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
+        except (KeyError, ValueError) as error:
+            raise GeometryError(f"cannot read a celestial WCS from the FITS header: {error}") from error
+        return cls(wcs=wcs, shape=shape, energy_edges=energy_edges)
+
+    def to_header(self) -> fits.Header:
+        """Celestial WCS header with NAXIS1/NAXIS2."""
+        header = self.wcs.to_header()
+        header.insert(0, ("NAXIS", 2))
+        header.insert(1, ("NAXIS1", self.shape[1]))
+        header.insert(2, ("NAXIS2", self.shape[0]))
+        return header
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def frame(self) -> str:
+        """Celestial frame, "galactic" or "icrs"."""
+        return _frame_of(self.wcs)
+
+    @property
+    def projection(self) -> str:
+        return self.wcs.wcs.ctype[0][-3:]
+
+    @property
+    def pixel_scale(self) -> float:
+        """Pixel size in degrees (absolute CDELT2)."""
+        return float(abs(self.wcs.wcs.cdelt[1]))
+
+    @property
+    def nbins(self) -> int:
+        return 0 if self.energy_edges is None else self.energy_edges.size - 1
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        """Array shape ``(n_energy, n_lat, n_lon)`` (or ``(n_lat, n_lon)`` without energy axis)."""
+        return (self.nbins, *self.shape) if self.energy_edges is not None else self.shape
+
+    @property
+    def center(self) -> SkyCoord:
+        """Sky position of the image centre."""
+        ny, nx = self.shape
+        return self.pixel_to_skycoord((nx - 1) / 2.0, (ny - 1) / 2.0)
+
+    @property
+    def energy_centers(self) -> u.Quantity:
+        if self.energy_edges is None:
+            raise GeometryError("this geometry has no energy axis")
+        return energy_centers(self.energy_edges)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SkyGeometry):
+            return NotImplemented
+        same_edges = (self.energy_edges is None and other.energy_edges is None) or (
+            self.energy_edges is not None
+            and other.energy_edges is not None
+            and self.energy_edges.shape == other.energy_edges.shape
+            and np.allclose(self.energy_edges.value, other.energy_edges.value, rtol=1e-12, atol=0)
+        )
+        return self.shape == other.shape and self.wcs.wcs.compare(other.wcs.wcs, tolerance=1e-10) and same_edges
+
+    def __hash__(self) -> int:
+        return hash((self.shape, self.wcs.to_header_string(), self.nbins))
+
+    def __repr__(self) -> str:
+        c = self.center
+        lon, lat = c.spherical.lon.deg, c.spherical.lat.deg
+        energy = "" if self.energy_edges is None else (
+            f", energy {self.energy_edges[0].value:.3g}-{self.energy_edges[-1].value:.3g} TeV in {self.nbins} bins"
+        )
+        return (
+            f"SkyGeometry({self.projection} {self.frame} centre ({lon:.4f}, {lat:.4f}) deg, "
+            f"{self.shape[1]} x {self.shape[0]} pixels of {self.pixel_scale:g} deg{energy})"
+        )
+
+    # ------------------------------------------------------------------ derived geometries
+    def to_image(self) -> SkyGeometry:
+        """The same geometry with one energy bin spanning the full range (or none)."""
+        edges = None if self.energy_edges is None else self.energy_edges[[0, -1]]
+        return SkyGeometry(self.wcs, self.shape, edges)
+
+    def with_energy(self, energy_edges: u.Quantity | None) -> SkyGeometry:
+        return SkyGeometry(self.wcs, self.shape, energy_edges)
+
+    def sliced(self, lat: slice, lon: slice) -> SkyGeometry:
+        """Sub-geometry of the pixel ranges ``lat``, ``lon`` (unit-step slices)."""
+        y0, y1, _ = lat.indices(self.shape[0])
+        x0, x1, _ = lon.indices(self.shape[1])
+        if y1 <= y0 or x1 <= x0:
+            raise GeometryError(f"empty cutout: lat {lat}, lon {lon} of an image of shape {self.shape}")
+        wcs = self.wcs.deepcopy()
+        wcs.wcs.crpix = [wcs.wcs.crpix[0] - x0, wcs.wcs.crpix[1] - y0]
+        wcs.wcs.set()
+        return SkyGeometry(wcs, (y1 - y0, x1 - x0), self.energy_edges)
+
+    def cutout_slices(self, position: SkyCoord, width: u.Quantity | Sequence[u.Quantity]) -> tuple[slice, slice]:
+        """Pixel slices (lat, lon) of a box of ``width`` around ``position``, clipped to the map."""
+        widths = np.broadcast_to(
+            np.asarray([Angle(w).to_value("deg") for w in np.atleast_1d(width)]), (2,)
+        )
+        x, y = self.skycoord_to_pixel(position)
+        half_x = widths[0] / self.pixel_scale / 2.0
+        half_y = widths[1] / self.pixel_scale / 2.0
+        x0, x1 = int(np.floor(x - half_x + 0.5)), int(np.floor(x + half_x + 0.5))
+        y0, y1 = int(np.floor(y - half_y + 0.5)), int(np.floor(y + half_y + 0.5))
+        x0, y0 = max(x0, 0), max(y0, 0)
+        x1, y1 = min(x1, self.shape[1]), min(y1, self.shape[0])
+        if x1 <= x0 or y1 <= y0:
+            raise GeometryError(f"cutout around {position} does not overlap the map")
+        return slice(y0, y1), slice(x0, x1)
+
+    def cutout(self, position: SkyCoord, width: u.Quantity | Sequence[u.Quantity]) -> SkyGeometry:
+        """Geometry of a box of ``width`` (angle, or (lon, lat) pair) around ``position``."""
+        return self.sliced(*self.cutout_slices(position, width))
+
+    # ------------------------------------------------------------------ coordinates
+    def pixel_to_skycoord(self, x: np.ndarray | float, y: np.ndarray | float) -> SkyCoord:
+        """Sky coordinates of 0-based pixel positions."""
+        lon, lat = self.wcs.wcs_pix2world(x, y, 0)
+        return SkyCoord(lon, lat, unit="deg", frame=self.frame)
+
+    def skycoord_to_pixel(self, coord: SkyCoord) -> tuple[np.ndarray, np.ndarray]:
+        """0-based pixel positions (x along lon, y along lat) of sky coordinates."""
+        coord = coord.transform_to(self.frame)
+        return self.wcs.wcs_world2pix(coord.spherical.lon.deg, coord.spherical.lat.deg, 0)
+
+    def lonlat(self, lat: slice = slice(None), lon: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """2-D arrays (n_lat, n_lon) of pixel-centre longitude and latitude in degrees."""
+        ys = np.arange(self.shape[0])[lat]
+        xs = np.arange(self.shape[1])[lon]
+        x, y = np.meshgrid(xs, ys)
+        return self.wcs.wcs_pix2world(x, y, 0)
+
+    def skycoord(self, lat: slice = slice(None), lon: slice = slice(None)) -> SkyCoord:
+        """Pixel-centre sky coordinates, shape (n_lat, n_lon) (optionally of a pixel block)."""
+        lon_deg, lat_deg = self.lonlat(lat, lon)
+        return SkyCoord(lon_deg, lat_deg, unit="deg", frame=self.frame)
+
+    def separation(self, position: SkyCoord, lat: slice = slice(None), lon: slice = slice(None)) -> np.ndarray:
+        """Angular distance (deg) of each pixel centre from ``position``, shape (n_lat, n_lon)."""
+        lon_deg, lat_deg = self.lonlat(lat, lon)
+        position = position.transform_to(self.frame)
+        return _angular_distance(
+            lon_deg, lat_deg, position.spherical.lon.deg, position.spherical.lat.deg
+        )
+
+    def solid_angle(self, lat: slice = slice(None), lon: slice = slice(None)) -> np.ndarray:
+        """Exact solid angle (sr) of each pixel, shape (n_lat, n_lon).
+
+        Each pixel is the spherical quadrilateral of its four corners, split into two spherical
+        triangles whose areas follow from the Van Oosterom & Strackee (1983) formula.
+        """
+        y_idx = np.arange(self.shape[0])[lat]
+        x_idx = np.arange(self.shape[1])[lon]
+        ys = np.append(y_idx, y_idx[-1] + 1) - 0.5
+        xs = np.append(x_idx, x_idx[-1] + 1) - 0.5
+        xc, yc = np.meshgrid(xs, ys)
+        lon_c, lat_c = self.wcs.wcs_pix2world(xc, yc, 0)
+        v = _unit_vectors(lon_c, lat_c)
+        a, b, c, d = v[:-1, :-1], v[:-1, 1:], v[1:, 1:], v[1:, :-1]
+        return _triangle_area(a, b, c) + _triangle_area(a, c, d)
+
+    def region_mask(self, regions: regions.SkyRegion | Iterable[regions.SkyRegion], *, inside: bool = True) -> np.ndarray:
+        """Boolean image (n_lat, n_lon), True for pixel centres inside any of ``regions``.
+
+        Parameters
+        ----------
+        regions : `regions.SkyRegion` or iterable of them
+            Sky regions (any frame).
+        inside : bool
+            If False, return the complement (pixels outside all regions). Default is True.
+        """
+        from regions import PixCoord, SkyRegion
+
+        if isinstance(regions, SkyRegion):
+            regions = [regions]
+        ny, nx = self.shape
+        x, y = np.meshgrid(np.arange(nx), np.arange(ny))
+        pixels = PixCoord(x, y)
+        mask = np.zeros(self.shape, dtype=bool)
+        for region in regions:
+            if not isinstance(region, SkyRegion):
+                raise GeometryError(f"expected a regions.SkyRegion, got {type(region).__name__}")
+            mask |= region.to_pixel(self.wcs).contains(pixels)
+        return mask if inside else ~mask
+
+    # ------------------------------------------------------------------ xarray coordinates
+    def coords(self) -> dict[str, tuple]:
+        """xarray coordinates of a map on this geometry (see docs/architecture.md)."""
+        ny, nx = self.shape
+        ref_x = float(np.clip(np.round(self.wcs.wcs.crpix[0] - 1), 0, nx - 1))
+        ref_y = float(np.clip(np.round(self.wcs.wcs.crpix[1] - 1), 0, ny - 1))
+        lon, _ = self.wcs.wcs_pix2world(np.arange(nx, dtype=float), np.full(nx, ref_y), 0)
+        _, lat = self.wcs.wcs_pix2world(np.full(ny, ref_x), np.arange(ny, dtype=float), 0)
+        # Keep longitudes continuous around the reference value (e.g. -5..5 rather than 355..5).
+        lon0 = self.wcs.wcs.crval[0]
+        lon = (lon - lon0 + 180.0) % 360.0 - 180.0 + lon0
+        coords: dict[str, tuple] = {
+            "lon": ("lon", lon, {"units": "deg", "long_name": f"{self.frame} longitude"}),
+            "lat": ("lat", lat, {"units": "deg", "long_name": f"{self.frame} latitude"}),
+            "pix_lon": ("lon", np.arange(nx, dtype=np.int64)),
+            "pix_lat": ("lat", np.arange(ny, dtype=np.int64)),
+            "wcs": ((), self.wcs.to_header_string(relax=True)),
+        }
+        if self.energy_edges is not None:
+            edges = self.energy_edges.to_value("TeV")
+            coords["energy"] = ("energy", np.sqrt(edges[:-1] * edges[1:]), {"units": "TeV"})
+            coords["energy_min"] = ("energy", edges[:-1], {"units": "TeV"})
+            coords["energy_max"] = ("energy", edges[1:], {"units": "TeV"})
+        return coords
+
+
+def _angular_distance(lon1: np.ndarray, lat1: np.ndarray, lon2: float, lat2: float) -> np.ndarray:
+    """Great-circle distance in degrees (Vincenty formula, stable at all separations)."""
+    l1, b1, l2, b2 = (np.radians(v) for v in (lon1, lat1, lon2, lat2))
+    dlon = l1 - l2
+    num1 = np.cos(b1) * np.sin(dlon)
+    num2 = np.cos(b2) * np.sin(b1) - np.sin(b2) * np.cos(b1) * np.cos(dlon)
+    den = np.sin(b2) * np.sin(b1) + np.cos(b2) * np.cos(b1) * np.cos(dlon)
+    return np.degrees(np.arctan2(np.hypot(num1, num2), den))
+
+
+def _unit_vectors(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    lon, lat = np.radians(lon), np.radians(lat)
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
+
+
+def _triangle_area(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Solid angle (sr) of spherical triangles with unit-vector vertices (Van Oosterom & Strackee)."""
+    triple = np.einsum("...i,...i", a, np.cross(b, c))
+    denom = 1.0 + np.einsum("...i,...i", a, b) + np.einsum("...i,...i", b, c) + np.einsum("...i,...i", c, a)
+    return np.abs(2.0 * np.arctan2(triple, denom))

@@ -1,0 +1,98 @@
+"""Sky maps as labelled xarray objects: build them from a geometry, recover the geometry from them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import astropy.units as u
+import numpy as np
+import xarray as xr
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from xgamma.exceptions import GeometryError
+from xgamma.geometry import SkyGeometry
+
+__all__ = ["SPATIAL_DIMS", "MAP_DIMS", "make_map", "map_geometry", "map_units", "with_units"]
+
+SPATIAL_DIMS = ("lat", "lon")
+MAP_DIMS = ("energy", "lat", "lon")
+
+
+def make_map(data: Any, geometry: SkyGeometry, *, name: str | None = None, units: str | u.UnitBase = "") -> xr.DataArray:
+    """Wrap an array (numpy or dask) of shape ``geometry.data_shape`` as a sky map.
+
+    Parameters
+    ----------
+    data : array-like
+        Values, shape ``(n_energy, n_lat, n_lon)`` (or ``(n_lat, n_lon)`` for a geometry without energy).
+    geometry : `~xgamma.geometry.SkyGeometry`
+        Pixel grid (and energy axis) of the map.
+    name : str, optional
+        Variable name (``counts``, ``exposure``...).
+    units : str or `~astropy.units.UnitBase`
+        Units of the values. Default is dimensionless.
+
+    Returns
+    -------
+    map : `xarray.DataArray`
+        Dims ``("energy", "lat", "lon")`` (or ``("lat", "lon")``), coordinates from
+        `SkyGeometry.coords`, ``attrs["units"]`` set.
+    """
+    dims = MAP_DIMS if geometry.energy_edges is not None else SPATIAL_DIMS
+    shape = tuple(np.shape(data))
+    if shape != geometry.data_shape:
+        raise GeometryError(f"map {name or ''} has shape {shape}, geometry expects {geometry.data_shape}")
+    coords = geometry.coords()
+    if geometry.energy_edges is None:
+        coords = {k: v for k, v in coords.items() if not k.startswith("energy")}
+    return xr.DataArray(data, dims=dims, coords=coords, name=name, attrs={"units": u.Unit(units).to_string()})
+
+
+def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
+    """The `SkyGeometry` of a map (or of a Dataset of maps), re-derived after any slicing.
+
+    The WCS stored in the ``wcs`` coordinate is shifted by the first ``pix_lon`` / ``pix_lat`` index
+    so that a cutout made with ``isel`` gets its own, correct reference pixel.
+    """
+    missing = [c for c in ("wcs", "pix_lon", "pix_lat") if c not in obj.coords]
+    if missing or any(d not in obj.dims for d in SPATIAL_DIMS):
+        raise GeometryError(
+            f"not an xgamma sky map: needs dims {SPATIAL_DIMS} and coordinates wcs, pix_lon, pix_lat "
+            f"(missing {missing}); build maps with xgamma.maps.make_map or read them with xgamma.io"
+        )
+    header = fits.Header.fromstring(str(obj.coords["wcs"].values))
+    wcs = WCS(header)
+    pix_lon = np.asarray(obj.coords["pix_lon"].values)
+    pix_lat = np.asarray(obj.coords["pix_lat"].values)
+    if pix_lon.size and (np.any(np.diff(pix_lon) != 1) or np.any(np.diff(pix_lat) != 1)):
+        raise GeometryError("map pixels are not contiguous (strided or reordered selection): no single WCS fits")
+    wcs.wcs.crpix = [wcs.wcs.crpix[0] - pix_lon[0], wcs.wcs.crpix[1] - pix_lat[0]]
+    wcs.wcs.set()
+    energy_edges = None
+    if "energy" in obj.dims:
+        if "energy_min" not in obj.coords or "energy_max" not in obj.coords:
+            raise GeometryError("map has an energy dim but no energy_min/energy_max coordinates")
+        emin = np.asarray(obj.coords["energy_min"].values, dtype=float)
+        emax = np.asarray(obj.coords["energy_max"].values, dtype=float)
+        if emin.size > 1 and not np.allclose(emin[1:], emax[:-1], rtol=1e-10):
+            raise GeometryError("energy bins of the map are not contiguous")
+        energy_edges = u.Quantity(np.append(emin, emax[-1:]), "TeV")
+    return SkyGeometry(wcs=wcs, shape=(pix_lat.size, pix_lon.size), energy_edges=energy_edges)
+
+
+def map_units(da: xr.DataArray) -> u.UnitBase:
+    """Astropy unit of a map from ``attrs["units"]`` (dimensionless when absent)."""
+    try:
+        return u.Unit(da.attrs.get("units", ""))
+    except ValueError as error:
+        raise GeometryError(f"map {da.name!r} has unparsable units {da.attrs.get('units')!r}") from error
+
+
+def with_units(da: xr.DataArray, units: str | u.UnitBase, *, name: str | None = None) -> xr.DataArray:
+    """Return ``da`` with ``attrs["units"]`` (and optionally its name) set; data untouched."""
+    out = da.copy(deep=False)
+    out.attrs = {**da.attrs, "units": u.Unit(units).to_string()}
+    if name is not None:
+        out.name = name
+    return out
