@@ -117,22 +117,64 @@ def _block_counts(data: _ObservationData, geometry: SkyGeometry, lat: slice, lon
     return np.bincount(flat, minlength=nbins * ny * nx).reshape(nbins, ny, nx).astype(float)
 
 
+@dataclass(frozen=True)
+class _PixelBlock:
+    """Geometry of one spatial chunk, computed once and shared by every observation touching it."""
+
+    lat: slice
+    lon: slice
+    lon_deg: np.ndarray  # pixel centres in the map frame
+    lat_deg: np.ndarray
+    ra_deg: np.ndarray  # pixel centres in ICRS (for field-of-view coordinates)
+    dec_deg: np.ndarray
+    solid_angle: np.ndarray  # sr
+
+
+def _pixel_block(geometry: SkyGeometry, lat: slice, lon: slice) -> _PixelBlock:
+    lon_deg, lat_deg = geometry.lonlat(lat, lon)
+    icrs = SkyCoord(lon_deg, lat_deg, unit="deg", frame=geometry.frame).icrs
+    return _PixelBlock(lat, lon, lon_deg, lat_deg, icrs.ra.deg, icrs.dec.deg, geometry.solid_angle(lat, lon))
+
+
+def _background_rate(data: _ObservationData, edges: u.Quantity, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """Background rate integrated over each energy bin (s-1 sr-1), shape (n_energy, n_pixels)."""
+    from xgamma.irf.background import Background3D, fov_coordinates, fov_coordinates_radec, fov_rotation_times
+
+    bkg = data.bkg
+    if not isinstance(bkg, Background3D) or bkg.fov_alignment == "RADEC":
+        pointing = data.pointing
+        fov_lon, fov_lat = fov_coordinates_radec(ra, dec, pointing.ra.deg, pointing.dec.deg)
+        return bkg.integrate_energy(edges, fov_lon, fov_lat).to_value("s-1 sr-1")
+    # ALTAZ-aligned model: the field of view rotates on the sky during the run. Average the rate
+    # over time steps small enough that the rotation stays below 1 deg, weighted by duration.
+    times = fov_rotation_times(data.observation)
+    mids = times[:-1] + 0.5 * (times[1:] - times[:-1])
+    weights = (times[1:] - times[:-1]).to_value("s")
+    pixels = SkyCoord(ra, dec, unit="deg", frame="icrs")
+    rate = np.zeros((edges.size - 1, ra.size))
+    for time, weight in zip(mids, weights / weights.sum()):
+        fov_lon, fov_lat = fov_coordinates(data.observation, pixels, alignment="ALTAZ", time=time)
+        rate += weight * bkg.integrate_energy(edges, fov_lon, fov_lat).to_value("s-1 sr-1")
+    return rate
+
+
 def _make_block(
-    data: _ObservationData, geometry: SkyGeometry, lat: slice, lon: slice, offset_max_deg: float
+    data: _ObservationData, pixels: _PixelBlock, geometry: SkyGeometry, offset_max_deg: float
 ) -> np.ndarray:
     """Counts, exposure (m2 s) and background (counts) of one observation on one pixel block.
 
     Returns an array of shape (3, n_energy, n_lat_block, n_lon_block).
     """
-    from xgamma.irf.background import fov_coordinates
+    from xgamma.geometry.sky import _angular_distance
 
     edges = geometry.energy_edges
-    offset = geometry.separation(data.pointing, lat, lon)
+    pointing = data.pointing.transform_to(geometry.frame)
+    offset = _angular_distance(pixels.lon_deg, pixels.lat_deg, pointing.spherical.lon.deg, pointing.spherical.lat.deg)
     inside = offset < offset_max_deg
     out = np.zeros((3, geometry.nbins, *offset.shape))
     if not inside.any():
         return out
-    out[0] = _block_counts(data, geometry, lat, lon)
+    out[0] = _block_counts(data, geometry, pixels.lat, pixels.lon)
 
     # Evaluate the IRFs only on pixels within offset_max (1-D pixel list keeps temporaries small).
     offset_in = u.Quantity(offset[inside], "deg")
@@ -140,12 +182,9 @@ def _make_block(
     aeff = data.aeff.evaluate(energy_true=centers[:, None], offset=offset_in[None, :])
     out[1][:, inside] = aeff.to_value("m2") * data.livetime_s
 
-    pixels = geometry.skycoord(lat, lon)[inside]
-    fov_lon, fov_lat = fov_coordinates(data.observation, pixels)
-    rate = data.bkg.integrate_energy(edges, fov_lon, fov_lat)  # s-1 sr-1, shape (n_energy, n_pix)
-    solid_angle = geometry.solid_angle(lat, lon)[inside]
+    rate = _background_rate(data, edges, pixels.ra_deg[inside], pixels.dec_deg[inside])
     # The background rate is per unit wall-clock time (dead time included), hence ontime.
-    out[2][:, inside] = rate.to_value("s-1 sr-1") * solid_angle * data.ontime_s
+    out[2][:, inside] = rate * pixels.solid_angle[inside] * data.ontime_s
 
     out[:, ~data.energy_mask] = 0.0
     out[:, :, ~inside] = 0.0
@@ -236,7 +275,9 @@ def make_maps(
     lon_slices = _chunk_slices(geometry.shape[1], size_x)
     token = tokenize([o.obs_id for o in observations], [str(o) for o in observations], geometry.wcs.to_header_string(),
                      geometry.shape, geometry.energy_edges.value, offset_max_deg, safe_energy, size_y, size_x)
-    load_name, block_name, stack_name = (f"xgamma-{kind}-{token}" for kind in ("load", "block", "stack"))
+    load_name, pixel_name, block_name, stack_name = (
+        f"xgamma-{kind}-{token}" for kind in ("load", "pixels", "block", "stack")
+    )
 
     graph: dict[Any, Any] = {}
     for k, observation in enumerate(observations):
@@ -247,8 +288,10 @@ def make_maps(
             for k, observation in enumerate(observations):
                 if _overlaps(geometry, observation.pointing, lat, lon, offset_max_deg):
                     key = (block_name, k, i, j)
-                    graph[key] = (_make_block, (load_name, k), geometry, lat, lon, offset_max_deg)
+                    graph[key] = (_make_block, (load_name, k), (pixel_name, i, j), geometry, offset_max_deg)
                     block_keys.append(key)
+            if block_keys:
+                graph[(pixel_name, i, j)] = (_pixel_block, geometry, lat, lon)
             shape = (3, geometry.nbins, lat.stop - lat.start, lon.stop - lon.start)
             graph[(stack_name, 0, 0, i, j)] = (_stack_blocks, shape, *block_keys)
 

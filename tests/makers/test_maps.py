@@ -1,0 +1,134 @@
+"""Map making: analytic flat-IRF case, laziness, chunk invariance, distributed execution, errors."""
+
+from __future__ import annotations
+
+import astropy.units as u
+import dask
+import numpy as np
+import pytest
+import xarray as xr
+from astropy.coordinates import SkyCoord
+from flat_store import AREA_M2, LIVETIME, ONTIME, RATE
+
+from xgamma.exceptions import ConfigError, DataStoreError, GeometryError
+from xgamma.geometry import SkyGeometry, energy_edges
+from xgamma.io.datastore import DataStore
+from xgamma.makers import make_maps, make_observation_maps, squash_energy
+from xgamma.testing import raise_if_dask_computes
+
+
+@pytest.fixture(scope="module")
+def flat_obs(flat_store_dir):
+    return DataStore(flat_store_dir).observations()
+
+
+@pytest.fixture(scope="module")
+def flat_geom():
+    return SkyGeometry.create((83.63, 22.51), width=4 * u.deg, binsz=0.05 * u.deg, frame="icrs",
+                              projection="TAN", energy_edges=energy_edges(0.1 * u.TeV, 10 * u.TeV, 4))
+
+
+def test_flat_irf_gives_analytic_maps(flat_obs, flat_geom):
+    maps = make_maps(flat_obs, flat_geom, offset_max=1.5 * u.deg).compute()
+    inside = flat_geom.separation(flat_obs[0].pointing) < 1.5
+    assert maps.exposure.attrs["units"] == "m2 s" and maps.background.attrs["units"] == ""
+    # Exposure: A x livetime exactly (float64 arithmetic on exactly representable inputs).
+    np.testing.assert_allclose(maps.exposure.values[:, inside], AREA_M2 * LIVETIME, rtol=1e-12)
+    assert np.all(maps.exposure.values[:, ~inside] == 0)
+    # Background: rate x dE x solid angle x ontime. The IRF table is float32 in the file, and
+    # its log-log energy integration runs at that precision: rtol 1e-6 (a few float32 epsilons).
+    d_energy = np.diff(flat_geom.energy_edges.to_value("MeV"))
+    expected = RATE * d_energy[:, None, None] * flat_geom.solid_angle()[None] * ONTIME
+    np.testing.assert_allclose(maps.background.values[:, inside], expected[:, inside], rtol=1e-6)
+    assert np.all(maps.background.values[:, ~inside] == 0)
+
+
+def test_counts_match_direct_histogram(flat_obs, flat_geom):
+    maps = make_maps(flat_obs, flat_geom, offset_max=10 * u.deg).compute()
+    events = flat_obs[0].events
+    x, y = flat_geom.skycoord_to_pixel(SkyCoord(events.ra, events.dec, unit="deg"))
+    edges = flat_geom.energy_edges.to_value("TeV")
+    expected, _ = np.histogramdd(
+        np.column_stack([np.asarray(events.energy, float), y, x]),
+        bins=[edges, np.arange(flat_geom.shape[0] + 1) - 0.5, np.arange(flat_geom.shape[1] + 1) - 0.5],
+    )
+    np.testing.assert_array_equal(maps.counts.values, expected)
+
+
+def test_safe_energy_zeroes_bins_outside_thresholds(flat_obs, flat_geom):
+    # LO_THRES = 0.5 TeV, HI_THRES = 50 TeV: bins [0.1, 0.316] and [0.316, 1] are not fully inside.
+    maps = make_maps(flat_obs, flat_geom, offset_max=1.5 * u.deg, safe_energy="aeff-default").compute()
+    totals = maps.exposure.sum(("lat", "lon")).values
+    assert totals[0] == 0 and totals[1] == 0 and totals[2] > 0 and totals[3] > 0
+
+
+def test_building_is_lazy_and_chunk_invariant(flat_obs, flat_geom):
+    with raise_if_dask_computes():
+        small = make_maps(flat_obs, flat_geom, offset_max=1.5 * u.deg, chunks=(7, 13))
+        images = squash_energy(small)
+    assert isinstance(small.counts.data, dask.array.Array) and isinstance(images.exposure.data, dask.array.Array)
+    assert small.counts.data.chunks[1][0] == 7 and small.counts.data.chunks[2][0] == 13
+    whole = make_maps(flat_obs, flat_geom, offset_max=1.5 * u.deg, chunks=1000).compute()
+    xr.testing.assert_allclose(small.compute(), whole, rtol=1e-12, atol=0)
+
+
+def test_one_task_per_overlapping_chunk(flat_obs):
+    """Chunks beyond offset_max of every pointing get no block task at all."""
+    geom = SkyGeometry.create((83.63, 22.51), width=(12 * u.deg, 4 * u.deg), binsz=0.1 * u.deg, frame="icrs",
+                              energy_edges=energy_edges(0.1 * u.TeV, 10 * u.TeV, 2))
+    maps = make_maps(flat_obs, geom, offset_max=1 * u.deg, chunks=20)
+    keys = [k for k in dict(maps.counts.data.__dask_graph__()) if isinstance(k, tuple) and "block" in k[0]]
+    n_chunks = len(maps.counts.data.chunks[1]) * len(maps.counts.data.chunks[2])
+    assert 0 < len(keys) < n_chunks
+
+
+def test_observation_maps_sum_to_stack(flat_obs, flat_geom):
+    per_obs = make_observation_maps(flat_obs, flat_geom, offset_max=1.5 * u.deg)
+    stacked = make_maps(flat_obs, flat_geom, offset_max=1.5 * u.deg)
+    total = sum(m.counts for m in per_obs)
+    np.testing.assert_array_equal(total.values, stacked.counts.values)
+
+
+def test_squash_exposure_weighting(flat_obs, flat_geom):
+    maps = make_maps(flat_obs, flat_geom, offset_max=1.5 * u.deg)
+    images = squash_energy(maps, spectrum={"type": "powerlaw", "index": 2.0}).compute()
+    assert images.counts.shape == (1, *flat_geom.shape)
+    np.testing.assert_allclose(images.energy_min.values, [0.1]) and np.testing.assert_allclose(images.energy_max.values, [10])
+    # npred = sum_i F_i A_i = F_total x squashed exposure for the weighting spectrum.
+    edges = flat_geom.energy_edges.to_value("TeV")
+    fluxes = 1 / edges[:-1] - 1 / edges[1:]  # integral of E^-2 over each bin
+    cube = maps.exposure.compute().values
+    npred = (fluxes[:, None, None] * cube).sum(axis=0)
+    np.testing.assert_allclose(images.exposure.values[0] * fluxes.sum(), npred, rtol=1e-12)
+    np.testing.assert_array_equal(images.counts.values[0], maps.counts.values.sum(axis=0))
+
+
+def test_distributed_local_cluster_gives_same_maps(flat_obs, flat_geom):
+    distributed = pytest.importorskip("distributed")
+    reference = make_maps(flat_obs, flat_geom, offset_max=1.5 * u.deg, chunks=40).compute(scheduler="sync")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        maps = make_maps(flat_obs, flat_geom, offset_max=1.5 * u.deg, chunks=40)
+        result = client.compute(maps).result()
+        assert len(client.scheduler_info()["workers"]) == 2
+    xr.testing.assert_identical(result, reference)
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"offset_max": -1 * u.deg}, ConfigError, "offset_max must be positive"),
+        ({"offset_max": 1 * u.TeV}, ConfigError, "offset_max: expected an angle"),
+        ({"offset_max": 1 * u.deg, "chunks": 0}, GeometryError, "chunk sizes must be positive"),
+    ],
+)
+def test_bad_arguments(flat_obs, flat_geom, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        make_maps(flat_obs, flat_geom, **kwargs)
+
+
+def test_empty_selection_and_missing_energy_axis(flat_obs, flat_geom):
+    with pytest.raises(DataStoreError, match="selection is empty"):
+        make_maps([], flat_geom, offset_max=1 * u.deg)
+    with pytest.raises(GeometryError, match="energy axis"):
+        make_maps(flat_obs, flat_geom.with_energy(None), offset_max=1 * u.deg)

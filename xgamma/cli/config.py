@@ -1,0 +1,244 @@
+"""Analysis configuration: YAML with environment variables, validated key by key.
+
+Every key maps onto one argument of the Python API (see ``docs/config.md``). Errors name the key
+path (``maps.offset_max``), the bad value and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from xgamma.exceptions import ConfigError
+
+__all__ = ["load_config", "validate_config", "parse_angle", "parse_energy", "SCHEMA"]
+
+_ENV = re.compile(r"\$\{([^}]+)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _expand(value: Any, path: str) -> Any:
+    if isinstance(value, str):
+        def replace(match: re.Match) -> str:
+            name = match.group(1) or match.group(2)
+            if name not in os.environ:
+                raise ConfigError(f"{path}: environment variable ${{{name}}} is not set")
+            return os.environ[name]
+
+        return _ENV.sub(replace, value)
+    if isinstance(value, Mapping):
+        return {k: _expand(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _quantity(value: Any, path: str, physical_type: str, default_unit: str | None = None):
+    import astropy.units as u
+
+    try:
+        if isinstance(value, (int, float)) and default_unit is not None:
+            quantity = u.Quantity(value, default_unit)
+        else:
+            quantity = u.Quantity(value)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{path}: cannot read {value!r} as a quantity ({physical_type}), e.g. '1 {default_unit or 'deg'}'") from error
+    if quantity.unit.physical_type != physical_type:
+        raise ConfigError(f"{path}: expected units of {physical_type}, got {value!r} ({quantity.unit.physical_type})")
+    return quantity
+
+
+def parse_angle(value: Any, path: str):
+    """An angle Quantity from '0.02 deg', a Quantity or a number (degrees)."""
+    return _quantity(value, path, "angle", "deg")
+
+
+def parse_energy(value: Any, path: str):
+    """An energy Quantity from '1 TeV', a Quantity or a number (TeV)."""
+    return _quantity(value, path, "energy", "TeV")
+
+
+def _number(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{path}: expected a number, got {value!r}")
+    return float(value)
+
+
+def _positive_int(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{path}: expected a positive integer, got {value!r}")
+    return value
+
+
+def _string(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}: expected a string, got {value!r}")
+    return value
+
+
+def _boolean(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}: expected true or false, got {value!r}")
+    return value
+
+
+def _position(value: Any, path: str) -> Any:
+    from astropy.coordinates import SkyCoord
+
+    section = _section(value, path, {"lon": parse_angle, "lat": parse_angle, "frame": _string}, required=("lon", "lat"))
+    frame = section.get("frame", "galactic")
+    if frame not in ("galactic", "icrs"):
+        raise ConfigError(f"{path}.frame: expected 'galactic' or 'icrs', got {frame!r}")
+    return SkyCoord(section["lon"], section["lat"], frame=frame)
+
+
+def _list_of(item: Callable[[Any, str], Any]) -> Callable[[Any, str], list]:
+    def parse(value: Any, path: str) -> list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        return [item(v, f"{path}[{i}]") for i, v in enumerate(value)]
+
+    return parse
+
+
+def _width(value: Any, path: str) -> list:
+    if isinstance(value, list):
+        if len(value) != 2:
+            raise ConfigError(f"{path}: expected [lon width, lat width], got {value!r}")
+        return [parse_angle(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    angle = parse_angle(value, path)
+    return [angle, angle]
+
+
+def _obs_id(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{path}: expected an integer observation id, got {value!r}")
+    return value
+
+
+def _passthrough(value: Any, path: str) -> Any:
+    """Validated later by the component that reads it (models, plugins)."""
+    return value
+
+
+def _section(value: Any, path: str, schema: Mapping[str, Any], required: tuple[str, ...] = ()) -> dict:
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of keys {sorted(schema)}, got {value!r}")
+    unknown = [k for k in value if k not in schema]
+    if unknown:
+        where = f"{path}.{unknown[0]}" if path else str(unknown[0])
+        raise ConfigError(f"unknown key {where!r}; known keys{' of ' + path if path else ''}: {sorted(schema)}")
+    missing = [k for k in required if k not in value]
+    if missing:
+        where = f"{path}.{missing[0]}" if path else missing[0]
+        raise ConfigError(f"missing key {where!r}")
+    out = {}
+    for key, item in value.items():
+        parser = schema[key]
+        sub = f"{path}.{key}" if path else key
+        out[key] = _section(item, sub, parser) if isinstance(parser, Mapping) else parser(item, sub)
+    return out
+
+
+def _datastore(value: Any, path: str) -> Path:
+    folder = Path(_string(value, path)).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"{path}: data store directory not found: {folder}")
+    return folder
+
+
+def _energy_axis(value: Any, path: str) -> dict:
+    section = _section(value, path, {"min": parse_energy, "max": parse_energy, "nbins": _positive_int},
+                       required=("min", "max", "nbins"))
+    if not section["min"] < section["max"]:
+        raise ConfigError(f"{path}: min ({section['min']}) must be below max ({section['max']})")
+    return section
+
+
+def _positive_angle(value: Any, path: str):
+    angle = parse_angle(value, path)
+    if not angle.value > 0:
+        raise ConfigError(f"{path}: must be positive, got {value!r}")
+    return angle
+
+
+def _safe_energy(value: Any, path: str) -> str | None:
+    if value is None:
+        return None
+    if value != "aeff-default":
+        raise ConfigError(f"{path}: expected 'aeff-default' or null, got {value!r}")
+    return value
+
+
+def _spectrum(value: Any, path: str) -> dict:
+    section = _section(value, path, {"type": _string, "index": _number})
+    if section.get("type", "powerlaw") != "powerlaw":
+        raise ConfigError(f"{path}.type: only 'powerlaw' is supported, got {section['type']!r}")
+    return {"type": "powerlaw", "index": section.get("index", 2.0)}
+
+
+def _fit_on(value: Any, path: str) -> str:
+    if value not in ("images", "cube"):
+        raise ConfigError(f"{path}: expected 'images' or 'cube', got {value!r}")
+    return value
+
+
+SCHEMA: dict[str, Any] = {
+    "data": {"datastore": _datastore, "obs_ids": _list_of(_obs_id), "object": _string,
+             "cone": {"center": _position, "radius": _positive_angle}},
+    "geometry": {"center": _position, "width": _width, "binsz": _positive_angle, "projection": _string,
+                 "energy": _energy_axis},
+    "maps": {"offset_max": _positive_angle, "safe_energy": _safe_energy, "chunks": _positive_int,
+             "squash": {"spectrum": _spectrum}},
+    "psf": {"position": _position, "spectrum": _spectrum, "max_radius": _positive_angle,
+            "containment": _number},
+    "models": _list_of(_passthrough),
+    "background_model": {"norm": _passthrough, "tilt": _passthrough},
+    "fit": {"on": _fit_on, "minos": _list_of(_string)},
+    "exclusion": {"regions": _list_of(_string), "threshold": _number, "dilation": _positive_angle,
+                  "max_iterations": _positive_int},
+    "ring": {"method": _string, "r_in": _positive_angle, "width": _positive_angle, "offset_max": _positive_angle},
+    "significance": {"correlation_radius": _positive_angle},
+    "plots": _boolean,
+}
+
+_REQUIRED = {"data": ("datastore",), "geometry": ("center", "width", "binsz", "energy"), "maps": ("offset_max",)}
+
+
+def validate_config(raw: Mapping[str, Any]) -> dict:
+    """Check a configuration mapping key by key and convert values (Quantities, SkyCoords).
+
+    Raises
+    ------
+    ConfigError
+        Naming the key path of the first unknown key, missing key or bad value.
+    """
+    raw = _expand(raw, "")
+    config = _section(raw, "", SCHEMA, required=("data", "geometry", "maps"))
+    for section, keys in _REQUIRED.items():
+        for key in keys:
+            if key not in config[section]:
+                raise ConfigError(f"missing key '{section}.{key}'")
+    if "ring" in config and "significance" not in config:
+        config["significance"] = {}
+    return config
+
+
+def load_config(path: str | os.PathLike) -> dict:
+    """Read and validate a YAML configuration file (``${VAR}`` environment variables expanded)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"configuration file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: the configuration must be a mapping of sections")
+    return validate_config(raw)

@@ -1,0 +1,143 @@
+"""The ``xgamma`` command line. Heavy modules are imported inside the commands."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xgamma",
+        description="Gamma-ray sky-map analysis of IACT DL3 data with xarray and dask.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def scheduler_options(p: argparse.ArgumentParser) -> None:
+        group = p.add_mutually_exclusive_group()
+        group.add_argument("--workers", type=int, metavar="N",
+                           help="run on a local dask.distributed cluster of N single-threaded workers")
+        group.add_argument("--scheduler", metavar="ADDRESS",
+                           help="run on an existing dask.distributed scheduler (e.g. tcp://host:8786)")
+        p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or log messages")
+
+    run = sub.add_parser("run", help="run the analysis stages of a YAML configuration")
+    run.add_argument("config", type=Path, help="YAML configuration file")
+    run.add_argument("--output", "-o", type=Path, required=True, help="output folder")
+    scheduler_options(run)
+
+    demo = sub.add_parser("demo", help="simulate a small data store and run the whole reference workflow")
+    demo.add_argument("--data", type=Path, help="use this DL3 data store instead of simulating one")
+    demo.add_argument("--output", "-o", type=Path, default=Path("xgamma-demo"),
+                      help="output folder (default: ./xgamma-demo)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed of the simulation (default: 0)")
+    scheduler_options(demo)
+
+    info = sub.add_parser("info", help="observation table and IRF summary of a DL3 data store")
+    info.add_argument("datastore", type=Path, help="folder with hdu-index and obs-index files")
+    info.add_argument("--obs-id", type=int, action="append", help="show IRFs of this observation")
+
+    sub.add_parser("plugins", help="list installed models, background estimators and IRF readers")
+    return parser
+
+
+@contextlib.contextmanager
+def _scheduler(args: argparse.Namespace) -> Iterator[None]:
+    """Make a dask.distributed client current for the duration of a command, if asked for."""
+    workers = getattr(args, "workers", None)
+    address = getattr(args, "scheduler", None)
+    if workers is None and address is None:
+        yield
+        return
+    from distributed import Client, LocalCluster
+
+    if address is not None:
+        with Client(address) as client:
+            logging.getLogger("xgamma").info("dask scheduler %s", client.scheduler.address)
+            yield
+        return
+    if workers < 1:
+        raise SystemExit("xgamma: error: --workers must be >= 1")
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster):
+        yield
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from xgamma.cli.config import load_config
+    from xgamma.cli.pipeline import run_analysis
+
+    config = load_config(args.config)
+    with _scheduler(args):
+        state = run_analysis(config, args.output, progress=not args.quiet)
+    if not args.quiet:
+        for name, path in state.products.items():
+            print(f"{name:>14}: {path}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from xgamma.cli.demo import run_demo
+
+    with _scheduler(args):
+        summary = run_demo(output=args.output, data=args.data, seed=args.seed, progress=not args.quiet)
+    if not args.quiet:
+        print(summary)
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from xgamma.cli.info import datastore_info
+
+    print(datastore_info(args.datastore, obs_ids=args.obs_id))
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from xgamma.plugin.registry import format_plugin_table
+
+    print(format_plugin_table())
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "demo": _cmd_demo, "info": _cmd_info, "plugins": _cmd_plugins}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``xgamma`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from xgamma import __version__
+
+        print(f"xgamma {__version__}")
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    quiet = getattr(args, "quiet", False)
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="xgamma: %(message)s")
+    from xgamma.exceptions import XgammaError
+
+    try:
+        return COMMANDS[args.command](args)
+    except XgammaError as error:
+        print(f"xgamma: error: {error}", file=sys.stderr)
+        return 1
+    except (FileExistsError, FileNotFoundError, PermissionError) as error:
+        print(f"xgamma: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("xgamma: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
