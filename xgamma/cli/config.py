@@ -228,15 +228,35 @@ def validate_config(raw: Mapping[str, Any]) -> dict:
     return config
 
 
+def _yaml_loader():
+    """A safe YAML loader with YAML 1.2 booleans: only true/false, so that ``on: images`` stays a key."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
+    return Loader
+
+
 def load_config(path: str | os.PathLike) -> dict:
-    """Read and validate a YAML configuration file (``${VAR}`` environment variables expanded)."""
+    """Read and validate a YAML configuration file (``${VAR}`` environment variables expanded).
+
+    Booleans follow YAML 1.2 (only ``true``/``false``), so keys such as ``on`` are plain strings.
+    """
     import yaml
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"configuration file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_yaml_loader())  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
     if not isinstance(raw, Mapping):

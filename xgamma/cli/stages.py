@@ -1,0 +1,224 @@
+"""The ``fit``, ``significance`` and ``plots`` stages of ``xgamma run`` (see `xgamma.cli.pipeline`)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from xgamma.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from xgamma.cli.pipeline import AnalysisState
+
+__all__ = ["stage_fit", "stage_significance", "stage_plots", "build_models", "build_exclusion",
+           "observation_images"]
+
+
+def _write_json(path, payload: dict) -> Any:
+    from xgamma.io.fits_maps import atomic_path
+
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, default=float))
+    return path
+
+
+def build_models(config: dict) -> list:
+    """Sky models (``models``) and the background model (``background_model``) of the config."""
+    from xgamma.exceptions import XgammaError
+    from xgamma.models.io import background_model_from_dict, sky_model_from_dict
+
+    models = []
+    for i, entry in enumerate(config.get("models", [])):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"models[{i}]: expected a mapping with name, spatial, spectral")
+        try:
+            models.append(sky_model_from_dict(entry))
+        except XgammaError as error:
+            raise ConfigError(f"models[{i}]: {error}") from error
+    background = config.get("background_model")
+    if background is not None:
+        try:
+            models.append(background_model_from_dict(dict(background), name="background"))
+        except XgammaError as error:
+            raise ConfigError(f"background_model: {error}") from error
+    return models
+
+
+def _psf_spectrum(section: dict):
+    from xgamma.models.spectral import PowerLaw
+
+    spectrum = section.get("spectrum", {"type": "powerlaw", "index": 2.0})
+    return PowerLaw(index=spectrum.get("index", 2.0))
+
+
+def stage_fit(state: AnalysisState) -> None:
+    """PSF kernel, models, Cash fit with iminuit; writes fit.json, models.yaml, residuals.fits."""
+    import xarray as xr
+
+    from xgamma.fit.dataset import MapDataset
+    from xgamma.fit.fitter import fit
+    from xgamma.fit.psf_kernel import psf_kernel_for_geometry
+    from xgamma.io.fits_maps import write_maps
+    from xgamma.models.io import write_models
+
+    config = state.config
+    fit_section = config.get("fit", {})
+    on = fit_section.get("on", "images")
+    maps = state.images if on == "images" else state.maps
+    psf_section = config.get("psf", {})
+    position = psf_section.get("position", state.geometry.center)
+    kernel = psf_kernel_for_geometry(
+        state.observations, state.geometry, position, spectrum=_psf_spectrum(psf_section), image=on == "images",
+        max_radius=psf_section.get("max_radius"), containment=psf_section.get("containment", 0.999),
+    )
+    models = build_models(config)
+    if not models:
+        raise ConfigError("fit: no models configured (add a 'models' section)")
+    dataset = MapDataset.from_maps(maps, psf=kernel, models=models)
+    result = fit(dataset, minos=fit_section.get("minos", ()))
+    state.fit_result = result
+    state.dataset = dataset
+
+    _write_json(state.output / "fit.json", result.to_dict())
+    from xgamma.io.fits_maps import atomic_path
+
+    with atomic_path(state.output / "models.yaml", overwrite=True) as tmp:
+        write_models(models, tmp)
+    state.products["models"] = state.output / "models.yaml"
+    state.products["fit"] = state.output / "fit.json"
+    residuals = dataset.residual_maps()
+    products = xr.Dataset({"npred": dataset.npred(), **{k: v for k, v in residuals.data_vars.items()}})
+    rename = {name: name for name in products.data_vars}
+    state.residuals = products.rename(rename)
+    state.products["residuals"] = write_maps(state.residuals, state.output / "residuals.fits", overwrite=True)
+    state.summary["fit"] = {
+        "success": bool(result.success), "statistic": float(result.statistic),
+        "values": result.values, "errors": result.errors,
+        "psf_r68_deg": np.atleast_1d(np.asarray(getattr(kernel.r68, "value", kernel.r68))).tolist(),
+    }
+
+
+def build_exclusion(config: dict, geometry) -> xr.DataArray:
+    """Exclusion mask (True = usable for background) from ``exclusion.regions``."""
+    from xgamma.background.exclusion import make_exclusion_mask
+
+    regions = config.get("exclusion", {}).get("regions")
+    try:
+        return make_exclusion_mask(geometry.to_image(), regions)
+    except Exception as error:
+        from xgamma.exceptions import XgammaError
+
+        if isinstance(error, XgammaError):
+            raise ConfigError(f"exclusion.regions: {error}") from error
+        raise
+
+
+def observation_images(state: AnalysisState) -> xr.Dataset:
+    """Per-observation squashed counts and background along an ``obs_id`` dim, with pointings.
+
+    The ring background is estimated per observation and then stacked, so that the correlation of
+    overlapping runs is not counted twice.
+    """
+    import xarray as xr
+
+    from xgamma.makers import make_observation_maps, squash_energy
+
+    section = state.config["maps"]
+    per_obs = make_observation_maps(
+        state.observations, state.geometry, offset_max=section["offset_max"],
+        safe_energy=section.get("safe_energy"), chunks=section.get("chunks"),
+    )
+    spectrum = section.get("squash", {}).get("spectrum")
+    images = [squash_energy(m[["counts", "background"]], spectrum=spectrum) for m in per_obs]
+    stacked = xr.concat(images, dim="obs_id", coords="minimal", compat="override", join="override")
+    ids = [int(o.obs_id) for o in state.observations]
+    return stacked.assign_coords(
+        obs_id=("obs_id", ids),
+        pointing_ra=("obs_id", [o.pointing.ra.deg for o in state.observations]),
+        pointing_dec=("obs_id", [o.pointing.dec.deg for o in state.observations]),
+    )
+
+
+def stage_significance(state: AnalysisState) -> None:
+    """Ring background, correlated Li & Ma significance and excess; significance.fits and .json."""
+    import dask
+
+    from xgamma.background.ring import RingBackground
+    from xgamma.estimators.distribution import significance_distribution
+    from xgamma.estimators.significance import significance_maps
+    from xgamma.io.fits_maps import write_maps
+    from xgamma.plugin.registry import get_registry
+
+    config = state.config
+    ring = dict(config.get("ring", {}))
+    method = ring.pop("method", "ring")
+    estimator_cls = get_registry().get_background_estimator(method) if method != "ring" else RingBackground
+    exclusion = build_exclusion(config, state.geometry)
+    estimator = estimator_cls(exclusion=exclusion, **{k: v for k, v in ring.items()})
+    result = estimator.run(observation_images(state))
+    radius = config.get("significance", {}).get("correlation_radius", "0.1 deg")
+    maps = significance_maps(result, correlation_radius=radius)
+    (result, maps) = dask.compute(result, maps)
+    products = {
+        "counts": result["counts"], "off": result["off"], "alpha": result["alpha"],
+        "background": result["background"], "excess": maps["excess"], "significance": maps["significance"],
+        "exclusion": exclusion.astype(np.int16),
+    }
+    import xarray as xr
+
+    from xgamma.maps import with_units
+
+    dataset = xr.Dataset({name: with_units(_as_image(da), da.attrs.get("units", ""), name=name)
+                          for name, da in products.items()})
+    state.significance = dataset
+    state.products["significance"] = write_maps(dataset, state.output / "significance.fits", overwrite=True)
+
+    significance = dataset["significance"]
+    values = np.asarray(significance.values)[0]
+    if np.isfinite(values).any():
+        peak = np.unravel_index(np.nanargmax(values), values.shape)
+        position = state.geometry.pixel_to_skycoord(peak[1], peak[0])
+        max_position = {"lon": float(position.spherical.lon.wrap_at("180d").deg),
+                        "lat": float(position.spherical.lat.deg), "frame": state.geometry.frame}
+        max_significance = float(values[peak])
+    else:
+        max_position, max_significance = None, None
+    distribution = significance_distribution(significance, exclusion=dataset["exclusion"].astype(bool))
+    state.distribution = distribution
+    payload = {"max_significance": max_significance, "max_position": max_position,
+               "off_distribution": distribution.to_dict()}
+    state.products["significance_json"] = _write_json(state.output / "significance.json", payload)
+    state.summary["significance"] = payload
+
+
+def _as_image(da: xr.DataArray) -> xr.DataArray:
+    """Ensure a length-1 energy dim (FITS layout of images)."""
+    if "energy" in da.dims:
+        return da.transpose("energy", "lat", "lon")
+    return da.expand_dims("energy", 0) if "energy" in da.coords else da
+
+
+def stage_plots(state: AnalysisState) -> None:
+    """PNG plots of every product made so far (``plots: true``)."""
+    from xgamma.plotting import save_analysis_plots
+
+    products: dict[str, Any] = {}
+    if state.images is not None:
+        products.update(counts=state.images["counts"], background_model=state.images["background"])
+    significance = getattr(state, "significance", None)
+    if significance is not None:
+        products.update(excess=significance["excess"], significance=significance["significance"],
+                        exclusion=significance["exclusion"], distribution=getattr(state, "distribution", None))
+    residuals = getattr(state, "residuals", None)
+    if residuals is not None:
+        products.update(residuals=residuals)
+    result = getattr(state, "fit_result", None)
+    if result is not None:
+        products.update(fit_result=result)
+    paths = save_analysis_plots(products, state.output / "plots")
+    for path in paths:
+        state.products[f"plot {path.stem}"] = path
