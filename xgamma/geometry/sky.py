@@ -14,6 +14,7 @@ from astropy.wcs import WCS
 
 from xgamma.exceptions import GeometryError
 from xgamma.geometry.energy import energy_centers
+from xgamma.geometry.spherical import angular_distance, triangle_solid_angle, unit_vectors
 
 if TYPE_CHECKING:
     import regions
@@ -277,7 +278,7 @@ class SkyGeometry:
         """Angular distance (deg) of each pixel centre from ``position``, shape (n_lat, n_lon)."""
         lon_deg, lat_deg = self.lonlat(lat, lon)
         position = position.transform_to(self.frame)
-        return _angular_distance(
+        return angular_distance(
             lon_deg, lat_deg, position.spherical.lon.deg, position.spherical.lat.deg
         )
 
@@ -293,9 +294,9 @@ class SkyGeometry:
         xs = np.append(x_idx, x_idx[-1] + 1) - 0.5
         xc, yc = np.meshgrid(xs, ys)
         lon_c, lat_c = self.wcs.wcs_pix2world(xc, yc, 0)
-        v = _unit_vectors(lon_c, lat_c)
+        v = unit_vectors(lon_c, lat_c)
         a, b, c, d = v[:-1, :-1], v[:-1, 1:], v[1:, 1:], v[1:, :-1]
-        return _triangle_area(a, b, c) + _triangle_area(a, c, d)
+        return triangle_solid_angle(a, b, c) + triangle_solid_angle(a, c, d)
 
     def region_mask(self, regions: regions.SkyRegion | Iterable[regions.SkyRegion], *, inside: bool = True) -> np.ndarray:
         """Boolean image (n_lat, n_lon), True for pixel centres inside any of ``regions``.
@@ -345,25 +346,3 @@ class SkyGeometry:
             coords["energy_min"] = ("energy", edges[:-1], {"units": "TeV"})
             coords["energy_max"] = ("energy", edges[1:], {"units": "TeV"})
         return coords
-
-
-def _angular_distance(lon1: np.ndarray, lat1: np.ndarray, lon2: float, lat2: float) -> np.ndarray:
-    """Great-circle distance in degrees (Vincenty formula, stable at all separations)."""
-    l1, b1, l2, b2 = (np.radians(v) for v in (lon1, lat1, lon2, lat2))
-    dlon = l1 - l2
-    num1 = np.cos(b1) * np.sin(dlon)
-    num2 = np.cos(b2) * np.sin(b1) - np.sin(b2) * np.cos(b1) * np.cos(dlon)
-    den = np.sin(b2) * np.sin(b1) + np.cos(b2) * np.cos(b1) * np.cos(dlon)
-    return np.degrees(np.arctan2(np.hypot(num1, num2), den))
-
-
-def _unit_vectors(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    lon, lat = np.radians(lon), np.radians(lat)
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
-
-
-def _triangle_area(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Solid angle (sr) of spherical triangles with unit-vector vertices (Van Oosterom & Strackee)."""
-    triple = np.einsum("...i,...i", a, np.cross(b, c))
-    denom = 1.0 + np.einsum("...i,...i", a, b) + np.einsum("...i,...i", b, c) + np.einsum("...i,...i", c, a)
-    return np.abs(2.0 * np.arctan2(triple, denom))

@@ -23,6 +23,14 @@ from astropy.coordinates import Angle, SkyCoord
 
 from xgamma.exceptions import ConfigError, DataStoreError, GeometryError
 from xgamma.geometry import SkyGeometry
+from xgamma.geometry.spherical import (
+    angular_distance,
+    chord_separation,
+    lonlat_from_vectors,
+    rotation_matrix,
+    transform_lonlat,
+    unit_vectors,
+)
 from xgamma.maps import make_map
 
 if TYPE_CHECKING:
@@ -42,6 +50,7 @@ class _ObservationData:
 
     obs_id: int
     pointing: SkyCoord
+    pointing_vector: np.ndarray  # unit vector of the pointing in the map frame
     livetime_s: float
     ontime_s: float
     event_x: np.ndarray  # 0-based pixel x of each event in the full geometry
@@ -85,8 +94,9 @@ def _load_observation(observation: Observation, geometry: SkyGeometry, safe_ener
     """Read one observation's events and IRFs and place events on the pixel grid."""
     events = observation.events
     edges = geometry.energy_edges.to_value("TeV")
-    coords = SkyCoord(events.ra, events.dec, unit="deg", frame="icrs")
-    x, y = geometry.skycoord_to_pixel(coords)
+    # A fixed rotation (not SkyCoord) to the map frame: same numbers as astropy to 1e-13 deg.
+    lon, lat = transform_lonlat(np.asarray(events.ra, float), np.asarray(events.dec, float), "icrs", geometry.frame)
+    x, y = geometry.wcs.wcs_world2pix(lon, lat, 0)
     energy = np.asarray(events.energy, dtype=float)
     energy_bin = np.searchsorted(edges, energy, side="right") - 1
     energy_bin[(energy < edges[0]) | (energy >= edges[-1])] = -1
@@ -94,6 +104,8 @@ def _load_observation(observation: Observation, geometry: SkyGeometry, safe_ener
     return _ObservationData(
         obs_id=int(observation.obs_id),
         pointing=observation.pointing,
+        pointing_vector=unit_vectors(*transform_lonlat(observation.pointing.ra.deg, observation.pointing.dec.deg,
+                                                       "icrs", geometry.frame)),
         livetime_s=u.Quantity(observation.livetime).to_value("s"),
         ontime_s=u.Quantity(observation.ontime).to_value("s"),
         event_x=np.asarray(x),
@@ -123,8 +135,7 @@ class _PixelBlock:
 
     lat: slice
     lon: slice
-    lon_deg: np.ndarray  # pixel centres in the map frame
-    lat_deg: np.ndarray
+    vectors: np.ndarray  # unit vectors of pixel centres in the map frame, (n_lat, n_lon, 3)
     ra_deg: np.ndarray  # pixel centres in ICRS (for field-of-view coordinates)
     dec_deg: np.ndarray
     solid_angle: np.ndarray  # sr
@@ -132,8 +143,9 @@ class _PixelBlock:
 
 def _pixel_block(geometry: SkyGeometry, lat: slice, lon: slice) -> _PixelBlock:
     lon_deg, lat_deg = geometry.lonlat(lat, lon)
-    icrs = SkyCoord(lon_deg, lat_deg, unit="deg", frame=geometry.frame).icrs
-    return _PixelBlock(lat, lon, lon_deg, lat_deg, icrs.ra.deg, icrs.dec.deg, geometry.solid_angle(lat, lon))
+    vectors = unit_vectors(lon_deg, lat_deg)
+    ra, dec = lonlat_from_vectors(vectors @ rotation_matrix(geometry.frame, "icrs").T)
+    return _PixelBlock(lat, lon, vectors, ra, dec, geometry.solid_angle(lat, lon))
 
 
 def _background_rate(data: _ObservationData, edges: u.Quantity, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
@@ -165,11 +177,8 @@ def _make_block(
 
     Returns an array of shape (3, n_energy, n_lat_block, n_lon_block).
     """
-    from xgamma.geometry.sky import _angular_distance
-
     edges = geometry.energy_edges
-    pointing = data.pointing.transform_to(geometry.frame)
-    offset = _angular_distance(pixels.lon_deg, pixels.lat_deg, pointing.spherical.lon.deg, pointing.spherical.lat.deg)
+    offset = chord_separation(pixels.vectors, data.pointing_vector)
     inside = offset < offset_max_deg
     out = np.zeros((3, geometry.nbins, *offset.shape))
     if not inside.any():
@@ -214,9 +223,7 @@ def _overlaps(geometry: SkyGeometry, pointing: SkyCoord, lat: slice, lon: slice,
     border_y = np.concatenate([np.full(xs.size, ys[0]), np.full(xs.size, ys[-1]), ys, ys])
     lon_deg, lat_deg = geometry.wcs.wcs_pix2world(border_x, border_y, 0)
     frame_pointing = pointing.transform_to(geometry.frame)
-    from xgamma.geometry.sky import _angular_distance
-
-    distance = _angular_distance(lon_deg, lat_deg, frame_pointing.spherical.lon.deg, frame_pointing.spherical.lat.deg)
+    distance = angular_distance(lon_deg, lat_deg, frame_pointing.spherical.lon.deg, frame_pointing.spherical.lat.deg)
     return bool(distance.min() < offset_max_deg + 1.5 * geometry.pixel_scale)
 
 

@@ -1,0 +1,77 @@
+"""Vectorised spherical geometry on plain numpy arrays (degrees in, degrees out).
+
+Used on hot paths (map making) where building `~astropy.coordinates.SkyCoord` objects for
+millions of pixels or events would dominate the cost. Frame changes between ICRS and Galactic
+are pure rotations; their matrices come from astropy once and are cached.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = ["unit_vectors", "lonlat_from_vectors", "angular_distance", "chord_separation",
+           "rotation_matrix", "transform_lonlat", "triangle_solid_angle"]
+
+
+def unit_vectors(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Cartesian unit vectors, shape ``lon.shape + (3,)``, of (lon, lat) in degrees."""
+    lon, lat = np.radians(lon), np.radians(lat)
+    cos_lat = np.cos(lat)
+    return np.stack([cos_lat * np.cos(lon), cos_lat * np.sin(lon), np.sin(lat)], axis=-1)
+
+
+def lonlat_from_vectors(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lon in [0, 360), lat) in degrees of cartesian vectors (last axis of length 3)."""
+    x, y, z = vectors[..., 0], vectors[..., 1], vectors[..., 2]
+    lon = np.degrees(np.arctan2(y, x)) % 360.0
+    lat = np.degrees(np.arctan2(z, np.hypot(x, y)))
+    return lon, lat
+
+
+def angular_distance(lon1: np.ndarray, lat1: np.ndarray, lon2: float, lat2: float) -> np.ndarray:
+    """Great-circle distance in degrees (Vincenty formula, stable at all separations)."""
+    l1, b1, l2, b2 = (np.radians(v) for v in (lon1, lat1, lon2, lat2))
+    dlon = l1 - l2
+    num1 = np.cos(b1) * np.sin(dlon)
+    num2 = np.cos(b2) * np.sin(b1) - np.sin(b2) * np.cos(b1) * np.cos(dlon)
+    den = np.sin(b2) * np.sin(b1) + np.cos(b2) * np.cos(b1) * np.cos(dlon)
+    return np.degrees(np.arctan2(np.hypot(num1, num2), den))
+
+
+def chord_separation(vectors: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """Angular distance (deg) between unit ``vectors`` (..., 3) and one unit ``vector`` (3,).
+
+    From the chord length, 2 arcsin(|a - b| / 2): accurate to ~1e-13 deg at small separations,
+    unlike arccos of the dot product.
+    """
+    chord = np.sqrt(((vectors - vector) ** 2).sum(axis=-1))
+    return np.degrees(2.0 * np.arcsin(np.minimum(chord / 2.0, 1.0)))
+
+
+@lru_cache(maxsize=8)
+def rotation_matrix(from_frame: str, to_frame: str) -> np.ndarray:
+    """3 x 3 matrix taking cartesian vectors from one celestial frame to another ("icrs", "galactic")."""
+    if from_frame == to_frame:
+        return np.eye(3)
+    from astropy.coordinates import CartesianRepresentation, SkyCoord
+
+    basis = SkyCoord(CartesianRepresentation(np.eye(3)), frame=from_frame)
+    rotated = basis.transform_to(to_frame).cartesian.xyz.value  # columns = images of the basis vectors
+    return np.asarray(rotated)
+
+
+def transform_lonlat(lon: np.ndarray, lat: np.ndarray, from_frame: str, to_frame: str) -> tuple[np.ndarray, np.ndarray]:
+    """(lon, lat) in degrees converted between "icrs" and "galactic" by a fixed rotation."""
+    if from_frame == to_frame:
+        return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    vectors = unit_vectors(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
+    return lonlat_from_vectors(vectors @ rotation_matrix(from_frame, to_frame).T)
+
+
+def triangle_solid_angle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Solid angle (sr) of spherical triangles with unit-vector vertices (Van Oosterom & Strackee 1983)."""
+    triple = np.einsum("...i,...i", a, np.cross(b, c))
+    denom = 1.0 + np.einsum("...i,...i", a, b) + np.einsum("...i,...i", b, c) + np.einsum("...i,...i", c, a)
+    return np.abs(2.0 * np.arctan2(triple, denom))
