@@ -132,3 +132,29 @@ def test_empty_selection_and_missing_energy_axis(flat_obs, flat_geom):
         make_maps([], flat_geom, offset_max=1 * u.deg)
     with pytest.raises(GeometryError, match="energy axis"):
         make_maps(flat_obs, flat_geom.with_energy(None), offset_max=1 * u.deg)
+
+
+def test_reference_workflow_graph_builds_without_computing(cta_datastore_dir):
+    """Maps -> squashed images -> per-observation ring background -> Li & Ma: zero dask computes."""
+    import xarray as xr
+
+    from xgamma.background.exclusion import make_exclusion_mask
+    from xgamma.background.ring import RingBackground
+    from xgamma.estimators.significance import significance_maps
+
+    observations = DataStore(cta_datastore_dir).observations([110380, 111140, 111159])
+    geometry = SkyGeometry.create((0, 0), width=(10 * u.deg, 8 * u.deg), binsz=0.02 * u.deg,
+                                  energy_edges=energy_edges(0.1 * u.TeV, 10 * u.TeV, 10))
+    exclusion = make_exclusion_mask(geometry.to_image(), ["galactic; circle(-0.054, -0.053, 0.3)"])
+    with raise_if_dask_computes():
+        maps = make_maps(observations, geometry, offset_max=4 * u.deg)
+        images = squash_energy(maps)
+        per_obs = [squash_energy(m[["counts", "background"]])
+                   for m in make_observation_maps(observations, geometry, offset_max=4 * u.deg)]
+        stacked = xr.concat(per_obs, dim="obs_id", coords="minimal", compat="override", join="override")
+        stacked = stacked.assign_coords(pointing_ra=("obs_id", [o.pointing.ra.deg for o in observations]),
+                                        pointing_dec=("obs_id", [o.pointing.dec.deg for o in observations]))
+        ring = RingBackground(r_in="0.3 deg", width="0.3 deg", exclusion=exclusion, offset_max="3 deg").run(stacked)
+        significance = significance_maps(ring, correlation_radius="0.1 deg")
+    for da in (images.counts, images.exposure, ring.alpha, significance.significance):
+        assert isinstance(da.data, dask.array.Array)
