@@ -12,6 +12,7 @@ from typing import Any
 from xgamma import accessor as _accessor  # noqa: F401  (registers DataArray.sky / Dataset.sky)
 from xgamma.exceptions import XgammaError
 from xgamma.geometry import SkyGeometry, energy_edges
+from xgamma.plugin.spec import hookimpl
 
 __version__ = "0.1.0"
 
@@ -27,7 +28,7 @@ _LAZY = {
     "make_map": "xgamma.maps",
 }
 
-__all__ = ["SkyGeometry", "XgammaError", "energy_edges", "__version__", *_LAZY]
+__all__ = ["SkyGeometry", "XgammaError", "energy_edges", "hookimpl", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -147,7 +147,6 @@ def stage_significance(state: AnalysisState) -> None:
     """Ring background, correlated Li & Ma significance and excess; significance.fits and .json."""
     import dask
 
-    from xgamma.background.ring import RingBackground
     from xgamma.estimators.distribution import significance_distribution
     from xgamma.estimators.significance import significance_maps
     from xgamma.io.fits_maps import write_maps
@@ -156,7 +155,7 @@ def stage_significance(state: AnalysisState) -> None:
     config = state.config
     ring = dict(config.get("ring", {}))
     method = ring.pop("method", "ring")
-    estimator_cls = get_registry().get_background_estimator(method) if method != "ring" else RingBackground
+    estimator_cls = get_registry().get_background_estimator(method)
     exclusion = build_exclusion(config, state.geometry)
     estimator = estimator_cls(exclusion=exclusion, **{k: v for k, v in ring.items()})
     result = estimator.run(observation_images(state))

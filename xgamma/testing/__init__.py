@@ -3,5 +3,16 @@
 from __future__ import annotations
 
 from xgamma.testing.dask import CountingScheduler, raise_if_dask_computes
+from xgamma.testing.conformance import (
+    check_background_estimator,
+    check_spatial_model,
+    check_spectral_model,
+)
 
-__all__ = ["CountingScheduler", "raise_if_dask_computes"]
+__all__ = [
+    "CountingScheduler",
+    "check_background_estimator",
+    "check_spatial_model",
+    "check_spectral_model",
+    "raise_if_dask_computes",
+]

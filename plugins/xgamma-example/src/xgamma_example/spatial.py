@@ -1,0 +1,100 @@
+"""Elliptical Gaussian spatial model (flat-sky approximation, for sources << 1 rad)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from xgamma.models.parameter import ParameterSpec, ParamInput
+from xgamma.models.spatial import PixelGrid, SpatialModel, angular_separation
+
+__all__ = ["EllipticalGaussian"]
+
+_MAX_OVERSAMPLE = 16
+
+
+def _position_angle(lon_0, lat_0, lon, lat):
+    """Position angle (rad, east of north) of (lon, lat) seen from (lon_0, lat_0), inputs in deg."""
+    l0, b0, l1, b1 = (np.radians(v) for v in (lon_0, lat_0, lon, lat))
+    dl = l1 - l0
+    return np.arctan2(np.cos(b1) * np.sin(dl), np.cos(b0) * np.sin(b1) - np.sin(b0) * np.cos(b1) * np.cos(dl))
+
+
+class EllipticalGaussian(SpatialModel):
+    """Gaussian with semi-major axis ``sigma``, eccentricity ``e`` and position angle ``phi``.
+
+    Surface brightness (sr-1), with ``x``/``y`` the offsets (rad) along the major/minor axes::
+
+        f = exp(-x^2 / (2 s_maj^2) - y^2 / (2 s_min^2)) / (2 pi s_maj s_min),
+        s_maj = sigma, s_min = sigma sqrt(1 - e^2)
+
+    normalised to 1 in the small-angle approximation (error ~ sigma^2 relative, 1e-4 at 1 deg).
+
+    Parameters
+    ----------
+    lon_0, lat_0 : Quantity or str, optional
+        Centre (deg) in ``frame``. Default is (0, 0).
+    sigma : Quantity or str, optional
+        Semi-major-axis width (deg). Default is 0.5 deg.
+    e : float, optional
+        Eccentricity in [0, 1). Default is 0 (circular).
+    phi : Quantity or str, optional
+        Position angle of the major axis, east of north (deg). Default is 0.
+    frame : {"icrs", "galactic"}, optional
+        Frame of ``lon_0``/``lat_0`` and of ``phi``. Default is "icrs".
+    """
+
+    tag = "elliptical_gaussian"
+    gammapy_tags = ()
+    lon_0 = SpatialModel.lon_0
+    lat_0 = SpatialModel.lat_0
+    sigma = ParameterSpec(0.5, "deg", min=0.0)
+    e = ParameterSpec(0.0, "", min=0.0, max=0.999)
+    phi = ParameterSpec(0.0, "deg")
+    _params = ("lon_0", "lat_0", "sigma", "e", "phi")
+
+    def __init__(self, *, lon_0: ParamInput = None, lat_0: ParamInput = None, sigma: ParamInput = None,
+                 e: ParamInput = None, phi: ParamInput = None, frame: str = "icrs") -> None:
+        from xgamma.models.spatial import _check_frame
+
+        self.frame = _check_frame(frame)
+        self._init_params({"lon_0": lon_0, "lat_0": lat_0, "sigma": sigma, "e": e, "phi": phi})
+
+    @staticmethod
+    def evaluate(lon, lat, lon_0, lat_0, sigma, e, phi):
+        """Surface brightness (sr-1) at (lon, lat) (deg, same frame as the centre)."""
+        sep = np.radians(angular_separation(lon_0, lat_0, lon, lat))
+        angle = _position_angle(lon_0, lat_0, lon, lat) - np.radians(phi)
+        s_maj = np.radians(sigma)
+        s_min = s_maj * np.sqrt(1.0 - e**2)
+        x, y = sep * np.cos(angle), sep * np.sin(angle)
+        return np.exp(-0.5 * ((x / s_maj) ** 2 + (y / s_min) ** 2)) / (2.0 * np.pi * s_maj * s_min)
+
+    def evaluation_radius(self) -> float:
+        return 5.0 * self.sigma.value
+
+    def oversampling(self, pixel_scale: float) -> int:
+        # The midpoint rule is accurate once the step is below ~half the minor axis.
+        minor = self.sigma.value * math.sqrt(1.0 - self.e.value**2)
+        return int(np.clip(math.ceil(2.0 * pixel_scale / max(minor, 1e-12)), 1, _MAX_OVERSAMPLE))
+
+    def integrate_grid(self, grid: PixelGrid, *, oversample: int | None = None):
+        # As the radial base class, but the model depends on the direction too, so it is
+        # evaluated on (lon, lat) rather than on the separation alone.
+        lon0, lat0 = self.position_in(grid.frame)
+        x0, y0 = grid.to_pixel(lon0, lat0)
+        scale = grid.pixel_scale
+        box = grid.box(x0, y0, self.evaluation_radius() / scale + 1.0)
+        if box is None:
+            return None, np.zeros((0, 0))
+        f = oversample or self.oversampling(scale)
+        lon, lat = grid.subpixel_world(box, f)
+        if grid.frame != self.frame:
+            from astropy.coordinates import SkyCoord
+
+            c = SkyCoord(lon, lat, unit="deg", frame=grid.frame).transform_to(self.frame)
+            lon, lat = c.spherical.lon.deg, c.spherical.lat.deg
+        sb = self.evaluate(lon, lat, *self.values)
+        ny, nx = sb.shape[0] // f, sb.shape[1] // f
+        return box, sb.reshape(ny, f, nx, f).mean(axis=(1, 3)) * grid.solid_angle[box]
