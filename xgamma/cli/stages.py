@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -156,17 +157,21 @@ def stage_significance(state: AnalysisState) -> None:
     ring = dict(config.get("ring", {}))
     method = ring.pop("method", "ring")
     estimator_cls = get_registry().get_background_estimator(method)
+    accepted = set(inspect.signature(estimator_cls).parameters)
+    unknown = sorted(set(ring) - accepted)
+    if unknown:
+        raise ConfigError(f"ring.{unknown[0]}: not a parameter of background estimator {method!r} "
+                          f"(accepts {sorted(accepted)})")
     exclusion = build_exclusion(config, state.geometry)
-    estimator = estimator_cls(exclusion=exclusion, **{k: v for k, v in ring.items()})
+    estimator = estimator_cls(exclusion=exclusion, **ring)
     result = estimator.run(observation_images(state))
+    if "obs_id" in result.dims:  # an estimator that leaves observations unstacked: sum them
+        result = result.sum("obs_id", keep_attrs=True)
     radius = config.get("significance", {}).get("correlation_radius", "0.1 deg")
     maps = significance_maps(result, correlation_radius=radius)
     (result, maps) = dask.compute(result, maps)
-    products = {
-        "counts": result["counts"], "off": result["off"], "alpha": result["alpha"],
-        "background": result["background"], "excess": maps["excess"], "significance": maps["significance"],
-        "exclusion": exclusion.astype(np.int16),
-    }
+    products = {name: result[name] for name in ("counts", "off", "alpha", "background") if name in result}
+    products.update(excess=maps["excess"], significance=maps["significance"], exclusion=exclusion.astype(np.int16))
     import xarray as xr
 
     from xgamma.maps import with_units
