@@ -59,12 +59,13 @@ def _loglog_from_logs(logv: np.ndarray, ratio: np.ndarray, ln_r: np.ndarray, pre
     cancellation is avoided with the series v0 expm1(x) / x = v0 (1 + x/2 + x^2/6 + x^3/24 +
     x^4/120) (truncation error < 2e-8 relative).
     """
-    v = np.exp(logv.astype(np.float32))
-    x = logv[1:] - logv[:-1]
-    x += ln_r
-    num = v[1:] * ratio
-    num -= v[:-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # Far extrapolations (masked afterwards) may overflow: silence, do not fail.
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        v = np.exp(logv.astype(np.float32))
+        x = logv[1:] - logv[:-1]
+        x += ln_r
+        num = v[1:] * ratio
+        num -= v[:-1]
         num /= x
     small = np.abs(x) < 0.1
     if small.any():
@@ -81,7 +82,14 @@ class _BackgroundBase:
     tag = ""
     spatial_names: tuple[str, ...] = ()
 
-    def __init__(self, axes: tuple[IRFAxis, ...], data: u.Quantity, *, fov_alignment: str = "RADEC", meta: dict | None = None) -> None:
+    def __init__(
+        self,
+        axes: tuple[IRFAxis, ...],
+        data: u.Quantity,
+        *,
+        fov_alignment: str = "RADEC",
+        meta: dict | None = None,
+    ) -> None:
         data = u.Quantity(data)
         if not data.unit.is_equivalent(_BKG_UNIT):
             raise IRFError(f"{self.tag}: background unit {data.unit} is not convertible to {_BKG_UNIT}")
@@ -162,7 +170,8 @@ class _BackgroundBase:
 
     def __repr__(self) -> str:
         axes = ", ".join(repr(a) for a in self.axes)
-        return f"{type(self).__name__}({axes}, fov_alignment={self.fov_alignment!r})"
+        flip = ", reverse_lon=True" if getattr(self, "reverse_lon", False) else ""
+        return f"{type(self).__name__}({axes}, fov_alignment={self.fov_alignment!r}{flip})"
 
 
 class Background3D(_BackgroundBase):
@@ -192,8 +201,14 @@ class Background3D(_BackgroundBase):
         meta = table.meta()
         return cls((energy, lon, lat), values, fov_alignment=meta.get("FOVALIGN", "RADEC"), meta=meta)
 
+    #: Flip the sign of fov_lon before the lookup. Gammapy does this (its REVERSE_LON_RADEC
+    #: alignment) for old H.E.S.S. files (events CREATOR 'SASH FITS::EventListWriter',
+    #: HDUVERS '0.2'), whose bkg_3d tables use the opposite longitude convention;
+    #: `Observation.bkg` sets it from the events header.
+    reverse_lon: bool = False
+
     def _spatial(self, fov_lon, fov_lat):
-        return [fov_lon, fov_lat]
+        return [-fov_lon if self.reverse_lon else fov_lon, fov_lat]
 
 
 class Background2D(_BackgroundBase):
@@ -245,7 +260,9 @@ def fov_coordinates_radec(ra, dec, ra_pnt: float, dec_pnt: float) -> tuple[np.nd
     fov_lon, fov_lat : ndarray
         In deg, fov_lon in [-180, 180). Convention of Gammapy's ``FoVICRSFrame``: a rotation
         bringing the pointing to (0, 0) followed by a reflection of the longitude, so that
-        ``fov_lon`` grows with RA (checked against Gammapy maps on H.E.S.S. bkg_3d: 4e-6).
+        ``fov_lon`` grows towards *decreasing* RA. (Old H.E.S.S. files use the opposite sign:
+        that is handled by `Background3D.reverse_lon`, which `Observation.bkg` sets, as
+        Gammapy does.)
     """
     a = np.radians(ra) - np.radians(ra_pnt)
     d = np.radians(dec)
@@ -253,7 +270,7 @@ def fov_coordinates_radec(ra, dec, ra_pnt: float, dec_pnt: float) -> tuple[np.nd
     cos_d = np.cos(d)
     sin_d = np.sin(d)
     x = np.cos(d0) * cos_d * np.cos(a) + np.sin(d0) * sin_d
-    y = cos_d * np.sin(a)
+    y = -cos_d * np.sin(a)
     z = sin_d * np.cos(d0) - cos_d * np.sin(d0) * np.cos(a)
     return np.degrees(np.arctan2(y, x)), np.degrees(np.arcsin(np.clip(z, -1.0, 1.0)))
 

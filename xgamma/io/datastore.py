@@ -1,0 +1,431 @@
+"""GADF DL3 data store: index tables, observation selection, lazy per-observation handles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import astropy.units as u
+import numpy as np
+
+from xgamma.exceptions import DataStoreError
+from xgamma.io.events import GTI, EventList, met_to_time, read_events, read_gti, time_reference
+from xgamma.io.fits_utils import header_float
+
+if TYPE_CHECKING:
+    from astropy.coordinates import EarthLocation, SkyCoord
+    from astropy.table import Table
+    from astropy.time import Time
+
+__all__ = ["DataStore", "Observation"]
+
+_INDEX_NAMES = {"hdu": "hdu-index.fits", "obs": "obs-index.fits"}
+_HDU_COLUMNS = ("OBS_ID", "HDU_TYPE", "HDU_CLASS", "FILE_DIR", "FILE_NAME", "HDU_NAME")
+# Obs-table / header values an Observation keeps (small, picklable).
+_INFO_KEYS = ("RA_PNT", "DEC_PNT", "ONTIME", "LIVETIME", "DEADC", "TSTART", "TSTOP", "OBJECT", "ALT_PNT", "AZ_PNT")
+_LOCATION_KEYS = ("GEOLON", "GEOLAT", "ALTITUDE")
+
+
+def _find_index(path: Path, kind: str) -> Path:
+    for suffix in ("", ".gz"):
+        candidate = path / (_INDEX_NAMES[kind] + suffix)
+        if candidate.is_file():
+            return candidate
+    raise DataStoreError(f"{kind} index file not found: {path / _INDEX_NAMES[kind]}[.gz]")
+
+
+def _read_index(path: Path, required: tuple[str, ...]) -> Table:
+    from astropy.table import Table
+
+    try:
+        table = Table.read(path, hdu=1)
+    except (OSError, ValueError) as exc:
+        raise DataStoreError(f"cannot read index table {path}: {exc}") from None
+    missing = [c for c in required if c not in table.colnames]
+    if missing:
+        raise DataStoreError(f"index table {path} lacks column(s) {missing} (columns: {table.colnames})")
+    return table
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars / bytes -> plain Python (keeps pickles small and portable)."""
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        return value.strip()
+    if np.ma.is_masked(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class DataStore:
+    """A GADF DL3 data store (``hdu-index`` + ``obs-index`` tables, gzipped or not).
+
+    Parameters
+    ----------
+    path : str or Path
+        Directory holding ``hdu-index.fits[.gz]`` and ``obs-index.fits[.gz]``.
+
+    Raises
+    ------
+    DataStoreError
+        Missing directory or index file, or index tables without the GADF columns.
+
+    Examples
+    --------
+    >>> store = DataStore("$XGAMMA_DATA/cta-1dc/index/gps")  # doctest: +SKIP
+    >>> obs = store.observation(110380)                      # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import os
+
+        path = Path(os.path.expandvars(str(path))).expanduser()
+        if not path.is_dir():
+            raise DataStoreError(f"data store directory not found: {path}")
+        self.path = path
+        self.hdu_index_path = _find_index(path, "hdu")
+        self.obs_index_path = _find_index(path, "obs")
+        self.hdu_table = _read_index(self.hdu_index_path, _HDU_COLUMNS)
+        self.obs_table = _read_index(self.obs_index_path, ("OBS_ID",))
+        for name in ("HDU_TYPE", "HDU_CLASS"):
+            self.hdu_table[name] = [str(_plain(v)).lower() for v in self.hdu_table[name]]
+        base = self.hdu_table.meta.get("BASE_DIR")
+        self.base_dir = (path / str(base)) if base else path
+
+    @classmethod
+    def _subset(cls, parent: DataStore, obs_mask: np.ndarray) -> DataStore:
+        new = cls.__new__(cls)
+        new.__dict__.update(parent.__dict__)
+        new.obs_table = parent.obs_table[obs_mask]
+        ids = set(int(i) for i in new.obs_table["OBS_ID"])
+        new.hdu_table = parent.hdu_table[np.isin(np.asarray(parent.hdu_table["OBS_ID"]), list(ids))]
+        return new
+
+    @property
+    def obs_ids(self) -> list[int]:
+        """Observation ids of the obs table, in table order."""
+        return [int(i) for i in self.obs_table["OBS_ID"]]
+
+    def __len__(self) -> int:
+        return len(self.obs_table)
+
+    def __repr__(self) -> str:
+        return f"DataStore({str(self.path)!r}, n_obs={len(self)})"
+
+    def select(
+        self,
+        obs_ids: list[int] | None = None,
+        cone: tuple[SkyCoord, Any] | None = None,
+        object_name: str | None = None,
+    ) -> DataStore:
+        """Select observations; the criteria combine with AND.
+
+        Parameters
+        ----------
+        obs_ids : list of int, optional
+            Keep these ids (all must exist).
+        cone : (SkyCoord, angle), optional
+            Keep pointings within the angle (Quantity or "2 deg") of the position.
+        object_name : str, optional
+            Keep rows whose ``OBJECT`` matches (case- and space-insensitive).
+
+        Returns
+        -------
+        store : DataStore
+            A new store with the selected rows of both index tables.
+
+        Raises
+        ------
+        DataStoreError
+            Unknown obs ids, or an empty selection.
+        """
+        mask = np.ones(len(self.obs_table), bool)
+        ids = np.asarray(self.obs_table["OBS_ID"]).astype(np.int64)
+        criteria = []
+        if obs_ids is not None:
+            wanted = [int(i) for i in np.atleast_1d(obs_ids)]
+            unknown = sorted(set(wanted) - set(ids.tolist()))
+            if unknown:
+                raise DataStoreError(f"unknown obs id(s) {unknown} in data store {self.path}")
+            mask &= np.isin(ids, wanted)
+            criteria.append(f"obs_ids={wanted}")
+        if cone is not None:
+            from astropy.coordinates import SkyCoord
+
+            from xgamma.units import parse_angle
+
+            center, radius = cone
+            radius = parse_angle(radius, name="cone radius")
+            pnt = SkyCoord(self._column_deg("RA_PNT"), self._column_deg("DEC_PNT"), unit="deg", frame="icrs")
+            mask &= pnt.separation(center).deg <= radius.to_value("deg")
+            criteria.append(f"cone=({center.to_string()}, {radius})")
+        if object_name is not None:
+            if "OBJECT" not in self.obs_table.colnames:
+                raise DataStoreError(f"obs index {self.obs_index_path} has no OBJECT column to select on")
+            norm = lambda s: "".join(str(_plain(s)).lower().split())  # noqa: E731
+            mask &= np.array([norm(o) == norm(object_name) for o in self.obs_table["OBJECT"]])
+            criteria.append(f"object_name={object_name!r}")
+        if not mask.any():
+            raise DataStoreError(f"selection {', '.join(criteria)} matches no observation in {self.path}")
+        return DataStore._subset(self, mask)
+
+    def _column_deg(self, name: str) -> np.ndarray:
+        if name not in self.obs_table.colnames:
+            raise DataStoreError(f"column {name!r} missing in obs index {self.obs_index_path}")
+        col = self.obs_table[name]
+        unit = getattr(col, "unit", None)
+        values = np.asarray(col, dtype=float)
+        return u.Quantity(values, unit).to_value("deg") if unit else values
+
+    def observation(self, obs_id: int) -> Observation:
+        """Handle of one observation (reads nothing but the index rows).
+
+        Raises
+        ------
+        DataStoreError
+            If ``obs_id`` is in neither index table.
+        """
+        obs_id = int(obs_id)
+        rows = np.nonzero(np.asarray(self.hdu_table["OBS_ID"]).astype(np.int64) == obs_id)[0]
+        obs_rows = np.nonzero(np.asarray(self.obs_table["OBS_ID"]).astype(np.int64) == obs_id)[0]
+        if rows.size == 0 and obs_rows.size == 0:
+            raise DataStoreError(f"unknown obs id {obs_id} in data store {self.path}")
+        hdus = {}
+        for i in rows:
+            row = self.hdu_table[i]
+            file = self.base_dir / str(_plain(row["FILE_DIR"])) / str(_plain(row["FILE_NAME"]))
+            hdus[str(row["HDU_TYPE"])] = (str(file.resolve()), str(_plain(row["HDU_NAME"])), str(row["HDU_CLASS"]))
+        info: dict[str, Any] = {}
+        if obs_rows.size:
+            row = self.obs_table[obs_rows[0]]
+            for key in _INFO_KEYS:
+                if key in self.obs_table.colnames:
+                    info[key] = _plain(row[key])
+        meta = self.obs_table.meta
+        time_ref = time_reference(meta)
+        location = tuple(header_float(meta, k) for k in _LOCATION_KEYS)
+        if None in location[:2]:
+            location = None
+        return Observation(obs_id, hdus, info, time_ref=time_ref, location=location)
+
+    def observations(self, obs_ids: list[int] | None = None) -> list[Observation]:
+        """Handles of the given (default: all) observations, in the order given."""
+        ids = self.obs_ids if obs_ids is None else [int(i) for i in obs_ids]
+        return [self.observation(i) for i in ids]
+
+
+class Observation:
+    """Picklable handle of one DL3 observation: paths and a few header values.
+
+    Nothing is read on construction. ``events``, ``gti`` and the IRFs (``aeff``, ``bkg``,
+    ``psf``, ``edisp``) are read on first access and cached in this process; the cache is
+    dropped when pickling (handles are shipped to dask workers).
+
+    Parameters
+    ----------
+    obs_id : int
+        Observation id.
+    hdus : dict
+        ``{hdu_type: (file path, hdu name, hdu class)}`` from the HDU index.
+    info : dict
+        Obs-index values (RA_PNT, DEC_PNT, ONTIME, LIVETIME, DEADC, TSTART, TSTOP, OBJECT).
+    time_ref : (MJDREFI, MJDREFF, scale), optional
+        Time reference of TSTART/TSTOP.
+    location : (lon deg, lat deg, height m), optional
+        Observatory location (GEOLON, GEOLAT, ALTITUDE).
+    """
+
+    def __init__(
+        self,
+        obs_id: int,
+        hdus: dict[str, tuple[str, str, str]],
+        info: dict[str, Any],
+        *,
+        time_ref: tuple[float, float, str] | None = None,
+        location: tuple[float | None, ...] | None = None,
+    ) -> None:
+        self.obs_id = int(obs_id)
+        self.hdus = dict(hdus)
+        self.info = dict(info)
+        self.time_ref = time_ref
+        self._location = location
+        self._cache: dict[str, Any] = {}
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_cache"] = {}  # loaded data stay in the sending process
+        return state
+
+    def __repr__(self) -> str:
+        return f"Observation(obs_id={self.obs_id}, hdus={sorted(self.hdus)})"
+
+    # -- header values ------------------------------------------------------------------
+    def _events_header(self) -> dict:
+        if "events_header" not in self._cache:
+            from astropy.io import fits
+
+            path, hdu, _ = self._hdu("events")
+            if not Path(path).is_file():
+                raise DataStoreError(f"obs {self.obs_id}: events file not found: {path}")
+            try:
+                header = fits.getheader(path, hdu)
+            except KeyError:
+                raise DataStoreError(f"obs {self.obs_id}: HDU {hdu!r} not found in {path}") from None
+            self._cache["events_header"] = {k: v for k, v in header.items() if k not in ("COMMENT", "HISTORY", "")}
+        return self._cache["events_header"]
+
+    def _value(self, key: str) -> float | None:
+        value = self.info.get(key)
+        if value is None:
+            value = header_float(self._events_header(), key) if "events" in self.hdus else None
+        return None if value is None else float(value)
+
+    @property
+    def pointing(self) -> SkyCoord:
+        """Pointing position (ICRS SkyCoord) from RA_PNT/DEC_PNT."""
+        from astropy.coordinates import SkyCoord
+
+        ra, dec = self._value("RA_PNT"), self._value("DEC_PNT")
+        if ra is None or dec is None:
+            raise DataStoreError(f"obs {self.obs_id}: no RA_PNT/DEC_PNT in obs index or events header")
+        return SkyCoord(ra, dec, unit="deg", frame="icrs")
+
+    @property
+    def ontime(self) -> u.Quantity:
+        """Observation time including dead time (s): ONTIME, else the GTI sum."""
+        value = self._value("ONTIME")
+        return u.Quantity(value, "s") if value is not None else self.gti.time_sum
+
+    @property
+    def livetime(self) -> u.Quantity:
+        """Dead-time-corrected time (s): LIVETIME, else ontime x DEADC."""
+        value = self._value("LIVETIME")
+        if value is None:
+            return self.ontime * self.deadc
+        return u.Quantity(value, "s")
+
+    @property
+    def deadc(self) -> float:
+        """Dead-time correction factor (livetime / ontime)."""
+        value = self._value("DEADC")
+        if value is not None:
+            return value
+        live = self._value("LIVETIME")
+        if live is None:
+            raise DataStoreError(f"obs {self.obs_id}: neither DEADC nor LIVETIME available")
+        return live / self.ontime.to_value("s")
+
+    def _time(self, key: str) -> Time:
+        met = self._value(key)
+        ref = self.time_ref
+        if ref is None and "events" in self.hdus:
+            ref = time_reference(self._events_header())
+        if met is None or ref is None:
+            raise DataStoreError(f"obs {self.obs_id}: cannot build {key} (missing {key} or MJDREFI/MJDREFF)")
+        return met_to_time(met, ref)
+
+    @property
+    def tstart(self) -> Time:
+        """Start time (`~astropy.time.Time`) from TSTART and MJDREF."""
+        return self._time("TSTART")
+
+    @property
+    def tstop(self) -> Time:
+        """Stop time (`~astropy.time.Time`) from TSTOP and MJDREF."""
+        return self._time("TSTOP")
+
+    @property
+    def location(self) -> EarthLocation | None:
+        """Observatory location from GEOLON/GEOLAT/ALTITUDE (obs index or events header), or None."""
+        from astropy.coordinates import EarthLocation
+
+        loc = self._location
+        if loc is None and "events" in self.hdus:
+            header = self._events_header()
+            loc = tuple(header_float(header, k) for k in _LOCATION_KEYS)
+        if loc is None or loc[0] is None or loc[1] is None:
+            return None
+        return EarthLocation(lon=loc[0] * u.deg, lat=loc[1] * u.deg, height=(loc[2] or 0.0) * u.m)
+
+    def pointing_altaz(self, time: Time) -> SkyCoord:
+        """Pointing in the AltAz frame of ``location`` at ``time``."""
+        from astropy.coordinates import AltAz
+
+        location = self.location
+        if location is None:
+            raise DataStoreError(f"obs {self.obs_id}: no observatory location (GEOLON/GEOLAT) for AltAz")
+        return self.pointing.transform_to(AltAz(obstime=time, location=location))
+
+    # -- lazily read data ---------------------------------------------------------------
+    def _hdu(self, hdu_type: str) -> tuple[str, str, str]:
+        try:
+            return self.hdus[hdu_type]
+        except KeyError:
+            raise DataStoreError(
+                f"obs {self.obs_id} has no {hdu_type!r} HDU in the HDU index (available: {sorted(self.hdus)})"
+            ) from None
+
+    def _load(self, hdu_type: str) -> Any:
+        if hdu_type not in self._cache:
+            path, hdu, hdu_class = self._hdu(hdu_type)
+            if hdu_type == "events":
+                value = read_events(path, hdu)
+            elif hdu_type == "gti":
+                value = read_gti(path, hdu)
+            else:
+                from xgamma.irf.readers import read_irf
+
+                value = read_irf(path, hdu, hdu_class)
+                if hdu_type == "bkg" and self._legacy_hess_fov():
+                    # Old H.E.S.S. bkg_3d: RADEC with reversed longitude (as Gammapy 2.1 reads it).
+                    value.fov_alignment = "RADEC"
+                    value.reverse_lon = True
+            self._cache[hdu_type] = value
+        return self._cache[hdu_type]
+
+    def _legacy_hess_fov(self) -> bool:
+        """Whether the events come from the old H.E.S.S. SASH writer (GADF HDUVERS 0.2)."""
+        if "events" not in self.hdus:
+            return False
+        header = self._events_header()
+        return (
+            str(header.get("CREATOR", "")).strip() == "SASH FITS::EventListWriter"
+            and str(header.get("HDUVERS", "")).strip() == "0.2"
+        )
+
+    @property
+    def events(self) -> EventList:
+        return self._load("events")
+
+    @property
+    def gti(self) -> GTI:
+        return self._load("gti")
+
+    @property
+    def aeff(self):
+        """Effective area (`xgamma.irf.aeff.EffectiveArea2D`)."""
+        return self._load("aeff")
+
+    @property
+    def bkg(self):
+        """Background IRF (`Background3D` or `Background2D`)."""
+        return self._load("bkg")
+
+    @property
+    def psf(self):
+        """PSF (`PSF3Gauss`, `PSFTable` or `PSFKing`)."""
+        return self._load("psf")
+
+    @property
+    def edisp(self):
+        """Energy dispersion (`EnergyDispersion2D`)."""
+        return self._load("edisp")
+
+    def load_all(self) -> Observation:
+        """Read every HDU listed for this observation now (returns self)."""
+        for hdu_type in self.hdus:
+            self._load(hdu_type)
+        return self

@@ -1,0 +1,145 @@
+"""Event lists and good-time intervals of DL3 observations (GADF ``events`` / ``gti`` HDUs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+
+from xgamma.exceptions import DataStoreError
+from xgamma.io.fits_utils import column_quantity, header_float, read_table_hdu
+
+__all__ = ["EventList", "GTI", "read_events", "read_gti", "time_reference"]
+
+
+def time_reference(header) -> tuple[float, float, str] | None:
+    """(MJDREFI, MJDREFF, scale) from a header, None when MJDREF is absent."""
+    mjdrefi = header_float(header, "MJDREFI")
+    if mjdrefi is None:
+        mjdref = header_float(header, "MJDREF")
+        if mjdref is None:
+            return None
+        mjdrefi, mjdreff = float(np.floor(mjdref)), mjdref - float(np.floor(mjdref))
+    else:
+        mjdreff = header_float(header, "MJDREFF", 0.0)
+    scale = str(header.get("TIMESYS", "tt")).strip().lower() or "tt"
+    return mjdrefi, mjdreff, scale
+
+
+def met_to_time(met, ref: tuple[float, float, str]):
+    """Mission elapsed time (s) -> `~astropy.time.Time` for a (MJDREFI, MJDREFF, scale) reference."""
+    from astropy.time import Time
+
+    mjdrefi, mjdreff, scale = ref
+    return Time(mjdrefi, mjdreff, format="mjd", scale=scale) + u.Quantity(met, "s")
+
+
+@dataclass(eq=False)
+class EventList:
+    """Reconstructed events of one observation.
+
+    Attributes
+    ----------
+    ra, dec : ndarray
+        ICRS coordinates in deg, in the file's dtype (float32 in GADF files): binning them
+        in float32 reproduces what astropy/Gammapy do with these columns.
+    energy : ndarray
+        Reconstructed energy in TeV (converted from the column unit).
+    time : ndarray
+        Mission elapsed time in s (float64); see ``meta`` for MJDREF.
+    meta : dict
+        Header cards of the EVENTS HDU.
+    """
+
+    ra: np.ndarray
+    dec: np.ndarray
+    energy: np.ndarray
+    time: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.ra.size)
+
+    @property
+    def skycoord(self):
+        """Event directions as an ICRS `~astropy.coordinates.SkyCoord`."""
+        from astropy.coordinates import SkyCoord
+
+        return SkyCoord(self.ra, self.dec, unit="deg", frame="icrs")
+
+    def __repr__(self) -> str:
+        return f"EventList(n_events={len(self)}, obs_id={self.meta.get('OBS_ID')})"
+
+
+@dataclass(eq=False)
+class GTI:
+    """Good-time intervals: ``start``/``stop`` in mission elapsed time (s)."""
+
+    start: np.ndarray
+    stop: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def time_sum(self) -> u.Quantity:
+        """Total good time (s)."""
+        return u.Quantity(float(np.sum(self.stop - self.start)), "s")
+
+    @property
+    def time_start(self):
+        """Start times as `~astropy.time.Time` (needs MJDREF in the header)."""
+        ref = time_reference(self.meta)
+        if ref is None:
+            raise DataStoreError("GTI header has no MJDREFI/MJDREFF: cannot convert to absolute times")
+        return met_to_time(self.start, ref)
+
+    def __repr__(self) -> str:
+        return f"GTI(n_intervals={self.start.size}, time_sum={self.time_sum:.1f})"
+
+
+def _meta(header) -> dict:
+    return {k: v for k, v in header.items() if k not in ("COMMENT", "HISTORY", "")}
+
+
+def read_events(path: str | Path, hdu: str | int = "EVENTS") -> EventList:
+    """Read the RA, DEC, ENERGY and TIME columns of an events HDU.
+
+    Raises
+    ------
+    DataStoreError
+        Missing file, HDU or column (named in the message), or a column with a wrong unit.
+    """
+    header, data = read_table_hdu(path, hdu)
+    where = f"HDU {hdu!r} of {path}"
+    ra = column_quantity(data, "RA", where=where)
+    dec = column_quantity(data, "DEC", where=where)
+    energy = column_quantity(data, "ENERGY", where=where)
+    time = column_quantity(data, "TIME", where=where)
+    for name, q, unit in (("RA", ra, "deg"), ("DEC", dec, "deg"), ("ENERGY", energy, "TeV"), ("TIME", time, "s")):
+        if q.unit == u.dimensionless_unscaled:
+            continue  # GADF mandates the unit; a file without TUNIT is read in the GADF unit
+        if not q.unit.is_equivalent(unit):
+            raise DataStoreError(f"column {name!r} in {where} has unit {q.unit}, expected {unit}")
+
+    def native(q: u.Quantity, unit: str) -> np.ndarray:
+        values = q.value if q.unit in (u.dimensionless_unscaled, u.Unit(unit)) else q.to_value(unit)
+        return values.astype(values.dtype.newbyteorder("="), copy=False)
+
+    return EventList(
+        ra=native(ra, "deg"),
+        dec=native(dec, "deg"),
+        energy=native(energy, "TeV"),
+        time=native(time, "s").astype(float, copy=False),
+        meta=_meta(header),
+    )
+
+
+def read_gti(path: str | Path, hdu: str | int = "GTI") -> GTI:
+    """Read the START/STOP columns of a GTI HDU (seconds)."""
+    header, data = read_table_hdu(path, hdu)
+    where = f"HDU {hdu!r} of {path}"
+    start = column_quantity(data, "START", where=where)
+    stop = column_quantity(data, "STOP", where=where)
+    to_s = lambda q: (q.value if q.unit == u.dimensionless_unscaled else q.to_value("s")).astype(float)  # noqa: E731
+    return GTI(start=to_s(start), stop=to_s(stop), meta=_meta(header))

@@ -1,0 +1,119 @@
+"""Small helpers to read FITS HDUs and columns with errors that name file, HDU and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import astropy.units as u
+import numpy as np
+from astropy.io import fits
+
+from xgamma.exceptions import DataStoreError
+
+__all__ = ["read_table_hdu", "column_quantity", "column_row_array", "find_column", "header_float"]
+
+
+def read_table_hdu(path: str | Path, hdu: str | int, *, error: type = DataStoreError):
+    """Read one binary-table HDU of a FITS file into memory.
+
+    Parameters
+    ----------
+    path : str or Path
+        FITS file (gzipped or not).
+    hdu : str or int
+        HDU name (case-insensitive) or index.
+    error : type
+        Exception class raised on failure (a `DataStoreError` subclass).
+
+    Returns
+    -------
+    header, data : `~astropy.io.fits.Header`, `~astropy.io.fits.FITS_rec`
+        The HDU header and its (fully loaded) table data.
+
+    Raises
+    ------
+    DataStoreError
+        When the file or the HDU is missing or is not a table.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"FITS file not found: {path}")
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            try:
+                table = hdul[hdu]
+            except (KeyError, IndexError):
+                names = [h.name for h in hdul]
+                raise error(f"HDU {hdu!r} not found in {path} (available HDUs: {names})") from None
+            if not isinstance(table, fits.BinTableHDU | fits.TableHDU):
+                raise error(f"HDU {hdu!r} of {path} is not a table HDU")
+            header = table.header.copy()
+            data = table.data
+            # Touch the data so it is read before the file closes.
+            data = data[:] if data is not None else None
+    except OSError as exc:
+        raise error(f"cannot read FITS file {path}: {exc}") from None
+    return header, data
+
+
+def find_column(data: Any, names: tuple[str, ...], *, where: str, error: type = DataStoreError) -> str:
+    """Return the first of ``names`` present in ``data`` (case-insensitive), else raise."""
+    available = {n.upper(): n for n in (data.columns.names if data is not None else [])}
+    for name in names:
+        if name.upper() in available:
+            return available[name.upper()]
+    wanted = " or ".join(repr(n) for n in names)
+    raise error(f"column {wanted} missing in {where} (columns: {sorted(available.values())})")
+
+
+def _column_unit(data: Any, name: str, *, where: str, error: type) -> u.UnitBase:
+    unit_str = data.columns[name].unit
+    if not unit_str:
+        return u.dimensionless_unscaled
+    # Generic first, then OGIP (which accepts the '1/s/MeV/sr' of CTA 1DC files).
+    for fmt in (None, "fits", "ogip"):
+        try:
+            return u.Unit(unit_str, format=fmt, parse_strict="raise")
+        except ValueError:
+            continue
+    raise error(f"column {name!r} in {where} has an unparseable unit {unit_str!r}")
+
+
+def column_quantity(
+    data: Any, names: str | tuple[str, ...], *, where: str, error: type = DataStoreError
+) -> u.Quantity:
+    """Read a full column as a Quantity (unit from the TUNIT header, dimensionless if none)."""
+    names = (names,) if isinstance(names, str) else names
+    name = find_column(data, names, where=where, error=error)
+    unit = _column_unit(data, name, where=where, error=error)
+    return u.Quantity(np.asarray(data[name]), unit, copy=False)
+
+
+def column_row_array(
+    data: Any, names: str | tuple[str, ...], *, where: str, error: type = DataStoreError
+) -> u.Quantity:
+    """Read the array cell of the first row of a column (GADF IRF tables store one row).
+
+    The array keeps the numpy axis order of the file (FITS TDIM order reversed).
+    """
+    names = (names,) if isinstance(names, str) else names
+    name = find_column(data, names, where=where, error=error)
+    if data is None or len(data) < 1:
+        raise error(f"table {where} has no rows (column {name!r} needs one row)")
+    unit = _column_unit(data, name, where=where, error=error)
+    # Native byte order for fast arithmetic; values keep their file dtype (float32).
+    value = np.asarray(data[name][0])
+    value = value.astype(value.dtype.newbyteorder("="), copy=False)
+    return u.Quantity(np.atleast_1d(value), unit, copy=False)
+
+
+def header_float(header: fits.Header, key: str, default: float | None = None) -> float | None:
+    """A header value as float (also parsing numeric strings such as GEOLON='16.5'); else default."""
+    value = header.get(key, None)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default

@@ -1,0 +1,347 @@
+"""Axes and multilinear interpolation on IRF grids (private).
+
+The conventions follow Gammapy 2.1 so that maps agree with it:
+
+* nodes are bin centres: geometric mean of the edges for ``log`` axes (energies),
+  arithmetic mean for ``lin`` axes (offset, rad, fov_lon/lat, migra);
+* interpolation is multilinear in the scaled coordinates (log of energies) and scaled values
+  (log of background rates, linear otherwise);
+* between the outermost node and the outermost edge the interpolation extrapolates linearly;
+  beyond the edges the value is the fill value (0) -- or, with ``fill=False`` (parametric PSFs),
+  the extrapolation continues everywhere;
+* values are clipped at zero and non-finite results become the fill value.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
+
+import astropy.units as u
+import numpy as np
+
+from xgamma.exceptions import IRFError, UnitError
+
+__all__ = ["IRFAxis", "GridInterpolator", "to_value", "BLOCK"]
+
+Scale = Literal["lin", "log"]
+
+# Smallest positive float32: log-scaled values are clipped there before the log (zeros in
+# float32 IRF tables then interpolate like in Gammapy, which uses the data dtype's tiny).
+_TINY32 = float(np.finfo(np.float32).tiny)
+# Points per block in the outer-product evaluation (temporaries of ~10 x BLOCK floats).
+BLOCK = 8192
+
+
+def to_value(value, unit: str | u.UnitBase, *, name: str) -> np.ndarray:
+    """Quantity (or plain number, taken to be in ``unit``) -> float ndarray in ``unit``."""
+    if isinstance(value, u.Quantity):
+        try:
+            return value.to_value(unit)
+        except u.UnitConversionError:
+            raise UnitError(f"{name}: unit {value.unit} is not convertible to {unit}") from None
+    return np.asarray(value, dtype=float)
+
+
+def _scale(x: np.ndarray, scale: Scale) -> np.ndarray:
+    if scale == "log":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(np.maximum(x, _TINY32))
+    return x
+
+
+@dataclass(frozen=True, eq=False)
+class IRFAxis:
+    """One axis of an IRF table.
+
+    Parameters
+    ----------
+    name : str
+        ``energy_true``, ``energy``, ``offset``, ``rad``, ``migra``, ``fov_lon``, ``fov_lat``.
+    edges : ndarray
+        Bin edges (float64) in ``unit``.
+    unit : str
+        Unit of the edges.
+    interp : {"lin", "log"}
+        Interpolation scale of the axis.
+    """
+
+    name: str
+    edges: np.ndarray
+    unit: str
+    interp: Scale
+    nodes: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        edges = np.asarray(self.edges, dtype=float)
+        object.__setattr__(self, "edges", edges)
+        if self.nodes is not None:  # node-defined axis: the nodes are given, edges derived
+            object.__setattr__(self, "nodes", np.asarray(self.nodes, dtype=float))
+            return
+        if self.interp == "log":
+            nodes = np.sqrt(edges[:-1] * edges[1:])
+        else:
+            nodes = 0.5 * (edges[:-1] + edges[1:])
+        object.__setattr__(self, "nodes", nodes)
+
+    @classmethod
+    def from_lo_hi(cls, name: str, lo: u.Quantity, hi: u.Quantity, interp: Scale) -> IRFAxis:
+        """Axis from the ``*_LO``/``*_HI`` columns of a GADF table.
+
+        Edges are ``LO`` plus the last ``HI``; when ``LO == HI`` the values are nodes and the
+        edges are put half-way between them (in the interpolation scale).
+        """
+        unit = hi.unit
+        lo = np.atleast_1d(lo.to_value(unit)).astype(float)
+        hi = np.atleast_1d(hi.to_value(unit)).astype(float)
+        if lo.size > 1 and np.allclose(lo, hi):
+            s = _scale(lo, interp)
+            mid = 0.5 * (s[1:] + s[:-1])
+            s_edges = np.concatenate([[s[0] - (mid[0] - s[0])], mid, [s[-1] + (s[-1] - mid[-1])]])
+            edges = np.exp(s_edges) if interp == "log" else s_edges
+            return cls(name=name, edges=edges, unit=unit.to_string(), interp=interp, nodes=lo)
+        edges = np.append(lo, hi[-1])
+        return cls(name=name, edges=edges, unit=unit.to_string(), interp=interp)
+
+    @cached_property
+    def scaled_nodes(self) -> np.ndarray:
+        """Nodes in the interpolation scale (log for log axes)."""
+        return _scale(self.nodes, self.interp)
+
+    @cached_property
+    def uniform_step(self) -> float:
+        """Step of the scaled nodes if they are regular (to 1e-5 relative), else 0."""
+        s = self.scaled_nodes
+        if s.size < 2:
+            return 0.0
+        step = np.diff(s)
+        return float(step.mean()) if np.allclose(step, step[0], rtol=1e-5, atol=0) and step[0] > 0 else 0.0
+
+    @property
+    def nbin(self) -> int:
+        return self.nodes.size
+
+    @property
+    def edges_quantity(self) -> u.Quantity:
+        return u.Quantity(self.edges, self.unit)
+
+    @property
+    def center(self) -> u.Quantity:
+        """Bin centres (interpolation nodes) as a Quantity."""
+        return u.Quantity(self.nodes, self.unit)
+
+    def __repr__(self) -> str:
+        return (
+            f"IRFAxis({self.name!r}, nbin={self.nbin}, "
+            f"range=[{self.edges[0]:.4g}, {self.edges[-1]:.4g}] {self.unit}, interp={self.interp!r})"
+        )
+
+
+class _AxisLookup:
+    """Interval index, weight and validity of coordinates on one axis."""
+
+    __slots__ = ("idx", "weight", "valid")
+
+    def __init__(self, axis: IRFAxis, x: np.ndarray) -> None:
+        x = np.asarray(x, dtype=float)
+        if x.ndim == 0:  # 0-d: work on 1 element so in-place ufuncs get arrays, then restore
+            self.__init__(axis, x.reshape(1))
+            self.idx, self.valid = self.idx.reshape(()), self.valid.reshape(())
+            self.weight = None if self.weight is None else self.weight.reshape(())
+            return
+        s_nodes = axis.scaled_nodes
+        s = _scale(x, axis.interp)
+        with np.errstate(invalid="ignore"):
+            self.valid = (x >= axis.edges[0]) & (x <= axis.edges[-1])
+        if s_nodes.size == 1:  # a length-1 axis is constant (as in Gammapy)
+            self.idx = np.zeros(np.shape(x), dtype=np.intp)
+            self.weight = None
+            return
+        # Interval of the nodes; outside the node range the edge interval extrapolates.
+        if axis.uniform_step:  # regular nodes: index arithmetic, much cheaper than a search
+            pos = s - s_nodes[0]
+            pos *= 1.0 / axis.uniform_step
+            np.fmax(pos, 0, out=pos)  # fmax/fmin map NaN to the bound: safe integer cast
+            np.fmin(pos, s_nodes.size - 2, out=pos)
+            idx = pos.astype(np.intp)
+        else:
+            idx = np.clip(np.searchsorted(s_nodes, s, side="right") - 1, 0, s_nodes.size - 2)
+        lo = s_nodes[idx]
+        self.weight = (s - lo) / (s_nodes[idx + 1] - lo)
+        self.idx = idx
+
+
+class GridInterpolator:
+    """Multilinear interpolation of a table on `IRFAxis` nodes (Gammapy-compatible).
+
+    Parameters
+    ----------
+    axes : sequence of IRFAxis
+        Axes in the order of the ``values`` dimensions.
+    values : ndarray
+        Table values (plain numbers in the IRF's unit).
+    values_scale : {"lin", "log"}
+        Interpolate the values linearly or in log.
+    fill : bool
+        If True, points outside the axis edges give 0; if False, extrapolate everywhere.
+    mask_rule : callable, optional
+        ``mask_rule(valid_per_axis) -> valid``; default: inside the edges of every axis.
+    """
+
+    def __init__(
+        self,
+        axes: tuple[IRFAxis, ...],
+        values: np.ndarray,
+        *,
+        values_scale: Scale = "lin",
+        fill: bool = True,
+        mask_rule=None,
+    ) -> None:
+        values = np.asarray(values)
+        shape = tuple(a.nbin for a in axes)
+        if values.shape != shape:
+            names = [a.name for a in axes]
+            raise IRFError(f"IRF data shape {values.shape} does not match axes {names} {shape}")
+        self.axes = tuple(axes)
+        self.values_scale = values_scale
+        self.fill = fill
+        # Combines the per-axis "inside the edges" flags into the points to keep (default: all
+        # axes inside). Energy dispersion keeps points unless both energy and migra are out.
+        self.mask_rule = mask_rule
+        self.table = _scale(values.astype(float), values_scale)
+        # With a finite table, only invalid (masked) points can give non-finite values.
+        self.finite = bool(np.all(np.isfinite(self.table)))
+
+    def _inverse(self, v: np.ndarray) -> np.ndarray:
+        if self.values_scale == "log":
+            with np.errstate(over="ignore"):  # far extrapolation (then masked) may overflow
+                np.exp(v, out=v)
+        np.maximum(v, 0.0, out=v)  # clip at zero (NaN stays NaN)
+        return v
+
+    def _finish(self, v: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+        v = self._inverse(v)
+        if self.fill:
+            bad = ~np.isfinite(v)
+            if valid is not None:
+                bad |= ~valid
+            v[bad] = 0.0
+        return v
+
+    def __call__(self, *coords: np.ndarray) -> np.ndarray:
+        """Interpolate at ``coords`` (one broadcastable float array per axis, in axis units)."""
+        coords = [np.asarray(c, dtype=float) for c in coords]
+        ndim = max(c.ndim for c in coords)
+        first = coords[0]
+        others_lead1 = all(c.ndim < ndim or c.shape[0] == 1 for c in coords[1:]) if ndim else False
+        outer_like = first.ndim == ndim >= 1 and first.size == first.shape[0] > 0
+        if self.mask_rule is None and outer_like and others_lead1:
+            # Fast path: the first axis varies only along the leading dim (energy[:, None, None]).
+            # Drop the (length-1) leading dim of the other coordinates, pad them to ndim - 1.
+            trimmed = [
+                c.reshape(c.shape[1:]) if c.ndim == ndim else c.reshape((1,) * (ndim - 1 - c.ndim) + c.shape)
+                for c in coords[1:]
+            ]
+            rest = np.broadcast_shapes(*[c.shape for c in trimmed])
+            return self.outer(first.ravel(), [np.broadcast_to(c, rest) for c in trimmed])
+        shape = np.broadcast_shapes(*[c.shape for c in coords])
+        lookups = [_AxisLookup(a, c) for a, c in zip(self.axes, coords)]
+        out = self._corners(self.table, lookups, shape)
+        valids = [np.broadcast_to(lk.valid, shape) for lk in lookups]
+        valid = np.logical_and.reduce(valids) if self.mask_rule is None else self.mask_rule(valids)
+        return self._finish(out, valid)
+
+    @staticmethod
+    def _corners(table: np.ndarray, lookups: list[_AxisLookup], shape: tuple[int, ...]) -> np.ndarray:
+        out = np.zeros(shape) if shape else np.zeros(())
+        active = [k for k, lk in enumerate(lookups) if lk.weight is not None]
+        for corner in itertools.product((0, 1), repeat=len(active)):
+            weight = 1.0
+            index = [lk.idx for lk in lookups]
+            for k, c in zip(active, corner):
+                w = lookups[k].weight
+                weight = weight * (w if c else 1.0 - w)
+                if c:
+                    index[k] = index[k] + 1
+            out += weight * table[tuple(index)]
+        return out
+
+    def first_axis_slices(self, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Interpolate the scaled table along the first axis only.
+
+        Returns the scaled sub-tables (len(x0), *other axes) and the validity of ``x0``.
+        """
+        lk = _AxisLookup(self.axes[0], x0)
+        if lk.weight is None:
+            sub = np.repeat(self.table[:1], x0.size, axis=0)
+        else:
+            w = lk.weight.reshape((-1,) + (1,) * (self.table.ndim - 1))
+            sub = (1.0 - w) * self.table[lk.idx] + w * self.table[lk.idx + 1]
+        return sub, lk.valid
+
+    def outer_blocks(self, x0: np.ndarray, rest: list[np.ndarray], *, block: int = BLOCK):
+        """Scaled interpolated values at the outer product of ``x0`` (1-D) and points ``rest``.
+
+        The first axis is interpolated on the (small) table first; the other axes use indices
+        and weights shared by all ``x0``. Work goes in blocks of ``block`` points so that the
+        temporaries stay in cache (large numpy temporaries are slow on these machines).
+
+        Yields
+        ------
+        sl : slice
+            Block of the flattened points.
+        values : ndarray
+            Scaled values, shape (len(x0), block size) (log values for a log-scaled table).
+        valid : ndarray
+            Bool (block size,): points inside the edges of the other axes.
+        """
+        sub, _ = self.first_axis_slices(x0)
+        n0 = x0.size
+        rest_axes = self.axes[1:]
+        sub = sub.reshape(n0, -1)
+        flat = [np.ravel(c) for c in rest]
+        npts = flat[0].size if flat else 1
+        strides = np.cumprod([1] + [a.nbin for a in rest_axes[::-1]])[:-1][::-1]
+        for start in range(0, npts, block):
+            sl = slice(start, min(start + block, npts))
+            lookups = [_AxisLookup(a, c[sl]) for a, c in zip(rest_axes, flat)]
+            base = sum(lk.idx * int(st) for lk, st in zip(lookups, strides))
+            active = [(lk, int(st)) for lk, st in zip(lookups, strides) if lk.weight is not None]
+            values = None
+            for corner in itertools.product((0, 1), repeat=len(active)):
+                index = base
+                weight = None
+                for (lk, st), c in zip(active, corner):
+                    w = lk.weight if c else 1.0 - lk.weight
+                    weight = w if weight is None else weight * w
+                    if c:
+                        index = index + st
+                term = np.take(sub, index, axis=1)
+                if weight is not None:
+                    term *= weight
+                if values is None:
+                    values = term
+                else:
+                    values += term
+            valid = np.logical_and.reduce([lk.valid for lk in lookups])
+            yield sl, values, valid
+
+    def outer(self, x0: np.ndarray, rest: list[np.ndarray]) -> np.ndarray:
+        """Interpolated values at the outer product of ``x0`` (1-D) and points ``rest``.
+
+        Returns shape (len(x0), *rest[0].shape); fill and clipping as `__call__`.
+        """
+        _, valid0 = self.first_axis_slices(x0)
+        shape = rest[0].shape if rest else ()
+        out = np.empty((x0.size, int(np.prod(shape))))
+        for sl, values, valid in self.outer_blocks(x0, rest):
+            values = self._inverse(values)
+            if self.fill:
+                values[:, ~valid] = 0.0
+                values[~valid0] = 0.0
+                if not self.finite:
+                    values[~np.isfinite(values)] = 0.0
+            out[:, sl] = values
+        return out.reshape((x0.size,) + shape)

@@ -1,0 +1,72 @@
+"""HDU class -> IRF reader mapping (the plugin system registers these built-ins)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from xgamma.exceptions import IRFError
+
+__all__ = ["builtin_irf_readers", "read_irf"]
+
+IRFReader = Callable[[Path, "str | int"], Any]
+
+
+def builtin_irf_readers() -> dict[str, IRFReader]:
+    """Readers of the GADF IRF HDU classes that xgamma implements.
+
+    Returns
+    -------
+    readers : dict
+        ``{hdu_class: reader}`` where ``reader(path, hdu)`` returns the IRF object.
+    """
+    from xgamma.irf.aeff import EffectiveArea2D
+    from xgamma.irf.background import Background2D, Background3D
+    from xgamma.irf.edisp import EnergyDispersion2D
+    from xgamma.irf.psf import PSF3Gauss, PSFKing, PSFTable
+
+    return {
+        "aeff_2d": EffectiveArea2D.read,
+        "bkg_3d": Background3D.read,
+        "bkg_2d": Background2D.read,
+        "edisp_2d": EnergyDispersion2D.read,
+        "psf_3gauss": PSF3Gauss.read,
+        "psf_table": PSFTable.read,
+        "psf_king": PSFKing.read,
+    }
+
+
+def read_irf(
+    path: str | Path,
+    hdu: str | int,
+    hdu_class: str,
+    *,
+    readers: Mapping[str, IRFReader] | None = None,
+) -> Any:
+    """Read an IRF HDU with the reader registered for its HDU class.
+
+    Parameters
+    ----------
+    path : str or Path
+        FITS file.
+    hdu : str or int
+        HDU name or index.
+    hdu_class : str
+        GADF HDU class (``aeff_2d``, ``bkg_3d``, ``psf_table``, ...), case-insensitive.
+    readers : mapping, optional
+        HDU class -> reader; default `builtin_irf_readers`.
+
+    Raises
+    ------
+    IRFError
+        Unknown HDU class (the message lists the known ones), or the reader's own errors
+        (missing file, HDU, column).
+    """
+    readers = builtin_irf_readers() if readers is None else readers
+    key = str(hdu_class).strip().lower()
+    if key not in readers:
+        raise IRFError(
+            f"unknown IRF HDU class {hdu_class!r} (HDU {hdu!r} of {path}); known classes: {sorted(readers)}"
+        )
+    return readers[key](Path(path), hdu)
