@@ -274,7 +274,7 @@ def test_unknown_hdu_class(cta, tmp_path):
         t["HDU_CLASS"][t["HDU_TYPE"] == "psf"] = "psf_fancy"
 
     obs = DataStore(_absolute_index_copy(cta, tmp_path / "store", edit=edit)).observation(110380)
-    with pytest.raises(IRFError, match=r"unknown IRF HDU class 'psf_fancy' .*known classes: \['aeff_2d'"):
+    with pytest.raises(IRFError, match=r"unknown IRF HDU class 'psf_fancy' .*known IRF readers: aeff_2d, bkg_2d"):
         obs.psf
 
 

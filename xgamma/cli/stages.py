@@ -148,7 +148,7 @@ def stage_significance(state: AnalysisState) -> None:
     """Ring background, correlated Li & Ma significance and excess; significance.fits and .json."""
     import dask
 
-    from xgamma.estimators.distribution import significance_distribution
+    from xgamma.estimators.distribution import significance_distribution, significance_summary
     from xgamma.estimators.significance import significance_maps
     from xgamma.io.fits_maps import write_maps
     from xgamma.plugin.registry import get_registry
@@ -181,20 +181,9 @@ def stage_significance(state: AnalysisState) -> None:
     state.significance = dataset
     state.products["significance"] = write_maps(dataset, state.output / "significance.fits", overwrite=True)
 
-    significance = dataset["significance"]
-    values = np.asarray(significance.values)[0]
-    if np.isfinite(values).any():
-        peak = np.unravel_index(np.nanargmax(values), values.shape)
-        position = state.geometry.pixel_to_skycoord(peak[1], peak[0])
-        max_position = {"lon": float(position.spherical.lon.wrap_at("180d").deg),
-                        "lat": float(position.spherical.lat.deg), "frame": state.geometry.frame}
-        max_significance = float(values[peak])
-    else:
-        max_position, max_significance = None, None
-    distribution = significance_distribution(significance, exclusion=dataset["exclusion"].astype(bool))
-    state.distribution = distribution
-    payload = {"max_significance": max_significance, "max_position": max_position,
-               "off_distribution": distribution.to_dict()}
+    exclusion_mask = dataset["exclusion"].astype(bool)
+    payload = significance_summary(dataset.assign(exclusion=exclusion_mask))
+    state.distribution = significance_distribution(dataset["significance"], exclusion=exclusion_mask)
     state.products["significance_json"] = _write_json(state.output / "significance.json", payload)
     state.summary["significance"] = payload
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -381,6 +383,8 @@ class Observation:
                 value = read_irf(path, hdu, hdu_class)
                 if hdu_type == "bkg" and self._legacy_hess_fov():
                     # Old H.E.S.S. bkg_3d: RADEC with reversed longitude (as Gammapy 2.1 reads it).
+                    # A shallow copy: IRF objects are cached per file and shared between runs.
+                    value = copy.copy(value)
                     value.fov_alignment = "RADEC"
                     value.reverse_lon = True
             self._cache[hdu_type] = value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,36 @@ def read_irf(
         Unknown HDU class (the message lists the known ones), or the reader's own errors
         (missing file, HDU, column).
     """
-    readers = builtin_irf_readers() if readers is None else readers
     key = str(hdu_class).strip().lower()
-    if key not in readers:
-        raise IRFError(
-            f"unknown IRF HDU class {hdu_class!r} (HDU {hdu!r} of {path}); known classes: {sorted(readers)}"
-        )
-    return readers[key](Path(path), hdu)
+    if readers is not None:
+        if key not in readers:
+            raise IRFError(
+                f"unknown IRF HDU class {hdu_class!r} (HDU {hdu!r} of {path}); known classes: {sorted(readers)}"
+            )
+        return readers[key](Path(path), hdu)
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        stat = None
+    if stat is None:  # let the reader raise its "file not found" error
+        return _registry_reader(key, path, hdu)(path, hdu)
+    # Many observations share one IRF file (CTA): read each (file version, HDU) once per process.
+    return _read_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size, hdu, key)
+
+
+def _registry_reader(key: str, path: Path, hdu: str | int) -> IRFReader:
+    from xgamma.exceptions import PluginError
+    from xgamma.plugin.registry import get_registry
+
+    try:
+        return get_registry().get_irf_reader(key)
+    except IRFError as error:
+        if isinstance(error, PluginError):
+            raise
+        raise IRFError(f"unknown IRF HDU class {key!r} (HDU {hdu!r} of {path}): {error}") from None
+
+
+@lru_cache(maxsize=64)
+def _read_cached(path: str, mtime_ns: int, size: int, hdu: str | int, key: str) -> Any:
+    return _registry_reader(key, Path(path), hdu)(Path(path), hdu)

@@ -1,0 +1,91 @@
+"""Adaptive ring background: reduces to the plain ring when the first ring qualifies, grows otherwise."""
+
+from __future__ import annotations
+
+import astropy.units as u
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+
+from xgamma.background import AdaptiveRingBackground, RingBackground, make_exclusion_mask, tophat_kernel
+from xgamma.background.adaptive_ring import adaptive_ring_kernels
+from xgamma.exceptions import EstimatorError
+from xgamma.geometry import SkyGeometry
+from xgamma.maps import make_map
+from xgamma.testing import raise_if_dask_computes
+
+BINSZ = 0.05
+
+
+@pytest.fixture
+def geometry() -> SkyGeometry:
+    return SkyGeometry.create((0, 0), width=[5 * u.deg, 4 * u.deg], binsz=BINSZ * u.deg, energy_edges=[1, 10] * u.TeV)
+
+
+def _dataset(geometry, chunks=None):
+    rng = np.random.default_rng(11)
+    counts = rng.poisson(4.0, size=geometry.data_shape).astype(float)
+    acceptance = np.full(geometry.data_shape, 4.0)
+    wrap = (lambda x: da.from_array(x, chunks=chunks)) if chunks else (lambda x: x)  # noqa: E731
+    return xr.Dataset({"counts": make_map(wrap(counts), geometry), "background": make_map(wrap(acceptance), geometry)})
+
+
+def test_first_ring_qualifies_equals_plain_ring(geometry):
+    # With a generous alpha threshold the first (smallest) ring is used everywhere.
+    ds = _dataset(geometry)
+    adaptive = AdaptiveRingBackground(r_in="0.3 deg", width="0.2 deg", r_out_max="1 deg",
+                                      stepsize="0.05 deg", threshold_alpha=1e6, theta="0.1 deg").run(ds)
+    plain = RingBackground(r_in="0.3 deg", width="0.2 deg").run(ds)
+    assert AdaptiveRingBackground.name == "adaptive_ring"
+    assert np.all(adaptive["ring_index"].values == 0)
+    np.testing.assert_array_equal(adaptive["off"].values, plain["off"].values)
+    np.testing.assert_allclose(adaptive["alpha"].values, plain["alpha"].values, rtol=1e-10)
+
+
+def test_ring_grows_near_exclusion_until_alpha_threshold(geometry):
+    ds = _dataset(geometry)
+    exclusion = make_exclusion_mask(geometry, "galactic; circle(0, 0, 0.6)")
+    threshold, theta = 0.25, 0.1
+    out = AdaptiveRingBackground(r_in="0.3 deg", width="0.2 deg", r_out_max="1.5 deg", stepsize="0.05 deg",
+                                 threshold_alpha=threshold, theta=f"{theta} deg", exclusion=exclusion).run(ds)
+    index = out["ring_index"].values[0]
+    centre = (geometry.shape[0] // 2, geometry.shape[1] // 2)
+    assert index[centre] > 0  # the smallest ring lies inside the exclusion at the centre
+    # Where a ring was found, the theta-correlated alpha obeys the threshold.
+    n_on = tophat_kernel(theta / BINSZ).sum()
+    found = index >= 0
+    alpha_approx = n_on * 4.0 / out["acceptance_off"].values[0][found]
+    assert np.all(alpha_approx <= threshold * (1 + 1e-9))
+    # Off counts come from the chosen ring: alpha = acceptance / acceptance_off per pixel.
+    np.testing.assert_allclose(out["alpha"].values[0][found], 4.0 / out["acceptance_off"].values[0][found])
+    kernels = adaptive_ring_kernels(0.3 / BINSZ, 0.2 / BINSZ, 1.5 / BINSZ, 0.05 / BINSZ, "fixed_width")
+    assert index.max() < len(kernels)
+
+
+@pytest.mark.parametrize("chunks", [(1, 6, 9), (1, 80, 7)])
+def test_adaptive_lazy_chunk_invariant(geometry, chunks):
+    exclusion = make_exclusion_mask(geometry, "galactic; circle(0.3, 0.1, 0.5)")
+    estimator = AdaptiveRingBackground(r_in="0.3 deg", width="0.2 deg", r_out_max="1 deg", stepsize="0.1 deg",
+                                       threshold_alpha=0.3, theta="0.1 deg", exclusion=exclusion)
+    reference = estimator.run(_dataset(geometry))
+    with raise_if_dask_computes():
+        lazy = estimator.run(_dataset(geometry, chunks=chunks))
+    assert isinstance(lazy["alpha"].data, da.Array)
+    computed = lazy.compute()
+    np.testing.assert_array_equal(computed["ring_index"], reference["ring_index"])
+    np.testing.assert_array_equal(computed["off"], reference["off"])
+    np.testing.assert_allclose(computed["alpha"], reference["alpha"], rtol=1e-10, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"r_out_max": "0.4 deg"}, "r_out_max"), ({"stepsize": "0 deg"}, "stepsize"),
+     ({"threshold_alpha": -1}, "threshold_alpha"), ({"method": "bogus"}, "method"),
+     ({"min_area_fraction": 2}, "min_area_fraction"), ({"r_out_max": "3 deg"}, "wider than the map")],
+)
+def test_adaptive_bad_parameters(geometry, kwargs, match):
+    params = dict(r_in="0.3 deg", width="0.2 deg", r_out_max="1 deg")
+    params.update(kwargs)
+    with pytest.raises(EstimatorError, match=match):
+        AdaptiveRingBackground(**params).run(_dataset(geometry))

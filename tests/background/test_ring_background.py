@@ -1,0 +1,184 @@
+"""Ring background: analytic alpha, laziness, chunk invariance, offset cut, stacking, bad input."""
+
+from __future__ import annotations
+
+import warnings
+
+import astropy.units as u
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from astropy.coordinates import SkyCoord
+from scipy.ndimage import convolve
+
+from xgamma.background import (
+    RingBackground,
+    make_exclusion_mask,
+    ring_background,
+    ring_kernel,
+    stack_ring_maps,
+)
+from xgamma.exceptions import EstimatorError, UnitError
+from xgamma.geometry import SkyGeometry
+from xgamma.maps import make_map
+from xgamma.testing import raise_if_dask_computes
+
+BINSZ = 0.05  # deg
+R_IN, WIDTH = 0.3, 0.2  # deg -> 6 and 4 pixels (outer radius 10 px)
+
+
+@pytest.fixture
+def geometry() -> SkyGeometry:
+    return SkyGeometry.create((0, 0), width=[4 * u.deg, 3 * u.deg], binsz=BINSZ * u.deg, energy_edges=[1, 10] * u.TeV)
+
+
+def _maps(geometry, counts, acceptance, chunks=None):
+    # Chunk the data only (Dataset.chunk would also make the pix_* / wcs coordinates lazy).
+    wrap = (lambda x: da.from_array(x, chunks=chunks)) if chunks else (lambda x: x)  # noqa: E731
+    c = make_map(wrap(counts), geometry, name="counts")
+    b = make_map(wrap(acceptance), geometry, name="background")
+    return xr.Dataset({"counts": c, "background": b})
+
+
+def test_flat_maps_analytic_alpha(geometry):
+    # Flat counts and acceptance, nothing excluded: away from the edges the ring holds N pixels,
+    # so off = N x counts and alpha = 1 / N exactly (N from the kernel itself).
+    shape = geometry.data_shape
+    ds = _maps(geometry, np.full(shape, 3.0), np.full(shape, 2.0))
+    out = RingBackground(r_in=f"{R_IN} deg", width=f"{WIDTH} deg").run(ds)
+    n_ring = ring_kernel(R_IN / BINSZ, WIDTH / BINSZ).sum()
+    inner = dict(lat=slice(10, -10), lon=slice(10, -10))  # 10 px = outer radius
+    np.testing.assert_allclose(out["alpha"].isel(**inner), 1.0 / n_ring, rtol=1e-12)
+    np.testing.assert_array_equal(out["off"].isel(**inner), 3.0 * n_ring)
+    np.testing.assert_allclose(out["background"].isel(**inner), 3.0, rtol=1e-12)
+    assert RingBackground.name == "ring"
+    assert {"off", "alpha", "background", "acceptance", "acceptance_off", "exclusion"} <= set(out.data_vars)
+    assert out["alpha"].attrs["units"] == ""
+    # At the map corner only part of the ring lies inside: fewer off counts, same background.
+    assert out["off"].values[0, 0, 0] < 3.0 * n_ring
+    np.testing.assert_allclose(out["background"].values[0, 0, 0], 3.0, rtol=1e-12)
+
+
+def test_exclusion_removes_ring_pixels(geometry):
+    shape = geometry.data_shape
+    rng = np.random.default_rng(3)
+    counts = rng.poisson(5.0, size=shape).astype(float)
+    acceptance = np.full(shape, 5.0)
+    exclusion = make_exclusion_mask(geometry, "galactic; circle(0.5, 0.2, 0.3)")
+    out = ring_background(
+        make_map(counts, geometry), make_map(acceptance, geometry), r_in=R_IN * u.deg, width=WIDTH * u.deg,
+        exclusion=exclusion,
+    )
+    kernel = ring_kernel(R_IN / BINSZ, WIDTH / BINSZ)
+    mask = exclusion.values.astype(float)
+    expected_off = convolve(counts[0] * mask, kernel, mode="constant")
+    expected_acc = convolve(acceptance[0] * mask, kernel, mode="constant")
+    np.testing.assert_array_equal(out["off"].values[0], expected_off)
+    np.testing.assert_allclose(out["acceptance_off"].values[0], expected_acc, rtol=1e-10)
+    np.testing.assert_allclose(out["alpha"].values[0], acceptance[0] / expected_acc, rtol=1e-10)
+
+
+@pytest.mark.parametrize("chunks", [(1, 4, 7), (1, 9, 80), (1, 60, 5)])
+def test_lazy_and_chunk_invariant(geometry, chunks):
+    # Chunks (4, 5, 7, 9 px) smaller than the ring's outer radius (10 px).
+    shape = geometry.data_shape
+    rng = np.random.default_rng(4)
+    counts = rng.poisson(2.0, size=shape).astype(float)
+    acceptance = 2.0 + rng.random(shape)
+    exclusion = make_exclusion_mask(geometry, "galactic; circle(0, 0, 0.4)")
+    estimator = RingBackground(r_in=R_IN * u.deg, width=WIDTH * u.deg, exclusion=exclusion)
+    reference = estimator.run(_maps(geometry, counts, acceptance))
+    with raise_if_dask_computes():
+        lazy = estimator.run(_maps(geometry, counts, acceptance, chunks=chunks))
+    for name in ("off", "acceptance_off", "alpha", "background"):
+        assert isinstance(lazy[name].data, da.Array), name
+    computed = lazy.compute()
+    np.testing.assert_array_equal(computed["off"], reference["off"])  # integer sums
+    # FFT rounding differs between block sizes: 1e-10 relative is far below any physics effect.
+    for name in ("acceptance_off", "alpha", "background"):
+        np.testing.assert_allclose(computed[name], reference[name], rtol=1e-10, equal_nan=True)
+
+
+def test_offset_cut(geometry):
+    shape = geometry.data_shape
+    pointing = SkyCoord(0.5, 0.0, unit="deg", frame="galactic")
+    out = ring_background(
+        make_map(np.ones(shape), geometry), make_map(np.ones(shape), geometry),
+        r_in=R_IN * u.deg, width=WIDTH * u.deg, offset_max="1 deg", pointing=pointing,
+    )
+    separation = geometry.separation(pointing)
+    inside = separation < 1.0
+    assert np.array_equal(out["counts"].values[0] > 0, inside)
+    assert np.all(np.isnan(out["alpha"].values[0][~inside]))
+    assert np.all(out["off"].values[0][~inside] == 0)
+    assert np.all(np.isfinite(out["alpha"].values[0][inside]))
+    with pytest.raises(EstimatorError, match="pointing"):
+        ring_background(make_map(np.ones(shape), geometry), make_map(np.ones(shape), geometry),
+                        r_in=R_IN * u.deg, width=WIDTH * u.deg, offset_max="1 deg")
+
+
+def test_per_observation_stacking(geometry):
+    # Two observations along obs_id: off counts and alpha x off add, alpha = sum(alpha off) / sum(off).
+    shape = geometry.data_shape
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(3.0, size=(2, *shape)).astype(float)
+    acceptance = np.stack([np.full(shape, 3.0), np.full(shape, 1.0)])
+    c = xr.concat([make_map(x, geometry, name="counts") for x in counts], "obs_id")
+    b = xr.concat([make_map(x, geometry, name="background") for x in acceptance], "obs_id")
+    pointings = SkyCoord([-0.5, 0.5], [0.0, 0.0], unit="deg", frame="galactic").icrs
+    ds = xr.Dataset({"counts": c, "background": b}).assign_coords(
+        pointing_ra=("obs_id", pointings.ra.deg), pointing_dec=("obs_id", pointings.dec.deg)
+    )
+    estimator = RingBackground(r_in=R_IN * u.deg, width=WIDTH * u.deg, offset_max="1.2 deg")
+    stacked = estimator.run(ds)
+    singles = [
+        ring_background(c[i], b[i], r_in=R_IN * u.deg, width=WIDTH * u.deg, offset_max="1.2 deg",
+                        pointing=pointings[i])
+        for i in range(2)
+    ]
+    off = sum(s["off"].values for s in singles)
+    bkg = sum(np.nan_to_num(s["alpha"].values * s["off"].values) for s in singles)
+    np.testing.assert_array_equal(stacked["off"].values, off)
+    has = off > 0
+    np.testing.assert_allclose(stacked["alpha"].values[has], bkg[has] / off[has], rtol=1e-12)
+    np.testing.assert_allclose(stacked["background"].values[has], bkg[has], rtol=1e-12)
+    np.testing.assert_array_equal(stacked["counts"].values, sum(s["counts"].values for s in singles))
+    # acceptance / acceptance_off keeps the stacked alpha
+    np.testing.assert_allclose(
+        (stacked["acceptance"] / stacked["acceptance_off"]).values[has], stacked["alpha"].values[has], rtol=1e-12
+    )
+    # the list form gives the same
+    again = stack_ring_maps(singles)
+    np.testing.assert_allclose(again["alpha"].values, stacked["alpha"].values, rtol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("r_in", "width", "match"),
+    [("0 deg", "0.2 deg", "r_in"), ("-0.1 deg", "0.2 deg", "r_in"), ("0.3 deg", "0 deg", "width"),
+     ("1.5 deg", "1 deg", "wider than the map"), ("0.3 m", "0.2 deg", "r_in")],
+)
+def test_bad_radii(geometry, r_in, width, match):
+    ds = _maps(geometry, np.ones(geometry.data_shape), np.ones(geometry.data_shape))
+    with pytest.raises((EstimatorError, UnitError), match=match):
+        RingBackground(r_in=r_in, width=width).run(ds)
+
+
+def test_everything_excluded_gives_nan_alpha_and_warns(geometry):
+    ds = _maps(geometry, np.ones(geometry.data_shape), np.ones(geometry.data_shape))
+    exclusion = make_exclusion_mask(geometry, "galactic; circle(0, 0, 10)")
+    assert not exclusion.values.any()
+    with pytest.warns(RuntimeWarning, match="excludes every pixel"):
+        out = RingBackground(r_in=R_IN * u.deg, width=WIDTH * u.deg, exclusion=exclusion).run(ds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no warning while computing
+        assert np.all(np.isnan(out["alpha"].values))
+    assert np.all(out["off"].values == 0)
+
+
+def test_mismatched_inputs(geometry):
+    ds = _maps(geometry, np.ones(geometry.data_shape), np.ones(geometry.data_shape))
+    with pytest.raises(EstimatorError, match="exclusion mask has shape"):
+        RingBackground(exclusion=np.ones((3, 3), bool)).run(ds)
+    with pytest.raises(EstimatorError, match="background"):
+        RingBackground().run(ds.drop_vars("background"))
