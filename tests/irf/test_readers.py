@@ -45,7 +45,7 @@ def test_read_psf_king_and_table(king_file, hess_run_file):
 
 
 def test_unknown_class_lists_known_ones(cta_irf_file):
-    with pytest.raises(IRFError, match=r"unknown IRF HDU class 'rad_max_2d' .*known classes: \['aeff_2d', 'bkg_2d'"):
+    with pytest.raises(IRFError, match=r"unknown IRF HDU class 'rad_max_2d' .*known IRF readers: aeff_2d, bkg_2d"):
         read_irf(cta_irf_file, "EFFECTIVE AREA", "rad_max_2d")
 
 

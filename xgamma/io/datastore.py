@@ -276,7 +276,8 @@ class Observation:
                 header = fits.getheader(path, hdu)
             except KeyError:
                 raise DataStoreError(f"obs {self.obs_id}: HDU {hdu!r} not found in {path}") from None
-            self._cache["events_header"] = {k: v for k, v in header.items() if k not in ("COMMENT", "HISTORY", "")}
+            # The Header itself: its cards are parsed lazily, only the keys read cost anything.
+            self._cache["events_header"] = header
         return self._cache["events_header"]
 
     def _value(self, key: str) -> float | None:

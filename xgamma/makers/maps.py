@@ -53,9 +53,9 @@ class _ObservationData:
     pointing_vector: np.ndarray  # unit vector of the pointing in the map frame
     livetime_s: float
     ontime_s: float
-    event_x: np.ndarray  # 0-based pixel x of each event in the full geometry
-    event_y: np.ndarray
-    event_energy_bin: np.ndarray  # energy bin index (-1 outside the axis)
+    event_ix: np.ndarray  # 0-based pixel column of each event inside the map and energy axis
+    event_iy: np.ndarray  # pixel row
+    event_energy_bin: np.ndarray  # energy bin index
     aeff: Any
     bkg: Any
     observation: Any
@@ -97,9 +97,13 @@ def _load_observation(observation: Observation, geometry: SkyGeometry, safe_ener
     # A fixed rotation (not SkyCoord) to the map frame: same numbers as astropy to 1e-13 deg.
     lon, lat = transform_lonlat(np.asarray(events.ra, float), np.asarray(events.dec, float), "icrs", geometry.frame)
     x, y = geometry.wcs.wcs_world2pix(lon, lat, 0)
+    # Pixel index = floor(x + 0.5): pixel i spans [i - 0.5, i + 0.5) in 0-based pixel coordinates.
+    ix = np.floor(x + 0.5)
+    iy = np.floor(y + 0.5)
     energy = np.asarray(events.energy, dtype=float)
     energy_bin = np.searchsorted(edges, energy, side="right") - 1
-    energy_bin[(energy < edges[0]) | (energy >= edges[-1])] = -1
+    keep = ((energy >= edges[0]) & (energy < edges[-1]) & (ix >= 0) & (ix < geometry.shape[1])
+            & (iy >= 0) & (iy < geometry.shape[0]))
     aeff = observation.aeff
     return _ObservationData(
         obs_id=int(observation.obs_id),
@@ -108,9 +112,9 @@ def _load_observation(observation: Observation, geometry: SkyGeometry, safe_ener
                                                        "icrs", geometry.frame)),
         livetime_s=u.Quantity(observation.livetime).to_value("s"),
         ontime_s=u.Quantity(observation.ontime).to_value("s"),
-        event_x=np.asarray(x),
-        event_y=np.asarray(y),
-        event_energy_bin=energy_bin,
+        event_ix=ix[keep].astype(np.int32),
+        event_iy=iy[keep].astype(np.int32),
+        event_energy_bin=energy_bin[keep].astype(np.int32),
         aeff=aeff,
         bkg=observation.bkg,
         observation=observation,
@@ -121,11 +125,10 @@ def _load_observation(observation: Observation, geometry: SkyGeometry, safe_ener
 def _block_counts(data: _ObservationData, geometry: SkyGeometry, lat: slice, lon: slice) -> np.ndarray:
     nbins = geometry.nbins
     ny, nx = lat.stop - lat.start, lon.stop - lon.start
-    # Pixel index = floor(x + 0.5): pixel i spans [i - 0.5, i + 0.5) in 0-based pixel coordinates.
-    ix = np.floor(data.event_x + 0.5).astype(np.int64) - lon.start
-    iy = np.floor(data.event_y + 0.5).astype(np.int64) - lat.start
-    keep = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny) & (data.event_energy_bin >= 0)
-    flat = (data.event_energy_bin[keep] * ny + iy[keep]) * nx + ix[keep]
+    ix = data.event_ix - lon.start
+    iy = data.event_iy - lat.start
+    keep = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+    flat = (data.event_energy_bin[keep].astype(np.int64) * ny + iy[keep]) * nx + ix[keep]
     return np.bincount(flat, minlength=nbins * ny * nx).reshape(nbins, ny, nx).astype(float)
 
 
@@ -207,14 +210,15 @@ def _stack_blocks(shape: tuple[int, ...], *blocks: np.ndarray) -> np.ndarray:
     return total
 
 
-def _overlaps(geometry: SkyGeometry, pointing: SkyCoord, lat: slice, lon: slice, offset_max_deg: float) -> bool:
+def _overlaps(geometry: SkyGeometry, pointing: tuple[float, float, float, float], lat: slice, lon: slice,
+              offset_max_deg: float) -> bool:
     """Whether any pixel centre of the block lies within ``offset_max`` of the pointing.
 
     The nearest pixel of a block to an outside point lies on the block's border, so the border
     pixels plus a "pointing inside the block" test decide it; one pixel of margin covers the
     curvature of the projection.
     """
-    x, y = geometry.skycoord_to_pixel(pointing)
+    lon0, lat0, x, y = pointing
     if lon.start - 0.5 <= x < lon.stop - 0.5 and lat.start - 0.5 <= y < lat.stop - 0.5:
         return True
     ys = np.arange(lat.start, lat.stop)
@@ -222,8 +226,7 @@ def _overlaps(geometry: SkyGeometry, pointing: SkyCoord, lat: slice, lon: slice,
     border_x = np.concatenate([xs, xs, np.full(ys.size, xs[0]), np.full(ys.size, xs[-1])])
     border_y = np.concatenate([np.full(xs.size, ys[0]), np.full(xs.size, ys[-1]), ys, ys])
     lon_deg, lat_deg = geometry.wcs.wcs_pix2world(border_x, border_y, 0)
-    frame_pointing = pointing.transform_to(geometry.frame)
-    distance = angular_distance(lon_deg, lat_deg, frame_pointing.spherical.lon.deg, frame_pointing.spherical.lat.deg)
+    distance = angular_distance(lon_deg, lat_deg, lon0, lat0)
     return bool(distance.min() < offset_max_deg + 1.5 * geometry.pixel_scale)
 
 
@@ -287,13 +290,19 @@ def make_maps(
     )
 
     graph: dict[Any, Any] = {}
+    pointings = []
+    for observation in observations:
+        lon0, lat0 = transform_lonlat(observation.pointing.ra.deg, observation.pointing.dec.deg, "icrs",
+                                      geometry.frame)
+        x0, y0 = geometry.wcs.wcs_world2pix(lon0, lat0, 0)
+        pointings.append((float(lon0), float(lat0), float(x0), float(y0)))
     for k, observation in enumerate(observations):
         graph[(load_name, k)] = (_load_observation, observation, geometry, safe_energy)
     for i, lat in enumerate(lat_slices):
         for j, lon in enumerate(lon_slices):
             block_keys = []
             for k, observation in enumerate(observations):
-                if _overlaps(geometry, observation.pointing, lat, lon, offset_max_deg):
+                if _overlaps(geometry, pointings[k], lat, lon, offset_max_deg):
                     key = (block_name, k, i, j)
                     graph[key] = (_make_block, (load_name, k), (pixel_name, i, j), geometry, offset_max_deg)
                     block_keys.append(key)
