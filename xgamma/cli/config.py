@@ -181,6 +181,12 @@ def _spectrum(value: Any, path: str) -> dict:
     return {"type": "powerlaw", "index": section.get("index", 2.0)}
 
 
+def _point_method(value: Any, path: str) -> str:
+    if value not in ("exact", "bilinear"):
+        raise ConfigError(f"{path}: expected 'exact' or 'bilinear', got {value!r}")
+    return value
+
+
 def _fit_on(value: Any, path: str) -> str:
     if value not in ("images", "cube"):
         raise ConfigError(f"{path}: expected 'images' or 'cube', got {value!r}")
@@ -198,7 +204,7 @@ SCHEMA: dict[str, Any] = {
             "containment": _number},
     "models": _list_of(_passthrough),
     "background_model": {"norm": _passthrough, "tilt": _passthrough},
-    "fit": {"on": _fit_on, "minos": _list_of(_string)},
+    "fit": {"on": _fit_on, "minos": _list_of(_string), "point_method": _point_method},
     "exclusion": {"regions": _list_of(_string), "threshold": _number, "dilation": _positive_angle,
                   "max_iterations": _positive_int},
     "ring": {"method": _string, "r_in": _positive_angle, "width": _positive_angle, "offset_max": _positive_angle},

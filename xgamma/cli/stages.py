@@ -50,10 +50,10 @@ def build_models(config: dict) -> list:
 
 
 def _psf_spectrum(section: dict):
-    from xgamma.models.spectral import PowerLaw
+    from xgamma.models.io import spectral_model_from_dict
 
-    spectrum = section.get("spectrum", {"type": "powerlaw", "index": 2.0})
-    return PowerLaw(index=spectrum.get("index", 2.0))
+    return spectral_model_from_dict(section.get("spectrum", {"type": "powerlaw", "index": 2.0}),
+                                    where="psf.spectrum")
 
 
 def stage_fit(state: AnalysisState) -> None:
@@ -79,7 +79,8 @@ def stage_fit(state: AnalysisState) -> None:
     models = build_models(config)
     if not models:
         raise ConfigError("fit: no models configured (add a 'models' section)")
-    dataset = MapDataset.from_maps(maps, psf=kernel, models=models)
+    dataset = MapDataset.from_maps(maps, psf=kernel, models=models,
+                                   point_method=fit_section.get("point_method", "exact"))
     result = fit(dataset, minos=fit_section.get("minos", ()))
     state.fit_result = result
     state.dataset = dataset

@@ -1,0 +1,91 @@
+"""Fit result: best-fit values, errors, labelled covariance, statistic and a readable table."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["FitResult"]
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`xgamma.fit.fit`.
+
+    Attributes
+    ----------
+    parameters : list of dict
+        One row per parameter: ``model``, ``name``, ``value``, ``error``, ``unit``, ``frozen``
+        (values and errors in the parameter's unit; frozen parameters have error 0).
+    covariance : xarray.DataArray
+        Covariance of all parameters, dims ``("param_i", "param_j")`` labelled ``"model.name"``
+        (rows and columns of frozen parameters are 0).
+    statistic : float
+        Cash statistic at the best fit.
+    success : bool
+        MIGRAD converged to a valid minimum and HESSE gave a positive-definite covariance.
+    nfev : int
+        Number of statistic evaluations.
+    message : str
+        Minimizer status summary.
+    minos : dict
+        ``{"model.name": (lower, upper)}`` asymmetric errors when MINOS ran.
+    """
+
+    parameters: list[dict[str, Any]]
+    covariance: xr.DataArray
+    statistic: float
+    success: bool
+    nfev: int
+    message: str = ""
+    minos: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        return [f"{p['model']}.{p['name']}" for p in self.parameters]
+
+    @property
+    def values(self) -> dict[str, float]:
+        """``{"model.name": value}``."""
+        return {k: p["value"] for k, p in zip(self.labels, self.parameters)}
+
+    @property
+    def errors(self) -> dict[str, float]:
+        """``{"model.name": 1-sigma error}``."""
+        return {k: p["error"] for k, p in zip(self.labels, self.parameters)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping (``fit.json``): success, statistic, nfev, parameters, covariance."""
+        def clean(x: float) -> float | None:
+            return None if not math.isfinite(x) else float(x)
+
+        return {
+            "success": bool(self.success),
+            "statistic": clean(self.statistic),
+            "nfev": int(self.nfev),
+            "parameters": [{"model": p["model"], "name": p["name"], "value": clean(p["value"]),
+                            "error": clean(p["error"]), "unit": p["unit"], "frozen": bool(p["frozen"])}
+                           for p in self.parameters],
+            "covariance": {"names": self.labels,
+                           "matrix": [[clean(v) for v in row] for row in np.asarray(self.covariance.values)]},
+        }
+
+    def __str__(self) -> str:
+        head = (f"FitResult: success={self.success}  statistic={self.statistic:.4f}  nfev={self.nfev}\n"
+                f"  {self.message}\n")
+        width = max([len(x) for x in self.labels] + [9])
+        lines = [f"  {'parameter':<{width}}  {'value':>13}  {'error':>11}  unit"]
+        for label, p in zip(self.labels, self.parameters):
+            err = "frozen" if p["frozen"] else f"{p['error']:.4g}"
+            lines.append(f"  {label:<{width}}  {p['value']:>13.6g}  {err:>11}  {p['unit']}")
+            if label in self.minos:
+                lo, hi = self.minos[label]
+                lines.append(f"  {'':<{width}}  {'minos':>13}  {lo:+.3g} / {hi:+.3g}")
+        return head + "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"FitResult(success={self.success}, statistic={self.statistic:.4f}, nfev={self.nfev})"
