@@ -186,9 +186,12 @@ def _make_block(
     out = np.zeros((3, geometry.nbins, *offset.shape))
     if not inside.any():
         return out
-    out[0] = _block_counts(data, geometry, pixels.lat, pixels.lon)
+    counts = _block_counts(data, geometry, pixels.lat, pixels.lon)
+    counts[:, ~inside] = 0.0
+    out[0] = counts
 
-    # Evaluate the IRFs only on pixels within offset_max (1-D pixel list keeps temporaries small).
+    # Evaluate the IRFs only on pixels within offset_max (1-D pixel list keeps temporaries small);
+    # exposure and background stay zero elsewhere.
     offset_in = u.Quantity(offset[inside], "deg")
     centers = u.Quantity(np.sqrt(edges.value[:-1] * edges.value[1:]), edges.unit)
     aeff = data.aeff.evaluate(energy_true=centers[:, None], offset=offset_in[None, :])
@@ -196,16 +199,18 @@ def _make_block(
 
     rate = _background_rate(data, edges, pixels.ra_deg[inside], pixels.dec_deg[inside])
     # The background rate is per unit wall-clock time (dead time included), hence ontime.
-    out[2][:, inside] = rate * pixels.solid_angle[inside] * data.ontime_s
+    out[2][:, inside] = rate * (pixels.solid_angle[inside] * data.ontime_s)
 
-    out[:, ~data.energy_mask] = 0.0
-    out[:, :, ~inside] = 0.0
+    if not data.energy_mask.all():
+        out[:, ~data.energy_mask] = 0.0
     return out
 
 
 def _stack_blocks(shape: tuple[int, ...], *blocks: np.ndarray) -> np.ndarray:
-    total = np.zeros(shape)
-    for block in blocks:
+    if not blocks:
+        return np.zeros(shape)
+    total = blocks[0].copy()
+    for block in blocks[1:]:
         total += block
     return total
 
