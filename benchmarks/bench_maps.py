@@ -42,7 +42,9 @@ CASES = {
 
 XGAMMA = textwrap.dedent("""
     import json, resource, sys, time
-    import astropy.units as u, dask, numpy as np
+    import astropy.units as u, dask, dask.array, numpy as np
+    # What the run uses, imported up front as the Gammapy script does with gammapy.makers.
+    import xgamma.irf.aeff, xgamma.irf.background, xgamma.io.events
     from xgamma.geometry import SkyGeometry, energy_edges
     from xgamma.io.datastore import DataStore
     from xgamma.makers import make_maps
