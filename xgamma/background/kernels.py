@@ -7,13 +7,22 @@ chunked map gives the same result as the unchunked one (to FFT rounding, ~1e-12 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from xgamma.exceptions import EstimatorError
 
-__all__ = ["ring_kernel", "tophat_kernel", "convolve_block", "convolve_image", "kernel_radius"]
+__all__ = [
+    "ring_kernel",
+    "tophat_kernel",
+    "convolve_block",
+    "convolve_image",
+    "kernel_radius",
+    "fft_convolve",
+    "overlap_apply",
+]
 
 
 def _grid(radius_px: float) -> tuple[np.ndarray, np.ndarray]:
@@ -84,6 +93,34 @@ def kernel_radius(kernel: np.ndarray) -> int:
     return int(kernel.shape[-1] // 2)
 
 
+@lru_cache(maxsize=16)
+def _kernel_spectrum(kernel_bytes: bytes, kernel_shape: tuple[int, int], fft_shape: tuple[int, int]) -> np.ndarray:
+    """Real FFT of a kernel zero-padded to ``fft_shape`` (cached: blocks of one shape share it)."""
+    from scipy import fft
+
+    kernel = np.frombuffer(kernel_bytes, dtype=float).reshape(kernel_shape)
+    return fft.rfft2(kernel, fft_shape, workers=1)
+
+
+def fft_convolve(data: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Zero-padded "same" FFT convolution of the last two axes of ``data`` (no clean-up).
+
+    All leading entries go through one batched real FFT; the kernel transform is cached per
+    padded shape. Sizes come from `scipy.fft.next_fast_len` (scipy.fft, not scipy.signal, whose
+    import alone takes seconds).
+    """
+    from scipy import fft
+
+    ny, nx = data.shape[-2:]
+    ky, kx = kernel.shape
+    shape = (fft.next_fast_len(ny + ky - 1, real=True), fft.next_fast_len(nx + kx - 1, real=True))
+    kernel = np.ascontiguousarray(kernel, dtype=float)
+    spectrum = _kernel_spectrum(kernel.tobytes(), kernel.shape, shape)
+    full = fft.irfft2(fft.rfft2(data, shape, workers=1) * spectrum, shape, workers=1)
+    hy, hx = ky // 2, kx // 2
+    return full[..., hy : hy + ny, hx : hx + nx]
+
+
 def convolve_block(block: np.ndarray, kernel: np.ndarray, *, rint: bool | tuple[bool, ...] = False) -> np.ndarray:
     """Zero-padded "same" FFT convolution of the last two axes of ``block`` with a 2-D kernel.
 
@@ -104,15 +141,12 @@ def convolve_block(block: np.ndarray, kernel: np.ndarray, *, rint: bool | tuple[
     out : `numpy.ndarray`
         Same shape as ``block``, float64.
     """
-    from scipy.signal import fftconvolve
-
     data = np.asarray(block, dtype=float)
     if data.size == 0:
         return data.copy()
     if not np.isfinite(data).all():  # copy only when needed: big temporaries are slow
         data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
-    k = kernel.reshape((1,) * (data.ndim - 2) + kernel.shape)
-    out = fftconvolve(data, k, mode="same", axes=(-2, -1))
+    out = np.ascontiguousarray(fft_convolve(data, kernel))
     # FFT rounding leaves ~1e-16 x (block sum) where the exact sum is 0: snap it to 0 so that
     # ratios (alpha) see a true zero outside the field of view.
     scale = np.abs(data).sum(axis=(-2, -1), keepdims=True) * 1e-12
@@ -120,10 +154,107 @@ def convolve_block(block: np.ndarray, kernel: np.ndarray, *, rint: bool | tuple[
     if isinstance(rint, tuple):
         for channel, flag in enumerate(rint):
             if flag:
-                out[channel] = np.rint(out[channel])
+                np.rint(out[channel], out=out[channel])
     elif rint:
-        out = np.rint(out)
+        np.rint(out, out=out)
     return out
+
+
+def _merged_chunks(chunks: tuple[int, ...], depth: int) -> tuple[int, ...]:
+    """Chunks along one axis with every chunk >= ``depth`` (small ones merged into a neighbour)."""
+    merged: list[int] = []
+    for size in chunks:
+        if merged and (size < depth or merged[-1] < depth):
+            merged[-1] += size
+        else:
+            merged.append(size)
+    return tuple(merged)
+
+
+def _overlap_block(*blocks: np.ndarray, func: Any, starts: tuple[np.ndarray, ...], depth: tuple[int, ...],
+                   block_info: Any = None, **kwargs: Any) -> np.ndarray:
+    """Call ``func`` on overlapped blocks with their pixel window and the slices of their core."""
+    info = block_info[0]
+    location, counts = info["chunk-location"], info["num-chunks"]
+    window, core = [], []
+    for axis, (start, d) in enumerate(zip(starts, depth)):
+        i = location[axis]
+        lo, hi = int(start[i]), int(start[i + 1])
+        left = d if (d and i > 0) else 0
+        right = d if (d and i < counts[axis] - 1) else 0
+        window.append((lo - left, hi + right))
+        core.append(slice(left, left + hi - lo))
+    return func(*blocks, window=tuple(window), core=tuple(core[-2:]), **kwargs)
+
+
+def overlap_apply(func: Any, *arrays: Any, depth: int, n_out: int, **kwargs: Any) -> Any:
+    """Apply a block function that needs ``depth`` pixels of neighbours, in one task per block.
+
+    ``func(*blocks, window, core, **kwargs)`` gets one block of each array, extended by up to
+    ``depth`` pixels on the two spatial (last) axes, ``window`` (one ``(start, stop)`` per axis of
+    the first array: its block's index range in the full array, overlap included) and ``core``
+    (slices of the last two axes that the block owns), and returns its core with a new leading
+    axis of ``n_out`` channels: shape (n_out, *first block's shape[:-2], core lat, core lon).
+
+    With dask input this is one ``map_overlap`` task per block (the block function trims its own
+    result), so several per-pixel steps around a convolution make a single graph layer; the
+    zero-padded FFT needs no values beyond the map edge (``boundary="none"``). With numpy input
+    ``func`` is called once on the whole arrays.
+
+    Parameters
+    ----------
+    func : callable
+        Block function, see above.
+    *arrays : `numpy.ndarray` or `dask.array.Array`
+        The first has shape (..., n_lat, n_lon); the others the same trailing spatial shape and
+        at most as many axes (aligned on the right, as in `dask.array.map_blocks`).
+    depth : int
+        Neighbour pixels needed on each side (kernel radius), >= 0.
+    n_out : int
+        Number of output channels.
+    **kwargs
+        Passed to ``func``.
+
+    Returns
+    -------
+    out : numpy or dask array
+        Float64, shape (n_out, *first.shape); for dask, chunked like the first array (one chunk
+        along the channel axis).
+    """
+    import dask.array as da
+
+    first = arrays[0]
+    if not any(isinstance(a, da.Array) for a in arrays):
+        window = tuple((0, n) for n in first.shape)
+        return func(*arrays, window=window, core=(slice(None), slice(None)), **kwargs)
+    first = da.asarray(first)
+    ndim = first.ndim
+    chunks = first.chunks
+    new_chunks = list(chunks)
+    depths = [0] * ndim
+    for axis in (ndim - 2, ndim - 1):
+        if len(chunks[axis]) > 1 and depth > 0:
+            new_chunks[axis] = _merged_chunks(chunks[axis], depth)
+            depths[axis] = depth if len(new_chunks[axis]) > 1 else 0
+    aligned = []
+    for a in arrays:
+        a = da.asarray(a)
+        want = tuple(new_chunks[ndim - a.ndim :])
+        aligned.append(a if a.chunks == want else a.rechunk(want))
+    starts = tuple(np.concatenate([[0], np.cumsum(c)]) for c in new_chunks)
+    out_chunks = ((n_out,), *new_chunks)
+    meta = np.empty((0,) * (ndim + 1), float)
+    block_kwargs = dict(func=func, starts=starts, depth=tuple(depths), **kwargs)
+
+    args = []
+    for a in aligned:
+        d = depths[ndim - a.ndim :]
+        args.append(da.overlap.overlap(a, depth=dict(enumerate(d)), boundary="none") if any(d) else a)
+    out = da.map_blocks(_overlap_block, *args, new_axis=0, chunks=out_chunks, dtype=float, meta=meta,
+                        **block_kwargs)
+    # give back the caller's chunks so that results combine block by block with the inputs
+    want = ((n_out,), *chunks)
+    return out if out.chunks == want else out.rechunk(want)
 
 
 def convolve_image(data: Any, kernel: np.ndarray, *, rint: bool | tuple[bool, ...] = False) -> Any:

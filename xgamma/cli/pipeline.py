@@ -34,7 +34,7 @@ class AnalysisState:
     geometry: Any = None
     maps: Any = None  # xr.Dataset, stacked cube (lazy until written)
     images: Any = None  # xr.Dataset, squashed images
-    observation_maps: list = field(default_factory=list)
+    observation_images: Any = None  # xr.Dataset with an obs_id dim (for the ring background)
     products: dict[str, Path] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     progress: bool = False
@@ -87,23 +87,31 @@ def _compute(state: AnalysisState, *collections: Any) -> tuple:
 def stage_maps(state: AnalysisState) -> None:
     """Stacked cube and squashed images (``maps`` section)."""
     from xgamma.io.fits_maps import write_maps
-    from xgamma.makers import make_maps, squash_energy
+    from xgamma.makers import make_maps, make_observation_maps, squash_energy
+    from xgamma.maps import with_units
 
     config = state.config
     state.geometry = build_geometry(config)
     state.observations = select_observations(config)
     section = config["maps"]
-    maps = make_maps(
-        state.observations,
-        state.geometry,
-        offset_max=section["offset_max"],
-        safe_energy=section.get("safe_energy"),
-        chunks=section.get("chunks"),
-    )
-    # One compute for the cube; the images derive from it without re-reading data.
-    (cube,) = _compute(state, maps)
+    spectrum = section.get("squash", {}).get("spectrum")
+    options = dict(offset_max=section["offset_max"], safe_energy=section.get("safe_energy"),
+                   chunks=section.get("chunks"))
+    if "significance" in _stage_names(config):
+        # The ring background needs per-observation images: compute them and the stacked cube
+        # from the same block tasks, so each observation is read and binned once.
+        per_observation = make_observation_maps(state.observations, state.geometry, **options)
+        cube = per_observation.sum("obs_id")
+        cube = cube.assign({name: with_units(cube[name], per_observation[name].attrs["units"]) for name in cube})
+        cube.attrs = {"obs_ids": [int(o.obs_id) for o in state.observations],
+                      "offset_max_deg": per_observation.attrs["offset_max_deg"]}
+        obs_images = squash_energy(per_observation[["counts", "background"]], spectrum=spectrum)
+        cube, state.observation_images = _compute(state, cube, obs_images)
+    else:
+        (cube,) = _compute(state, make_maps(state.observations, state.geometry, **options))
     state.maps = cube
-    state.images = squash_energy(cube, spectrum=section.get("squash", {}).get("spectrum"))
+    # The images derive from the computed cube without re-reading data.
+    state.images = squash_energy(cube, spectrum=spectrum)
     state.products["maps"] = write_maps(state.maps, state.output / "maps.fits", overwrite=True)
     state.products["images"] = write_maps(state.images, state.output / "images.fits", overwrite=True)
     state.summary["maps"] = {

@@ -123,10 +123,10 @@ def observation_images(state: AnalysisState) -> xr.Dataset:
     """Per-observation squashed counts and background along an ``obs_id`` dim, with pointings.
 
     The ring background is estimated per observation and then stacked, so that the correlation of
-    overlapping runs is not counted twice.
+    overlapping runs is not counted twice. The maps stage computes these with the stacked cube.
     """
-    import xarray as xr
-
+    if state.observation_images is not None:
+        return state.observation_images
     from xgamma.makers import make_observation_maps, squash_energy
 
     section = state.config["maps"]
@@ -134,15 +134,7 @@ def observation_images(state: AnalysisState) -> xr.Dataset:
         state.observations, state.geometry, offset_max=section["offset_max"],
         safe_energy=section.get("safe_energy"), chunks=section.get("chunks"),
     )
-    spectrum = section.get("squash", {}).get("spectrum")
-    images = [squash_energy(m[["counts", "background"]], spectrum=spectrum) for m in per_obs]
-    stacked = xr.concat(images, dim="obs_id", coords="minimal", compat="override", join="override")
-    ids = [int(o.obs_id) for o in state.observations]
-    return stacked.assign_coords(
-        obs_id=("obs_id", ids),
-        pointing_ra=("obs_id", [o.pointing.ra.deg for o in state.observations]),
-        pointing_dec=("obs_id", [o.pointing.dec.deg for o in state.observations]),
-    )
+    return squash_energy(per_obs[["counts", "background"]], spectrum=section.get("squash", {}).get("spectrum"))
 
 
 def stage_significance(state: AnalysisState) -> None:

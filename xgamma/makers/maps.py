@@ -206,13 +206,8 @@ def _make_block(
     return out
 
 
-def _stack_blocks(shape: tuple[int, ...], *blocks: np.ndarray) -> np.ndarray:
-    if not blocks:
-        return np.zeros(shape)
-    total = blocks[0].copy()
-    for block in blocks[1:]:
-        total += block
-    return total
+def _add_blocks(total: np.ndarray, block: np.ndarray) -> np.ndarray:
+    return total + block
 
 
 def _overlaps(geometry: SkyGeometry, pointing: tuple[float, float, float, float], lat: slice, lon: slice,
@@ -280,6 +275,28 @@ def make_maps(
         ``counts`` (counts), ``exposure`` (m2 s) and ``background`` (counts) with dims
         ``("energy", "lat", "lon")``, each a dask array; nothing is computed.
     """
+    stacked = _build_array(observations, geometry, offset_max=offset_max, safe_energy=safe_energy, chunks=chunks,
+                           per_observation=False)
+    variables = {
+        name: make_map(stacked[index], geometry, name=name, units=_UNITS[name])
+        for index, name in enumerate(MAP_VARIABLES)
+    }
+    dataset = xr.Dataset(variables)
+    dataset.attrs["obs_ids"] = [int(o.obs_id) for o in observations]
+    dataset.attrs["offset_max_deg"] = Angle(offset_max).to_value("deg")
+    return dataset
+
+
+def _build_array(
+    observations: Sequence[Observation],
+    geometry: SkyGeometry,
+    *,
+    offset_max: Any,
+    safe_energy: SafeEnergy,
+    chunks: int | Sequence[int] | None,
+    per_observation: bool,
+):
+    """The dask array (3, energy, lat, lon) of the stack, or (obs, 3, energy, lat, lon) per observation."""
     import dask.array as da
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
@@ -289,9 +306,10 @@ def make_maps(
     lat_slices = _chunk_slices(geometry.shape[0], size_y)
     lon_slices = _chunk_slices(geometry.shape[1], size_x)
     token = tokenize([o.obs_id for o in observations], [str(o) for o in observations], geometry.wcs.to_header_string(),
-                     geometry.shape, geometry.energy_edges.value, offset_max_deg, safe_energy, size_y, size_x)
-    load_name, pixel_name, block_name, stack_name = (
-        f"xgamma-{kind}-{token}" for kind in ("load", "pixels", "block", "stack")
+                     geometry.shape, geometry.energy_edges.value, offset_max_deg, safe_energy, size_y, size_x,
+                     per_observation)
+    load_name, pixel_name, block_name, sum_name, out_name = (
+        f"xgamma-{kind}-{token}" for kind in ("load", "pixels", "block", "sum", "maps")
     )
 
     graph: dict[Any, Any] = {}
@@ -305,29 +323,43 @@ def make_maps(
         graph[(load_name, k)] = (_load_observation, observation, geometry, safe_energy)
     for i, lat in enumerate(lat_slices):
         for j, lon in enumerate(lon_slices):
-            block_keys = []
-            for k, observation in enumerate(observations):
+            shape = (3, geometry.nbins, lat.stop - lat.start, lon.stop - lon.start)
+            block_keys = {}
+            for k in range(len(observations)):
                 if _overlaps(geometry, pointings[k], lat, lon, offset_max_deg):
                     key = (block_name, k, i, j)
                     graph[key] = (_make_block, (load_name, k), (pixel_name, i, j), geometry, offset_max_deg)
-                    block_keys.append(key)
+                    block_keys[k] = key
             if block_keys:
                 graph[(pixel_name, i, j)] = (_pixel_block, geometry, lat, lon)
-            shape = (3, geometry.nbins, lat.stop - lat.start, lon.stop - lon.start)
-            graph[(stack_name, 0, 0, i, j)] = (_stack_blocks, shape, *block_keys)
+            if per_observation:
+                for k in range(len(observations)):
+                    graph[(out_name, k, 0, 0, i, j)] = (
+                        (_expand, block_keys[k]) if k in block_keys else (np.zeros, (1, *shape))
+                    )
+                continue
+            if not block_keys:
+                graph[(out_name, 0, 0, i, j)] = (np.zeros, shape)
+                continue
+            # Stack as a chain (block 0 + block 1, + block 2, ...) so that each block is added and
+            # released as soon as it exists: memory stays ~ one chunk per observation in flight.
+            keys = list(block_keys.values())
+            total = keys[0]
+            for m, key in enumerate(keys[1:], start=1):
+                graph[(sum_name, m, i, j)] = (_add_blocks, total, key)
+                total = (sum_name, m, i, j)
+            graph[(out_name, 0, 0, i, j)] = (np.copy, total)
 
-    chunks_4d = ((3,), (geometry.nbins,), tuple(s.stop - s.start for s in lat_slices),
-                 tuple(s.stop - s.start for s in lon_slices))
-    hlg = HighLevelGraph.from_collections(stack_name, graph, dependencies=())
-    stacked = da.Array(hlg, stack_name, chunks=chunks_4d, dtype=float)
-    variables = {
-        name: make_map(stacked[index], geometry, name=name, units=_UNITS[name])
-        for index, name in enumerate(MAP_VARIABLES)
-    }
-    dataset = xr.Dataset(variables)
-    dataset.attrs["obs_ids"] = [int(o.obs_id) for o in observations]
-    dataset.attrs["offset_max_deg"] = offset_max_deg
-    return dataset
+    chunks_out = ((3,), (geometry.nbins,), tuple(s.stop - s.start for s in lat_slices),
+                  tuple(s.stop - s.start for s in lon_slices))
+    if per_observation:
+        chunks_out = ((1,) * len(observations), *chunks_out)
+    hlg = HighLevelGraph.from_collections(out_name, graph, dependencies=())
+    return da.Array(hlg, out_name, chunks=chunks_out, dtype=float)
+
+
+def _expand(block: np.ndarray) -> np.ndarray:
+    return block[np.newaxis]
 
 
 def make_observation_maps(
@@ -337,13 +369,32 @@ def make_observation_maps(
     offset_max: u.Quantity,
     safe_energy: SafeEnergy = None,
     chunks: int | Sequence[int] | None = None,
-) -> list[xr.Dataset]:
-    """Per-observation counts, exposure and background (one lazy Dataset each).
+) -> xr.Dataset:
+    """Per-observation counts, exposure and background along an ``obs_id`` dim (lazy).
 
-    Same parameters as `make_maps`; summing the returned datasets gives its result. Estimators
-    that must not mix observations before a non-linear step (the ring background) use these.
+    Same parameters as `make_maps`; ``maps.sum("obs_id")`` equals its result. Estimators that
+    must not mix observations before a non-linear step (the ring background) use these. The
+    blocks are the tasks of `make_maps` (one per observation and overlapping chunk; chunks an
+    observation does not reach are zeros), so computing a stack and per-observation products
+    together reads each observation once.
+
+    Returns
+    -------
+    maps : `xarray.Dataset`
+        ``counts``, ``exposure`` (m2 s), ``background`` with dims ``("obs_id", "energy", "lat",
+        "lon")`` and coordinates ``obs_id``, ``pointing_ra``, ``pointing_dec`` (ICRS, deg).
     """
-    return [
-        make_maps([observation], geometry, offset_max=offset_max, safe_energy=safe_energy, chunks=chunks)
-        for observation in observations
-    ]
+    data = _build_array(observations, geometry, offset_max=offset_max, safe_energy=safe_energy, chunks=chunks,
+                        per_observation=True)
+    coords = {
+        **geometry.coords(),
+        "obs_id": ("obs_id", [int(o.obs_id) for o in observations]),
+        "pointing_ra": ("obs_id", [float(o.pointing.ra.deg) for o in observations], {"units": "deg"}),
+        "pointing_dec": ("obs_id", [float(o.pointing.dec.deg) for o in observations], {"units": "deg"}),
+    }
+    variables = {
+        name: xr.DataArray(data[:, index], dims=("obs_id", "energy", "lat", "lon"), coords=coords, name=name,
+                           attrs={"units": _UNITS[name]})
+        for index, name in enumerate(MAP_VARIABLES)
+    }
+    return xr.Dataset(variables, attrs={"offset_max_deg": Angle(offset_max).to_value("deg")})

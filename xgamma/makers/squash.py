@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from xgamma.exceptions import ConfigError, GeometryError
-from xgamma.maps import map_geometry, make_map, map_units
+from xgamma.maps import map_geometry, map_units
 
 __all__ = ["squash_energy", "spectral_weights", "SUMMED", "WEIGHTED"]
 
@@ -64,13 +64,18 @@ def spectral_weights(energy_edges_tev: np.ndarray, spectrum: Mapping[str, Any] |
 
 
 def _squash_array(da: xr.DataArray, weights: np.ndarray | None) -> xr.DataArray:
-    geometry = map_geometry(da).to_image()
-    if weights is None:
-        data = da.data.sum(axis=0, keepdims=True)
-    else:
-        w = weights.reshape(-1, 1, 1)
-        data = (da.data * w).sum(axis=0, keepdims=True)
-    return make_map(data, geometry, name=da.name, units=map_units(da))
+    """Sum (or weight-average) over ``energy``, keeping a length-1 energy dim and any other dims."""
+    image_coords = map_geometry(da).to_image().coords()
+    axis = da.dims.index("energy")
+    data = da.data
+    if weights is not None:
+        shape = [1] * da.ndim
+        shape[axis] = weights.size
+        data = data * weights.reshape(shape)
+    data = data.sum(axis=axis, keepdims=True)
+    coords = {name: coord for name, coord in da.coords.items() if "energy" not in coord.dims}
+    coords.update({name: image_coords[name] for name in ("energy", "energy_min", "energy_max")})
+    return xr.DataArray(data, dims=da.dims, coords=coords, name=da.name, attrs={"units": map_units(da).to_string()})
 
 
 def squash_energy(maps: xr.Dataset | xr.DataArray, *, spectrum: Mapping[str, Any] | Any = None) -> xr.Dataset | xr.DataArray:
