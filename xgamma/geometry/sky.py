@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 import astropy.units as u
@@ -197,6 +198,11 @@ class SkyGeometry:
         )
         return self.shape == other.shape and self.wcs.wcs.compare(other.wcs.wcs, tolerance=1e-10) and same_edges
 
+    def __reduce__(self):
+        # Pickle as header text: cheap to send, and a worker rebuilds each geometry only once.
+        edges = None if self.energy_edges is None else tuple(self.energy_edges.to_value("TeV").tolist())
+        return _restore_geometry, (self.wcs.to_header_string(relax=True), self.shape, edges)
+
     def __hash__(self) -> int:
         return hash((self.shape, self.wcs.to_header_string(), self.nbins))
 
@@ -346,3 +352,9 @@ class SkyGeometry:
             coords["energy_min"] = ("energy", edges[:-1], {"units": "TeV"})
             coords["energy_max"] = ("energy", edges[1:], {"units": "TeV"})
         return coords
+
+
+@lru_cache(maxsize=32)
+def _restore_geometry(header: str, shape: tuple[int, int], edges: tuple[float, ...] | None) -> SkyGeometry:
+    wcs = WCS(fits.Header.fromstring(header))
+    return SkyGeometry(wcs, shape, None if edges is None else u.Quantity(edges, "TeV"))
