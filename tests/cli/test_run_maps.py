@@ -44,3 +44,13 @@ def test_failing_run_prints_one_line_and_leaves_no_product(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("xgamma: error:")
     assert not (tmp_path / "out" / "maps.fits").exists()
+
+
+def test_run_on_a_local_cluster_gives_the_same_maps(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("XGAMMA_DATA", str(data_dir))
+    config = EXAMPLES / "cta-gc-maps.yaml"
+    assert main(["run", str(config), "--output", str(tmp_path / "local"), "--quiet"]) == 0
+    assert main(["run", str(config), "--output", str(tmp_path / "cluster"), "--workers", "2"]) == 0
+    local, cluster = read_maps(tmp_path / "local" / "images.fits"), read_maps(tmp_path / "cluster" / "images.fits")
+    for name in ("counts", "exposure", "background"):
+        np.testing.assert_allclose(cluster[name].values, local[name].values, rtol=1e-12, atol=0)

@@ -74,14 +74,9 @@ def select_observations(config: dict) -> list:
 
 
 def _compute(state: AnalysisState, *collections: Any) -> tuple:
-    import dask
+    from xgamma.cli.progress import compute
 
-    if state.progress:
-        from xgamma.cli.progress import progress_context
-
-        with progress_context():
-            return dask.compute(*collections)
-    return dask.compute(*collections)
+    return compute(*collections, progress=state.progress)
 
 
 def stage_maps(state: AnalysisState) -> None:

@@ -1,21 +1,44 @@
-"""Progress display for dask computations: the distributed progress bar or the local one."""
+"""Compute dask collections with a progress bar: dask.distributed's when a client is active,
+the local scheduler's otherwise."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from typing import Any
 
-__all__ = ["progress_context"]
+__all__ = ["compute"]
 
 
-@contextlib.contextmanager
-def progress_context() -> Iterator[None]:
-    """Show a progress bar for computes run inside the block (local scheduler only).
+def _current_client() -> Any:
+    try:
+        from distributed import default_client
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        return None
+    try:
+        return default_client()
+    except ValueError:  # no client started
+        return None
 
-    With a ``distributed`` client the local callback is not called by the scheduler, so this
-    stays silent; the dashboard shows progress there.
+
+def compute(*collections: Any, progress: bool = False) -> tuple:
+    """`dask.compute` of ``collections``, showing progress when asked.
+
+    With a ``distributed`` client current (``--workers`` / ``--scheduler``), the graph runs on
+    that cluster and `distributed.progress` draws the bar; otherwise dask's local
+    `~dask.diagnostics.ProgressBar` (shown for computations longer than 1 s).
     """
+    import dask
+
+    client = _current_client()
+    if client is not None:
+        futures = client.compute(list(collections))
+        if progress:
+            from distributed import progress as distributed_progress
+
+            distributed_progress(futures)
+        return tuple(client.gather(futures))
+    if not progress:
+        return dask.compute(*collections)
     from dask.diagnostics import ProgressBar
 
     with ProgressBar(minimum=1.0, dt=0.5):
-        yield
+        return dask.compute(*collections)

@@ -139,8 +139,6 @@ def observation_images(state: AnalysisState) -> xr.Dataset:
 
 def stage_significance(state: AnalysisState) -> None:
     """Ring background, correlated Li & Ma significance and excess; significance.fits and .json."""
-    import dask
-
     from xgamma.estimators.distribution import significance_distribution, significance_summary
     from xgamma.estimators.significance import significance_maps
     from xgamma.io.fits_maps import write_maps
@@ -162,7 +160,9 @@ def stage_significance(state: AnalysisState) -> None:
         result = result.sum("obs_id", keep_attrs=True)
     radius = config.get("significance", {}).get("correlation_radius", "0.1 deg")
     maps = significance_maps(result, correlation_radius=radius)
-    (result, maps) = dask.compute(result, maps)
+    from xgamma.cli.progress import compute
+
+    (result, maps) = compute(result, maps, progress=state.progress)
     products = {name: result[name] for name in ("counts", "off", "alpha", "background") if name in result}
     products.update(excess=maps["excess"], significance=maps["significance"], exclusion=exclusion.astype(np.int16))
     import xarray as xr
