@@ -154,11 +154,23 @@ def stage_significance(state: AnalysisState) -> None:
         raise ConfigError(f"ring.{unknown[0]}: not a parameter of background estimator {method!r} "
                           f"(accepts {sorted(accepted)})")
     exclusion = build_exclusion(config, state.geometry)
+    images = observation_images(state)
+    radius = config.get("significance", {}).get("correlation_radius", "0.1 deg")
+    section = config.get("exclusion", {})
+    if "threshold" in section:
+        # Grow the exclusion around significant pixels, iterating background -> significance -> mask.
+        from xgamma.background.exclusion import iterate_exclusion_mask
+
+        exclusion, iterations = iterate_exclusion_mask(
+            images, background_estimator=estimator_cls(exclusion=exclusion, **ring), correlation_radius=radius,
+            threshold=section["threshold"], dilation=section.get("dilation", "0.2 deg"), exclusion=exclusion,
+            max_iterations=section.get("max_iterations", 5),
+        )
+        state.summary["exclusion_iterations"] = iterations
     estimator = estimator_cls(exclusion=exclusion, **ring)
-    result = estimator.run(observation_images(state))
+    result = estimator.run(images)
     if "obs_id" in result.dims:  # an estimator that leaves observations unstacked: sum them
         result = result.sum("obs_id", keep_attrs=True)
-    radius = config.get("significance", {}).get("correlation_radius", "0.1 deg")
     maps = significance_maps(result, correlation_radius=radius)
     from xgamma.cli.progress import compute
 

@@ -150,7 +150,7 @@ def plot_significance_distribution(
     curve = d.n_pixels * widths * norm.pdf(centres, d.mean, d.std)
     ax.plot(centres, curve, color="k", lw=1.5, label=f"normal fit: mean {d.mean:.3f}, width {d.std:.3f}")
     ax.set_yscale("log")
-    ax.set_ylim(0.5, None)
+    ax.set_ylim(0.5, 3 * max(float(d.counts_all.max()), 1.0))
     ax.set_xlabel("significance (sigma)")
     ax.set_ylabel("pixels")
     ax.legend()
