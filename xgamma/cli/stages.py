@@ -125,8 +125,9 @@ def observation_images(state: AnalysisState) -> xr.Dataset:
     The ring background is estimated per observation and then stacked, so that the correlation of
     overlapping runs is not counted twice. The maps stage computes these with the stacked cube.
     """
-    if state.observation_images is not None:
-        return state.observation_images
+    precomputed = getattr(state, "observation_images", None)
+    if precomputed is not None:
+        return precomputed
     from xgamma.makers import make_observation_maps, squash_energy
 
     section = state.config["maps"]
