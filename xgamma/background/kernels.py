@@ -1,8 +1,11 @@
 """Ring and top-hat kernels, and their lazy, chunk-invariant FFT convolution.
 
-The block functions are plain numpy (they pickle and test without dask); `convolve_image` lifts
-them with `dask.array.Array.map_overlap`, using the kernel radius as the overlap depth, so a
-chunked map gives the same result as the unchunked one (to FFT rounding, ~1e-12 relative).
+The block functions are plain numpy (they pickle and test without dask). `overlap_apply` lifts a
+block function that needs neighbouring pixels to dask arrays as one ``map_overlap``-style task per
+block (the overlap depth is the kernel radius), so a chunked map gives the same result as the
+unchunked one (to FFT rounding, ~1e-12 relative); `convolve_image` is the plain convolution
+through it. FFTs use `scipy.fft` (real transforms, one batched call for all the maps of a block,
+the kernel transformed once per padded shape); `scipy.signal` is not imported (seconds to import).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ __all__ = [
     "kernel_radius",
     "fft_convolve",
     "overlap_apply",
+    "merge_pixels",
 ]
 
 
@@ -113,10 +117,14 @@ def fft_convolve(data: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
     ny, nx = data.shape[-2:]
     ky, kx = kernel.shape
-    shape = (fft.next_fast_len(ny + ky - 1, real=True), fft.next_fast_len(nx + kx - 1, real=True))
+    # Only the central ("same") part is kept: a period of n + k // 2 keeps the circular wrap-around
+    # out of it (the full linear convolution needs n + k - 1).
+    shape = (fft.next_fast_len(ny + ky // 2, real=True), fft.next_fast_len(nx + kx // 2, real=True))
     kernel = np.ascontiguousarray(kernel, dtype=float)
     spectrum = _kernel_spectrum(kernel.tobytes(), kernel.shape, shape)
-    full = fft.irfft2(fft.rfft2(data, shape, workers=1) * spectrum, shape, workers=1)
+    transformed = fft.rfft2(data, shape, workers=1)
+    transformed *= spectrum
+    full = fft.irfft2(transformed, shape, workers=1, overwrite_x=True)
     hy, hx = ky // 2, kx // 2
     return full[..., hy : hy + ny, hx : hx + nx]
 
@@ -160,6 +168,23 @@ def convolve_block(block: np.ndarray, kernel: np.ndarray, *, rint: bool | tuple[
     return out
 
 
+#: Default of `merge_pixels`: planes up to 1024 x 1024 pixels are convolved in one block.
+MERGE_PIXELS = 1024 * 1024
+
+
+def merge_pixels() -> int:
+    """Largest (lat x lon) plane convolved as one block rather than in overlapped chunks.
+
+    Overlapped chunks cost a task per neighbour slice and FFT work on the overlaps; below this
+    size one block per plane is faster and the result is the same. A whole array (all its maps)
+    of at most this many values is also done in one block. Set it with the dask config key
+    ``"xgamma.merge_pixels"`` (0 keeps the caller's chunks, e.g. to test the overlap path).
+    """
+    import dask
+
+    return int(dask.config.get("xgamma.merge_pixels", MERGE_PIXELS))
+
+
 def _merged_chunks(chunks: tuple[int, ...], depth: int) -> tuple[int, ...]:
     """Chunks along one axis with every chunk >= ``depth`` (small ones merged into a neighbour)."""
     merged: list[int] = []
@@ -171,7 +196,7 @@ def _merged_chunks(chunks: tuple[int, ...], depth: int) -> tuple[int, ...]:
     return tuple(merged)
 
 
-def _overlap_block(*blocks: np.ndarray, func: Any, starts: tuple[np.ndarray, ...], depth: tuple[int, ...],
+def _overlap_block(*blocks: np.ndarray, block_func: Any, starts: tuple[np.ndarray, ...], depth: tuple[int, ...],
                    block_info: Any = None, **kwargs: Any) -> np.ndarray:
     """Call ``func`` on overlapped blocks with their pixel window and the slices of their core."""
     info = block_info[0]
@@ -184,10 +209,18 @@ def _overlap_block(*blocks: np.ndarray, func: Any, starts: tuple[np.ndarray, ...
         right = d if (d and i < counts[axis] - 1) else 0
         window.append((lo - left, hi + right))
         core.append(slice(left, left + hi - lo))
-    return func(*blocks, window=tuple(window), core=tuple(core[-2:]), **kwargs)
+    return block_func(*blocks, window=tuple(window), core=tuple(core[-2:]), **kwargs)
 
 
-def overlap_apply(func: Any, *arrays: Any, depth: int, n_out: int, **kwargs: Any) -> Any:
+def _token_of(value: Any) -> Any:
+    """A cheap stand-in for ``value`` in a dask token (a geometry by its header text)."""
+    wcs = getattr(value, "wcs", None)
+    if wcs is not None and hasattr(wcs, "to_header_string"):
+        return (type(value).__name__, getattr(value, "shape", None), wcs.to_header_string())
+    return value
+
+
+def overlap_apply(func: Any, *arrays: Any, depth: int, n_out: int, keep_chunks: bool = True, **kwargs: Any) -> Any:
     """Apply a block function that needs ``depth`` pixels of neighbours, in one task per block.
 
     ``func(*blocks, window, core, **kwargs)`` gets one block of each array, extended by up to
@@ -212,16 +245,20 @@ def overlap_apply(func: Any, *arrays: Any, depth: int, n_out: int, **kwargs: Any
         Neighbour pixels needed on each side (kernel radius), >= 0.
     n_out : int
         Number of output channels.
+    keep_chunks : bool
+        Give back the first array's chunks (True, default) or the blocks computed: all chunks are
+        merged into one when the array has at most `merge_pixels` values, spatial chunks when a
+        plane has at most `merge_pixels` pixels, and chunks smaller than ``depth`` into a neighbour.
     **kwargs
         Passed to ``func``.
 
     Returns
     -------
     out : numpy or dask array
-        Float64, shape (n_out, *first.shape); for dask, chunked like the first array (one chunk
-        along the channel axis).
+        Float64, shape (n_out, *first.shape); for dask, one chunk along the channel axis.
     """
     import dask.array as da
+    from dask.base import tokenize
 
     first = arrays[0]
     if not any(isinstance(a, da.Array) for a in arrays):
@@ -232,9 +269,16 @@ def overlap_apply(func: Any, *arrays: Any, depth: int, n_out: int, **kwargs: Any
     chunks = first.chunks
     new_chunks = list(chunks)
     depths = [0] * ndim
+    limit = merge_pixels()
+    if first.size <= limit:
+        # A small array in one block: a single task, and the FFT batched over all its maps.
+        new_chunks = [(n,) for n in first.shape]
+    elif depth > 0 and first.shape[-2] * first.shape[-1] <= limit:
+        # A small plane in one block: no overlap tasks, and less FFT work than overlapped blocks.
+        new_chunks[-2:] = [(first.shape[-2],), (first.shape[-1],)]
     for axis in (ndim - 2, ndim - 1):
-        if len(chunks[axis]) > 1 and depth > 0:
-            new_chunks[axis] = _merged_chunks(chunks[axis], depth)
+        if len(new_chunks[axis]) > 1 and depth > 0:
+            new_chunks[axis] = _merged_chunks(new_chunks[axis], depth)
             depths[axis] = depth if len(new_chunks[axis]) > 1 else 0
     aligned = []
     for a in arrays:
@@ -244,14 +288,20 @@ def overlap_apply(func: Any, *arrays: Any, depth: int, n_out: int, **kwargs: Any
     starts = tuple(np.concatenate([[0], np.cumsum(c)]) for c in new_chunks)
     out_chunks = ((n_out,), *new_chunks)
     meta = np.empty((0,) * (ndim + 1), float)
-    block_kwargs = dict(func=func, starts=starts, depth=tuple(depths), **kwargs)
+    block_kwargs = dict(block_func=func, starts=starts, depth=tuple(depths), **kwargs)
 
     args = []
     for a in aligned:
         d = depths[ndim - a.ndim :]
         args.append(da.overlap.overlap(a, depth=dict(enumerate(d)), boundary="none") if any(d) else a)
+    # Named here: dask would otherwise tokenize every keyword (a geometry, a mask) to name the layer.
+    name = f"{getattr(func, '__name__', 'overlap').strip('_')}-" + tokenize(
+        [a.name for a in args], depths, n_out, {k: _token_of(v) for k, v in block_kwargs.items()}
+    )
     out = da.map_blocks(_overlap_block, *args, new_axis=0, chunks=out_chunks, dtype=float, meta=meta,
-                        **block_kwargs)
+                        name=name, **block_kwargs)
+    if not keep_chunks:
+        return out
     # give back the caller's chunks so that results combine block by block with the inputs
     want = ((n_out,), *chunks)
     return out if out.chunks == want else out.rechunk(want)
@@ -260,11 +310,10 @@ def overlap_apply(func: Any, *arrays: Any, depth: int, n_out: int, **kwargs: Any
 def convolve_image(data: Any, kernel: np.ndarray, *, rint: bool | tuple[bool, ...] = False) -> Any:
     """Convolve the last two axes of a numpy or dask array with ``kernel`` (lazy for dask).
 
-    For dask input, ``map_overlap`` with ``depth`` = kernel radius on the two spatial axes (the
-    zero-padded FFT of each block supplies the zeros outside the map, so ``boundary="none"``), so the
-    result does not depend on the chunking. Stack several maps along a first "channel" axis to
-    convolve them in one task per block.
-    An axis shorter than the kernel radius is gathered into one chunk instead of overlapped.
+    For dask input, one task per block through `overlap_apply` (``depth`` = kernel radius on the
+    two spatial axes; the zero-padded FFT of each block supplies the zeros outside the map), so
+    the result does not depend on the chunking. Stack several maps along a first "channel" axis
+    to convolve them in one task per block.
 
     Parameters
     ----------
@@ -284,26 +333,13 @@ def convolve_image(data: Any, kernel: np.ndarray, *, rint: bool | tuple[bool, ..
 
     if not isinstance(data, da.Array):
         return convolve_block(data, kernel, rint=rint)
-    r = kernel_radius(kernel)
-    ndim = data.ndim
-    depth = {i: 0 for i in range(ndim)}
-    rechunk = {}
-    for axis in (ndim - 2, ndim - 1):
-        if len(data.chunks[axis]) == 1:
-            continue  # one chunk along this axis: the zero-padded FFT needs no overlap
-        if data.shape[axis] <= 2 * r:
-            rechunk[axis] = -1
-        else:
-            depth[axis] = r
     chunks = data.chunks
-    if isinstance(rint, tuple):
-        rechunk[0] = -1  # channels convolved together must sit in one block
-    if rechunk:
-        data = data.rechunk(rechunk)
-    if all(d == 0 for d in depth.values()):
-        out = data.map_blocks(convolve_block, kernel=kernel, rint=rint, dtype=float)
-    else:
-        out = data.map_overlap(convolve_block, depth=depth, boundary="none", dtype=float, kernel=kernel, rint=rint)
-    # map_overlap merges chunks smaller than the depth: give back the caller's chunks so that
-    # results combine block by block with the inputs.
+    if isinstance(rint, tuple) and len(chunks[0]) > 1:
+        data = data.rechunk({0: -1})  # channels rounded differently must sit in one block
+    out = overlap_apply(_convolve_core, data, depth=kernel_radius(kernel), n_out=1, kernel=kernel, rint=rint)[0]
     return out if out.chunks == chunks else out.rechunk(chunks)
+
+
+def _convolve_core(block: np.ndarray, *, window: Any, core: tuple[slice, slice], kernel: np.ndarray,
+                   rint: bool | tuple[bool, ...]) -> np.ndarray:
+    return convolve_block(block, kernel, rint=rint)[None, ..., core[0], core[1]]

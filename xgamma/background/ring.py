@@ -10,10 +10,15 @@ Per pixel, with ``E`` the exclusion mask (True = usable) and ``R`` the ring kern
 ``acceptance`` is the background model map (predicted background counts). Each observation is
 done separately, with its own ``offset_max`` cut, then stacked with `stack_ring_maps` (off counts
 and ``alpha * off`` add), so that no correlation is counted twice.
+
+With dask, the offset cut, both ring sums and alpha of a block of runs are one task
+(`~xgamma.background.kernels.overlap_apply`); each run's sums are FFT'd only over the box
+around its field of view, and the pixel positions are computed once per geometry.
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from xgamma.background.kernels import convolve_image, ring_kernel
+from xgamma.background.kernels import convolve_block, kernel_radius, overlap_apply, ring_kernel
 from xgamma.exceptions import EstimatorError
 
 if TYPE_CHECKING:
@@ -36,14 +41,84 @@ __all__ = ["RingBackground", "ring_background", "stack_ring_maps", "offset_mask"
 OBS_DIM = "obs_id"
 
 
-def _offset_block(
-    geometry: SkyGeometry, lon: float, lat: float, frame: str, offset_max: float, block_info: Any = None
-) -> np.ndarray:
-    from astropy.coordinates import SkyCoord
+_PIXEL_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_PIXEL_LOCK = threading.Lock()
 
+
+def _geometry_key(geometry: SkyGeometry) -> tuple:
+    """Hashable identity of a pixel grid (shape and WCS header text); cheap to hash once built."""
+    return (geometry.shape, geometry.wcs.to_header_string())
+
+
+def _pixel_positions(geometry: SkyGeometry, key: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel-centre (lon, lat) in degrees and unit vectors of a geometry, computed once.
+
+    The WCS evaluation is the costly part of an offset cut; every observation (and block) of a
+    map shares it. ``key`` (`_geometry_key`) saves rebuilding the header text on every call.
+    """
+    from xgamma.geometry.spherical import unit_vectors
+
+    key = _geometry_key(geometry) if key is None else key
+    cached = _PIXEL_CACHE.get(key)
+    if cached is None:
+        lon, lat = geometry.lonlat()
+        cached = (lon, lat, unit_vectors(lon, lat))
+        with _PIXEL_LOCK:  # threaded scheduler: blocks of one graph share the cache
+            while len(_PIXEL_CACHE) >= 4:  # a few geometries at a time: keep memory bounded
+                _PIXEL_CACHE.pop(next(iter(_PIXEL_CACHE)))
+            _PIXEL_CACHE[key] = cached
+    return cached
+
+
+# Dot products within this of cos(offset_max) are re-checked with the exact great-circle
+# distance, so that the cut is identical to ``separation < offset_max`` pixel by pixel.
+_DOT_MARGIN = 1e-9
+
+
+def _inside_block(
+    geometry: SkyGeometry, pointings: np.ndarray, limit: float, lat: slice, lon: slice, key: tuple | None = None
+) -> np.ndarray:
+    """Pixels of a block closer than ``limit`` deg to each pointing, shape (n_pointing, n_lat, n_lon).
+
+    ``pointings`` (n, 2) are (lon, lat) in degrees in the geometry frame. A dot product with
+    cached pixel vectors decides all pixels but those within rounding of the edge, which get the
+    exact distance.
+    """
+    from xgamma.geometry.spherical import angular_distance, unit_vectors
+
+    lon_px, lat_px, vectors = _pixel_positions(geometry, key)
+    lon_px, lat_px, vectors = lon_px[lat, lon], lat_px[lat, lon], vectors[lat, lon]
+    cos_limit = np.cos(np.radians(limit))
+    out = np.empty((len(pointings), *lon_px.shape), dtype=bool)
+    for k, (plon, plat) in enumerate(pointings):
+        dot = vectors @ unit_vectors(plon, plat)
+        out[k] = dot > cos_limit
+        edge = np.abs(dot - cos_limit) <= _DOT_MARGIN
+        if edge.any():
+            out[k][edge] = angular_distance(lon_px[edge], lat_px[edge], plon, plat) < limit
+    return out
+
+
+def _offset_block(
+    geometry: SkyGeometry, lon: float, lat: float, limit: float, key: tuple, block_info: Any = None
+) -> np.ndarray:
     (y0, y1), (x0, x1) = block_info[None]["array-location"][-2:]
-    position = SkyCoord(lon, lat, unit="deg", frame=frame)
-    return geometry.separation(position, lat=slice(y0, y1), lon=slice(x0, x1)) < offset_max
+    return _inside_block(geometry, np.array([[lon, lat]]), limit, slice(y0, y1), slice(x0, x1), key)[0]
+
+
+def _pointing_lonlat(geometry: SkyGeometry, pointing: SkyCoord) -> tuple[float, float]:
+    """Pointing (lon, lat) in degrees in the geometry frame."""
+    position = pointing.transform_to(geometry.frame)
+    return float(position.spherical.lon.deg), float(position.spherical.lat.deg)
+
+
+def _offset_limit(offset_max: Any) -> float:
+    from xgamma.units import parse_angle
+
+    limit = parse_angle(offset_max, name="offset_max").to_value("deg")
+    if not limit > 0:
+        raise EstimatorError(f"offset_max must be positive, got {offset_max!r}")
+    return float(limit)
 
 
 def offset_mask(
@@ -67,13 +142,9 @@ def offset_mask(
     mask : `numpy.ndarray` or `dask.array.Array`
         Shape ``geometry.shape``.
     """
-    from xgamma.units import parse_angle
-
-    limit = parse_angle(offset_max, name="offset_max").to_value("deg")
-    if not limit > 0:
-        raise EstimatorError(f"offset_max must be positive, got {offset_max!r}")
-    icrs = pointing.icrs
-    args = (geometry, float(icrs.ra.deg), float(icrs.dec.deg), "icrs", limit)
+    limit = _offset_limit(offset_max)
+    image = geometry.to_image().with_energy(None)
+    args = (image, *_pointing_lonlat(geometry, pointing), limit, _geometry_key(image))
     if chunks is None:
         n_lat, n_lon = geometry.shape
         return _offset_block(*args, block_info={None: {"array-location": [(0, n_lat), (0, n_lon)]}})
@@ -140,6 +211,23 @@ def _pointing_list(pointing: Any, n: int) -> list[SkyCoord]:
     return items
 
 
+def _computed_coords(obj: Any) -> Any:
+    """``obj`` (DataArray or Dataset) with its dask-backed coordinates computed, in one go.
+
+    `Dataset.chunk` makes small coordinates (WCS header, pixel indices, energy edges, pointings)
+    dask arrays; reading each one on its own (as `~xgamma.maps.map_geometry` does) costs a
+    compute per coordinate. They are a few kB of geometry, not map data, so they are computed
+    with the synchronous scheduler.
+    """
+    lazy = {name: c for name, c in obj.coords.items() if hasattr(c.variable._data, "dask")}
+    if not lazy:
+        return obj
+    import dask
+
+    values = dask.compute(*[c.data for c in lazy.values()], scheduler="sync", optimize_graph=False)
+    return obj.assign_coords({name: (c.dims, v, c.attrs) for (name, c), v in zip(lazy.items(), values)})
+
+
 def dataset_from_arrays(template: xr.DataArray, arrays: dict[str, Any]) -> xr.Dataset:
     """Dataset of arrays shaped like ``template`` (its dims and coords; units ``""``).
 
@@ -173,6 +261,149 @@ def _offset_cut(
     acceptance = acceptance.where(cut, 0.0).transpose(*acceptance.dims)
     inside = cut.broadcast_like(counts).transpose(*counts.dims)
     return counts, acceptance, inside
+
+
+def _ring_pointings(
+    counts: xr.DataArray, geometry: SkyGeometry, offset_max: Any, pointing: Any
+) -> tuple[np.ndarray | None, float | None]:
+    """Pointings (n_obs, 2) as (lon, lat) deg in the geometry frame, and the cut in deg (or Nones)."""
+    if offset_max is None:
+        return None, None
+    if pointing is None:
+        raise EstimatorError("offset_max needs the pointing position(s) of the observation(s)")
+    n = counts.sizes[OBS_DIM] if OBS_DIM in counts.dims else 1
+    limit = _offset_limit(offset_max)
+    from astropy.coordinates import SkyCoord
+
+    if isinstance(pointing, SkyCoord) and not pointing.isscalar and pointing.ndim == 1 and len(pointing) == n:
+        position = pointing.transform_to(geometry.frame)  # one transform for all runs
+        return np.stack([position.spherical.lon.deg, position.spherical.lat.deg], axis=-1).astype(float), limit
+    return np.array([_pointing_lonlat(geometry, p) for p in _pointing_list(pointing, n)]), limit
+
+
+def _cropped_ring_sums(stacked: np.ndarray, inside: np.ndarray, kernel: np.ndarray, obs_axis: bool) -> np.ndarray:
+    """Ring sums of (counts, acceptance) each observation, FFT'd only over its field of view.
+
+    Outside ``inside`` the inputs are zero, so the box around it grown by the kernel radius holds
+    every non-zero sum: a wide map with small fields of view costs a field of view per run.
+    """
+    r = kernel.shape[0] // 2
+    out = np.zeros(stacked.shape)
+    planes = range(stacked.shape[1]) if obs_axis else [None]
+    for o in planes:
+        mask = inside[o] if obs_axis else inside
+        mask = mask.reshape(mask.shape[-2:])  # other axes of the cut have length 1
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if rows.size == 0:
+            continue  # nothing of this run in the block: its sums stay 0
+        ys = slice(max(int(rows[0]) - r, 0), min(int(rows[-1]) + r + 1, mask.shape[0]))
+        xs = slice(max(int(cols[0]) - r, 0), min(int(cols[-1]) + r + 1, mask.shape[1]))
+        sel = (slice(None), o) if obs_axis else (slice(None),)
+        out[(*sel, ..., ys, xs)] = convolve_block(stacked[(*sel, ..., ys, xs)], kernel, rint=(True, False))
+    return out
+
+
+def _ring_core(
+    counts: np.ndarray,
+    acceptance: np.ndarray,
+    *extra: np.ndarray,
+    window: tuple[tuple[int, int], ...],
+    core: tuple[slice, slice],
+    kernel: np.ndarray,
+    geometry: SkyGeometry,
+    key: tuple,
+    pointings: np.ndarray | None,
+    limit: float | None,
+    obs_axis: bool,
+    exclusion: np.ndarray | None,
+) -> np.ndarray:
+    """Ring maps of one (overlapped) block: (counts, acceptance, off, acceptance_off, alpha, background)."""
+    (y0, y1), (x0, x1) = window[-2:]
+    inside = None
+    if limit is not None:
+        if obs_axis:
+            o0, o1 = window[0]
+            inside = _inside_block(geometry, pointings[o0:o1], limit, slice(y0, y1), slice(x0, x1), key)
+            inside = inside.reshape((o1 - o0,) + (1,) * (counts.ndim - 3) + inside.shape[-2:])
+        else:
+            inside = _inside_block(geometry, pointings, limit, slice(y0, y1), slice(x0, x1), key)[0]
+        counts = np.where(inside, counts, 0.0)
+        acceptance = np.where(inside, acceptance, 0.0)
+    excl = extra[0] if extra else (None if exclusion is None else exclusion[y0:y1, x0:x1])
+    stacked = np.empty((2, *np.broadcast_shapes(counts.shape, acceptance.shape)))
+    if excl is None:
+        stacked[0], stacked[1] = counts, acceptance
+    else:
+        excl = excl.astype(float)
+        np.multiply(counts, excl, out=stacked[0])
+        np.multiply(acceptance, excl, out=stacked[1])
+    if inside is None:
+        sums = convolve_block(stacked, kernel, rint=(True, False))
+    else:
+        sums = _cropped_ring_sums(stacked, inside, kernel, obs_axis)
+    sums = sums[..., core[0], core[1]]
+    off, acc_off = sums[0], sums[1]
+    counts, acceptance = counts[..., core[0], core[1]], acceptance[..., core[0], core[1]]
+    # A pixel has an off measurement only inside this observation's offset cut and with off
+    # acceptance; elsewhere off = 0 so that stacking does not add unrelated off counts (as
+    # Gammapy's safe mask does).
+    valid = acc_off > 0
+    if inside is not None:
+        valid &= inside[..., core[0], core[1]]
+    out = np.zeros((6, *off.shape))  # written in place: these maps are the bulk of the memory
+    out[0], out[1] = counts, acceptance
+    np.copyto(out[2], off, where=valid)
+    np.copyto(out[3], acc_off, where=valid)
+    out[4] = np.nan
+    np.divide(out[1], out[3], out=out[4], where=valid)  # alpha
+    np.multiply(out[4], out[2], out=out[5])  # background
+    return out
+
+
+def _ring_background(
+    counts: xr.DataArray, acceptance: xr.DataArray, *, r_in: Any, width: Any, exclusion: Any, offset_max: Any,
+    pointing: Any,
+) -> tuple[xr.Dataset, Any]:
+    """`ring_background` and its channels-first array (6, [obs_id,] ..., lat, lon)."""
+    from xgamma.maps import map_geometry
+
+    counts = _computed_coords(_spatial_last(counts, "counts"))
+    acceptance = _spatial_last(acceptance, "acceptance")
+    if counts.shape != acceptance.shape or counts.dims != acceptance.dims:
+        raise EstimatorError(
+            f"counts {dict(counts.sizes)} and acceptance {dict(acceptance.sizes)} maps do not match"
+        )
+    geometry = map_geometry(counts).to_image().with_energy(None)
+    r_in_px, width_px = _ring_pixels(geometry, r_in, width)
+    kernel = ring_kernel(r_in_px, width_px)
+    exclusion_data = _exclusion_data(exclusion, geometry.shape)
+
+    pointings, limit = _ring_pointings(counts, geometry, offset_max, pointing)
+    # OBS_DIM first, so that a block's index range along axis 0 picks its pointings
+    obs_first = counts.dims if OBS_DIM not in counts.dims else (
+        OBS_DIM, *[d for d in counts.dims if d != OBS_DIM])
+    template = counts.transpose(*obs_first)
+    extra = [] if exclusion_data is None or isinstance(exclusion_data, np.ndarray) else [exclusion_data]
+    # Offset cut, both ring sums, alpha and background of a block in one task (one graph layer).
+    out = overlap_apply(
+        _ring_core, template.data, acceptance.transpose(*obs_first).data, *extra,
+        depth=kernel_radius(kernel), n_out=6, kernel=kernel, geometry=geometry, key=_geometry_key(geometry),
+        pointings=pointings,
+        limit=limit, obs_axis=OBS_DIM in counts.dims,
+        exclusion=exclusion_data if not extra else None, keep_chunks=False,
+    )
+    names = ("counts", "acceptance", "off", "acceptance_off", "alpha", "background")
+    arrays = {name: out[i] for i, name in enumerate(names)}
+    if limit is None:  # nothing cut: keep the inputs as they are (dtype included)
+        arrays["counts"] = template.data
+        arrays["acceptance"] = acceptance.transpose(*obs_first).data
+    ds = dataset_from_arrays(template, arrays)
+    if obs_first != counts.dims:
+        ds = ds.transpose(*counts.dims)
+    mask = exclusion_data if exclusion_data is not None else np.ones(geometry.shape, dtype=bool)
+    ds["exclusion"] = xr.DataArray(mask, dims=("lat", "lon"), attrs={"units": ""})
+    ds.attrs = {"r_in_px": float(r_in_px), "width_px": float(width_px), "background_method": "ring"}
+    return ds, out
 
 
 def ring_background(
@@ -221,60 +452,55 @@ def ring_background(
         Radii <= 0 or a ring wider than the map, mismatched maps or mask, ``offset_max``
         without ``pointing``.
     """
-    from xgamma.maps import map_geometry
-
-    counts = _spatial_last(counts, "counts")
-    acceptance = _spatial_last(acceptance, "acceptance")
-    if counts.shape != acceptance.shape or counts.dims != acceptance.dims:
-        raise EstimatorError(
-            f"counts {dict(counts.sizes)} and acceptance {dict(acceptance.sizes)} maps do not match"
-        )
-    geometry = map_geometry(counts).to_image().with_energy(None)
-    r_in_px, width_px = _ring_pixels(geometry, r_in, width)
-    kernel = ring_kernel(r_in_px, width_px)
-    exclusion_data = _exclusion_data(exclusion, geometry.shape)
-
-    counts, acceptance, inside = _offset_cut(counts, acceptance, geometry, offset_max, pointing)
-
-    excl = 1.0 if exclusion_data is None else exclusion_data.astype(float)
-    # one overlapped task per block for both sums
-    sums = convolve_image(_stack_arrays([counts.data * excl, acceptance.data * excl]), kernel, rint=(True, False))
-    off, acc_off = sums[0], sums[1]
-    # A pixel has an off measurement only inside this observation's offset cut and with off
-    # acceptance; elsewhere off = 0 so that stacking does not add unrelated off counts (as
-    # Gammapy's safe mask does).
-    valid = acc_off > 0
-    if inside is not None:
-        valid = valid & inside.data
-    off = np.where(valid, off, 0.0)
-    acc_off = np.where(valid, acc_off, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        alpha = np.where(valid, acceptance.data / np.where(valid, acc_off, 1.0), np.nan)
-    background = alpha * off
-
-    ds = dataset_from_arrays(
-        counts,
-        {
-            "counts": counts.data,
-            "acceptance": acceptance.data,
-            "off": off,
-            "acceptance_off": acc_off,
-            "alpha": alpha,
-            "background": background,
-        },
-    )
-    mask = exclusion_data if exclusion_data is not None else np.ones(geometry.shape, dtype=bool)
-    ds["exclusion"] = xr.DataArray(mask, dims=("lat", "lon"), attrs={"units": ""})
-    ds.attrs = {"r_in_px": float(r_in_px), "width_px": float(width_px), "background_method": "ring"}
-    return ds
-
-
+    return _ring_background(
+        counts, acceptance, r_in=r_in, width=width, exclusion=exclusion, offset_max=offset_max, pointing=pointing
+    )[0]
 def _stack_arrays(arrays: list[Any]) -> Any:
     import dask.array as da
 
     if any(isinstance(a, da.Array) for a in arrays):
         return da.stack(arrays)
     return np.stack(arrays)
+
+
+def _stacked_maps(sums: np.ndarray) -> np.ndarray:
+    """Stacked (counts, acceptance, off, acceptance_off, alpha, background) from the sums over runs
+    of (counts, acceptance, off, alpha * off, acceptance_off), channels first."""
+    counts, acceptance, off, bkg, acc_off_sum = sums
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = np.where(off > 0, bkg / np.where(off > 0, off, np.nan),
+                         acceptance / np.where(acc_off_sum > 0, acc_off_sum, np.nan))
+        acc_off = np.where(alpha > 0, acceptance / np.where(alpha > 0, alpha, np.nan), acc_off_sum)
+    return np.stack([counts, acceptance, off, acc_off, alpha, alpha * off])
+
+
+def _partial_sums(counts: np.ndarray, acceptance: np.ndarray, off: np.ndarray, alpha: np.ndarray,
+                  acc_off: np.ndarray, *, axis: int) -> np.ndarray:
+    """NaN-as-zero sums over ``axis`` (kept, length 1) of counts, acceptance, off, alpha * off, acceptance_off."""
+    with np.errstate(invalid="ignore"):
+        bkg = alpha * off
+    return np.stack([np.nansum(v, axis=axis, keepdims=True) for v in (counts, acceptance, off, bkg, acc_off)])
+
+
+def _stack_arrays_over(arrays: list[Any], axis: int) -> Any:
+    """`_stacked_maps` of NaN-as-zero sums over ``axis`` (numpy, or lazily for dask)."""
+    import dask.array as da
+
+    counts, acceptance, off, alpha, acc_off = arrays
+    with np.errstate(invalid="ignore"):
+        bkg = alpha * off
+    if not any(isinstance(a, da.Array) for a in arrays):
+        return _stacked_maps(np.stack([np.nansum(v, axis=axis) for v in (counts, acceptance, off, bkg, acc_off)]))
+    # One task per block for the partial sums (all channels), a tree sum over the blocks along
+    # ``axis``, one task per block for the ratios.
+    arrays = [da.asarray(a) for a in arrays]
+    chunks = list(arrays[0].chunks)
+    chunks[axis] = (1,) * len(chunks[axis])
+    partial = da.map_blocks(_partial_sums, *arrays, axis=axis, new_axis=0, chunks=((5,), *chunks), dtype=float,
+                            meta=np.empty((0,) * (arrays[0].ndim + 1), float))
+    sums = partial.sum(axis=axis + 1)
+    return sums.map_blocks(_stacked_maps, chunks=((6,), *sums.chunks[1:]), dtype=float,
+                           meta=np.empty((0,) * sums.ndim, float))
 
 
 def stack_ring_maps(maps: xr.Dataset | Sequence[xr.Dataset], *, dim: str = OBS_DIM) -> xr.Dataset:
@@ -307,27 +533,23 @@ def stack_ring_maps(maps: xr.Dataset | Sequence[xr.Dataset], *, dim: str = OBS_D
     missing = {"counts", "acceptance", "off", "acceptance_off", "alpha"} - set(maps.data_vars)
     if missing:
         raise EstimatorError(f"cannot stack ring maps: missing variables {sorted(missing)}")
-    zero = lambda v: v.fillna(0.0)  # noqa: E731
-    counts = zero(maps["counts"]).sum(dim)
-    acceptance = zero(maps["acceptance"]).sum(dim)
-    off = zero(maps["off"]).sum(dim)
-    bkg = zero(maps["alpha"] * maps["off"]).sum(dim)
-    acc_off_sum = zero(maps["acceptance_off"]).sum(dim)
-    alpha = xr.where(off > 0, bkg / off.where(off > 0), acceptance / acc_off_sum.where(acc_off_sum > 0))
-    acc_off = xr.where(alpha > 0, acceptance / alpha.where(alpha > 0), acc_off_sum)
-    out = xr.Dataset(
-        {
-            "counts": counts,
-            "acceptance": acceptance,
-            "off": off,
-            "acceptance_off": acc_off,
-            "alpha": alpha,
-            "background": alpha * off,
-        }
-    )
-    for name in out.data_vars:
-        out[name].attrs = {"units": ""}
-    out = out.transpose(*[d for d in maps["counts"].dims if d != dim])
+    # Sums on the bare arrays (numpy or dask), wrapped into DataArrays once: xarray's where /
+    # fillna / sum with alignment cost more than the sums themselves.
+    template = maps["counts"]
+    axis = template.dims.index(dim)
+
+    def data(name: str) -> Any:
+        return maps[name].transpose(*template.dims).data
+
+    names = ("counts", "acceptance", "off", "alpha", "acceptance_off")
+    return _stacked_dataset(maps, dim, _stack_arrays_over([data(name) for name in names], axis))
+
+
+def _stacked_dataset(maps: xr.Dataset, dim: str, stacked: Any) -> xr.Dataset:
+    """Dataset of the stacked channels (counts, acceptance, off, acceptance_off, alpha, background)."""
+    names = ("counts", "acceptance", "off", "acceptance_off", "alpha", "background")
+    arrays = {name: stacked[i] for i, name in enumerate(names)}
+    out = dataset_from_arrays(maps["counts"].isel({dim: 0}, drop=True), arrays)
     if "exclusion" in maps:
         excl = maps["exclusion"]
         out["exclusion"] = excl.isel({dim: 0}) if dim in excl.dims else excl
@@ -336,6 +558,31 @@ def stack_ring_maps(maps: xr.Dataset | Sequence[xr.Dataset], *, dim: str = OBS_D
             out = out.assign_coords({coord: maps.coords[coord]})
     out.attrs = dict(maps.attrs)
     return out
+
+
+def _ring_partial_sums(block: np.ndarray) -> np.ndarray:
+    """`_partial_sums` of a `_ring_core` block (channels first, runs on axis 1)."""
+    out = np.empty((5, 1, *block.shape[2:]))
+    # counts, acceptance, off, background (= alpha * off, NaN without off), acceptance_off
+    for i, channel in enumerate((0, 1, 2, 5, 3)):
+        total = block[channel].sum(axis=0, keepdims=True)
+        if channel == 5 or np.isnan(total).any():  # NaN entries count as 0 (copying only then)
+            total = np.nansum(block[channel], axis=0, keepdims=True)
+        out[i] = total
+    return out
+
+
+def _stack_ring_array(out: Any) -> Any:
+    """Stacked channels from `_ring_core`'s output (6, obs_id, ..., lat, lon), without per-variable slices."""
+    import dask.array as da
+
+    if not isinstance(out, da.Array):
+        return _stacked_maps(_ring_partial_sums(out)[:, 0])
+    chunks = ((5,), (1,) * len(out.chunks[1]), *out.chunks[2:])
+    partial = out.map_blocks(_ring_partial_sums, chunks=chunks, dtype=float, meta=np.empty((0,) * out.ndim, float))
+    sums = partial.sum(axis=1)
+    return sums.map_blocks(_stacked_maps, chunks=((6,), *sums.chunks[1:]), dtype=float,
+                           meta=np.empty((0,) * sums.ndim, float))
 
 
 def _pointings_from_dataset(dataset: xr.Dataset) -> Any:
@@ -389,9 +636,10 @@ class RingBackground:
         missing = {"counts", "background"} - set(dataset.data_vars)
         if missing:
             raise EstimatorError(f"ring background needs dataset variables {sorted(missing)}")
+        dataset = _computed_coords(dataset)
         if pointing is None:
             pointing = _pointings_from_dataset(dataset)
-        ring = ring_background(
+        ring, raw = _ring_background(
             dataset["counts"],
             dataset["background"],
             r_in=self.r_in,
@@ -401,7 +649,11 @@ class RingBackground:
             pointing=pointing,
         )
         if OBS_DIM in ring.dims:
-            ring = stack_ring_maps(ring)
+            if self.offset_max is not None:
+                # every channel is float after the cut: stack the block array directly
+                ring = _stacked_dataset(ring, OBS_DIM, _stack_ring_array(raw))
+            else:
+                ring = stack_ring_maps(ring)
         keep = dataset.drop_vars(["counts", "background"])
         if OBS_DIM in dataset.dims:
             keep = keep.drop_dims(OBS_DIM, errors="ignore")

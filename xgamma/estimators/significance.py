@@ -96,15 +96,54 @@ def excess_error(n_on: Any, n_off: Any, alpha: Any) -> np.ndarray:
     return np.sqrt(n_on + alpha**2 * n_off)
 
 
-def _elementwise(func: Any, *args: Any) -> Any:
-    """Apply a numpy element-wise function to numpy arrays, or block-wise (lazily) to dask arrays."""
-    import dask.array as da
+def _on_off_core(
+    counts: np.ndarray, off: np.ndarray, second: np.ndarray, acc_off: np.ndarray, *, window: Any,
+    core: tuple[slice, slice], kernel: np.ndarray, correlate_off: bool,
+) -> np.ndarray:
+    """On-off maps of one (overlapped) block: n_on, n_off, alpha, background, excess, error, S.
 
-    if any(isinstance(a, da.Array) for a in args):
-        first = next(a for a in args if isinstance(a, da.Array))
-        args = tuple(da.asarray(a).rechunk(first.chunks) for a in args)
-        return da.map_blocks(func, *args, dtype=float)
-    return func(*args)
+    ``second`` is the per-pixel alpha (``correlate_off``) or the acceptance (otherwise).
+    """
+    from xgamma.background.kernels import convolve_block
+
+    has_off = acc_off > 0
+    counts_on = np.where(has_off, counts, 0.0)
+    cy, cx = core
+    if correlate_off:
+        off = np.where(has_off, off, 0.0)
+        with np.errstate(invalid="ignore"):
+            bkg_pixel = np.where(has_off, second * off, 0.0)
+        sums = convolve_block(np.stack([counts_on, off, bkg_pixel]), kernel, rint=(True, True, False))
+        n_on, n_off, background = (sums[i][..., cy, cx] for i in range(3))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alpha = background / np.where(n_off > 0, n_off, np.nan)
+    else:
+        n_off = off[..., cy, cx]
+        sums = convolve_block(np.stack([counts_on, np.where(has_off, second, 0.0)]), kernel, rint=(True, False))
+        n_on, acceptance = sums[0][..., cy, cx], sums[1][..., cy, cx]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alpha = acceptance / np.where(has_off[..., cy, cx], acc_off[..., cy, cx], np.nan)
+            background = alpha * n_off
+    significance = li_ma_significance(n_on, n_off, alpha)
+    error = excess_error(n_on, n_off, np.nan_to_num(alpha))
+    out = np.stack([n_on, n_off, alpha, background, n_on - background, error, significance])
+    # A pixel without its own off measurement (outside every field of view) gets no value,
+    # even if correlated neighbours have some (Gammapy's convention too).
+    out[:, ~has_off[..., cy, cx]] = np.nan
+    return out
+
+
+def _known_background_core(
+    counts: np.ndarray, background: np.ndarray, *, window: Any, core: tuple[slice, slice], kernel: np.ndarray,
+    correlate_off: bool,
+) -> np.ndarray:
+    """Known-background maps of one (overlapped) block: n_on, background, excess, error, S."""
+    from xgamma.background.kernels import convolve_block
+
+    cy, cx = core
+    n_on = convolve_block(counts, kernel, rint=True)[..., cy, cx]
+    mu = convolve_block(background, kernel)[..., cy, cx]
+    return np.stack([n_on, mu, n_on - mu, np.sqrt(n_on), cash_significance(n_on, mu)])
 
 
 def significance_maps(
@@ -146,14 +185,14 @@ def significance_maps(
         (counts), ``significance`` (sigma) and, in the on-off case, ``off`` and ``alpha`` (the
         correlated values entering Li & Ma); ``exclusion`` is carried over. Lazy for dask input.
     """
-    from xgamma.background.kernels import convolve_image
-    from xgamma.background.ring import _stack_arrays as _stack
-    from xgamma.background.ring import dataset_from_arrays
+    from xgamma.background.kernels import kernel_radius, overlap_apply
+    from xgamma.background.ring import _computed_coords, dataset_from_arrays
     from xgamma.estimators.correlate import correlation_kernel
     from xgamma.maps import map_geometry
 
     if "counts" not in dataset:
         raise EstimatorError("significance maps need a 'counts' variable")
+    dataset = _computed_coords(dataset)
     counts = dataset["counts"]
     dims = counts.dims
     spatial = (*[d for d in dims if d not in ("lat", "lon")], "lat", "lon")
@@ -162,49 +201,26 @@ def significance_maps(
     def arr(name: str) -> Any:
         return dataset[name].transpose(*spatial).data
 
-    def conv(data: Any, rint: bool | tuple[bool, ...] = False) -> Any:
-        return convolve_image(data, kernel, rint=rint)
-
     # Array-level maths (numpy or dask alike), wrapped into DataArrays once at the end: xarray's
-    # per-operation alignment would cost more than the FFTs here.
-    arrays: dict[str, Any] = {}
+    # per-operation alignment would cost more than the FFTs here. With dask, the masking, the
+    # correlation and the statistics of a block are one task (one graph layer).
     if "off" in dataset:
         missing = {"alpha", "acceptance", "acceptance_off"} - set(dataset.data_vars)
         if missing:
             raise EstimatorError(f"on-off significance needs dataset variables {sorted(missing)}")
-        acc_off = arr("acceptance_off")
-        has_off = acc_off > 0
-        counts_on = np.where(has_off, arr("counts"), 0.0)
-        if correlate_off:
-            off = np.where(has_off, arr("off"), 0.0)
-            bkg_pixel = np.where(has_off, arr("alpha") * off, 0.0)
-            # one overlapped task per block for the three sums
-            sums = conv(_stack([counts_on, off, bkg_pixel]), rint=(True, True, False))
-            n_on, n_off, background = sums[0], sums[1], sums[2]
-            alpha = background / np.where(n_off > 0, n_off, np.nan)
-        else:
-            n_off = arr("off")
-            sums = conv(_stack([counts_on, np.where(has_off, arr("acceptance"), 0.0)]), rint=(True, False))
-            n_on, acceptance = sums[0], sums[1]
-            alpha = acceptance / np.where(has_off, acc_off, np.nan)
-            background = alpha * n_off
-        significance = _elementwise(li_ma_significance, n_on, n_off, alpha)
-        error = _elementwise(excess_error, n_on, n_off, np.nan_to_num(alpha))
-        arrays = {"counts": n_on, "off": n_off, "alpha": alpha, "background": background}
+        names = ("counts", "off", "alpha", "background", "excess", "excess_error", "significance")
+        second = "alpha" if correlate_off else "acceptance"
+        inputs = [arr("counts"), arr("off"), arr(second), arr("acceptance_off")]
+        func = _on_off_core
     elif "background" in dataset:
-        has_off = None
-        n_on = conv(arr("counts"), rint=True)
-        background = conv(arr("background"))
-        significance = _elementwise(cash_significance, n_on, background)
-        error = np.sqrt(n_on)
-        arrays = {"counts": n_on, "background": background}
+        names = ("counts", "background", "excess", "excess_error", "significance")
+        inputs = [arr("counts"), arr("background")]
+        func = _known_background_core
     else:
         raise EstimatorError("significance maps need 'off' (ring background) or 'background' variables")
-    arrays.update(excess=n_on - background, excess_error=error, significance=significance)
-    if has_off is not None:
-        # A pixel without its own off measurement (outside every field of view) gets no value,
-        # even if correlated neighbours have some (Gammapy's convention too).
-        arrays = {name: np.where(has_off, data, np.nan) for name, data in arrays.items()}
+    out = overlap_apply(func, *inputs, depth=kernel_radius(kernel), n_out=len(names), kernel=kernel,
+                        correlate_off=correlate_off, keep_chunks=False)
+    arrays = {name: out[i] for i, name in enumerate(names)}
     result = dataset_from_arrays(counts.transpose(*spatial), arrays).transpose(*dims)
     if "exclusion" in dataset:
         result["exclusion"] = dataset["exclusion"]
