@@ -80,7 +80,8 @@ def test_exclusion_removes_ring_pixels(geometry):
 
 
 @pytest.mark.parametrize("chunks", [(1, 4, 7), (1, 9, 80), (1, 60, 5)])
-def test_lazy_and_chunk_invariant(geometry, chunks):
+@pytest.mark.parametrize("merge_pixels", [None, 0], ids=["merged", "overlap"], indirect=True)
+def test_lazy_and_chunk_invariant(merge_pixels, geometry, chunks):
     # Chunks (4, 5, 7, 9 px) smaller than the ring's outer radius (10 px).
     shape = geometry.data_shape
     rng = np.random.default_rng(4)

@@ -58,7 +58,8 @@ def test_convolve_block_equals_direct_convolution():
 
 
 @pytest.mark.parametrize("chunks", [(1, 5, 7), (1, 13, 50), (1, 40, 3), (1, 17, 23)])
-def test_convolve_image_chunk_invariant(chunks):
+@pytest.mark.parametrize("merge_pixels", [None, 0], ids=["merged", "overlap"], indirect=True)
+def test_convolve_image_chunk_invariant(merge_pixels, chunks):
     # Chunks smaller than the ring's outer radius (9 px) need multi-chunk overlaps.
     rng = np.random.default_rng(2)
     image = rng.poisson(2.0, size=(1, 40, 50)).astype(float)
