@@ -10,7 +10,8 @@ from xgamma.background.exclusion import (
     threshold_exclusion_mask,
 )
 from xgamma.background.kernels import convolve_image, ring_kernel, tophat_kernel
-from xgamma.background.ring import RingBackground, offset_mask, ring_background, stack_ring_maps
+from xgamma.background.offset import offset_mask
+from xgamma.background.ring import RingBackground, ring_background, stack_ring_maps
 
 __all__ = [
     "AdaptiveRingBackground",

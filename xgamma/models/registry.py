@@ -7,7 +7,6 @@ The built-ins are registered by :mod:`xgamma.plugin.builtins` through the same h
 
 from __future__ import annotations
 
-from xgamma.exceptions import ModelError
 
 __all__ = ["builtin_spectral_models", "builtin_spatial_models", "get_spectral_model_class",
            "get_spatial_model_class"]
