@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 __all__ = ["AnalysisState", "run_analysis", "build_geometry", "select_observations", "STAGES"]
 
 log = logging.getLogger("xgamma")
