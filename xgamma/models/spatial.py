@@ -151,11 +151,20 @@ class SpatialModel(Model):
             return None, np.zeros((0, 0))
         f = oversample or self.oversampling(scale)
         lon, lat = grid.subpixel_world(box, f)
-        sep = angular_separation(lon0, lat0, lon, lat)
-        sb = self.evaluate(sep, *self.values[2:])
+        sb = self.surface_brightness(lon, lat, grid.frame)
         ny, nx = sb.shape[0] // f, sb.shape[1] // f
         mean_sb = sb.reshape(ny, f, nx, f).mean(axis=(1, 3))
         return box, mean_sb * grid.solid_angle[box]
+
+    def surface_brightness(self, lon: np.ndarray, lat: np.ndarray, frame: str) -> np.ndarray:
+        """Surface brightness (sr-1) at sky positions (deg) given in ``frame``.
+
+        The default suits radial models: `evaluate` on the separation from the centre. Models
+        that also depend on the direction (elongated shapes) override this method only; the
+        sub-pixel integration of `integrate_grid` is shared.
+        """
+        lon0, lat0 = self.position_in(frame)
+        return self.evaluate(angular_separation(lon0, lat0, lon, lat), *self.values[2:])
 
     def integrate_geom(self, geometry: Any, *, oversample: int | None = None) -> np.ndarray:
         """Flux fraction in each pixel of ``geometry`` (2-D, n_lat x n_lon; sums to ~1 inside the map).

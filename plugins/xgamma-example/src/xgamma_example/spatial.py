@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from xgamma.models.parameter import ParameterSpec, ParamInput
-from xgamma.models.spatial import PixelGrid, SpatialModel, angular_separation
+from xgamma.models.spatial import SpatialModel, angular_separation
 
 __all__ = ["EllipticalGaussian"]
 
@@ -79,22 +79,12 @@ class EllipticalGaussian(SpatialModel):
         minor = self.sigma.value * math.sqrt(1.0 - self.e.value**2)
         return int(np.clip(math.ceil(2.0 * pixel_scale / max(minor, 1e-12)), 1, _MAX_OVERSAMPLE))
 
-    def integrate_grid(self, grid: PixelGrid, *, oversample: int | None = None):
-        # As the radial base class, but the model depends on the direction too, so it is
-        # evaluated on (lon, lat) rather than on the separation alone.
-        lon0, lat0 = self.position_in(grid.frame)
-        x0, y0 = grid.to_pixel(lon0, lat0)
-        scale = grid.pixel_scale
-        box = grid.box(x0, y0, self.evaluation_radius() / scale + 1.0)
-        if box is None:
-            return None, np.zeros((0, 0))
-        f = oversample or self.oversampling(scale)
-        lon, lat = grid.subpixel_world(box, f)
-        if grid.frame != self.frame:
+    def surface_brightness(self, lon, lat, frame: str):
+        # The shape depends on the direction, not only on the separation: evaluate on (lon, lat)
+        # in the model's frame; the base class integrates over the pixels.
+        if frame != self.frame:
             from astropy.coordinates import SkyCoord
 
-            c = SkyCoord(lon, lat, unit="deg", frame=grid.frame).transform_to(self.frame)
+            c = SkyCoord(lon, lat, unit="deg", frame=frame).transform_to(self.frame)
             lon, lat = c.spherical.lon.deg, c.spherical.lat.deg
-        sb = self.evaluate(lon, lat, *self.values)
-        ny, nx = sb.shape[0] // f, sb.shape[1] // f
-        return box, sb.reshape(ny, f, nx, f).mean(axis=(1, 3)) * grid.solid_angle[box]
+        return self.evaluate(lon, lat, *self.values)
