@@ -13,7 +13,7 @@ from astropy.wcs import WCS
 from xgamma.exceptions import GeometryError
 from xgamma.geometry import SkyGeometry
 
-__all__ = ["SPATIAL_DIMS", "MAP_DIMS", "make_map", "map_geometry", "map_units", "with_units"]
+__all__ = ["SPATIAL_DIMS", "MAP_DIMS", "computed_coords", "make_map", "map_geometry", "map_units", "with_units"]
 
 SPATIAL_DIMS = ("lat", "lon")
 MAP_DIMS = ("energy", "lat", "lon")
@@ -61,10 +61,11 @@ def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
             f"not an xgamma sky map: needs dims {SPATIAL_DIMS} and coordinates wcs, pix_lon, pix_lat "
             f"(missing {missing}); build maps with xgamma.maps.make_map or read them with xgamma.io"
         )
-    header = fits.Header.fromstring(str(_coordinate_values(obj, "wcs")))
+    obj = computed_coords(obj)
+    header = fits.Header.fromstring(str(obj.coords["wcs"].values))
     wcs = WCS(header)
-    pix_lon = np.asarray(_coordinate_values(obj, "pix_lon"))
-    pix_lat = np.asarray(_coordinate_values(obj, "pix_lat"))
+    pix_lon = np.asarray(obj.coords["pix_lon"].values)
+    pix_lat = np.asarray(obj.coords["pix_lat"].values)
     if pix_lon.size and (np.any(np.diff(pix_lon) != 1) or np.any(np.diff(pix_lat) != 1)):
         raise GeometryError("map pixels are not contiguous (strided or reordered selection): no single WCS fits")
     wcs.wcs.crpix = [wcs.wcs.crpix[0] - pix_lon[0], wcs.wcs.crpix[1] - pix_lat[0]]
@@ -73,27 +74,28 @@ def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
     if "energy" in obj.dims:
         if "energy_min" not in obj.coords or "energy_max" not in obj.coords:
             raise GeometryError("map has an energy dim but no energy_min/energy_max coordinates")
-        emin = np.asarray(_coordinate_values(obj, "energy_min"), dtype=float)
-        emax = np.asarray(_coordinate_values(obj, "energy_max"), dtype=float)
+        emin = np.asarray(obj.coords["energy_min"].values, dtype=float)
+        emax = np.asarray(obj.coords["energy_max"].values, dtype=float)
         if emin.size > 1 and not np.allclose(emin[1:], emax[:-1], rtol=1e-10):
             raise GeometryError("energy bins of the map are not contiguous")
         energy_edges = u.Quantity(np.append(emin, emax[-1:]), "TeV")
     return SkyGeometry(wcs=wcs, shape=(pix_lat.size, pix_lon.size), energy_edges=energy_edges)
 
 
-def _coordinate_values(obj: xr.DataArray | xr.Dataset, name: str) -> np.ndarray:
-    """Values of a small coordinate; `Dataset.chunk()` may have made it a dask array.
+def computed_coords(obj: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.Dataset:
+    """``obj`` with its dask-backed coordinates computed, in one go (data stay lazy).
 
-    Such coordinates are computed with the synchronous scheduler, outside any user scheduler:
-    they are a few kB of geometry, not map data.
+    `Dataset.chunk` also makes the small coordinates (WCS header, pixel indices, energy edges,
+    pointings) dask arrays. They are a few kB of geometry, not map data, so they are computed
+    with the synchronous scheduler, outside any user scheduler.
     """
-    data = obj.coords[name].variable._data
-    if hasattr(data, "dask"):
-        import dask
+    lazy = {name: c for name, c in obj.coords.items() if hasattr(c.variable._data, "dask")}
+    if not lazy:
+        return obj
+    import dask
 
-        (values,) = dask.compute(obj.coords[name].data, scheduler="sync")
-        return np.asarray(values)
-    return obj.coords[name].values
+    values = dask.compute(*[c.data for c in lazy.values()], scheduler="sync", optimize_graph=False)
+    return obj.assign_coords({name: (c.dims, v, c.attrs) for (name, c), v in zip(lazy.items(), values)})
 
 
 def map_units(da: xr.DataArray) -> u.UnitBase:

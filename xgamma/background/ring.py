@@ -35,6 +35,7 @@ from xgamma.background.offset import (
     offset_mask,
 )
 from xgamma.exceptions import EstimatorError
+from xgamma.maps import computed_coords
 
 if TYPE_CHECKING:
     from astropy.coordinates import SkyCoord
@@ -103,23 +104,6 @@ def _pointing_list(pointing: Any, n: int) -> list[SkyCoord]:
     if len(items) != n:
         raise EstimatorError(f"got {len(items)} pointing(s) for {n} observation(s) along {OBS_DIM!r}")
     return items
-
-
-def _computed_coords(obj: Any) -> Any:
-    """``obj`` (DataArray or Dataset) with its dask-backed coordinates computed, in one go.
-
-    `Dataset.chunk` makes small coordinates (WCS header, pixel indices, energy edges, pointings)
-    dask arrays; reading each one on its own (as `~xgamma.maps.map_geometry` does) costs a
-    compute per coordinate. They are a few kB of geometry, not map data, so they are computed
-    with the synchronous scheduler.
-    """
-    lazy = {name: c for name, c in obj.coords.items() if hasattr(c.variable._data, "dask")}
-    if not lazy:
-        return obj
-    import dask
-
-    values = dask.compute(*[c.data for c in lazy.values()], scheduler="sync", optimize_graph=False)
-    return obj.assign_coords({name: (c.dims, v, c.attrs) for (name, c), v in zip(lazy.items(), values)})
 
 
 def dataset_from_arrays(template: xr.DataArray, arrays: dict[str, Any]) -> xr.Dataset:
@@ -261,7 +245,7 @@ def _ring_background(
     """`ring_background` and its channels-first array (6, [obs_id,] ..., lat, lon)."""
     from xgamma.maps import map_geometry
 
-    counts = _computed_coords(_spatial_last(counts, "counts"))
+    counts = computed_coords(_spatial_last(counts, "counts"))
     acceptance = _spatial_last(acceptance, "acceptance")
     if counts.shape != acceptance.shape or counts.dims != acceptance.dims:
         raise EstimatorError(
@@ -530,7 +514,7 @@ class RingBackground:
         missing = {"counts", "background"} - set(dataset.data_vars)
         if missing:
             raise EstimatorError(f"ring background needs dataset variables {sorted(missing)}")
-        dataset = _computed_coords(dataset)
+        dataset = computed_coords(dataset)
         if pointing is None:
             pointing = _pointings_from_dataset(dataset)
         ring, raw = _ring_background(

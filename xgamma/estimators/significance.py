@@ -186,13 +186,14 @@ def significance_maps(
         correlated values entering Li & Ma); ``exclusion`` is carried over. Lazy for dask input.
     """
     from xgamma.background.kernels import kernel_radius, overlap_apply
-    from xgamma.background.ring import _computed_coords, dataset_from_arrays
+    from xgamma.background.ring import dataset_from_arrays
+    from xgamma.maps import computed_coords
     from xgamma.estimators.correlate import correlation_kernel
     from xgamma.maps import map_geometry
 
     if "counts" not in dataset:
         raise EstimatorError("significance maps need a 'counts' variable")
-    dataset = _computed_coords(dataset)
+    dataset = computed_coords(dataset)
     counts = dataset["counts"]
     dims = counts.dims
     spatial = (*[d for d in dims if d not in ("lat", "lon")], "lat", "lon")
