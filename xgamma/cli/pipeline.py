@@ -33,6 +33,11 @@ class AnalysisState:
     maps: Any = None  # xr.Dataset, stacked cube (lazy until written)
     images: Any = None  # xr.Dataset, squashed images
     observation_images: Any = None  # xr.Dataset with an obs_id dim (for the ring background)
+    dataset: Any = None  # xgamma.fit.MapDataset of the fit stage
+    fit_result: Any = None  # xgamma.fit.FitResult
+    residuals: Any = None  # xr.Dataset: npred, residual, residual_significance
+    significance: Any = None  # xr.Dataset of significance.fits
+    distribution: Any = None  # SignificanceDistribution of the off pixels
     products: dict[str, Path] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     progress: bool = False

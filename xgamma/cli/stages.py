@@ -63,7 +63,7 @@ def stage_fit(state: AnalysisState) -> None:
     from xgamma.fit.dataset import MapDataset
     from xgamma.fit.fitter import fit
     from xgamma.fit.psf_kernel import psf_kernel_for_geometry
-    from xgamma.io.fits_maps import write_maps
+    from xgamma.io.fits_maps import atomic_path, write_maps
     from xgamma.models.io import write_models
 
     config = state.config
@@ -86,16 +86,12 @@ def stage_fit(state: AnalysisState) -> None:
     state.dataset = dataset
 
     _write_json(state.output / "fit.json", result.to_dict())
-    from xgamma.io.fits_maps import atomic_path
-
     with atomic_path(state.output / "models.yaml", overwrite=True) as tmp:
         write_models(models, tmp)
     state.products["models"] = state.output / "models.yaml"
     state.products["fit"] = state.output / "fit.json"
     residuals = dataset.residual_maps()
-    products = xr.Dataset({"npred": dataset.npred(), **{k: v for k, v in residuals.data_vars.items()}})
-    rename = {name: name for name in products.data_vars}
-    state.residuals = products.rename(rename)
+    state.residuals = xr.Dataset({"npred": dataset.npred(), **residuals.data_vars})
     state.products["residuals"] = write_maps(state.residuals, state.output / "residuals.fits", overwrite=True)
     state.summary["fit"] = {
         "success": bool(result.success), "statistic": float(result.statistic),
@@ -107,16 +103,13 @@ def stage_fit(state: AnalysisState) -> None:
 def build_exclusion(config: dict, geometry) -> xr.DataArray:
     """Exclusion mask (True = usable for background) from ``exclusion.regions``."""
     from xgamma.background.exclusion import make_exclusion_mask
+    from xgamma.exceptions import XgammaError
 
     regions = config.get("exclusion", {}).get("regions")
     try:
         return make_exclusion_mask(geometry.to_image(), regions)
-    except Exception as error:
-        from xgamma.exceptions import XgammaError
-
-        if isinstance(error, XgammaError):
-            raise ConfigError(f"exclusion.regions: {error}") from error
-        raise
+    except XgammaError as error:
+        raise ConfigError(f"exclusion.regions: {error}") from error
 
 
 def observation_images(state: AnalysisState) -> xr.Dataset:
@@ -208,16 +201,13 @@ def stage_plots(state: AnalysisState) -> None:
     products: dict[str, Any] = {}
     if state.images is not None:
         products.update(counts=state.images["counts"], background_model=state.images["background"])
-    significance = getattr(state, "significance", None)
-    if significance is not None:
-        products.update(excess=significance["excess"], significance=significance["significance"],
-                        exclusion=significance["exclusion"], distribution=getattr(state, "distribution", None))
-    residuals = getattr(state, "residuals", None)
-    if residuals is not None:
-        products.update(residuals=residuals)
-    result = getattr(state, "fit_result", None)
-    if result is not None:
-        products.update(fit_result=result)
+    if state.significance is not None:
+        products.update(excess=state.significance["excess"], significance=state.significance["significance"],
+                        exclusion=state.significance["exclusion"], distribution=state.distribution)
+    if state.residuals is not None:
+        products.update(residuals=state.residuals)
+    if state.fit_result is not None:
+        products.update(fit_result=state.fit_result)
     paths = save_analysis_plots(products, state.output / "plots")
     for path in paths:
         state.products[f"plot {path.stem}"] = path
