@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from xgamma.exceptions import GeometryError, ModelError
+from xgamma.geometry.spherical import angular_distance
 from xgamma.models.core import Model
 from xgamma.models.parameter import ParameterSpec, ParamInput
 
@@ -80,14 +81,9 @@ class PixelGrid:
         return world[:, 0].reshape(xx.shape), world[:, 1].reshape(xx.shape)
 
 
-def angular_separation(lon1, lat1, lon2, lat2):
-    """Great-circle distance (deg) between points given in deg (Vincenty formula, stable at all angles)."""
-    l1, b1, l2, b2 = (np.radians(v) for v in (lon1, lat1, lon2, lat2))
-    dl = l2 - l1
-    sdl, cdl = np.sin(dl), np.cos(dl)
-    sb1, cb1, sb2, cb2 = np.sin(b1), np.cos(b1), np.sin(b2), np.cos(b2)
-    num = np.hypot(cb2 * sdl, cb1 * sb2 - sb1 * cb2 * cdl)
-    return np.degrees(np.arctan2(num, sb1 * sb2 + cb1 * cb2 * cdl))
+#: Great-circle distance (deg) between points given in deg (Vincenty formula); kept under
+#: this name for model code and plugins.
+angular_separation = angular_distance
 
 
 def _check_frame(frame: str) -> str:

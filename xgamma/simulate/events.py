@@ -30,6 +30,7 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 
 from xgamma.exceptions import SimulationError
+from xgamma.geometry.spherical import angular_distance
 from xgamma.simulate.irfs import AnalyticIRF
 
 __all__ = [
@@ -228,15 +229,9 @@ def _offset_by(center: SkyCoord, sep_deg: np.ndarray, pa_rad: np.ndarray) -> tup
 
 
 def _separation(ra1: np.ndarray, dec1: np.ndarray, center: SkyCoord) -> np.ndarray:
-    """Angular separation (deg) of ICRS (ra, dec) deg arrays from ``center`` (Vincenty)."""
+    """Angular separation (deg) of ICRS (ra, dec) deg arrays from ``center``."""
     c = center.icrs
-    lon1, lat1 = np.deg2rad(ra1), np.deg2rad(dec1)
-    lon2, lat2 = c.ra.rad, c.dec.rad
-    dlon = lon1 - lon2
-    num = np.hypot(np.cos(lat1) * np.sin(dlon),
-                   np.cos(lat2) * np.sin(lat1) - np.sin(lat2) * np.cos(lat1) * np.cos(dlon))
-    den = np.sin(lat2) * np.sin(lat1) + np.cos(lat2) * np.cos(lat1) * np.cos(dlon)
-    return np.rad2deg(np.arctan2(num, den))
+    return angular_distance(ra1, dec1, c.ra.deg, c.dec.deg)
 
 
 def _radial_grid(irf: AnalyticIRF, max_offset: float) -> tuple[np.ndarray, np.ndarray]:
