@@ -126,6 +126,8 @@ XGAMMA = _RSS + textwrap.dedent("""
         result["obs_ids"] = [int(i) for i in images.obs_id]
         # the pipeline's chunking of the same images: one observation and 256 x 256 pixels per chunk
         chunked = images.chunk({"obs_id": 1, "energy": 1, "lat": 256, "lon": 256})
+        # The pipeline's maps have numpy coordinates (only the map data are lazy); `chunk` made them lazy too.
+        chunked = chunked.assign_coords({name: images.coords[name] for name in images.coords})
         for label, data_in in (("numpy", images), ("dask", chunked)):
             times = []
             reset_peak()

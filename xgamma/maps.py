@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import astropy.units as u
@@ -13,7 +14,7 @@ from astropy.wcs import WCS
 from xgamma.exceptions import GeometryError
 from xgamma.geometry import SkyGeometry
 
-__all__ = ["SPATIAL_DIMS", "MAP_DIMS", "computed_coords", "make_map", "map_geometry", "map_units", "with_units"]
+__all__ = ["SPATIAL_DIMS", "MAP_DIMS", "computed_coords", "in_order", "make_map", "map_geometry", "map_units", "with_units"]
 
 SPATIAL_DIMS = ("lat", "lon")
 MAP_DIMS = ("energy", "lat", "lon")
@@ -62,15 +63,11 @@ def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
             f"(missing {missing}); build maps with xgamma.maps.make_map or read them with xgamma.io"
         )
     obj = computed_coords(obj)
-    header = fits.Header.fromstring(str(obj.coords["wcs"].values))
-    wcs = WCS(header)
     pix_lon = np.asarray(obj.coords["pix_lon"].values)
     pix_lat = np.asarray(obj.coords["pix_lat"].values)
     if pix_lon.size and (np.any(np.diff(pix_lon) != 1) or np.any(np.diff(pix_lat) != 1)):
         raise GeometryError("map pixels are not contiguous (strided or reordered selection): no single WCS fits")
-    wcs.wcs.crpix = [wcs.wcs.crpix[0] - pix_lon[0], wcs.wcs.crpix[1] - pix_lat[0]]
-    wcs.wcs.set()
-    energy_edges = None
+    edges = None
     if "energy" in obj.dims:
         if "energy_min" not in obj.coords or "energy_max" not in obj.coords:
             raise GeometryError("map has an energy dim but no energy_min/energy_max coordinates")
@@ -78,8 +75,21 @@ def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
         emax = np.asarray(obj.coords["energy_max"].values, dtype=float)
         if emin.size > 1 and not np.allclose(emin[1:], emax[:-1], rtol=1e-10):
             raise GeometryError("energy bins of the map are not contiguous")
-        energy_edges = u.Quantity(np.append(emin, emax[-1:]), "TeV")
-    return SkyGeometry(wcs=wcs, shape=(pix_lat.size, pix_lon.size), energy_edges=energy_edges)
+        edges = tuple(np.append(emin, emax[-1:]).tolist())
+    offset = (int(pix_lon[0]), int(pix_lat[0])) if pix_lon.size and pix_lat.size else (0, 0)
+    return _geometry_of(str(obj.coords["wcs"].values), offset, (pix_lat.size, pix_lon.size), edges)
+
+
+@lru_cache(maxsize=64)
+def _geometry_of(header: str, offset: tuple[int, int], shape: tuple[int, int],
+                 edges: tuple[float, ...] | None) -> SkyGeometry:
+    """Geometry of a map's WCS header text shifted by the first pixel indices (cached: parsing a
+    WCS costs milliseconds, and every estimator step asks for the geometry of the same maps)."""
+    wcs = WCS(fits.Header.fromstring(header))
+    wcs.wcs.crpix = [wcs.wcs.crpix[0] - offset[0], wcs.wcs.crpix[1] - offset[1]]
+    wcs.wcs.set()
+    energy_edges = None if edges is None else u.Quantity(edges, "TeV")
+    return SkyGeometry(wcs=wcs, shape=shape, energy_edges=energy_edges)
 
 
 def computed_coords(obj: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.Dataset:
@@ -89,13 +99,20 @@ def computed_coords(obj: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.Dataset
     pointings) dask arrays. They are a few kB of geometry, not map data, so they are computed
     with the synchronous scheduler, outside any user scheduler.
     """
-    lazy = {name: c for name, c in obj.coords.items() if hasattr(c.variable._data, "dask")}
+    # Variables, not DataArrays: building a DataArray per coordinate costs more than the check.
+    lazy = {name: v for name, v in obj.coords.variables.items() if hasattr(v._data, "dask")}
     if not lazy:
         return obj
     import dask
 
-    values = dask.compute(*[c.data for c in lazy.values()], scheduler="sync", optimize_graph=False)
-    return obj.assign_coords({name: (c.dims, v, c.attrs) for (name, c), v in zip(lazy.items(), values)})
+    values = dask.compute(*[v.data for v in lazy.values()], scheduler="sync", optimize_graph=False)
+    return obj.assign_coords({name: (v.dims, value, v.attrs) for (name, v), value in zip(lazy.items(), values)})
+
+
+def in_order(obj: Any, dims: tuple[str, ...] | list[str]) -> Any:
+    """``obj`` (a DataArray or Variable) with dims in the order ``dims``; itself when they already
+    are (a no-op `transpose` still rebuilds every coordinate, a millisecond per call)."""
+    return obj if tuple(obj.dims) == tuple(dims) else obj.transpose(*dims)
 
 
 def map_units(da: xr.DataArray) -> u.UnitBase:

@@ -26,7 +26,7 @@ _PIXEL_LOCK = threading.Lock()
 
 def _geometry_key(geometry: SkyGeometry) -> tuple:
     """Hashable identity of a pixel grid (shape and WCS header text); cheap to hash once built."""
-    return (geometry.shape, geometry.wcs.to_header_string())
+    return (geometry.shape, geometry.header_text)
 
 
 def _pixel_positions(geometry: SkyGeometry, key: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -85,10 +85,28 @@ def _offset_block(
     return _inside_block(geometry, np.array([[lon, lat]]), limit, slice(y0, y1), slice(x0, x1), key)[0]
 
 
+def _lonlat_in_frame(coord: SkyCoord, frame: str) -> np.ndarray:
+    """(lon, lat) in degrees of (an array of) positions in ``frame``, shape (n, 2).
+
+    ICRS <-> Galactic is a fixed rotation (`~xgamma.geometry.spherical.transform_lonlat`), much
+    cheaper than `SkyCoord.transform_to`; other frames go through astropy.
+    """
+    from xgamma.geometry.spherical import transform_lonlat
+
+    name = coord.frame.name
+    if name in ("icrs", "galactic") and frame in ("icrs", "galactic"):
+        spherical = coord.spherical
+        lon, lat = transform_lonlat(spherical.lon.deg, spherical.lat.deg, name, frame)
+    else:
+        spherical = coord.transform_to(frame).spherical
+        lon, lat = spherical.lon.deg, spherical.lat.deg
+    return np.stack([np.ravel(lon), np.ravel(lat)], axis=-1).astype(float)
+
+
 def _pointing_lonlat(geometry: SkyGeometry, pointing: SkyCoord) -> tuple[float, float]:
     """Pointing (lon, lat) in degrees in the geometry frame."""
-    position = pointing.transform_to(geometry.frame)
-    return float(position.spherical.lon.deg), float(position.spherical.lat.deg)
+    lon, lat = _lonlat_in_frame(pointing, geometry.frame)[0]
+    return float(lon), float(lat)
 
 
 def _offset_limit(offset_max: Any) -> float:

@@ -26,16 +26,24 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from xgamma.background.kernels import convolve_block, kernel_radius, overlap_apply, ring_kernel
+from xgamma.background.kernels import (
+    convolve_padded,
+    kernel_radius,
+    overlap_apply,
+    padded_planes,
+    ring_kernel,
+    zero_outside,
+)
 from xgamma.background.offset import (
     _geometry_key,
     _inside_block,
+    _lonlat_in_frame,
     _pointing_lonlat,
     _offset_limit,
     offset_mask,
 )
 from xgamma.exceptions import EstimatorError
-from xgamma.maps import computed_coords
+from xgamma.maps import computed_coords, in_order
 
 if TYPE_CHECKING:
     from astropy.coordinates import SkyCoord
@@ -71,7 +79,7 @@ def _spatial_last(da_: xr.DataArray, name: str) -> xr.DataArray:
     if "lat" not in da_.dims or "lon" not in da_.dims:
         raise EstimatorError(f"map {name!r} needs dims 'lat' and 'lon', got {da_.dims}")
     other = [d for d in da_.dims if d not in ("lat", "lon")]
-    return da_.transpose(*other, "lat", "lon")
+    return in_order(da_, (*other, "lat", "lon"))
 
 
 def _exclusion_data(exclusion: Any, shape: tuple[int, int]) -> Any:
@@ -106,15 +114,17 @@ def _pointing_list(pointing: Any, n: int) -> list[SkyCoord]:
     return items
 
 
-def dataset_from_arrays(template: xr.DataArray, arrays: dict[str, Any]) -> xr.Dataset:
+def dataset_from_arrays(template: xr.DataArray, arrays: dict[str, Any], *,
+                        extra: dict[str, Any] | None = None) -> xr.Dataset:
     """Dataset of arrays shaped like ``template`` (its dims and coords; units ``""``).
 
+    ``extra`` adds variables of other shapes (name -> DataArray, Variable or (dims, data, attrs)).
     Built in one go: merging DataArrays one by one would re-compare the coordinates each time.
     """
-    return xr.Dataset(
-        {name: (template.dims, data, {"units": ""}) for name, data in arrays.items()},
-        coords=template.coords,
-    )
+    variables = {name: (template.dims, data, {"units": ""}) for name, data in arrays.items()}
+    for name, value in (extra or {}).items():
+        variables[name] = value.variable if isinstance(value, xr.DataArray) else value
+    return xr.Dataset(variables, coords=template.coords)
 
 
 def _offset_cut(
@@ -154,31 +164,63 @@ def _ring_pointings(
     from astropy.coordinates import SkyCoord
 
     if isinstance(pointing, SkyCoord) and not pointing.isscalar and pointing.ndim == 1 and len(pointing) == n:
-        position = pointing.transform_to(geometry.frame)  # one transform for all runs
-        return np.stack([position.spherical.lon.deg, position.spherical.lat.deg], axis=-1).astype(float), limit
+        return _lonlat_in_frame(pointing, geometry.frame), limit  # one transform for all runs
     return np.array([_pointing_lonlat(geometry, p) for p in _pointing_list(pointing, n)]), limit
 
 
-def _cropped_ring_sums(stacked: np.ndarray, inside: np.ndarray, kernel: np.ndarray, obs_axis: bool) -> np.ndarray:
-    """Ring sums of (counts, acceptance) each observation, FFT'd only over its field of view.
+def _fov_box(inside: np.ndarray | None) -> tuple[slice, slice] | None:
+    """Bounding box of a run's offset cut (everything without a cut; None when it is empty)."""
+    if inside is None:
+        return slice(None), slice(None)
+    rows = np.flatnonzero(inside.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(inside.any(axis=0))
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
 
-    Outside ``inside`` the inputs are zero, so the box around it grown by the kernel radius holds
-    every non-zero sum: a wide map with small fields of view costs a field of view per run.
+
+def _run_ring_sums(
+    counts: np.ndarray, acceptance: np.ndarray, inside: np.ndarray | None, excl: np.ndarray | None,
+    kernel: np.ndarray,
+) -> tuple | None:
+    """One observation's ring sums over the box around its offset cut.
+
+    Counts and acceptance are zero outside the cut, and a pixel outside it has no off measurement,
+    so an FFT over the cut's bounding box (zero-padded) gives every sum that is kept: a wide map
+    with small fields of view costs a field of view per run.
+
+    Returns
+    -------
+    box, counts, acceptance, off, acceptance_off, valid
+        ``box`` = (lat, lon) slices; the maps are on the box (counts and acceptance cut, NaN kept);
+        ``valid``: the pixels with an off measurement (inside the cut, off acceptance > 0). None
+        when the cut is empty.
     """
-    r = kernel.shape[0] // 2
-    out = np.zeros(stacked.shape)
-    planes = range(stacked.shape[1]) if obs_axis else [None]
-    for o in planes:
-        mask = inside[o] if obs_axis else inside
-        mask = mask.reshape(mask.shape[-2:])  # other axes of the cut have length 1
-        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        if rows.size == 0:
-            continue  # nothing of this run in the block: its sums stay 0
-        ys = slice(max(int(rows[0]) - r, 0), min(int(rows[-1]) + r + 1, mask.shape[0]))
-        xs = slice(max(int(cols[0]) - r, 0), min(int(cols[-1]) + r + 1, mask.shape[1]))
-        sel = (slice(None), o) if obs_axis else (slice(None),)
-        out[(*sel, ..., ys, xs)] = convolve_block(stacked[(*sel, ..., ys, xs)], kernel, rint=(True, False))
-    return out
+    box = _fov_box(inside)
+    if box is None:
+        return None
+    counts, acceptance = counts[..., box[0], box[1]], acceptance[..., box[0], box[1]]
+    cut = None if inside is None else inside[box]
+    if cut is not None:
+        counts, acceptance = zero_outside(counts, cut), zero_outside(acceptance, cut)
+    plane = counts.shape[-2:]
+    buffer = padded_planes((2, *counts.shape[:-2]), plane, kernel)  # the inputs are written in place
+    inputs = buffer[..., : plane[0], : plane[1]]
+    if excl is None:
+        inputs[0], inputs[1] = counts, acceptance
+    else:
+        np.multiply(counts, excl[box], out=inputs[0])
+        np.multiply(acceptance, excl[box], out=inputs[1])
+    off, acc_off = convolve_padded(buffer, plane, kernel, rint=(True, False))
+    valid = acc_off > 0
+    if cut is not None:
+        valid &= cut
+    return box, counts, acceptance, off, acc_off, valid
+
+
+def _zero_nan(values: np.ndarray) -> np.ndarray:
+    """``values`` with NaN as 0 (copied only when there is a NaN)."""
+    return np.nan_to_num(values, nan=0.0, posinf=np.inf, neginf=-np.inf) if np.isnan(values).any() else values
 
 
 def _ring_core(
@@ -194,55 +236,64 @@ def _ring_core(
     limit: float | None,
     obs_axis: bool,
     exclusion: np.ndarray | None,
+    stack: bool = False,
 ) -> np.ndarray:
-    """Ring maps of one (overlapped) block: (counts, acceptance, off, acceptance_off, alpha, background)."""
+    """Ring maps of one (overlapped) block of runs.
+
+    Per run (``stack=False``): (counts, acceptance, off, acceptance_off, alpha, background), shape
+    (6, *block core). Stacked (``stack=True``, runs on axis 0): the sums over the block's runs of
+    (counts, acceptance, off, alpha * off, acceptance_off) with NaN as 0, shape (5, 1, *core[1:]),
+    for `_stacked_maps` once summed over all blocks. No full-size per-run map is made then.
+    """
     (y0, y1), (x0, x1) = window[-2:]
+    if not obs_axis:  # a single map: one run
+        counts, acceptance = counts[None], acceptance[None]
     inside = None
     if limit is not None:
-        if obs_axis:
-            o0, o1 = window[0]
-            inside = _inside_block(geometry, pointings[o0:o1], limit, slice(y0, y1), slice(x0, x1), key)
-            inside = inside.reshape((o1 - o0,) + (1,) * (counts.ndim - 3) + inside.shape[-2:])
-        else:
-            inside = _inside_block(geometry, pointings, limit, slice(y0, y1), slice(x0, x1), key)[0]
-        counts = np.where(inside, counts, 0.0)
-        acceptance = np.where(inside, acceptance, 0.0)
+        runs = pointings[slice(*window[0])] if obs_axis else pointings
+        inside = _inside_block(geometry, runs, limit, slice(y0, y1), slice(x0, x1), key)
     excl = extra[0] if extra else (None if exclusion is None else exclusion[y0:y1, x0:x1])
-    stacked = np.empty((2, *np.broadcast_shapes(counts.shape, acceptance.shape)))
-    if excl is None:
-        stacked[0], stacked[1] = counts, acceptance
+    excl = None if excl is None else excl.astype(float)
+    plane = counts.shape[1:]
+    if stack:
+        out = np.zeros((5, 1, *plane))
     else:
-        excl = excl.astype(float)
-        np.multiply(counts, excl, out=stacked[0])
-        np.multiply(acceptance, excl, out=stacked[1])
-    if inside is None:
-        sums = convolve_block(stacked, kernel, rint=(True, False))
-    else:
-        sums = _cropped_ring_sums(stacked, inside, kernel, obs_axis)
-    sums = sums[..., core[0], core[1]]
-    off, acc_off = sums[0], sums[1]
-    counts, acceptance = counts[..., core[0], core[1]], acceptance[..., core[0], core[1]]
-    # A pixel has an off measurement only inside this observation's offset cut and with off
-    # acceptance; elsewhere off = 0 so that stacking does not add unrelated off counts (as
-    # Gammapy's safe mask does).
-    valid = acc_off > 0
-    if inside is not None:
-        valid &= inside[..., core[0], core[1]]
-    out = np.zeros((6, *off.shape))  # written in place: these maps are the bulk of the memory
-    out[0], out[1] = counts, acceptance
-    np.copyto(out[2], off, where=valid)
-    np.copyto(out[3], acc_off, where=valid)
-    out[4] = np.nan
-    np.divide(out[1], out[3], out=out[4], where=valid)  # alpha
-    np.multiply(out[4], out[2], out=out[5])  # background
-    return out
+        out = np.zeros((6, *counts.shape))  # written in place: these maps are the bulk of the memory
+        out[4:] = np.nan
+    for o in range(counts.shape[0]):
+        sums = _run_ring_sums(counts[o], acceptance[o], None if inside is None else inside[o], excl, kernel)
+        if sums is None:
+            continue  # nothing of this run in the block
+        (ys, xs), run_counts, run_acceptance, off, acc_off, valid = sums
+        # Products with the masks rather than ``where=`` ufuncs: several times faster on large maps.
+        off = off * valid
+        if stack:
+            counts_sum, acceptance_sum, off_sum, bkg_sum, acc_off_sum = (
+                channel[0][..., ys, xs] for channel in out)
+            counts_sum += _zero_nan(run_counts)
+            acceptance_sum += _zero_nan(run_acceptance)
+            off_sum += off
+            acc_off_sum += acc_off * valid
+            with np.errstate(invalid="ignore"):
+                alpha = run_acceptance / np.where(valid, acc_off, np.inf)  # 0 without an off measurement
+            alpha *= off
+            bkg_sum += _zero_nan(alpha)
+        else:
+            run_out = [channel[o][..., ys, xs] for channel in out]
+            run_out[0][...], run_out[1][...], run_out[2][...] = run_counts, run_acceptance, off
+            np.multiply(acc_off, valid, out=run_out[3])
+            with np.errstate(invalid="ignore"):
+                np.divide(run_acceptance, np.where(valid, acc_off, np.nan), out=run_out[4])  # alpha
+            np.multiply(run_out[4], off, out=run_out[5])  # background
+    out = out if obs_axis or stack else out[:, 0]
+    return out[..., core[0], core[1]]
 
 
-def _ring_background(
+def _ring_inputs(
     counts: xr.DataArray, acceptance: xr.DataArray, *, r_in: Any, width: Any, exclusion: Any, offset_max: Any,
     pointing: Any,
-) -> tuple[xr.Dataset, Any]:
-    """`ring_background` and its channels-first array (6, [obs_id,] ..., lat, lon)."""
+) -> dict[str, Any]:
+    """Checked inputs of the ring: maps (runs first, spatial last), kernel, mask, pointings."""
     from xgamma.maps import map_geometry
 
     counts = computed_coords(_spatial_last(counts, "counts"))
@@ -255,33 +306,83 @@ def _ring_background(
     r_in_px, width_px = _ring_pixels(geometry, r_in, width)
     kernel = ring_kernel(r_in_px, width_px)
     exclusion_data = _exclusion_data(exclusion, geometry.shape)
-
     pointings, limit = _ring_pointings(counts, geometry, offset_max, pointing)
     # OBS_DIM first, so that a block's index range along axis 0 picks its pointings
     obs_first = counts.dims if OBS_DIM not in counts.dims else (
         OBS_DIM, *[d for d in counts.dims if d != OBS_DIM])
-    template = counts.transpose(*obs_first)
-    extra = [] if exclusion_data is None or isinstance(exclusion_data, np.ndarray) else [exclusion_data]
-    # Offset cut, both ring sums, alpha and background of a block in one task (one graph layer).
-    out = overlap_apply(
-        _ring_core, template.data, acceptance.transpose(*obs_first).data, *extra,
-        depth=kernel_radius(kernel), n_out=6, kernel=kernel, geometry=geometry, key=_geometry_key(geometry),
-        pointings=pointings,
+    lazy_mask = exclusion_data is not None and not isinstance(exclusion_data, np.ndarray)
+    return dict(
+        dims=counts.dims, template=in_order(counts, obs_first), acceptance=in_order(acceptance.variable, obs_first).data,
+        geometry=geometry, kernel=kernel, exclusion=exclusion_data, lazy_mask=lazy_mask, pointings=pointings,
         limit=limit, obs_axis=OBS_DIM in counts.dims,
-        exclusion=exclusion_data if not extra else None, keep_chunks=False,
+        attrs={"r_in_px": float(r_in_px), "width_px": float(width_px), "background_method": "ring"},
     )
+
+
+def _apply_ring(inputs: dict[str, Any], *, stack: bool) -> Any:
+    """`_ring_core` over the blocks of the maps (one task per block, offset cut and sums included)."""
+    geometry = inputs["geometry"]
+    return overlap_apply(
+        _ring_core, inputs["template"].data, inputs["acceptance"], *([inputs["exclusion"]] if inputs["lazy_mask"] else []),
+        depth=kernel_radius(inputs["kernel"]), n_out=5 if stack else 6, kernel=inputs["kernel"], geometry=geometry,
+        key=_geometry_key(geometry), pointings=inputs["pointings"], limit=inputs["limit"],
+        obs_axis=inputs["obs_axis"], exclusion=None if inputs["lazy_mask"] else inputs["exclusion"],
+        stack=stack, reduce_first=stack, keep_chunks=False,
+    )
+
+
+def _exclusion_variable(inputs: dict[str, Any]) -> dict[str, xr.Variable]:
+    mask = inputs["exclusion"]
+    mask = mask if mask is not None else np.ones(inputs["geometry"].shape, dtype=bool)
+    return {"exclusion": xr.Variable(("lat", "lon"), mask, {"units": ""})}
+
+
+def _ring_background(
+    counts: xr.DataArray, acceptance: xr.DataArray, *, r_in: Any, width: Any, exclusion: Any, offset_max: Any,
+    pointing: Any,
+) -> xr.Dataset:
+    """`ring_background`: per-run ring maps."""
+    inputs = _ring_inputs(counts, acceptance, r_in=r_in, width=width, exclusion=exclusion, offset_max=offset_max,
+                          pointing=pointing)
+    out = _apply_ring(inputs, stack=False)
     names = ("counts", "acceptance", "off", "acceptance_off", "alpha", "background")
     arrays = {name: out[i] for i, name in enumerate(names)}
-    if limit is None:  # nothing cut: keep the inputs as they are (dtype included)
-        arrays["counts"] = template.data
-        arrays["acceptance"] = acceptance.transpose(*obs_first).data
-    ds = dataset_from_arrays(template, arrays)
-    if obs_first != counts.dims:
-        ds = ds.transpose(*counts.dims)
-    mask = exclusion_data if exclusion_data is not None else np.ones(geometry.shape, dtype=bool)
-    ds["exclusion"] = xr.DataArray(mask, dims=("lat", "lon"), attrs={"units": ""})
-    ds.attrs = {"r_in_px": float(r_in_px), "width_px": float(width_px), "background_method": "ring"}
-    return ds, out
+    template = inputs["template"]
+    if inputs["limit"] is None:  # nothing cut: keep the inputs as they are (dtype included)
+        arrays["counts"], arrays["acceptance"] = template.data, inputs["acceptance"]
+    ds = dataset_from_arrays(template, arrays, extra=_exclusion_variable(inputs))
+    if template.dims != inputs["dims"]:
+        ds = ds.transpose(*inputs["dims"])
+    ds.attrs = inputs["attrs"]
+    return ds
+
+
+def _stacked_ring(
+    counts: xr.DataArray, acceptance: xr.DataArray, *, r_in: Any, width: Any, exclusion: Any, offset_max: Any,
+    pointing: Any,
+) -> xr.Dataset:
+    """Ring maps of each run along ``obs_id``, stacked (what `stack_ring_maps` gives of
+    `ring_background`'s maps), without making the per-run maps."""
+    import dask.array as da
+
+    inputs = _ring_inputs(counts, acceptance, r_in=r_in, width=width, exclusion=exclusion, offset_max=offset_max,
+                          pointing=pointing)
+    partial = _apply_ring(inputs, stack=True)  # (5, n_blocks, ..., lat, lon)
+    if isinstance(partial, da.Array):
+        sums = partial.sum(axis=1) if partial.shape[1] > 1 else partial[:, 0]
+        stacked = sums.map_blocks(_stacked_maps, chunks=((6,), *sums.chunks[1:]), dtype=float,
+                                  meta=np.empty((0,) * sums.ndim, float))
+    else:
+        stacked = _stacked_maps(partial[:, 0])
+    names = ("counts", "acceptance", "off", "acceptance_off", "alpha", "background")
+    template = inputs["template"].isel({OBS_DIM: 0}, drop=True)
+    ds = dataset_from_arrays(template, {name: stacked[i] for i, name in enumerate(names)},
+                             extra=_exclusion_variable(inputs))
+    dims = tuple(d for d in inputs["dims"] if d != OBS_DIM)
+    if template.dims != dims:
+        ds = ds.transpose(*dims)
+    ds.attrs = inputs["attrs"]
+    return ds
 
 
 def ring_background(
@@ -332,7 +433,7 @@ def ring_background(
     """
     return _ring_background(
         counts, acceptance, r_in=r_in, width=width, exclusion=exclusion, offset_max=offset_max, pointing=pointing
-    )[0]
+    )
 def _stack_arrays(arrays: list[Any]) -> Any:
     import dask.array as da
 
@@ -345,11 +446,16 @@ def _stacked_maps(sums: np.ndarray) -> np.ndarray:
     """Stacked (counts, acceptance, off, acceptance_off, alpha, background) from the sums over runs
     of (counts, acceptance, off, alpha * off, acceptance_off), channels first."""
     counts, acceptance, off, bkg, acc_off_sum = sums
+    out = np.empty((6, *counts.shape))
+    out[0], out[1], out[2] = counts, acceptance, off
     with np.errstate(divide="ignore", invalid="ignore"):
-        alpha = np.where(off > 0, bkg / np.where(off > 0, off, np.nan),
-                         acceptance / np.where(acc_off_sum > 0, acc_off_sum, np.nan))
-        acc_off = np.where(alpha > 0, acceptance / np.where(alpha > 0, alpha, np.nan), acc_off_sum)
-    return np.stack([counts, acceptance, off, acc_off, alpha, alpha * off])
+        # no off counts: the acceptance ratio; no off acceptance either: NaN
+        alpha = np.where(off > 0, bkg / off, acceptance / np.where(acc_off_sum > 0, acc_off_sum, np.nan))
+        # acceptance_off = acceptance / alpha keeps their ratio alpha
+        out[3] = np.where(alpha > 0, acceptance / alpha, acc_off_sum)
+    out[4] = alpha
+    np.multiply(alpha, off, out=out[5])
+    return out
 
 
 def _partial_sums(counts: np.ndarray, acceptance: np.ndarray, off: np.ndarray, alpha: np.ndarray,
@@ -417,7 +523,7 @@ def stack_ring_maps(maps: xr.Dataset | Sequence[xr.Dataset], *, dim: str = OBS_D
     axis = template.dims.index(dim)
 
     def data(name: str) -> Any:
-        return maps[name].transpose(*template.dims).data
+        return in_order(maps.variables[name], template.dims).data
 
     names = ("counts", "acceptance", "off", "alpha", "acceptance_off")
     return _stacked_dataset(maps, dim, _stack_arrays_over([data(name) for name in names], axis))
@@ -436,31 +542,6 @@ def _stacked_dataset(maps: xr.Dataset, dim: str, stacked: Any) -> xr.Dataset:
             out = out.assign_coords({coord: maps.coords[coord]})
     out.attrs = dict(maps.attrs)
     return out
-
-
-def _ring_partial_sums(block: np.ndarray) -> np.ndarray:
-    """`_partial_sums` of a `_ring_core` block (channels first, runs on axis 1)."""
-    out = np.empty((5, 1, *block.shape[2:]))
-    # counts, acceptance, off, background (= alpha * off, NaN without off), acceptance_off
-    for i, channel in enumerate((0, 1, 2, 5, 3)):
-        total = block[channel].sum(axis=0, keepdims=True)
-        if channel == 5 or np.isnan(total).any():  # NaN entries count as 0 (copying only then)
-            total = np.nansum(block[channel], axis=0, keepdims=True)
-        out[i] = total
-    return out
-
-
-def _stack_ring_array(out: Any) -> Any:
-    """Stacked channels from `_ring_core`'s output (6, obs_id, ..., lat, lon), without per-variable slices."""
-    import dask.array as da
-
-    if not isinstance(out, da.Array):
-        return _stacked_maps(_ring_partial_sums(out)[:, 0])
-    chunks = ((5,), (1,) * len(out.chunks[1]), *out.chunks[2:])
-    partial = out.map_blocks(_ring_partial_sums, chunks=chunks, dtype=float, meta=np.empty((0,) * out.ndim, float))
-    sums = partial.sum(axis=1)
-    return sums.map_blocks(_stacked_maps, chunks=((6,), *sums.chunks[1:]), dtype=float,
-                           meta=np.empty((0,) * sums.ndim, float))
 
 
 def _pointings_from_dataset(dataset: xr.Dataset) -> Any:
@@ -517,7 +598,8 @@ class RingBackground:
         dataset = computed_coords(dataset)
         if pointing is None:
             pointing = _pointings_from_dataset(dataset)
-        ring, raw = _ring_background(
+        method = _stacked_ring if OBS_DIM in dataset["counts"].dims else _ring_background
+        ring = method(
             dataset["counts"],
             dataset["background"],
             r_in=self.r_in,
@@ -526,12 +608,6 @@ class RingBackground:
             offset_max=self.offset_max,
             pointing=pointing,
         )
-        if OBS_DIM in ring.dims:
-            if self.offset_max is not None:
-                # every channel is float after the cut: stack the block array directly
-                ring = _stacked_dataset(ring, OBS_DIM, _stack_ring_array(raw))
-            else:
-                ring = stack_ring_maps(ring)
         keep = dataset.drop_vars(["counts", "background"])
         if OBS_DIM in dataset.dims:
             keep = keep.drop_dims(OBS_DIM, errors="ignore")

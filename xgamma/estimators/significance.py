@@ -54,18 +54,47 @@ def li_ma_significance(n_on: Any, n_off: Any, alpha: Any) -> np.ndarray:
     >>> round(float(li_ma_significance(1, 20, 1.0)), 7)
     -4.5903736
     """
-    from scipy.special import xlogy
+    arrays = [np.asarray(x, dtype=float) for x in (n_on, n_off, alpha)]
+    scalar = all(x.ndim == 0 for x in arrays)
+    n_on, n_off, alpha = np.broadcast_arrays(*(np.atleast_1d(x) for x in arrays))
+    out = _li_ma_into(n_on, n_off, alpha, np.empty(n_on.shape))
+    return out[0] if scalar else out
 
-    n_on, n_off, alpha = (np.asarray(x, dtype=float) for x in (n_on, n_off, alpha))
+
+def _li_ma_into(n_on: np.ndarray, n_off: np.ndarray, alpha: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """`li_ma_significance` of float arrays of one shape, written into ``out``.
+
+    In place in one workspace, without ``where=`` ufuncs or boolean assignments: on large maps
+    fresh temporaries (page faults) and masked loops cost several times the arithmetic. The
+    operations are done in the textbook formula's order.
+    """
+    work = np.empty((3, *out.shape))  # one allocation (large enough for huge pages)
+    total, one_plus, arg = work
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        total = n_on + n_off
-        term_on = xlogy(n_on, (1 + alpha) / alpha * n_on / total)
-        term_off = xlogy(n_off, (1 + alpha) * n_off / total)
-        ts = 2 * (term_on + term_off)
-        # ts >= 0 analytically; rounding can make it a hair negative
-        sig = np.sign(n_on - alpha * n_off) * np.sqrt(np.clip(ts, 0, None))
-    valid = (alpha > 0) & np.isfinite(alpha) & (n_on >= 0) & (n_off >= 0) & (total > 0) & np.isfinite(total)
-    return np.where(valid, sig, np.nan)
+        np.add(n_on, n_off, out=total)
+        np.add(1.0, alpha, out=one_plus)
+        np.divide(one_plus, alpha, out=arg)
+        arg *= n_on
+        arg /= total
+        arg += n_on == 0  # x ln x -> 0: the argument is 0 there, ln(0 + 1) = 0
+        np.log(arg, out=out)
+        out *= n_on
+        np.multiply(one_plus, n_off, out=arg)
+        arg /= total
+        arg += n_off == 0
+        np.log(arg, out=arg)
+        arg *= n_off
+        out += arg
+        out *= 2.0
+        np.maximum(out, 0.0, out=out)  # ts >= 0 analytically; rounding can make it a hair negative
+        np.sqrt(out, out=out)
+        excess = np.multiply(alpha, n_off, out=arg)
+        np.subtract(n_on, excess, out=excess)
+        np.copysign(out, excess, out=out)
+        out *= excess != 0
+        valid = (alpha > 0) & np.isfinite(alpha) & (n_on >= 0) & (n_off >= 0) & (total > 0) & np.isfinite(total)
+        out += np.divide(0.0, valid, out=arg)  # 0 where valid, 0 / 0 = NaN elsewhere
+    return out
 
 
 def cash_significance(n_on: Any, mu_bkg: Any) -> np.ndarray:
@@ -104,32 +133,40 @@ def _on_off_core(
 
     ``second`` is the per-pixel alpha (``correlate_off``) or the acceptance (otherwise).
     """
-    from xgamma.background.kernels import convolve_block
+    from xgamma.background.kernels import convolve_padded, padded_planes
 
     has_off = acc_off > 0
-    counts_on = np.where(has_off, counts, 0.0)
     cy, cx = core
+    # The correlation inputs are written straight into the zero-padded FFT buffer, masks applied as
+    # products and NaN set by adding a 0/NaN map: on large maps, fresh temporaries, ``where=``
+    # ufuncs and boolean assignments cost several times the arithmetic.
+    plane = counts.shape[-2:]
+    leading = np.broadcast_shapes(counts.shape, acc_off.shape)[:-2]
+    buffer = padded_planes((3 if correlate_off else 2, *leading), plane, kernel)
+    inputs = buffer[..., : plane[0], : plane[1]]
+    np.multiply(counts, has_off, out=inputs[0])  # a NaN left by the product counts as 0 in the FFT
     if correlate_off:
-        off = np.where(has_off, off, 0.0)
-        with np.errstate(invalid="ignore"):
-            bkg_pixel = np.where(has_off, second * off, 0.0)
-        sums = convolve_block(np.stack([counts_on, off, bkg_pixel]), kernel, rint=(True, True, False))
-        n_on, n_off, background = (sums[i][..., cy, cx] for i in range(3))
+        np.multiply(off, has_off, out=inputs[1])
+        np.multiply(np.where(has_off, second, 0.0), inputs[1], out=inputs[2])  # alpha * off per pixel
+        n_on, n_off, background = convolve_padded(buffer, plane, kernel, rint=(True, True, False))[..., cy, cx]
         with np.errstate(divide="ignore", invalid="ignore"):
             alpha = background / np.where(n_off > 0, n_off, np.nan)
     else:
-        n_off = off[..., cy, cx]
-        sums = convolve_block(np.stack([counts_on, np.where(has_off, second, 0.0)]), kernel, rint=(True, False))
-        n_on, acceptance = sums[0][..., cy, cx], sums[1][..., cy, cx]
+        inputs[1] = np.where(has_off, second, 0.0)  # acceptance
+        sums = convolve_padded(buffer, plane, kernel, rint=(True, False))[..., cy, cx]
+        n_on, n_off = sums[0], off[..., cy, cx]
         with np.errstate(divide="ignore", invalid="ignore"):
-            alpha = acceptance / np.where(has_off[..., cy, cx], acc_off[..., cy, cx], np.nan)
-            background = alpha * n_off
-    significance = li_ma_significance(n_on, n_off, alpha)
-    error = excess_error(n_on, n_off, np.nan_to_num(alpha))
-    out = np.stack([n_on, n_off, alpha, background, n_on - background, error, significance])
+            alpha = sums[1] / np.where(has_off[..., cy, cx], acc_off[..., cy, cx], np.nan)
+        background = alpha * n_off
+    out = np.empty((7, *n_on.shape))  # one allocation for all outputs (huge pages, no page-fault storm)
+    out[0], out[1], out[2], out[3] = n_on, n_off, alpha, background
+    np.subtract(n_on, background, out=out[4])
+    out[5] = excess_error(n_on, n_off, np.where(n_off > 0, alpha, 0.0))  # alpha is NaN only without off counts
+    _li_ma_into(out[0], out[1], out[2], out[6])
     # A pixel without its own off measurement (outside every field of view) gets no value,
-    # even if correlated neighbours have some (Gammapy's convention too).
-    out[:, ~has_off[..., cy, cx]] = np.nan
+    # even if correlated neighbours have some (Gammapy's convention too): + 0 or + NaN.
+    with np.errstate(invalid="ignore"):
+        out += np.divide(0.0, has_off[..., cy, cx])
     return out
 
 
@@ -187,9 +224,8 @@ def significance_maps(
     """
     from xgamma.background.kernels import kernel_radius, overlap_apply
     from xgamma.background.ring import dataset_from_arrays
-    from xgamma.maps import computed_coords
     from xgamma.estimators.correlate import correlation_kernel
-    from xgamma.maps import map_geometry
+    from xgamma.maps import computed_coords, in_order, map_geometry
 
     if "counts" not in dataset:
         raise EstimatorError("significance maps need a 'counts' variable")
@@ -200,7 +236,7 @@ def significance_maps(
     kernel = correlation_kernel(correlation_radius, map_geometry(counts).pixel_scale)
 
     def arr(name: str) -> Any:
-        return dataset[name].transpose(*spatial).data
+        return in_order(dataset.variables[name], spatial).data
 
     # Array-level maths (numpy or dask alike), wrapped into DataArrays once at the end: xarray's
     # per-operation alignment would cost more than the FFTs here. With dask, the masking, the
@@ -222,9 +258,10 @@ def significance_maps(
     out = overlap_apply(func, *inputs, depth=kernel_radius(kernel), n_out=len(names), kernel=kernel,
                         correlate_off=correlate_off, keep_chunks=False)
     arrays = {name: out[i] for i, name in enumerate(names)}
-    result = dataset_from_arrays(counts.transpose(*spatial), arrays).transpose(*dims)
-    if "exclusion" in dataset:
-        result["exclusion"] = dataset["exclusion"]
+    extra = {"exclusion": dataset.variables["exclusion"]} if "exclusion" in dataset else None
+    result = dataset_from_arrays(in_order(counts, spatial), arrays, extra=extra)
+    if spatial != dims:
+        result = result.transpose(*dims)
     result.attrs = {**dataset.attrs, "correlation_radius": str(correlation_radius), "correlate_off": int(correlate_off)}
     return result
 

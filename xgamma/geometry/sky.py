@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Literal
 
 import astropy.units as u
@@ -201,10 +201,15 @@ class SkyGeometry:
     def __reduce__(self):
         # Pickle as header text: cheap to send, and a worker rebuilds each geometry only once.
         edges = None if self.energy_edges is None else tuple(self.energy_edges.to_value("TeV").tolist())
-        return _restore_geometry, (self.wcs.to_header_string(relax=True), self.shape, edges)
+        return _restore_geometry, (self.header_text, self.shape, edges)
 
     def __hash__(self) -> int:
-        return hash((self.shape, self.wcs.to_header_string(), self.nbins))
+        return hash((self.shape, self.header_text, self.nbins))
+
+    @cached_property
+    def header_text(self) -> str:
+        """The WCS as FITS header text (computed once: a geometry is an immutable value)."""
+        return self.wcs.to_header_string(relax=True)
 
     def __repr__(self) -> str:
         c = self.center
@@ -221,10 +226,14 @@ class SkyGeometry:
     def to_image(self) -> SkyGeometry:
         """The same geometry with one energy bin spanning the full range (or none)."""
         edges = None if self.energy_edges is None else self.energy_edges[[0, -1]]
-        return SkyGeometry(self.wcs, self.shape, edges)
+        return self.with_energy(edges)
 
     def with_energy(self, energy_edges: u.Quantity | None) -> SkyGeometry:
-        return SkyGeometry(self.wcs, self.shape, energy_edges)
+        """The same pixels with other energy bin edges (or none)."""
+        out = SkyGeometry(self.wcs, self.shape, energy_edges)
+        if "header_text" in self.__dict__:  # same WCS: share its cached header text
+            out.__dict__["header_text"] = self.__dict__["header_text"]
+        return out
 
     def sliced(self, lat: slice, lon: slice) -> SkyGeometry:
         """Sub-geometry of the pixel ranges ``lat``, ``lon`` (unit-step slices)."""
@@ -344,7 +353,7 @@ class SkyGeometry:
             "lat": ("lat", lat, {"units": "deg", "long_name": f"{self.frame} latitude"}),
             "pix_lon": ("lon", np.arange(nx, dtype=np.int64)),
             "pix_lat": ("lat", np.arange(ny, dtype=np.int64)),
-            "wcs": ((), self.wcs.to_header_string(relax=True)),
+            "wcs": ((), self.header_text),
         }
         if self.energy_edges is not None:
             edges = self.energy_edges.to_value("TeV")

@@ -305,7 +305,7 @@ def _build_array(
     size_y, size_x = _normalise_chunks(chunks, geometry.shape)
     lat_slices = _chunk_slices(geometry.shape[0], size_y)
     lon_slices = _chunk_slices(geometry.shape[1], size_x)
-    token = tokenize([o.obs_id for o in observations], [str(o) for o in observations], geometry.wcs.to_header_string(),
+    token = tokenize([o.obs_id for o in observations], [str(o) for o in observations], geometry.header_text,
                      geometry.shape, geometry.energy_edges.value, offset_max_deg, safe_energy, size_y, size_x,
                      per_observation)
     load_name, pixel_name, block_name, sum_name, out_name = (
