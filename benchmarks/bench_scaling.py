@@ -14,7 +14,9 @@ Three scans, each measurement in a fresh process, run ``--repeat`` times (defaul
   Galactic-centre configuration (3 runs, 10 x 8 deg) at 0.04, 0.02 and 0.01 deg. Synchronous.
 * ``workers``: the 16-run MSH 15-52 case on dask's synchronous scheduler, the threaded scheduler
   with 2 threads, and a ``distributed.LocalCluster`` of 1 and of 2 worker processes
-  (``threads_per_worker=1``); cluster start-up is excluded from the time and printed apart.
+  (`xgamma.cluster.local_cluster`, as ``xgamma run --workers K``: one thread per worker, glibc
+  malloc settings for map-sized arrays); cluster start-up is excluded from the time and printed
+  apart.
 
 Columns: ``wall`` = best total time (graph building with data-store opening + compute), ``graph``
 = the best repetition's graph-building part, ``ring`` = ring + significance alone on the same runs'
@@ -82,10 +84,10 @@ SCRIPT = textwrap.dedent("""
     elif mode == "threads2":
         kwargs = {"scheduler": "threads", "num_workers": 2}
     else:  # distK: LocalCluster of K worker processes, one thread each
-        from distributed import Client, LocalCluster
+        from distributed import Client
+        from xgamma.cluster import local_cluster  # what `xgamma run --workers K` starts
         t0 = time.perf_counter()
-        cluster = LocalCluster(n_workers=int(mode[4:]), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        cluster = local_cluster(int(mode[4:]))
         client = Client(cluster)
         startup = time.perf_counter() - t0
 

@@ -154,6 +154,45 @@ def test_per_observation_stacking(geometry):
     np.testing.assert_allclose(again["alpha"].values, stacked["alpha"].values, rtol=1e-12, equal_nan=True)
 
 
+def _runs_dataset(geometry, n_runs, chunks=None):
+    shape = geometry.data_shape
+    rng = np.random.default_rng(7)
+    counts = rng.poisson(3.0, size=(n_runs, *shape)).astype(float)
+    acceptance = 1.0 + rng.random((n_runs, *shape))
+    wrap = (lambda x: da.from_array(x, chunks=chunks)) if chunks else (lambda x: x)  # noqa: E731
+    template = make_map(counts[0], geometry)
+    dims = ("obs_id", *template.dims)
+    pointings = SkyCoord(np.linspace(-0.6, 0.6, n_runs), np.zeros(n_runs), unit="deg", frame="galactic").icrs
+    return xr.Dataset(
+        {"counts": (dims, wrap(counts)), "background": (dims, wrap(acceptance))},
+        coords={**template.coords, "obs_id": np.arange(n_runs),
+                "pointing_ra": ("obs_id", pointings.ra.deg), "pointing_dec": ("obs_id", pointings.dec.deg)},
+    )
+
+
+@pytest.mark.parametrize("parallelism", [1, 2, 3])
+@pytest.mark.parametrize("merge_pixels", [None, 0], ids=["merged", "overlap"], indirect=True)
+def test_stacked_runs_do_not_depend_on_blocks_of_runs(merge_pixels, geometry, parallelism):
+    # With several workers the runs are split into groups whose partial sums are added: the same
+    # stacked maps as all runs in one block (and as numpy), for any split.
+    import dask
+
+    exclusion = make_exclusion_mask(geometry, "galactic; circle(0, 0, 0.4)")
+    estimator = RingBackground(r_in=R_IN * u.deg, width=WIDTH * u.deg, exclusion=exclusion, offset_max="1.2 deg")
+    reference = estimator.run(_runs_dataset(geometry, 5))
+    with dask.config.set({"xgamma.parallelism": parallelism}):
+        with raise_if_dask_computes():
+            lazy = estimator.run(_runs_dataset(geometry, 5, chunks=(1, 1, 30, 40)))
+        ring_task = [k for k in lazy["off"].data.__dask_graph__().layers if k.startswith("ring_core")]
+        n_blocks = len(lazy["off"].data.__dask_graph__().layers[ring_task[0]])
+        computed = lazy.compute(scheduler="sync")
+    assert n_blocks >= min(parallelism, 5)  # at least one block per worker
+    np.testing.assert_array_equal(computed["off"], reference["off"])
+    np.testing.assert_array_equal(computed["counts"], reference["counts"])
+    for name in ("acceptance_off", "alpha", "background"):
+        np.testing.assert_allclose(computed[name], reference[name], rtol=1e-10, equal_nan=True)
+
+
 @pytest.mark.parametrize(
     ("r_in", "width", "match"),
     [("0 deg", "0.2 deg", "r_in"), ("-0.1 deg", "0.2 deg", "r_in"), ("0.3 deg", "0 deg", "width"),

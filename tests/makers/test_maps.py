@@ -110,11 +110,15 @@ def test_squash_exposure_weighting(flat_obs, flat_geom):
 def test_distributed_local_cluster_gives_same_maps(flat_obs, flat_geom):
     distributed = pytest.importorskip("distributed")
     reference = make_maps(flat_obs, flat_geom, offset_max=1.5 * u.deg, chunks=40).compute(scheduler="sync")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    from xgamma.cluster import WORKER_MALLOC_ENVIRON, local_cluster
+
+    with local_cluster(2) as cluster, distributed.Client(cluster) as client:
         maps = make_maps(flat_obs, flat_geom, offset_max=1.5 * u.deg, chunks=40)
         result = client.compute(maps).result()
         assert len(client.scheduler_info()["workers"]) == 2
+        # the workers run with xgamma's malloc settings, not distributed's trim-at-once default
+        environ = client.run(lambda: {k: __import__("os").environ.get(k) for k in WORKER_MALLOC_ENVIRON})
+        assert all(env == {k: str(v) for k, v in WORKER_MALLOC_ENVIRON.items()} for env in environ.values())
     xr.testing.assert_identical(result, reference)
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "convolve_padded",
     "overlap_apply",
     "merge_pixels",
+    "scheduler_parallelism",
     "zero_outside",
 ]
 
@@ -224,6 +225,47 @@ def merge_pixels() -> int:
     return int(dask.config.get("xgamma.merge_pixels", MERGE_PIXELS))
 
 
+def scheduler_parallelism() -> int:
+    """How many tasks the dask scheduler in use runs at once (a hint for splitting work).
+
+    The ``"xgamma.parallelism"`` config key if set; else the worker threads of the default
+    `distributed` client, 1 for the synchronous scheduler, and dask's ``num_workers`` (default: the
+    CPU count) for the threaded and process schedulers.
+    """
+    import os
+
+    import dask
+    from dask.base import get_scheduler
+    from dask.local import get_sync
+
+    configured = dask.config.get("xgamma.parallelism", None)
+    if configured is not None:
+        return max(int(configured), 1)
+    scheduler = get_scheduler()
+    if scheduler is get_sync:
+        return 1
+    client = getattr(scheduler, "__self__", None)
+    if client is not None and hasattr(client, "nthreads"):
+        try:
+            return max(sum(client.nthreads().values()), 1)
+        except Exception:  # noqa: BLE001 - a hint only: a client that cannot answer gets no split
+            return 1
+    return max(int(dask.config.get("num_workers", None) or os.cpu_count() or 1), 1)
+
+
+def _grouped(chunks: tuple[int, ...], groups: int) -> tuple[int, ...]:
+    """``chunks`` merged into ``groups`` contiguous groups of near-equal numbers of chunks."""
+    bounds = np.linspace(0, len(chunks), groups + 1).round().astype(int)
+    return tuple(int(sum(chunks[a:b])) for a, b in zip(bounds[:-1], bounds[1:]) if b > a)
+
+
+def _split(size: int, parts: int, minimum: int) -> tuple[int, ...]:
+    """``size`` in up to ``parts`` near-equal chunks of at least ``minimum``."""
+    parts = max(min(parts, size // max(minimum, 1)), 1)
+    bounds = np.linspace(0, size, parts + 1).round().astype(int)
+    return tuple(int(b - a) for a, b in zip(bounds[:-1], bounds[1:]))
+
+
 def _merged_chunks(chunks: tuple[int, ...], depth: int) -> tuple[int, ...]:
     """Chunks along one axis with every chunk >= ``depth`` (small ones merged into a neighbour)."""
     merged: list[int] = []
@@ -322,6 +364,14 @@ def overlap_apply(func: Any, *arrays: Any, depth: int, n_out: int, keep_chunks: 
     elif depth > 0 and first.shape[-2] * first.shape[-1] <= limit:
         # A small plane in one block: no overlap tasks, and less FFT work than overlapped blocks.
         new_chunks[-2:] = [(first.shape[-2],), (first.shape[-1],)]
+    parallel = scheduler_parallelism()
+    if parallel > 1 and int(np.prod([len(c) for c in new_chunks])) < parallel:
+        # Merged into fewer blocks than the scheduler runs at once: split again, along the caller's
+        # first axis when it has several chunks (runs), else into bands of latitude.
+        if ndim > 2 and len(chunks[0]) > 1:
+            new_chunks[0] = _grouped(chunks[0], min(parallel, len(chunks[0])))
+        else:
+            new_chunks[-2] = _split(first.shape[-2], parallel, max(depth, 1))
     for axis in (ndim - 2, ndim - 1):
         if len(new_chunks[axis]) > 1 and depth > 0:
             new_chunks[axis] = _merged_chunks(new_chunks[axis], depth)

@@ -56,7 +56,9 @@ def _scheduler(args: argparse.Namespace) -> Iterator[None]:
     if workers is None and address is None:
         yield
         return
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from xgamma.cluster import local_cluster
 
     if address is not None:
         with Client(address) as client:
@@ -65,8 +67,7 @@ def _scheduler(args: argparse.Namespace) -> Iterator[None]:
         return
     if workers < 1:
         raise SystemExit("xgamma: error: --workers must be >= 1")
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster):
+    with local_cluster(workers) as cluster, Client(cluster):
         yield
 
 

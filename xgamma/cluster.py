@@ -1,0 +1,60 @@
+"""A `dask.distributed` LocalCluster tuned for xgamma's tasks (map-sized numpy temporaries).
+
+`distributed` starts its worker processes with ``MALLOC_TRIM_THRESHOLD_=65536`` so that they hand
+freed memory back to the system at once. Setting any glibc malloc variable also switches off
+glibc's adaptive thresholds, so every array above 128 kB is then mapped fresh from the kernel and
+its pages faulted in one by one. xgamma's tasks make many map-sized temporaries; measured on a
+2-core VM (16 H.E.S.S. runs, maps + ring + significance), one worker took 2.3 s with that
+setting, 1.3 s with `WORKER_MALLOC_ENVIRON`, against 1.1 s for the same graph on the synchronous
+scheduler. `WORKER_MALLOC_ENVIRON` keeps up to 32 MiB blocks on the heap and 64 MiB of free heap
+before trimming (glibc's own adaptive ceilings), so memory still goes back to the system.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["WORKER_MALLOC_ENVIRON", "local_cluster"]
+
+#: glibc malloc settings for worker processes (bytes): see the module docstring.
+WORKER_MALLOC_ENVIRON = {
+    "MALLOC_MMAP_THRESHOLD_": 32 * 1024**2,
+    "MALLOC_TRIM_THRESHOLD_": 64 * 1024**2,
+}
+
+
+def local_cluster(n_workers: int, *, threads_per_worker: int = 1, **kwargs: Any) -> Any:
+    """Start a `distributed.LocalCluster` of worker processes with `WORKER_MALLOC_ENVIRON`.
+
+    Parameters
+    ----------
+    n_workers : int
+        Number of worker processes (>= 1).
+    threads_per_worker : int
+        Threads per worker. Default is 1 (xgamma's tasks hold the GIL part of the time).
+    **kwargs
+        Passed to `distributed.LocalCluster` (default ``dashboard_address=None``).
+
+    Returns
+    -------
+    cluster : `distributed.LocalCluster`
+        Use it as a context manager, with a ``Client(cluster)``.
+
+    Examples
+    --------
+    >>> from distributed import Client                       # doctest: +SKIP
+    >>> with local_cluster(2) as cluster, Client(cluster):  # doctest: +SKIP
+    ...     images = squash_energy(make_maps(observations, geometry, offset_max="4 deg")).compute()
+    """
+    import dask
+    from distributed import LocalCluster
+
+    from xgamma.exceptions import ConfigError
+
+    if int(n_workers) < 1:
+        raise ConfigError(f"n_workers must be >= 1, got {n_workers!r}")
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_MALLOC_ENVIRON}
+    kwargs.setdefault("dashboard_address", None)
+    # The nanny reads this when it spawns a worker, i.e. while the cluster starts.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        return LocalCluster(n_workers=int(n_workers), threads_per_worker=threads_per_worker, processes=True, **kwargs)
