@@ -12,7 +12,8 @@ Three scans, each measurement in a fresh process, run ``--repeat`` times (defaul
   Synchronous scheduler (one core).
 * ``size``: the same field with 16 runs at 0.04, 0.02 and 0.01 deg pixels, and the CTA 1DC
   Galactic-centre configuration (3 runs, 10 x 8 deg) at 0.04, 0.02 and 0.01 deg. Synchronous.
-* ``workers``: the 16-run MSH 15-52 case on dask's synchronous scheduler, the threaded scheduler
+* ``workers``: the 16-run MSH 15-52 case, and the CTA case at 0.01 deg (larger tasks), on dask's
+  synchronous scheduler, the threaded scheduler
   with 2 threads, and a ``distributed.LocalCluster`` of 1 and of 2 worker processes
   (`xgamma.cluster.local_cluster`, as ``xgamma run --workers K``: one thread per worker, glibc
   malloc settings for map-sized arrays); cluster start-up is excluded from the time and printed
@@ -182,6 +183,8 @@ def main() -> None:
     if "workers" in args.scans:
         for mode in args.modes:
             jobs.append(("workers", "msh1552-16runs", dict(msh, obs_ids=msh["obs_ids"][:16]), mode))
+        for mode in args.modes:  # larger tasks: the per-task overhead of a cluster matters less
+            jobs.append(("workers", "cta-gc-0.01deg", dict(cta, binsz=0.01), mode))
     for scan, name, case, mode in jobs:
         res = _run(case, data, args.repeat, mode)
         print(_row(scan, name, case, mode, res), flush=True)

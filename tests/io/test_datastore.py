@@ -284,3 +284,21 @@ def test_missing_index_column(cta, tmp_path):
 
     with pytest.raises(DataStoreError, match=r"lacks column\(s\) \['HDU_NAME'\]"):
         DataStore(_absolute_index_copy(cta, tmp_path / "store", edit=edit))
+
+
+def test_gzipped_run_file_read_once_and_truncated_file_named(hess, tmp_path):
+    # A H.E.S.S. run file holds events and IRFs: its decompressed bytes are kept, so the same
+    # tables come back for every HDU; a truncated gzip file gets an error naming it.
+    from xgamma.io.fits_utils import _gunzipped, read_table_hdu
+
+    path = Path(hess.observation(23523).hdus["events"][0])
+    _gunzipped.cache_clear()
+    header, events = read_table_hdu(path, "EVENTS")
+    read_table_hdu(path, "AEFF")
+    assert _gunzipped.cache_info().hits >= 1 and _gunzipped.cache_info().misses == 1
+    with fits.open(path) as hdul:
+        np.testing.assert_array_equal(events["ENERGY"], hdul["EVENTS"].data["ENERGY"])
+    broken = tmp_path / "truncated.fits.gz"
+    broken.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DataStoreError, match="truncated.fits.gz"):
+        read_table_hdu(broken, "BKG")
