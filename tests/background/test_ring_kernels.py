@@ -78,3 +78,19 @@ def test_convolve_ignores_nan():
     out = convolve_block(image, tophat_kernel(2.0))
     assert np.isfinite(out).all()
     assert out[0, 10, 10] == tophat_kernel(2.0).sum() - 1  # the NaN pixel counts as 0
+
+
+def test_split_channels_matches_slicing_and_stays_lazy():
+    from xgamma.background.kernels import split_channels
+
+    values = np.arange(3 * 5 * 7, dtype=float).reshape(3, 5, 7)
+    lazy = da.from_array(values, chunks=(3, 2, 4)) * 2.0
+    with raise_if_dask_computes():
+        channels = split_channels(lazy, ["a", "b", "c"])
+    assert list(channels) == ["a", "b", "c"]
+    for i, channel in enumerate(channels.values()):
+        assert channel.chunks == lazy.chunks[1:]
+        np.testing.assert_array_equal(channel.compute(scheduler="sync"), 2.0 * values[i])
+    # numpy in, views out
+    plain = split_channels(values, ["a", "b", "c"])
+    assert np.shares_memory(plain["b"], values)

@@ -28,6 +28,7 @@ __all__ = [
     "overlap_apply",
     "merge_pixels",
     "scheduler_parallelism",
+    "split_channels",
     "zero_outside",
 ]
 
@@ -104,6 +105,34 @@ def zero_outside(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     out = np.multiply(values, mask, dtype=float)
     if np.isnan(out).any():
         out = np.where(mask, values, 0.0).astype(float, copy=False)
+    return out
+
+
+def split_channels(array: Any, names: Any) -> dict[str, Any]:
+    """The entries of ``array``'s first (channel) axis, by name.
+
+    For dask, one graph layer per channel of the tasks ``array[i]`` would make (dask's
+    ``chunk.getitem``, which copies the channel so that the block can be freed), built directly:
+    dask's index normalisation costs ~0.5 ms per slice, a third of building the ring +
+    significance graph.
+    """
+    import dask.array as da
+    from dask.array.chunk import getitem
+    from dask.core import flatten
+    from dask.highlevelgraph import HighLevelGraph
+
+    if not isinstance(array, da.Array):
+        return {name: array[i] for i, name in enumerate(names)}
+    if len(array.chunks[0]) != 1:
+        array = array.rechunk({0: -1})
+    meta = np.empty((0,) * (array.ndim - 1), array.dtype)
+    keys = list(flatten(array.__dask_keys__()))
+    out = {}
+    for i, name in enumerate(names):
+        layer_name = f"{name}-{array.name}"
+        layer = {(layer_name, *key[2:]): (getitem, key, (i,)) for key in keys}
+        graph = HighLevelGraph.from_collections(layer_name, layer, dependencies=[array])
+        out[name] = da.Array(graph, layer_name, array.chunks[1:], meta=meta)
     return out
 
 

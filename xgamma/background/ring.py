@@ -32,6 +32,7 @@ from xgamma.background.kernels import (
     overlap_apply,
     padded_planes,
     ring_kernel,
+    split_channels,
     zero_outside,
 )
 from xgamma.background.offset import (
@@ -346,7 +347,7 @@ def _ring_background(
                           pointing=pointing)
     out = _apply_ring(inputs, stack=False)
     names = ("counts", "acceptance", "off", "acceptance_off", "alpha", "background")
-    arrays = {name: out[i] for i, name in enumerate(names)}
+    arrays = split_channels(out, names)
     template = inputs["template"]
     if inputs["limit"] is None:  # nothing cut: keep the inputs as they are (dtype included)
         arrays["counts"], arrays["acceptance"] = template.data, inputs["acceptance"]
@@ -376,7 +377,7 @@ def _stacked_ring(
         stacked = _stacked_maps(partial[:, 0])
     names = ("counts", "acceptance", "off", "acceptance_off", "alpha", "background")
     template = inputs["template"].isel({OBS_DIM: 0}, drop=True)
-    ds = dataset_from_arrays(template, {name: stacked[i] for i, name in enumerate(names)},
+    ds = dataset_from_arrays(template, split_channels(stacked, names),
                              extra=_exclusion_variable(inputs))
     dims = tuple(d for d in inputs["dims"] if d != OBS_DIM)
     if template.dims != dims:
@@ -532,7 +533,7 @@ def stack_ring_maps(maps: xr.Dataset | Sequence[xr.Dataset], *, dim: str = OBS_D
 def _stacked_dataset(maps: xr.Dataset, dim: str, stacked: Any) -> xr.Dataset:
     """Dataset of the stacked channels (counts, acceptance, off, acceptance_off, alpha, background)."""
     names = ("counts", "acceptance", "off", "acceptance_off", "alpha", "background")
-    arrays = {name: stacked[i] for i, name in enumerate(names)}
+    arrays = split_channels(stacked, names)
     out = dataset_from_arrays(maps["counts"].isel({dim: 0}, drop=True), arrays)
     if "exclusion" in maps:
         excl = maps["exclusion"]

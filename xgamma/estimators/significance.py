@@ -222,7 +222,7 @@ def significance_maps(
         (counts), ``significance`` (sigma) and, in the on-off case, ``off`` and ``alpha`` (the
         correlated values entering Li & Ma); ``exclusion`` is carried over. Lazy for dask input.
     """
-    from xgamma.background.kernels import kernel_radius, overlap_apply
+    from xgamma.background.kernels import kernel_radius, overlap_apply, split_channels
     from xgamma.background.ring import dataset_from_arrays
     from xgamma.estimators.correlate import correlation_kernel
     from xgamma.maps import computed_coords, in_order, map_geometry
@@ -257,7 +257,7 @@ def significance_maps(
         raise EstimatorError("significance maps need 'off' (ring background) or 'background' variables")
     out = overlap_apply(func, *inputs, depth=kernel_radius(kernel), n_out=len(names), kernel=kernel,
                         correlate_off=correlate_off, keep_chunks=False)
-    arrays = {name: out[i] for i, name in enumerate(names)}
+    arrays = split_channels(out, names)
     extra = {"exclusion": dataset.variables["exclusion"]} if "exclusion" in dataset else None
     result = dataset_from_arrays(in_order(counts, spatial), arrays, extra=extra)
     if spatial != dims:
