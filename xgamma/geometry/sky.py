@@ -231,8 +231,7 @@ class SkyGeometry:
     def with_energy(self, energy_edges: u.Quantity | None) -> SkyGeometry:
         """The same pixels with other energy bin edges (or none)."""
         out = SkyGeometry(self.wcs, self.shape, energy_edges)
-        if "header_text" in self.__dict__:  # same WCS: share its cached header text
-            out.__dict__["header_text"] = self.__dict__["header_text"]
+        out.__dict__["header_text"] = self.header_text  # same WCS: computed once, shared
         return out
 
     def sliced(self, lat: slice, lon: slice) -> SkyGeometry:
