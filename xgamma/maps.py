@@ -14,7 +14,8 @@ from astropy.wcs import WCS
 from xgamma.exceptions import GeometryError
 from xgamma.geometry import SkyGeometry
 
-__all__ = ["SPATIAL_DIMS", "MAP_DIMS", "computed_coords", "in_order", "make_map", "map_geometry", "map_units", "with_units"]
+__all__ = ["SPATIAL_DIMS", "MAP_DIMS", "computed_coords", "in_order", "make_map", "map_geometry", "map_units",
+           "with_units"]
 
 SPATIAL_DIMS = ("lat", "lon")
 MAP_DIMS = ("energy", "lat", "lon")

@@ -313,7 +313,8 @@ def _ring_inputs(
         OBS_DIM, *[d for d in counts.dims if d != OBS_DIM])
     lazy_mask = exclusion_data is not None and not isinstance(exclusion_data, np.ndarray)
     return dict(
-        dims=counts.dims, template=in_order(counts, obs_first), acceptance=in_order(acceptance.variable, obs_first).data,
+        dims=counts.dims, template=in_order(counts, obs_first),
+        acceptance=in_order(acceptance.variable, obs_first).data,
         geometry=geometry, kernel=kernel, exclusion=exclusion_data, lazy_mask=lazy_mask, pointings=pointings,
         limit=limit, obs_axis=OBS_DIM in counts.dims,
         attrs={"r_in_px": float(r_in_px), "width_px": float(width_px), "background_method": "ring"},
@@ -323,8 +324,9 @@ def _ring_inputs(
 def _apply_ring(inputs: dict[str, Any], *, stack: bool) -> Any:
     """`_ring_core` over the blocks of the maps (one task per block, offset cut and sums included)."""
     geometry = inputs["geometry"]
+    lazy_mask = [inputs["exclusion"]] if inputs["lazy_mask"] else []
     return overlap_apply(
-        _ring_core, inputs["template"].data, inputs["acceptance"], *([inputs["exclusion"]] if inputs["lazy_mask"] else []),
+        _ring_core, inputs["template"].data, inputs["acceptance"], *lazy_mask,
         depth=kernel_radius(inputs["kernel"]), n_out=5 if stack else 6, kernel=inputs["kernel"], geometry=geometry,
         key=_geometry_key(geometry), pointings=inputs["pointings"], limit=inputs["limit"],
         obs_axis=inputs["obs_axis"], exclusion=None if inputs["lazy_mask"] else inputs["exclusion"],
@@ -435,6 +437,8 @@ def ring_background(
     return _ring_background(
         counts, acceptance, r_in=r_in, width=width, exclusion=exclusion, offset_max=offset_max, pointing=pointing
     )
+
+
 def _stack_arrays(arrays: list[Any]) -> Any:
     import dask.array as da
 
