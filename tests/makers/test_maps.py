@@ -161,3 +161,11 @@ def test_reference_workflow_graph_builds_without_computing(cta_datastore_dir):
         significance = significance_maps(ring, correlation_radius="0.1 deg")
     for da in (images.counts, images.exposure, ring.alpha, significance.significance):
         assert isinstance(da.data, dask.array.Array)
+
+
+def test_local_cluster_rejects_no_workers():
+    from xgamma.cluster import local_cluster
+    from xgamma.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="n_workers must be >= 1"):
+        local_cluster(0)
