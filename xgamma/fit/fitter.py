@@ -84,6 +84,8 @@ class _Objective:
 
     def __call__(self, x: np.ndarray) -> float:
         values = np.asarray(x) * self.scales
+        if not np.all(np.isfinite(values)):
+            return math.nan  # MIGRAD's step from a flat direction: an invalid point, not an error
         try:
             return self.likelihood(values)
         except XgammaError as error:
@@ -224,12 +226,18 @@ def minimize(
         raise FitError(f"iminuit failed: {error}") from error
 
     best = np.array(m.values) * scales
-    likelihood.set_values(best)
-    covariance_ok = m.covariance is not None and m.accurate
-    cov_free = (np.array(m.covariance) * np.outer(scales, scales) if m.covariance is not None
+    finite = bool(np.all(np.isfinite(best)))
+    if finite:
+        likelihood.set_values(best)
+    else:  # the parameters keep the last finite values evaluated
+        best = np.array([p.value for _, p in free])
+    covariance_ok = finite and m.covariance is not None and m.accurate
+    cov_free = (np.array(m.covariance) * np.outer(scales, scales) if m.covariance is not None and finite
                 else np.full((len(free), len(free)), np.nan))
     errors = dict(zip(labels, np.sqrt(np.clip(np.diag(cov_free), 0, None))))
-    reasons = [] if m.fmin.is_valid else [_invalid_reason(m.fmin)]
+    reasons = [] if m.fmin.is_valid and finite else [_invalid_reason(m.fmin)]
+    if not finite:
+        reasons.append("MIGRAD ended at non-finite parameter values (a direction without information)")
     if not covariance_ok:
         reasons.append("HESSE: the covariance is not accurate (failed, or forced positive-definite)")
     for i, ((label, p), limit) in enumerate(zip(free, bounds)):
@@ -238,7 +246,7 @@ def minimize(
             reasons.append(reason)
 
     minos_errors: dict[str, tuple[float, float]] = {}
-    if minos and not m.fmin.is_valid:
+    if minos and not (m.fmin.is_valid and finite):
         notes.append(f"MINOS not run for {list(minos)}: no valid minimum")
     elif minos:
         for label in minos:
@@ -258,12 +266,12 @@ def minimize(
     for label, p in free:
         if label in frames:
             p.value = wrap_longitude(p.value, frames[label])
-        p.error = float(errors[label])
+        p.error = float(errors[label]) if math.isfinite(errors[label]) else 0.0  # 0: unknown
     status = (f"MIGRAD edm={m.fmin.edm:.3g}, {m.nfcn} calls, covariance "
               f"{'accurate' if covariance_ok else 'not accurate'}")
     message = "; ".join([("converged: " if not reasons else "failed: ") + status, *reasons, *notes])
     return FitResult(parameters=_rows(pairs, errors), covariance=_covariance(pairs, labels, cov_free),
-                     statistic=float(m.fval), success=not reasons, nfev=int(m.nfcn), message=message,
+                     statistic=float(m.fval) if finite else float(likelihood(best)), success=not reasons, nfev=int(m.nfcn), message=message,
                      minos=minos_errors)
 
 
@@ -367,7 +375,7 @@ def fit(
     options = {"strategy": strategy, "tolerance": tolerance, "limits": limits}
     result = minimize(likelihood, **options)
     notes = []
-    for _ in range(MAX_RESTARTS):
+    for _ in range(MAX_RESTARTS if result.success else 0):
         # A lower point one pixel away (a kink of a bilinear point source, a close pair of
         # fluctuations): continue from there.
         lower = next((found for found in (neighbour_minimum(likelihood, m, result.statistic, limits=limits,

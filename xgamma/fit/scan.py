@@ -17,10 +17,10 @@ After the fit, for each source with a free position:
 The screening ranks candidates; the refit decides. Freezing the other models during the refit
 only raises its statistic, so a lower value found this way is certain.
 
-Closer in, :func:`neighbour_minimum` restarts the source one pixel away from MIGRAD's minimum in
-each direction: a prediction with kinks at pixel centres (``point_method="bilinear"``) has a
-local minimum in every pixel cell around a source, and :func:`xgamma.fit.fit` continues from
-a lower one when it finds it.
+Closer in, :func:`neighbour_minimum` restarts a point source one pixel away from MIGRAD's minimum
+in each direction when its prediction has kinks at pixel centres (``point_method="bilinear"``):
+such a likelihood has a local minimum in every pixel cell around a source (3.3 apart on the CTA
+Galactic Centre image), and :func:`xgamma.fit.fit` continues from a lower one when it finds it.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from xgamma.fit.npred import DatasetArrays, convolve_full, npred_source, npred_t
 from xgamma.fit.statistic import Likelihood
 from xgamma.geometry.sky import wrap_longitude
 from xgamma.models.sky_model import SkyModel
+from xgamma.models.spatial import Point
 
 __all__ = ["score_map", "lower_minimum", "neighbour_minimum"]
 
@@ -137,6 +138,13 @@ def _refit_at(likelihood: Likelihood, source, lon: float, lat: float, limits: di
     return minimize(likelihood.with_models(trial), limits=limits), trial
 
 
+def _kinked(arrays: DatasetArrays, source: SkyModel) -> bool:
+    """Whether the source's prediction has kinks at pixel centres: a point source spread
+    bilinearly over 4 pixels (``point_method="bilinear"``, or no PSF profile to integrate)."""
+    exact = arrays.point_method == "exact" and arrays.psf is not None and arrays.psf.profile is not None
+    return isinstance(source.spatial, Point) and not exact
+
+
 def neighbour_minimum(
     likelihood: Likelihood,
     source,
@@ -146,14 +154,16 @@ def neighbour_minimum(
     tolerance: float = 0.1,
 ) -> list | None:
     """Refits of ``source`` from one pixel away in each direction; the models of the lowest one
-    if it beats ``statistic`` by more than ``tolerance`` (else None).
+    if it beats ``statistic`` by more than ``tolerance`` (else None). Only for predictions with
+    kinks at pixel centres (elsewhere the likelihood is smooth on the pixel scale).
 
     Only ``source`` is refitted (the rest frozen), so a lower value is a lower point of the full
     likelihood too.
     """
-    if not has_position(source) or source.spatial.lon_0.frozen or source.spatial.lat_0.frozen:
-        return None
     arrays = likelihood.arrays
+    if (not has_position(source) or source.spatial.lon_0.frozen or source.spatial.lat_0.frozen
+            or not _kinked(arrays, source)):
+        return None
     x, y = arrays.grid.to_pixel(*source.spatial.position_in(arrays.grid.frame))
     best = None
     for dx, dy in ((1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0)):
