@@ -19,7 +19,7 @@ from pathlib import Path
 import astropy.units as u
 from astropy.coordinates import SkyCoord
 
-from xgamma.cli.config import load_config
+from xgamma.workflow.config import load_config
 from xgamma.cli.stages import build_models
 from xgamma.fit.dataset import MapDataset
 from xgamma.fit.fitter import fit

@@ -273,7 +273,7 @@ def test_save_analysis_plots(analysis, tmp_path):
 
 def test_xgamma_run_with_plots_true_writes_the_pngs(cta_datastore_dir, tmp_path):
     """`plots: true` in a run configuration: the pipeline's plots stage calls save_analysis_plots."""
-    from xgamma.cli.config import validate_config
+    from xgamma.workflow.config import validate_config
     from xgamma.cli.pipeline import run_analysis
 
     config = validate_config({

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from astropy.coordinates import SkyCoord
 
-from xgamma.cli.config import load_config
+from xgamma.workflow.config import load_config
 from xgamma.cli.pipeline import run_analysis
 from xgamma.simulate import GaussianSource, simulate_datastore, wobble_pointings
 

@@ -148,7 +148,7 @@ def run_demo(*, output: str | os.PathLike = "xgamma-demo", data: str | os.PathLi
     """
     import time
 
-    from xgamma.cli.config import validate_config
+    from xgamma.workflow.config import validate_config
     from xgamma.cli.pipeline import run_analysis
     from xgamma.io.fits_maps import atomic_path
 

@@ -72,7 +72,7 @@ def _scheduler(args: argparse.Namespace) -> Iterator[None]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from xgamma.cli.config import load_config
+    from xgamma.workflow.config import load_config
     from xgamma.cli.pipeline import run_analysis
 
     config = load_config(args.config)

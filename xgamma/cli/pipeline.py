@@ -77,7 +77,7 @@ def select_observations(config: dict) -> list:
 
 
 def _compute(state: AnalysisState, *collections: Any) -> tuple:
-    from xgamma.cli.progress import compute
+    from xgamma.workflow.progress import compute
 
     return compute(*collections, progress=state.progress)
 
@@ -147,7 +147,7 @@ def run_analysis(config: dict, output: str | os.PathLike, *, progress: bool = Fa
     Parameters
     ----------
     config : dict
-        A validated configuration (`xgamma.cli.config.load_config`).
+        A validated configuration (`xgamma.workflow.config.load_config`).
     output : path-like
         Output folder (created if needed).
     progress : bool

@@ -166,7 +166,7 @@ def stage_significance(state: AnalysisState) -> None:
     if "obs_id" in result.dims:  # an estimator that leaves observations unstacked: sum them
         result = result.sum("obs_id", keep_attrs=True)
     maps = significance_maps(result, correlation_radius=radius)
-    from xgamma.cli.progress import compute
+    from xgamma.workflow.progress import compute
 
     (result, maps) = compute(result, maps, progress=state.progress)
     products = {name: result[name] for name in ("counts", "off", "alpha", "background") if name in result}
