@@ -20,7 +20,7 @@ from xgamma.geometry.spherical import angular_distance, triangle_solid_angle, un
 if TYPE_CHECKING:
     import regions
 
-__all__ = ["SkyGeometry", "FRAMES", "PROJECTIONS", "wrap_longitude"]
+__all__ = ["SkyGeometry", "FRAMES", "PROJECTIONS", "wcs_frame", "wrap_longitude"]
 
 FRAMES = {"galactic": ("GLON", "GLAT"), "icrs": ("RA--", "DEC-")}
 PROJECTIONS = ("CAR", "TAN", "AIT", "SIN", "ARC", "MOL", "ZEA", "STG")
@@ -40,7 +40,8 @@ def wrap_longitude(lon: float | np.ndarray, frame: str) -> float | np.ndarray:
     return float(out) if np.ndim(out) == 0 else out
 
 
-def _frame_of(wcs: WCS) -> str:
+def wcs_frame(wcs: WCS) -> str:
+    """The sky frame (``"galactic"`` or ``"icrs"``) of a celestial WCS, from its CTYPE1."""
     ctype = wcs.wcs.ctype[0][:4]
     for frame, (lon_prefix, _) in FRAMES.items():
         if ctype == lon_prefix:
@@ -82,7 +83,7 @@ class SkyGeometry:
             if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges.value) <= 0):
                 raise GeometryError("energy_edges must be a strictly increasing 1-D array of >= 2 energies")
             object.__setattr__(self, "energy_edges", edges)
-        _frame_of(self.wcs)
+        wcs_frame(self.wcs)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -169,7 +170,7 @@ class SkyGeometry:
     @property
     def frame(self) -> str:
         """Celestial frame, "galactic" or "icrs"."""
-        return _frame_of(self.wcs)
+        return wcs_frame(self.wcs)
 
     @property
     def projection(self) -> str:
