@@ -287,13 +287,19 @@ class Observation:
         return None if value is None else float(value)
 
     @property
+    def pointing_radec(self) -> tuple[float, float]:
+        """Pointing (RA, Dec) in deg, ICRS, from RA_PNT/DEC_PNT (plain floats: cheap in loops)."""
+        ra, dec = self._value("RA_PNT"), self._value("DEC_PNT")
+        if ra is None or dec is None:
+            raise DataStoreError(f"obs {self.obs_id}: no RA_PNT/DEC_PNT in obs index or events header")
+        return ra, dec
+
+    @property
     def pointing(self) -> SkyCoord:
         """Pointing position (ICRS SkyCoord) from RA_PNT/DEC_PNT."""
         from astropy.coordinates import SkyCoord
 
-        ra, dec = self._value("RA_PNT"), self._value("DEC_PNT")
-        if ra is None or dec is None:
-            raise DataStoreError(f"obs {self.obs_id}: no RA_PNT/DEC_PNT in obs index or events header")
+        ra, dec = self.pointing_radec
         return SkyCoord(ra, dec, unit="deg", frame="icrs")
 
     @property
