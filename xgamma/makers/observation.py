@@ -181,16 +181,23 @@ def offsets(block: PixelBlock, pointing_vector: np.ndarray) -> np.ndarray:
     return chord
 
 
-def _counts(run: PreparedObservation, block: PixelBlock, inside: np.ndarray, n_energy: int) -> np.ndarray:
-    """Counts (n_energy, n_pixels) of the events whose pixel is in the block and inside offset_max."""
+def _add_counts(counts: np.ndarray, image: np.ndarray | None, run: PreparedObservation, block: PixelBlock,
+                inside: np.ndarray) -> None:
+    """Add the events whose pixel is in the block and inside offset_max to ``counts`` (n_energy, n_pixels).
+
+    `numpy.add.at` into the output: a `numpy.bincount` would make a fresh cube-sized histogram
+    per run and block (5 MB for 10 x 256 x 256), 7x slower here in page faults.
+    """
     ny, nx = block.shape
     ix = run.event_ix - block.lon.start
     iy = run.event_iy - block.lat.start
     in_block = np.flatnonzero((ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny))
     pixel = iy[in_block] * nx + ix[in_block]
     keep = inside[pixel]
-    flat = run.event_energy_bin[in_block[keep]].astype(np.int64) * (ny * nx) + pixel[keep]
-    return np.bincount(flat, minlength=n_energy * ny * nx).reshape(n_energy, ny * nx)
+    pixel = pixel[keep]
+    np.add.at(counts.reshape(-1), run.event_energy_bin[in_block[keep]].astype(np.intp) * (ny * nx) + pixel, 1.0)
+    if image is not None:
+        np.add.at(image, pixel, 1.0)
 
 
 def _background_rate_altaz(run: PreparedObservation, edges: u.Quantity, vectors: np.ndarray,
@@ -245,11 +252,7 @@ def add_observation(
     pixels = np.flatnonzero(inside)
     if pixels.size == 0:
         return
-    n_energy = geometry.nbins
-    counts = _counts(run, block, inside, n_energy)
-    out[0] += counts
-    if image is not None:
-        image[0] += counts.sum(axis=0)
+    _add_counts(out[0], None if image is None else image[0], run, block, inside)
 
     edges = geometry.energy_edges
     centers = np.sqrt(edges.value[:-1] * edges.value[1:])[:, None] * edges.unit
