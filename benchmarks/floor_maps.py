@@ -122,7 +122,7 @@ def fov_matrix(ra, dec):
     return m @ ICRS_TO_GAL.T  # galactic vectors -> ICRS -> FoV frame
 
 
-def make_maps(store: str) -> np.ndarray:
+def make_maps(store: str, kernel=None) -> np.ndarray:
     w = wcs()
     centres, solid_angle = pixel_grid(w)
     n_pix = centres.shape[0]
@@ -168,6 +168,13 @@ def make_maps(store: str) -> np.ndarray:
         parts = [np.ascontiguousarray(p.reshape(EDGES.size, -1)) for p in (a0, dx, dy, dxy)]
         nx_nodes, ny_nodes = nodes(bkg["DETX_LO"], bkg["DETX_HI"], False), nodes(bkg["DETY_LO"], bkg["DETY_HI"], False)
         m = fov_matrix(info["RA_PNT"], info["DEC_PNT"])
+        tables = dict(a_tab=a_tab, th=th, th_edges=(aeff["THETA_LO"][0], aeff["THETA_HI"][-1]), parts=parts,
+                      nx_nodes=nx_nodes, ny_nodes=ny_nodes, m=m, bad_bins=bad_bins,
+                      det_edges=(bkg["DETX_LO"][0], bkg["DETX_HI"][-1], bkg["DETY_LO"][0], bkg["DETY_HI"][-1]))
+        scale = (info["LIVETIME"], info["ONTIME"])
+        if kernel is not None:
+            kernel(out, inside, offset, centres, solid_angle, tables, scale, ratio, ln_r, pre)
+            continue
         for start in range(0, inside.size, SLICE):
             pix = inside[start:start + SLICE]
             # exposure
@@ -200,20 +207,83 @@ def make_maps(store: str) -> np.ndarray:
     return out.reshape(3, EDGES.size - 1, *SHAPE)
 
 
+def numba_kernel():
+    """The per-pixel IRF loop compiled with numba (``--numba``): returns a ``kernel`` for `make_maps`."""
+    import numba
+
+    @numba.njit(cache=False, fastmath=False)
+    def pixels(out1, out2, inside, offset, centres, solid_angle, a_tab, th0, th_step, th_n, th_lo, th_hi, a, dx, dy,
+               dxy, x0, x_step, x_n, y0, y_step, y_n, det, m, bad, live, ontime, ratio, ln_r, pre):
+        n_e = a_tab.shape[0]
+        logv = np.empty(a.shape[0])
+        for k in range(inside.size):
+            p = inside[k]
+            o = offset[p]
+            if th_lo <= o <= th_hi:
+                pos = min(max((o - th0) / th_step, 0.0), th_n - 2.0)
+                i = int(pos)
+                w = (o - (th0 + i * th_step)) / th_step
+                for e in range(n_e):
+                    out1[e, p] += (a_tab[e, i] + w * (a_tab[e, i + 1] - a_tab[e, i])) * live
+            fx = m[0, 0] * centres[p, 0] + m[0, 1] * centres[p, 1] + m[0, 2] * centres[p, 2]
+            fy = m[1, 0] * centres[p, 0] + m[1, 1] * centres[p, 1] + m[1, 2] * centres[p, 2]
+            fz = m[2, 0] * centres[p, 0] + m[2, 1] * centres[p, 1] + m[2, 2] * centres[p, 2]
+            lon = np.degrees(np.arctan2(fy, fx))
+            lat = np.degrees(np.arcsin(min(max(fz, -1.0), 1.0)))
+            if not (det[0] <= lon <= det[1] and det[2] <= lat <= det[3]):
+                continue
+            ix = int(min(max((lon - x0) / x_step, 0.0), x_n - 2.0))
+            iy = int(min(max((lat - y0) / y_step, 0.0), y_n - 2.0))
+            wx = (lon - (x0 + ix * x_step)) / x_step
+            wy = (lat - (y0 + iy * y_step)) / y_step
+            c = ix * (y_n - 1) + iy
+            for e in range(a.shape[0]):
+                logv[e] = a[e, c] + wx * dx[e, c] + wy * (dy[e, c] + wx * dxy[e, c])
+            scale = solid_angle[p] * ontime
+            v0 = np.exp(np.float32(logv[0]))
+            for e in range(a.shape[0] - 1):
+                v1 = np.exp(np.float32(logv[e + 1]))
+                x = logv[e + 1] - logv[e] + ln_r[e]
+                if abs(x) < 0.1:
+                    num = v0 * (1 + x * (0.5 + x * (1 / 6 + x * (1 / 24 + x / 120))))
+                else:
+                    num = (v1 * ratio[e] - v0) / x
+                if not bad[e]:
+                    out2[e, p] += num * pre[e] * scale
+                v0 = v1
+
+    def kernel(out, inside, offset, centres, solid_angle, t, scale, ratio, ln_r, pre):
+        a, dx, dy, dxy = t["parts"]
+        pixels(out[1], out[2], inside, offset, centres, solid_angle, t["a_tab"], t["th"][0], t["th"][1] - t["th"][0],
+               t["th"].size, *t["th_edges"], a, dx, dy, dxy, t["nx_nodes"][0], t["nx_nodes"][1] - t["nx_nodes"][0],
+               t["nx_nodes"].size, t["ny_nodes"][0], t["ny_nodes"][1] - t["ny_nodes"][0], t["ny_nodes"].size,
+               np.array(t["det_edges"]), t["m"], t["bad_bins"], scale[0], scale[1], ratio.ravel(), ln_r.ravel(),
+               pre.ravel())
+
+    return kernel
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--save", help="write the maps (counts, exposure, background) to this .npz file")
+    parser.add_argument("--numba", action="store_true", help="the per-pixel IRF loop compiled with numba")
     args = parser.parse_args()
     store = os.path.join(os.environ["XGAMMA_DATA"], "cta-1dc", "index", "gps")
+    result = {}
+    kernel = None
+    if args.numba:
+        t0 = time.perf_counter()
+        kernel = numba_kernel()
+        result["import_s"] = time.perf_counter() - t0  # import numba; the JIT compile is in the first repetition
     times = []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        maps = make_maps(store)
+        maps = make_maps(store, kernel)
         times.append(time.perf_counter() - t0)
     if args.save:
         np.savez(args.save, counts=maps[0], exposure=maps[1], background=maps[2])
-    print(json.dumps({"times": times}))
+    print(json.dumps({"times": times, **result}))
 
 
 if __name__ == "__main__":

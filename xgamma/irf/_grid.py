@@ -360,7 +360,7 @@ class GridInterpolator:
 
         Returns shape (len(x0), *rest[0].shape); fill and clipping as `__call__`.
         """
-        _, valid0 = self.first_axis_slices(x0)
+        valid0 = _AxisLookup(self.axes[0], x0).valid
         shape = rest[0].shape if rest else ()
         out = np.empty((x0.size, int(np.prod(shape))))
         for sl, values, valid in self.outer_blocks(x0, rest):

@@ -130,6 +130,25 @@ class _BackgroundBase:
         lat = to_value(fov_lat, "deg", name="fov_lat")
         return u.Quantity(self._interp(e, *self._spatial(lon, lat)), self.data.unit, copy=False)
 
+    def _energy_terms(self, edges: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per-bin terms of the log-log integration over ``edges`` (cached: map making asks per pixel block).
+
+        Returns e1 / e0, ln(e1 / e0), the prefactor e0 ln(e1 / e0) in s-1 sr-1 per table unit, and
+        the bins with an edge outside the energy axis (they integrate to 0, as in Gammapy).
+        """
+        key = edges.tobytes()
+        cache = self.__dict__.setdefault("_energy_terms_cache", {})
+        if key not in cache:
+            _, valid_e = self._interp.first_axis_slices(edges)
+            e0, e1 = edges[:-1], edges[1:]
+            ln_r = np.log(e1 / e0)[:, None]
+            # Value unit x energy unit -> s-1 sr-1, folded into the per-bin prefactor e0 * ln(e1/e0).
+            factor = float((self.data.unit * u.Unit(self.axes[0].unit)).to(RATE_UNIT))
+            if len(cache) >= 8:
+                cache.pop(next(iter(cache)))
+            cache[key] = ((e1 / e0)[:, None], ln_r, factor * e0[:, None] * ln_r, ~(valid_e[:-1] & valid_e[1:]))
+        return cache[key]
+
     def integrate_energy(self, energy_edges, fov_lon, fov_lat) -> u.Quantity:
         """Background rate integrated over energy bins (log-log rule between the bin edges).
 
@@ -153,17 +172,10 @@ class _BackgroundBase:
         lon = to_value(fov_lon, "deg", name="fov_lon")
         lat = to_value(fov_lat, "deg", name="fov_lat")
         lon, lat = np.broadcast_arrays(lon, lat)
-        _, valid_e = self._interp.first_axis_slices(edges)
-        e0, e1 = edges[:-1], edges[1:]
-        ln_r = np.log(e1 / e0)[:, None]
-        # Value unit x energy unit -> s-1 sr-1, folded into the per-bin prefactor e0 * ln(e1/e0).
-        factor = float((self.data.unit * u.Unit(self.axes[0].unit)).to(RATE_UNIT))
-        pre = factor * e0[:, None] * ln_r
-        # A bin whose lower or upper edge lies outside the energy axis integrates to 0 (Gammapy).
-        bad_bins = ~(valid_e[:-1] & valid_e[1:])
+        ratio, ln_r, pre, bad_bins = self._energy_terms(edges)
         out = np.empty((edges.size - 1, lon.size))
         for sl, logv, valid in self._interp.outer_blocks(edges, self._spatial(lon, lat)):
-            out[:, sl] = _loglog_from_logs(logv, (e1 / e0)[:, None], ln_r, pre)
+            out[:, sl] = _loglog_from_logs(logv, ratio, ln_r, pre)
             if not valid.all():
                 out[:, sl][:, ~valid] = 0.0
         out[bad_bins] = 0.0
