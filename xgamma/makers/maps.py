@@ -276,12 +276,11 @@ def make_map_products(
 def _per_observation(data: Any, names: Sequence[str], observations: Sequence[Observation], geometry: SkyGeometry,
                      offset_max_deg: float) -> xr.Dataset:
     pointings = [o.pointing_radec for o in observations]
-    coords = {
-        **geometry.coords(),
-        "obs_id": ("obs_id", [int(o.obs_id) for o in observations]),
-        "pointing_ra": ("obs_id", [ra for ra, _ in pointings], {"units": "deg"}),
-        "pointing_dec": ("obs_id", [dec for _, dec in pointings], {"units": "deg"}),
-    }
+    coords = geometry.coords().assign(  # keeps the sky and energy indexes of the geometry
+        obs_id=("obs_id", [int(o.obs_id) for o in observations]),
+        pointing_ra=("obs_id", [ra for ra, _ in pointings], {"units": "deg"}),
+        pointing_dec=("obs_id", [dec for _, dec in pointings], {"units": "deg"}),
+    )
     variables = {
         name: xr.DataArray(data[:, index], dims=("obs_id", "energy", "lat", "lon"), coords=coords, name=name,
                            attrs={"units": _UNITS[name]})
