@@ -111,8 +111,8 @@ def test_gaussian_kernel_prefers_an_extended_source():
 
 
 @pytest.mark.parametrize("chunks", [{"lat": 7, "lon": 9}, {"lat": 60, "lon": 3}])
-@pytest.mark.parametrize("merge_pixels", [None, 0], ids=["merged", "overlap"], indirect=True)
-def test_lazy_and_chunk_invariant(merge_pixels, chunks):
+@pytest.mark.parametrize("block_size", [None, 0], ids=["merged", "overlap"], indirect=True)
+def test_lazy_and_chunk_invariant(block_size, chunks):
     # Chunks of 3-9 pixels, smaller than the kernel radius (10 pixels).
     maps, psf = simulated_maps(sources=[(40, 30, 1e-12)], seed=4)
     reference = ts_map(maps, psf=psf, selection_optional=("ul",))

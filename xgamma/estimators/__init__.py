@@ -5,7 +5,6 @@ from __future__ import annotations
 from xgamma.estimators.correlate import correlate, correlation_kernel
 from xgamma.estimators.distribution import (
     SignificanceDistribution,
-    plot_significance_distribution,
     significance_distribution,
     significance_summary,
 )
@@ -34,7 +33,6 @@ __all__ = [
     "fit_norm",
     "li_ma_significance",
     "npred_map",
-    "plot_significance_distribution",
     "significance_distribution",
     "significance_maps",
     "significance_summary",

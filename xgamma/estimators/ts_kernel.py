@@ -86,7 +86,7 @@ def ts_kernel(
         sigma_pix = parse_angle(sigma, name="sigma").to_value("deg") / pixel_scale
         if not sigma_pix > 0:
             raise EstimatorError(f"sigma must be positive, got {sigma!r}")
-        from xgamma.fit.npred import convolve_full
+        from xgamma.convolution import convolve_full
 
         stamp = _gaussian_stamp(sigma_pix, int(np.ceil(4.0 * sigma_pix)))
         data = np.array([convolve_full(plane, stamp) for plane in data])

@@ -61,7 +61,7 @@ def _ts_block(counts: np.ndarray, background: np.ndarray, exposure: np.ndarray, 
 
     ``exposure`` is the source template per pixel for norm 1 (exposure x reference flux per bin).
     """
-    from xgamma.background.kernels import convolve_block
+    from xgamma.convolution import convolve_block
 
     radius = kernel.shape[-1] // 2
     core = tuple(slice(*c.indices(size)[:2]) for c, size in zip(core, counts.shape[-2:]))
@@ -333,7 +333,8 @@ def _apply(inputs: list, *, kernel: np.ndarray, names: tuple[str, ...], **option
     """One group's channels: (n_channels, 1, n_lat, n_lon), lazy for dask inputs."""
     import dask.array as da
 
-    from xgamma.background.kernels import kernel_radius, overlap_apply
+    from xgamma.blocks import overlap_apply
+    from xgamma.convolution import kernel_radius
 
     if any(isinstance(a, da.Array) for a in inputs):
         inputs = [da.asarray(a) for a in inputs]
@@ -346,7 +347,7 @@ def _result(blocks: list, names: tuple[str, ...], counts: xr.DataArray, geometry
     """The output Dataset: channels as variables, one energy bin per group, flux maps derived."""
     import dask.array as da
 
-    from xgamma.background.kernels import split_channels
+    from xgamma.blocks import split_channels
 
     lazy = any(isinstance(b, da.Array) for b in blocks)
     stacked = (da.concatenate if lazy else np.concatenate)(blocks, axis=1)
