@@ -14,11 +14,37 @@ from astropy.wcs import WCS
 from xgamma.exceptions import GeometryError
 from xgamma.geometry import SkyGeometry
 
-__all__ = ["SPATIAL_DIMS", "MAP_DIMS", "computed_coords", "in_order", "make_map", "map_geometry", "map_units",
-           "with_units"]
+__all__ = ["SPATIAL_DIMS", "MAP_DIMS", "GEOMETRY_INDEXES", "dataset_from_arrays", "in_order", "index_geometry_coords", "make_map", "map_coords",
+           "map_geometry", "map_units", "with_units"]
 
 SPATIAL_DIMS = ("lat", "lon")
 MAP_DIMS = ("energy", "lat", "lon")
+#: Non-dimension coordinates that carry the geometry; indexed, so that they stay in memory.
+GEOMETRY_INDEXES = ("pix_lon", "pix_lat", "energy_min", "energy_max")
+
+
+def map_coords(geometry: SkyGeometry) -> xr.Coordinates:
+    """xarray coordinates of maps on ``geometry`` (`SkyGeometry.coords`), geometry coordinates indexed.
+
+    ``pix_lon``, ``pix_lat``, ``energy_min`` and ``energy_max`` get a `~xarray.indexes.PandasIndex`
+    like the dimension coordinates: xarray keeps indexed coordinates in memory, so chunking the
+    maps (``Dataset.chunk``) never turns the geometry into dask arrays, and recovering it from a
+    lazy map (`map_geometry`) computes nothing. Without an energy axis, no energy coordinates.
+    """
+    from xarray.indexes import PandasIndex
+
+    coords = geometry.coords()
+    if geometry.energy_edges is None:
+        coords = {k: v for k, v in coords.items() if not k.startswith("energy")}
+    base = xr.Coordinates(coords)
+    variables, indexes = dict(base.variables), dict(base.xindexes)
+    for name in GEOMETRY_INDEXES:
+        if name in variables:
+            variable = variables[name]
+            index = PandasIndex(variable.to_index().rename(name), variable.dims[0], coord_dtype=variable.dtype)
+            variables.update(index.create_variables({name: variable}))
+            indexes[name] = index
+    return xr.Coordinates(variables, indexes=indexes)
 
 
 def make_map(data: Any, geometry: SkyGeometry, *, name: str | None = None, units: str | u.UnitBase = "") -> xr.DataArray:
@@ -39,23 +65,37 @@ def make_map(data: Any, geometry: SkyGeometry, *, name: str | None = None, units
     -------
     map : `xarray.DataArray`
         Dims ``("energy", "lat", "lon")`` (or ``("lat", "lon")``), coordinates from
-        `SkyGeometry.coords`, ``attrs["units"]`` set.
+        `map_coords`, ``attrs["units"]`` set.
     """
     dims = MAP_DIMS if geometry.energy_edges is not None else SPATIAL_DIMS
     shape = tuple(np.shape(data))
     if shape != geometry.data_shape:
         raise GeometryError(f"map {name or ''} has shape {shape}, geometry expects {geometry.data_shape}")
-    coords = geometry.coords()
-    if geometry.energy_edges is None:
-        coords = {k: v for k, v in coords.items() if not k.startswith("energy")}
-    return xr.DataArray(data, dims=dims, coords=coords, name=name, attrs={"units": u.Unit(units).to_string()})
+    return xr.DataArray(data, dims=dims, coords=map_coords(geometry), name=name,
+                        attrs={"units": u.Unit(units).to_string()})
+
+
+def index_geometry_coords(obj: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.Dataset:
+    """``obj`` with its in-memory geometry coordinates indexed, as `map_coords` makes them.
+
+    For maps assembled from coordinate dicts (which keep only the dimension indexes) or read from
+    a zarr store; coordinates already indexed, absent or lazy are left as they are.
+    """
+    from xgamma.blocks import is_dask
+
+    for name in GEOMETRY_INDEXES:
+        if name in obj.coords and name not in obj.xindexes and not is_dask(obj.coords[name].data):
+            obj = obj.set_xindex(name)
+    return obj
 
 
 def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
     """The `SkyGeometry` of a map (or of a Dataset of maps), re-derived after any slicing.
 
     The WCS stored in the ``wcs`` coordinate is shifted by the first ``pix_lon`` / ``pix_lat`` index
-    so that a cutout made with ``isel`` gets its own, correct reference pixel.
+    so that a cutout made with ``isel`` gets its own, correct reference pixel. Maps made by xgamma
+    keep these coordinates in memory (`map_coords`), so nothing is computed; coordinates that are
+    dask arrays (maps built by hand and chunked) are computed, with the scheduler in use.
     """
     missing = [c for c in ("wcs", "pix_lon", "pix_lat") if c not in obj.coords]
     if missing or any(d not in obj.dims for d in SPATIAL_DIMS):
@@ -63,7 +103,6 @@ def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
             f"not an xgamma sky map: needs dims {SPATIAL_DIMS} and coordinates wcs, pix_lon, pix_lat "
             f"(missing {missing}); build maps with xgamma.maps.make_map or read them with xgamma.io"
         )
-    obj = computed_coords(obj)
     pix_lon = np.asarray(obj.coords["pix_lon"].values)
     pix_lat = np.asarray(obj.coords["pix_lat"].values)
     if pix_lon.size and (np.any(np.diff(pix_lon) != 1) or np.any(np.diff(pix_lat) != 1)):
@@ -93,27 +132,23 @@ def _geometry_of(header: str, offset: tuple[int, int], shape: tuple[int, int],
     return SkyGeometry(wcs=wcs, shape=shape, energy_edges=energy_edges)
 
 
-def computed_coords(obj: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.Dataset:
-    """``obj`` with its dask-backed coordinates computed, in one go (data stay lazy).
-
-    `Dataset.chunk` also makes the small coordinates (WCS header, pixel indices, energy edges,
-    pointings) dask arrays. They are a few kB of geometry, not map data, so they are computed
-    with the synchronous scheduler, outside any user scheduler.
-    """
-    # Variables, not DataArrays: building a DataArray per coordinate costs more than the check.
-    lazy = {name: v for name, v in obj.coords.variables.items() if hasattr(v._data, "dask")}
-    if not lazy:
-        return obj
-    import dask
-
-    values = dask.compute(*[v.data for v in lazy.values()], scheduler="sync", optimize_graph=False)
-    return obj.assign_coords({name: (v.dims, value, v.attrs) for (name, v), value in zip(lazy.items(), values)})
-
-
 def in_order(obj: Any, dims: tuple[str, ...] | list[str]) -> Any:
     """``obj`` (a DataArray or Variable) with dims in the order ``dims``; itself when they already
     are (a no-op `transpose` still rebuilds every coordinate, a millisecond per call)."""
     return obj if tuple(obj.dims) == tuple(dims) else obj.transpose(*dims)
+
+
+def dataset_from_arrays(template: xr.DataArray, arrays: dict[str, Any], *,
+                        extra: dict[str, Any] | None = None) -> xr.Dataset:
+    """Dataset of arrays (numpy or dask) shaped like ``template``: its dims and coords, units ``""``.
+
+    ``extra`` adds variables of other shapes (name -> DataArray, Variable or (dims, data, attrs)).
+    Built in one go: merging DataArrays one by one would re-compare the coordinates each time.
+    """
+    variables = {name: (template.dims, data, {"units": ""}) for name, data in arrays.items()}
+    for name, value in (extra or {}).items():
+        variables[name] = value.variable if isinstance(value, xr.DataArray) else value
+    return xr.Dataset(variables, coords=template.coords)
 
 
 def map_units(da: xr.DataArray) -> u.UnitBase:

@@ -73,11 +73,11 @@ def test_building_is_lazy_and_chunk_invariant(flat_obs, flat_geom):
 
 
 def test_one_task_per_overlapping_chunk(flat_obs):
-    """Chunks beyond offset_max of every pointing get no block task at all."""
+    """Chunks beyond offset_max of every pointing get no block (part) task at all."""
     geom = SkyGeometry.create((83.63, 22.51), width=(12 * u.deg, 4 * u.deg), binsz=0.1 * u.deg, frame="icrs",
                               energy_edges=energy_edges(0.1 * u.TeV, 10 * u.TeV, 2))
     maps = make_maps(flat_obs, geom, offset_max=1 * u.deg, chunks=20)
-    keys = [k for k in dict(maps.counts.data.__dask_graph__()) if isinstance(k, tuple) and "block" in k[0]]
+    keys = [k for k in dict(maps.counts.data.__dask_graph__()) if isinstance(k, tuple) and "-part-" in k[0]]
     n_chunks = len(maps.counts.data.chunks[1]) * len(maps.counts.data.chunks[2])
     assert 0 < len(keys) < n_chunks
 
@@ -145,7 +145,7 @@ def test_empty_selection_and_missing_energy_axis(flat_obs, flat_geom):
 def test_reference_workflow_graph_builds_without_computing(cta_datastore_dir):
     """Maps -> squashed images -> per-observation ring background -> Li & Ma: zero dask computes."""
     from xgamma.background.exclusion import make_exclusion_mask
-    from xgamma.background.ring import RingBackground
+    from xgamma.background import RingBackground
     from xgamma.estimators.significance import significance_maps
 
     observations = DataStore(cta_datastore_dir).observations([110380, 111140, 111159])

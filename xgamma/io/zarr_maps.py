@@ -9,6 +9,7 @@ import xarray as xr
 
 from xgamma.exceptions import DataStoreError
 from xgamma.io.fits_maps import atomic_path
+from xgamma.maps import index_geometry_coords
 
 __all__ = ["write_zarr", "read_zarr"]
 
@@ -57,4 +58,4 @@ def read_zarr(path: str | os.PathLike) -> xr.Dataset:
     header = dataset.attrs.pop(_WCS_ATTR, None)
     if header is not None:
         dataset = dataset.assign_coords(wcs=header)
-    return dataset
+    return index_geometry_coords(dataset)  # as make_map indexes them: they stay in memory

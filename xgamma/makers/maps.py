@@ -1,11 +1,12 @@
 """Lazy map making: counts, exposure and background per observation, stacked by summing.
 
-The dask graph has three kinds of tasks:
+The numpy block functions are here; the graph is one `xgamma.blocks.sparse_sum`:
 
 * one ``load`` task per observation (read events and IRFs, bin event positions to pixels);
 * one ``block`` task per (observation, spatial chunk) that the observation overlaps within
-  ``offset_max`` (counts, exposure and background of that pixel block);
-* one ``stack`` task per spatial chunk that sums the blocks of all observations touching it.
+  ``offset_max`` (counts, exposure and background of that pixel block), and one task per such
+  chunk for its pixel positions;
+* per spatial chunk, a chain of sums of the blocks of all observations touching it.
 
 So memory grows with a chunk, not with the map, and chunks far from every pointing cost nothing.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import astropy.units as u
@@ -31,7 +33,8 @@ from xgamma.geometry.spherical import (
     transform_lonlat,
     unit_vectors,
 )
-from xgamma.maps import make_map
+from xgamma.blocks import sparse_sum
+from xgamma.maps import make_map, map_coords
 
 if TYPE_CHECKING:
     from xgamma.io.datastore import Observation
@@ -96,7 +99,7 @@ def _load_observation(observation: Observation, geometry: SkyGeometry, safe_ener
     edges = geometry.energy_edges.to_value("TeV")
     # A fixed rotation (not SkyCoord) to the map frame: same numbers as astropy to 1e-13 deg.
     lon, lat = transform_lonlat(np.asarray(events.ra, float), np.asarray(events.dec, float), "icrs", geometry.frame)
-    x, y = geometry.wcs.wcs_world2pix(lon, lat, 0)
+    x, y = geometry.world_to_pixel(lon, lat)
     # Pixel index = floor(x + 0.5): pixel i spans [i - 0.5, i + 0.5) in 0-based pixel coordinates.
     ix = np.floor(x + 0.5)
     iy = np.floor(y + 0.5)
@@ -206,10 +209,6 @@ def _make_block(
     return out
 
 
-def _add_blocks(total: np.ndarray, block: np.ndarray) -> np.ndarray:
-    return total + block
-
-
 def _overlaps(geometry: SkyGeometry, pointing: tuple[float, float, float, float], lat: slice, lon: slice,
               offset_max_deg: float) -> bool:
     """Whether any pixel centre of the block lies within ``offset_max`` of the pointing.
@@ -225,7 +224,7 @@ def _overlaps(geometry: SkyGeometry, pointing: tuple[float, float, float, float]
     xs = np.arange(lon.start, lon.stop)
     border_x = np.concatenate([xs, xs, np.full(ys.size, xs[0]), np.full(ys.size, xs[-1])])
     border_y = np.concatenate([np.full(xs.size, ys[0]), np.full(xs.size, ys[-1]), ys, ys])
-    lon_deg, lat_deg = geometry.wcs.wcs_pix2world(border_x, border_y, 0)
+    lon_deg, lat_deg = geometry.pixel_to_world(border_x, border_y)
     distance = angular_distance(lon_deg, lat_deg, lon0, lat0)
     return bool(distance.min() < offset_max_deg + 1.5 * geometry.pixel_scale)
 
@@ -296,10 +295,12 @@ def _build_array(
     chunks: int | Sequence[int] | None,
     per_observation: bool,
 ):
-    """The dask array (3, energy, lat, lon) of the stack, or (obs, 3, energy, lat, lon) per observation."""
-    import dask.array as da
+    """The dask array (3, energy, lat, lon) of the stack, or (obs, 3, energy, lat, lon) per observation.
+
+    One `~xgamma.blocks.sparse_sum`: a load task per observation, a block task per (observation,
+    chunk) within ``offset_max`` of its pointing, chained sums per chunk.
+    """
     from dask.base import tokenize
-    from dask.highlevelgraph import HighLevelGraph
 
     offset_max_deg = _check_inputs(observations, geometry, offset_max)
     size_y, size_x = _normalise_chunks(chunks, geometry.shape)
@@ -308,58 +309,31 @@ def _build_array(
     token = tokenize([o.obs_id for o in observations], [str(o) for o in observations], geometry.header_text,
                      geometry.shape, geometry.energy_edges.value, offset_max_deg, safe_energy, size_y, size_x,
                      per_observation)
-    load_name, pixel_name, block_name, sum_name, out_name = (
-        f"xgamma-{kind}-{token}" for kind in ("load", "pixels", "block", "sum", "maps")
-    )
-
-    graph: dict[Any, Any] = {}
     pointings = []
     for observation in observations:
         lon0, lat0 = transform_lonlat(observation.pointing.ra.deg, observation.pointing.dec.deg, "icrs",
                                       geometry.frame)
-        x0, y0 = geometry.wcs.wcs_world2pix(lon0, lat0, 0)
+        x0, y0 = geometry.world_to_pixel(lon0, lat0)
         pointings.append((float(lon0), float(lat0), float(x0), float(y0)))
-    for k, observation in enumerate(observations):
-        graph[(load_name, k)] = (_load_observation, observation, geometry, safe_energy)
+    touches = {}
     for i, lat in enumerate(lat_slices):
         for j, lon in enumerate(lon_slices):
-            shape = (3, geometry.nbins, lat.stop - lat.start, lon.stop - lon.start)
-            block_keys = {}
-            for k in range(len(observations)):
-                if _overlaps(geometry, pointings[k], lat, lon, offset_max_deg):
-                    key = (block_name, k, i, j)
-                    graph[key] = (_make_block, (load_name, k), (pixel_name, i, j), geometry, offset_max_deg)
-                    block_keys[k] = key
-            if block_keys:
-                graph[(pixel_name, i, j)] = (_pixel_block, geometry, lat, lon)
-            if per_observation:
-                for k in range(len(observations)):
-                    graph[(out_name, k, 0, 0, i, j)] = (
-                        (_expand, block_keys[k]) if k in block_keys else (np.zeros, (1, *shape))
-                    )
-                continue
-            if not block_keys:
-                graph[(out_name, 0, 0, i, j)] = (np.zeros, shape)
-                continue
-            # Stack as a chain (block 0 + block 1, + block 2, ...) so that each block is added and
-            # released as soon as it exists: memory stays ~ one chunk per observation in flight.
-            keys = list(block_keys.values())
-            total = keys[0]
-            for m, key in enumerate(keys[1:], start=1):
-                graph[(sum_name, m, i, j)] = (_add_blocks, total, key)
-                total = (sum_name, m, i, j)
-            graph[(out_name, 0, 0, i, j)] = (np.copy, total)
-
+            runs = [k for k in range(len(observations))
+                    if _overlaps(geometry, pointings[k], lat, lon, offset_max_deg)]
+            if runs:
+                touches[(0, 0, i, j)] = runs
     chunks_out = ((3,), (geometry.nbins,), tuple(s.stop - s.start for s in lat_slices),
                   tuple(s.stop - s.start for s in lon_slices))
-    if per_observation:
-        chunks_out = ((1,) * len(observations), *chunks_out)
-    hlg = HighLevelGraph.from_collections(out_name, graph, dependencies=())
-    return da.Array(hlg, out_name, chunks=chunks_out, dtype=float)
+    return sparse_sum(
+        partial(_load_observation, geometry=geometry, safe_energy=safe_energy), observations,
+        partial(_pixel_context, geometry=geometry),
+        partial(_make_block, geometry=geometry, offset_max_deg=offset_max_deg),
+        touches, chunks=chunks_out, token=token, name="xgamma-maps", per_source=per_observation,
+    )
 
 
-def _expand(block: np.ndarray) -> np.ndarray:
-    return block[np.newaxis]
+def _pixel_context(slices: tuple[slice, ...], *, geometry: SkyGeometry) -> _PixelBlock:
+    return _pixel_block(geometry, *slices[-2:])
 
 
 def make_observation_maps(
@@ -386,12 +360,11 @@ def make_observation_maps(
     """
     data = _build_array(observations, geometry, offset_max=offset_max, safe_energy=safe_energy, chunks=chunks,
                         per_observation=True)
-    coords = {
-        **geometry.coords(),
+    coords = map_coords(geometry).assign({
         "obs_id": ("obs_id", [int(o.obs_id) for o in observations]),
         "pointing_ra": ("obs_id", [float(o.pointing.ra.deg) for o in observations], {"units": "deg"}),
         "pointing_dec": ("obs_id", [float(o.pointing.dec.deg) for o in observations], {"units": "deg"}),
-    }
+    })
     variables = {
         name: xr.DataArray(data[:, index], dims=("obs_id", "energy", "lat", "lon"), coords=coords, name=name,
                            attrs={"units": _UNITS[name]})

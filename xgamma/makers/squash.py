@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from xgamma.exceptions import ConfigError, GeometryError
-from xgamma.maps import map_geometry, map_units
+from xgamma.maps import index_geometry_coords, map_geometry, map_units
 
 __all__ = ["squash_energy", "spectral_weights", "SUMMED", "WEIGHTED"]
 
@@ -75,7 +75,8 @@ def _squash_array(da: xr.DataArray, weights: np.ndarray | None) -> xr.DataArray:
     data = data.sum(axis=axis, keepdims=True)
     coords = {name: coord for name, coord in da.coords.items() if "energy" not in coord.dims}
     coords.update({name: image_coords[name] for name in ("energy", "energy_min", "energy_max")})
-    return xr.DataArray(data, dims=da.dims, coords=coords, name=da.name, attrs={"units": map_units(da).to_string()})
+    out = xr.DataArray(data, dims=da.dims, coords=coords, name=da.name, attrs={"units": map_units(da).to_string()})
+    return index_geometry_coords(out)
 
 
 def squash_energy(maps: xr.Dataset | xr.DataArray, *, spectrum: Mapping[str, Any] | Any = None) -> xr.Dataset | xr.DataArray:
