@@ -14,37 +14,15 @@ from astropy.wcs import WCS
 from xgamma.exceptions import GeometryError
 from xgamma.geometry import SkyGeometry
 
-__all__ = ["SPATIAL_DIMS", "MAP_DIMS", "GEOMETRY_INDEXES", "dataset_from_arrays", "in_order", "index_geometry_coords", "make_map", "map_coords",
-           "map_geometry", "map_units", "with_units"]
+__all__ = ["SPATIAL_DIMS", "MAP_DIMS", "GEOMETRY_INDEXES", "dataset_from_arrays", "in_order", "index_geometry_coords",
+           "make_map", "map_geometry", "map_units", "with_indexes", "with_units"]
 
 SPATIAL_DIMS = ("lat", "lon")
 MAP_DIMS = ("energy", "lat", "lon")
-#: Non-dimension coordinates that carry the geometry; indexed, so that they stay in memory.
+#: Non-dimension coordinates that carry the geometry. `SkyGeometry.coords` indexes them: xarray
+#: keeps indexed coordinates in memory, so `Dataset.chunk` never makes them dask arrays and
+#: recovering the geometry of a lazy map (`map_geometry`) computes nothing.
 GEOMETRY_INDEXES = ("pix_lon", "pix_lat", "energy_min", "energy_max")
-
-
-def map_coords(geometry: SkyGeometry) -> xr.Coordinates:
-    """xarray coordinates of maps on ``geometry`` (`SkyGeometry.coords`), geometry coordinates indexed.
-
-    ``pix_lon``, ``pix_lat``, ``energy_min`` and ``energy_max`` get a `~xarray.indexes.PandasIndex`
-    like the dimension coordinates: xarray keeps indexed coordinates in memory, so chunking the
-    maps (``Dataset.chunk``) never turns the geometry into dask arrays, and recovering it from a
-    lazy map (`map_geometry`) computes nothing. Without an energy axis, no energy coordinates.
-    """
-    from xarray.indexes import PandasIndex
-
-    coords = geometry.coords()
-    if geometry.energy_edges is None:
-        coords = {k: v for k, v in coords.items() if not k.startswith("energy")}
-    base = xr.Coordinates(coords)
-    variables, indexes = dict(base.variables), dict(base.xindexes)
-    for name in GEOMETRY_INDEXES:
-        if name in variables:
-            variable = variables[name]
-            index = PandasIndex(variable.to_index().rename(name), variable.dims[0], coord_dtype=variable.dtype)
-            variables.update(index.create_variables({name: variable}))
-            indexes[name] = index
-    return xr.Coordinates(variables, indexes=indexes)
 
 
 def make_map(data: Any, geometry: SkyGeometry, *, name: str | None = None, units: str | u.UnitBase = "") -> xr.DataArray:
@@ -65,37 +43,24 @@ def make_map(data: Any, geometry: SkyGeometry, *, name: str | None = None, units
     -------
     map : `xarray.DataArray`
         Dims ``("energy", "lat", "lon")`` (or ``("lat", "lon")``), coordinates from
-        `map_coords`, ``attrs["units"]`` set.
+        `SkyGeometry.coords`, ``attrs["units"]`` set.
     """
     dims = MAP_DIMS if geometry.energy_edges is not None else SPATIAL_DIMS
     shape = tuple(np.shape(data))
     if shape != geometry.data_shape:
         raise GeometryError(f"map {name or ''} has shape {shape}, geometry expects {geometry.data_shape}")
-    return xr.DataArray(data, dims=dims, coords=map_coords(geometry), name=name,
+    return xr.DataArray(data, dims=dims, coords=geometry.coords(), name=name,
                         attrs={"units": u.Unit(units).to_string()})
-
-
-def index_geometry_coords(obj: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.Dataset:
-    """``obj`` with its in-memory geometry coordinates indexed, as `map_coords` makes them.
-
-    For maps assembled from coordinate dicts (which keep only the dimension indexes) or read from
-    a zarr store; coordinates already indexed, absent or lazy are left as they are.
-    """
-    from xgamma.blocks import is_dask
-
-    for name in GEOMETRY_INDEXES:
-        if name in obj.coords and name not in obj.xindexes and not is_dask(obj.coords[name].data):
-            obj = obj.set_xindex(name)
-    return obj
 
 
 def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
     """The `SkyGeometry` of a map (or of a Dataset of maps), re-derived after any slicing.
 
     The WCS stored in the ``wcs`` coordinate is shifted by the first ``pix_lon`` / ``pix_lat`` index
-    so that a cutout made with ``isel`` gets its own, correct reference pixel. Maps made by xgamma
-    keep these coordinates in memory (`map_coords`), so nothing is computed; coordinates that are
-    dask arrays (maps built by hand and chunked) are computed, with the scheduler in use.
+    so that a cutout made with ``isel`` gets its own, correct reference pixel. The maps xgamma makes
+    keep these coordinates in memory (indexed, see `GEOMETRY_INDEXES`), so nothing is computed;
+    coordinates that are dask arrays (maps assembled by hand, then chunked) are computed with the
+    scheduler in use, where `~xgamma.testing.raise_if_dask_computes` sees it.
     """
     missing = [c for c in ("wcs", "pix_lon", "pix_lat") if c not in obj.coords]
     if missing or any(d not in obj.dims for d in SPATIAL_DIMS):
@@ -132,10 +97,29 @@ def _geometry_of(header: str, offset: tuple[int, int], shape: tuple[int, int],
     return SkyGeometry(wcs=wcs, shape=shape, energy_edges=energy_edges)
 
 
-def in_order(obj: Any, dims: tuple[str, ...] | list[str]) -> Any:
-    """``obj`` (a DataArray or Variable) with dims in the order ``dims``; itself when they already
-    are (a no-op `transpose` still rebuilds every coordinate, a millisecond per call)."""
-    return obj if tuple(obj.dims) == tuple(dims) else obj.transpose(*dims)
+def with_indexes(obj: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.Dataset:
+    """``obj`` with the xgamma indexes on ``lon``, ``lat`` (and ``energy``), rebuilt from its WCS.
+
+    For maps assembled outside xgamma (``xr.open_zarr``, coordinates passed as a dict): their
+    ``lon``/``lat`` get the labels and indexes of `SkyGeometry.coords` (see
+    `xgamma.geometry.indexes`); ``pix_lon``, ``pix_lat`` and ``wcs`` are kept as they are.
+    """
+    geometry = map_geometry(obj)
+    coords = geometry.coords()
+    names = ["lon", "lat"] + (["energy"] if "energy" in obj.dims and geometry.energy_edges is not None else [])
+    rebuilt = xr.Coordinates({k: coords.variables[k] for k in names}, indexes={k: coords.xindexes[k] for k in names})
+    return index_geometry_coords(obj.drop_vars(names, errors="ignore").assign_coords(rebuilt))
+
+
+def index_geometry_coords(obj: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.Dataset:
+    """``obj`` with its in-memory geometry coordinates (`GEOMETRY_INDEXES`) indexed, as
+    `SkyGeometry.coords` makes them; those already indexed, absent or lazy are left as they are."""
+    from xgamma.blocks import is_dask
+
+    for name in GEOMETRY_INDEXES:
+        if name in obj.coords and name not in obj.xindexes and not is_dask(obj.coords[name].data):
+            obj = obj.set_xindex(name)
+    return obj
 
 
 def dataset_from_arrays(template: xr.DataArray, arrays: dict[str, Any], *,
@@ -149,6 +133,12 @@ def dataset_from_arrays(template: xr.DataArray, arrays: dict[str, Any], *,
     for name, value in (extra or {}).items():
         variables[name] = value.variable if isinstance(value, xr.DataArray) else value
     return xr.Dataset(variables, coords=template.coords)
+
+
+def in_order(obj: Any, dims: tuple[str, ...] | list[str]) -> Any:
+    """``obj`` (a DataArray or Variable) with dims in the order ``dims``; itself when they already
+    are (a no-op `transpose` still rebuilds every coordinate, a millisecond per call)."""
+    return obj if tuple(obj.dims) == tuple(dims) else obj.transpose(*dims)
 
 
 def map_units(da: xr.DataArray) -> u.UnitBase:

@@ -34,7 +34,7 @@ from xgamma.geometry.spherical import (
     unit_vectors,
 )
 from xgamma.blocks import sparse_sum
-from xgamma.maps import make_map, map_coords
+from xgamma.maps import make_map
 
 if TYPE_CHECKING:
     from xgamma.io.datastore import Observation
@@ -360,11 +360,11 @@ def make_observation_maps(
     """
     data = _build_array(observations, geometry, offset_max=offset_max, safe_energy=safe_energy, chunks=chunks,
                         per_observation=True)
-    coords = map_coords(geometry).assign({
-        "obs_id": ("obs_id", [int(o.obs_id) for o in observations]),
-        "pointing_ra": ("obs_id", [float(o.pointing.ra.deg) for o in observations], {"units": "deg"}),
-        "pointing_dec": ("obs_id", [float(o.pointing.dec.deg) for o in observations], {"units": "deg"}),
-    })
+    coords = geometry.coords().assign(  # keeps the sky and energy indexes of the geometry
+        obs_id=("obs_id", [int(o.obs_id) for o in observations]),
+        pointing_ra=("obs_id", [float(o.pointing.ra.deg) for o in observations], {"units": "deg"}),
+        pointing_dec=("obs_id", [float(o.pointing.dec.deg) for o in observations], {"units": "deg"}),
+    )
     variables = {
         name: xr.DataArray(data[:, index], dims=("obs_id", "energy", "lat", "lon"), coords=coords, name=name,
                            attrs={"units": _UNITS[name]})
