@@ -7,7 +7,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from xgamma.blocks import block_chunks, block_size, overlap_apply, sparse_sum, split_channels
+from xgamma.blocks import block_chunks, block_size, overlap_apply, split_channels
 from xgamma.exceptions import ConfigError
 from xgamma.testing import raise_if_dask_computes
 
@@ -115,35 +115,3 @@ def test_split_channels_matches_slicing_and_stays_lazy():
     plain = split_channels(values, ["a", "b", "c"])
     assert np.shares_memory(plain["b"], values)
 
-
-def _load(source):
-    return float(source)
-
-
-def _context(slices):
-    return slices
-
-
-def _contribute(value, slices):
-    shape = tuple(s.stop - s.start for s in slices)
-    return np.full(shape, value)
-
-
-@pytest.mark.parametrize("per_source", [False, True])
-def test_sparse_sum_adds_only_what_touches_each_block(per_source):
-    chunks = ((2,), (3, 3, 2), (4, 4))
-    touches = {(0, 0, 0): [0, 2], (0, 1, 1): [1], (0, 2, 0): [0, 1, 2]}  # others untouched
-    sources = [1.0, 10.0, 100.0]
-    with raise_if_dask_computes():
-        out = sparse_sum(_load, sources, _context, _contribute, touches, chunks=chunks, token="t", name="test",
-                         per_source=per_source)
-    graph = dict(out.__dask_graph__())
-    parts = [k for k in graph if isinstance(k, tuple) and k[0].startswith("test-part-")]
-    assert len(parts) == 6  # one task per (source, block) pair, none for untouched blocks
-    expected = np.zeros((3, 2, 8, 8))
-    for (_, i, j), ks in touches.items():
-        for k in ks:
-            expected[k, :, 3 * i:3 * i + (3 if i < 2 else 2), 4 * j:4 * j + 4] = sources[k]
-    result = out.compute(scheduler="sync")
-    np.testing.assert_array_equal(result, expected if per_source else expected.sum(axis=0))
-    assert out.chunks == (((1, 1, 1), *chunks) if per_source else chunks)

@@ -12,9 +12,6 @@ dask) lifted to dask arrays here, so that the rules below hold in one place:
   padding), and trims its own result to the pixels it owns.
 * **Channels**: a block function returns all its maps stacked along a new first axis, and
   `split_channels` gives them back by name (one `dask.array.blockwise` layer each).
-* **Sparse sums**: `sparse_sum` adds the contributions of many sources (observations) to the few
-  blocks each one touches, one task per (source, block) pair: the one graph here that dask's
-  array API cannot express, written in dask's documented custom-graph form.
 
 The functions accept numpy arrays too: then the block function is called once on the whole
 arrays (no dask import cost, and numpy in gives numpy out).
@@ -23,7 +20,7 @@ arrays (no dask import cost, and numpy in gives numpy out).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,7 +31,6 @@ __all__ = [
     "block_chunks",
     "overlap_apply",
     "split_channels",
-    "sparse_sum",
     "is_dask",
 ]
 
@@ -314,99 +310,3 @@ def split_channels(array: Any, names: Sequence[str]) -> dict[str, Any]:
         for i, name in enumerate(names)
     }
 
-
-def _add(total: np.ndarray, part: np.ndarray) -> np.ndarray:
-    return total + part
-
-
-def _first_axis(block: np.ndarray) -> np.ndarray:
-    return block[np.newaxis]
-
-
-def sparse_sum(load: Callable[[Any], Any], sources: Sequence[Any], context: Callable[[tuple[slice, ...]], Any],
-               contribute: Callable[[Any, Any], np.ndarray], touches: Mapping[tuple[int, ...], Sequence[int]], *,
-               chunks: Chunks, token: str, name: str = "sparse", per_source: bool = False,
-               dtype: Any = float) -> Any:
-    """Sum of the contributions of ``sources`` to the blocks each one touches, as a dask array.
-
-    The graph has one ``load`` task per source, one ``context`` task per touched block (shared by
-    the sources that touch it), one ``contribute`` task per (source, block) pair, and per block a
-    chain of additions in ``touches`` order (each contribution is added and freed as soon as it
-    exists, so memory stays ~ one block per source in flight); untouched blocks are zeros. A
-    source (e.g. a run within ``offset_max`` of a few chunks of a survey map) costs tasks for the
-    blocks it touches only, not for the whole map.
-
-    dask's array API cannot express this (``blockwise`` / ``map_blocks`` make a task for every
-    (source, block) pair, ``dask.delayed`` costs ~0.5 ms per task to build, measured): the graph
-    is written in dask's documented custom-graph form (``{key: (function, *arguments)}``, see
-    https://docs.dask.org/en/stable/custom-graphs.html) in one layer, here only.
-
-    Parameters
-    ----------
-    load : callable
-        ``load(source)``: what the contributions of a source need (read once per source).
-    sources : sequence
-        The sources (picklable).
-    context : callable
-        ``context(slices)``: what every contribution to a block needs (e.g. its pixel positions),
-        from the block's slices (one per axis of the output).
-    contribute : callable
-        ``contribute(loaded, context) -> numpy.ndarray``: a source's contribution to a block, of
-        the block's shape and ``dtype``.
-    touches : mapping of block index to sequence of int
-        For each touched block (a tuple with one chunk index per axis of ``chunks``), the indices
-        of the sources that contribute to it. Blocks not in it are zeros.
-    chunks : tuple of tuple of int
-        Chunks of the output (without the source axis).
-    token : str
-        Identifies the inputs (e.g. `dask.base.tokenize` of sources and parameters): the name of
-        the graph's layer, so that equal inputs give equal keys.
-    name : str
-        Prefix of the keys. Default is "sparse".
-    per_source : bool
-        Keep one entry per source along a new first axis (chunks of 1) instead of summing.
-        Default is False.
-    dtype : numpy dtype
-        Of the contributions. Default is float.
-
-    Returns
-    -------
-    out : `dask.array.Array`
-        Shape ``(*[len(c) ...])`` of ``chunks`` (with a first axis of ``len(sources)`` when
-        ``per_source``); nothing is computed.
-    """
-    import dask.array as da
-    from dask.highlevelgraph import HighLevelGraph
-
-    load_name, context_name, part_name, sum_name, out_name = (
-        f"{name}-{kind}-{token}" for kind in ("load", "context", "part", "sum", "out"))
-    starts = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in chunks]
-    n_sources = len(sources)
-    graph: dict[Any, Any] = {(load_name, k): (load, source) for k, source in enumerate(sources)}
-    for index in np.ndindex(*[len(c) for c in chunks]):
-        shape = tuple(c[i] for c, i in zip(chunks, index))
-        contributors = list(touches.get(index, ()))
-        parts = [(part_name, k, *index) for k in contributors]
-        if contributors:
-            slices = tuple(slice(int(s[i]), int(s[i + 1])) for s, i in zip(starts, index))
-            graph[(context_name, *index)] = (context, slices)
-        for k, key in zip(contributors, parts):
-            if not 0 <= k < n_sources:
-                raise ValueError(f"sparse_sum: block {index} touched by source {k}, not in 0..{n_sources - 1}")
-            graph[key] = (contribute, (load_name, k), (context_name, *index))
-        if per_source:
-            for k in range(n_sources):
-                graph[(out_name, k, *index)] = (
-                    (_first_axis, parts[contributors.index(k)]) if k in contributors else (np.zeros, (1, *shape), dtype))
-            continue
-        if not parts:
-            graph[(out_name, *index)] = (np.zeros, shape, dtype)
-            continue
-        total = parts[0]
-        for m, key in enumerate(parts[1:], start=1):
-            graph[(sum_name, m, *index)] = (_add, total, key)
-            total = (sum_name, m, *index)
-        graph[(out_name, *index)] = (np.copy, total)  # a key of its own, even for a single part
-    out_chunks = ((1,) * n_sources, *chunks) if per_source else tuple(chunks)
-    layer = HighLevelGraph.from_collections(out_name, graph, dependencies=())
-    return da.Array(layer, out_name, chunks=out_chunks, meta=np.empty((0,) * len(out_chunks), dtype))
