@@ -13,8 +13,7 @@ from xgamma import accessor as _accessor  # noqa: F401  (registers DataArray.sky
 from xgamma.exceptions import XgammaError
 from xgamma.geometry import SkyGeometry, energy_edges
 from xgamma.plugin.spec import hookimpl
-
-__version__ = "0.1.0"
+from xgamma.version import __version__
 
 _LAZY = {
     "DataStore": "xgamma.io.datastore",

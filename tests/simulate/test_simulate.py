@@ -164,7 +164,7 @@ TARGET = SkyCoord(10, -30, unit="deg")
     "kwargs, match",
     [
         ({"livetime": -5 * u.min}, r"livetime: must be positive"),
-        ({"livetime": 5 * u.m}, r"livetime: cannot interpret"),
+        ({"livetime": 5 * u.m}, r"livetime: expected units of time"),
         ({"deadc": 1.5}, r"deadc: must be in \(0, 1\]"),
         ({"observations": []}, r"observations: need at least one"),
         ({"observations": [(10, -30)]}, r"observations\[0\]: expected a scalar SkyCoord"),

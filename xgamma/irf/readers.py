@@ -84,7 +84,7 @@ def read_irf(
 
 def _registry_reader(key: str, path: Path, hdu: str | int) -> IRFReader:
     from xgamma.exceptions import PluginError
-    from xgamma.plugin.registry import get_registry
+    from xgamma.plugin.session import get_registry
 
     try:
         return get_registry().get_irf_reader(key)

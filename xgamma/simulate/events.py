@@ -32,6 +32,7 @@ from astropy.coordinates import SkyCoord
 from xgamma.exceptions import SimulationError
 from xgamma.geometry.spherical import angular_distance
 from xgamma.simulate.irfs import AnalyticIRF
+from xgamma.units import parse_quantity
 
 __all__ = [
     "PointSource",
@@ -50,13 +51,7 @@ _MIGRA_MIN, _MIGRA_MAX = 0.8, 1.2  # support of the tabulated migration
 
 def _to_quantity(value: Any, unit: str, *, name: str) -> u.Quantity:
     """Quantity in ``unit`` from a Quantity, number or string; SimulationError names ``name``."""
-    try:
-        q = u.Quantity(value) if isinstance(value, str) else u.Quantity(value, unit)
-        if q.unit == u.dimensionless_unscaled and u.Unit(unit) != u.dimensionless_unscaled:
-            q = q.value * u.Unit(unit)
-        return q.to(unit)
-    except (TypeError, ValueError, u.UnitsError) as exc:
-        raise SimulationError(f"{name}: cannot interpret {value!r} as a quantity in {unit} ({exc})") from None
+    return parse_quantity(value, unit, name=name, error=SimulationError)
 
 
 def _check_position(position: Any, *, name: str) -> SkyCoord:
