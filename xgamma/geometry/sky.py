@@ -20,10 +20,24 @@ from xgamma.geometry.spherical import angular_distance, triangle_solid_angle, un
 if TYPE_CHECKING:
     import regions
 
-__all__ = ["SkyGeometry", "FRAMES", "PROJECTIONS", "wcs_frame"]
+__all__ = ["SkyGeometry", "FRAMES", "PROJECTIONS", "wcs_frame", "wrap_longitude"]
 
 FRAMES = {"galactic": ("GLON", "GLAT"), "icrs": ("RA--", "DEC-")}
 PROJECTIONS = ("CAR", "TAN", "AIT", "SIN", "ARC", "MOL", "ZEA", "STG")
+
+
+#: Where each frame's longitude is usually quoted: RA in [0, 360) (catalogues, astropy), Galactic
+#: longitude in [-180, 180) (continuous across the Galactic Centre, as in Gammapy's fitted values).
+_LONGITUDE_WRAP = {"icrs": 360.0, "galactic": 180.0}
+
+
+def wrap_longitude(lon: float | np.ndarray, frame: str) -> float | np.ndarray:
+    """Longitude (deg) in the frame's usual range: RA in [0, 360), Galactic longitude in [-180, 180)."""
+    lo = _LONGITUDE_WRAP.get(frame, 360.0) - 360.0
+    lon = np.asarray(lon, dtype=float)
+    # Values already in range are returned unchanged (no rounding from the modulo).
+    out = np.where((lon >= lo) & (lon < lo + 360.0), lon, lo + (lon - lo) % 360.0)
+    return float(out) if np.ndim(out) == 0 else out
 
 
 def wcs_frame(wcs: WCS) -> str:
