@@ -69,11 +69,10 @@ class PowerLaw(SpectralModel):
     index = ParameterSpec(2.0, "")
     amplitude = ParameterSpec(1e-12, "TeV-1 cm-2 s-1")
     reference = ParameterSpec(1.0, "TeV", frozen=True)
-    _params = ("index", "amplitude", "reference")
 
     def __init__(self, *, index: ParamInput = None, amplitude: ParamInput = None,
                  reference: ParamInput = None) -> None:
-        self._init_params({"index": index, "amplitude": amplitude, "reference": reference})
+        super().__init__(index=index, amplitude=amplitude, reference=reference)
 
     @staticmethod
     def evaluate(energy, index, amplitude, reference):
@@ -98,11 +97,10 @@ class PowerLaw2(SpectralModel):
     index = ParameterSpec(2.0, "")
     emin = ParameterSpec(0.1, "TeV", frozen=True)
     emax = ParameterSpec(100.0, "TeV", frozen=True)
-    _params = ("amplitude", "index", "emin", "emax")
 
     def __init__(self, *, amplitude: ParamInput = None, index: ParamInput = None,
                  emin: ParamInput = None, emax: ParamInput = None) -> None:
-        self._init_params({"amplitude": amplitude, "index": index, "emin": emin, "emax": emax})
+        super().__init__(amplitude=amplitude, index=index, emin=emin, emax=emax)
 
     @staticmethod
     def _primitive(energy, index):
@@ -133,13 +131,11 @@ class ExpCutoffPowerLaw(SpectralModel):
     reference = ParameterSpec(1.0, "TeV", frozen=True)
     lambda_ = ParameterSpec(0.1, "TeV-1")
     alpha = ParameterSpec(1.0, "", frozen=True)
-    _params = ("index", "amplitude", "reference", "lambda_", "alpha")
 
     def __init__(self, *, index: ParamInput = None, amplitude: ParamInput = None,
                  reference: ParamInput = None, lambda_: ParamInput = None,
                  alpha: ParamInput = None) -> None:
-        self._init_params({"index": index, "amplitude": amplitude, "reference": reference,
-                           "lambda_": lambda_, "alpha": alpha})
+        super().__init__(index=index, amplitude=amplitude, reference=reference, lambda_=lambda_, alpha=alpha)
 
     @staticmethod
     def evaluate(energy, index, amplitude, reference, lambda_, alpha):
@@ -156,11 +152,10 @@ class LogParabola(SpectralModel):
     reference = ParameterSpec(10.0, "TeV", frozen=True)
     alpha = ParameterSpec(2.0, "")
     beta = ParameterSpec(1.0, "")
-    _params = ("amplitude", "reference", "alpha", "beta")
 
     def __init__(self, *, amplitude: ParamInput = None, reference: ParamInput = None,
                  alpha: ParamInput = None, beta: ParamInput = None) -> None:
-        self._init_params({"amplitude": amplitude, "reference": reference, "alpha": alpha, "beta": beta})
+        super().__init__(amplitude=amplitude, reference=reference, alpha=alpha, beta=beta)
 
     @staticmethod
     def evaluate(energy, amplitude, reference, alpha, beta):
@@ -177,11 +172,10 @@ class PowerLawNorm(SpectralModel):
     tilt = ParameterSpec(0.0, "", frozen=True)
     norm = ParameterSpec(1.0, "")
     reference = ParameterSpec(1.0, "TeV", frozen=True)
-    _params = ("tilt", "norm", "reference")
 
     def __init__(self, *, tilt: ParamInput = None, norm: ParamInput = None,
                  reference: ParamInput = None) -> None:
-        self._init_params({"tilt": tilt, "norm": norm, "reference": reference})
+        super().__init__(tilt=tilt, norm=norm, reference=reference)
 
     @staticmethod
     def evaluate(energy, tilt, norm, reference):

@@ -57,9 +57,11 @@ def xgamma_spectral_models() -> Iterable[SpectralModelEntry]:
 
     A spectral model class follows the contract of the built-in ones
     (:class:`xgamma.models.spectral.PowerLaw`): class attribute ``tag`` equal to the entry name,
-    parameters declared with :class:`xgamma.models.parameter.ParameterSpec` and listed in
-    ``_params``, and a pure, vectorised staticmethod ``evaluate(energy, *values)`` (energy in
-    TeV, values in ``_params`` order and canonical units) returning dN/dE in ``flux_unit``;
+    parameters declared as :class:`xgamma.models.ParameterSpec` class attributes (their
+    order is `~xgamma.models.Model.parameter_names`), ``__init__`` passing the values on to
+    ``super().__init__(**values)``, and a pure, vectorised staticmethod
+    ``evaluate(energy, *values)`` (energy in TeV, values in declaration order and canonical
+    units) returning dN/dE in ``flux_unit``;
     the base class :class:`xgamma.models.spectral.SpectralModel` provides ``__call__``,
     ``integral`` and ``to_dict``. Run :func:`xgamma.testing.check_spectral_model` on it.
 
@@ -87,8 +89,7 @@ def xgamma_spectral_models() -> Iterable[SpectralModelEntry]:
     the model (``mymodels/spectral.py``)::
 
         import numpy as np
-        from xgamma.models.parameter import ParameterSpec
-        from xgamma.models.spectral import SpectralModel
+        from xgamma.models import ParameterSpec, SpectralModel
 
 
         class SuperExpCutoff(SpectralModel):
@@ -99,11 +100,9 @@ def xgamma_spectral_models() -> Iterable[SpectralModelEntry]:
             amplitude = ParameterSpec(1e-12, "TeV-1 cm-2 s-1")
             ecut = ParameterSpec(10.0, "TeV", min=0.0)
             reference = ParameterSpec(1.0, "TeV", frozen=True)
-            _params = ("index", "amplitude", "ecut", "reference")
 
             def __init__(self, *, index=None, amplitude=None, ecut=None, reference=None):
-                self._init_params(dict(index=index, amplitude=amplitude, ecut=ecut,
-                                       reference=reference))
+                super().__init__(index=index, amplitude=amplitude, ecut=ecut, reference=reference)
 
             @staticmethod
             def evaluate(energy, index, amplitude, ecut, reference):
@@ -137,10 +136,13 @@ def xgamma_spatial_models() -> Iterable[SpatialModelEntry]:
 
     A spatial model class follows the contract of the built-ins
     (:class:`xgamma.models.spatial.Gaussian`): derived from
-    :class:`xgamma.models.spatial.SpatialModel`, class attribute ``tag``, parameters ``lon_0``,
-    ``lat_0`` (deg) then its shape parameters, a ``frame`` keyword, and either a radial
-    ``evaluate(sep, *shape_values)`` (surface brightness in ``sr-1``, normalised to 1 over the
-    sky) or an ``integrate_grid`` override for other shapes.
+    :class:`xgamma.models.spatial.SpatialModel` (which declares ``lon_0``, ``lat_0`` in deg and
+    checks the ``frame`` keyword: ``super().__init__(frame=frame, **values)``), class attribute
+    ``tag``, its shape parameters declared as `~xgamma.models.ParameterSpec` attributes, and
+    either a radial ``evaluate(sep, *shape_values)`` (surface brightness in ``sr-1``,
+    normalised to 1 over the sky) or a ``surface_brightness(lon, lat, frame)`` override for
+    shapes that depend on the direction (`xgamma.geometry.angular_distance` and
+    `xgamma.geometry.position_angle` give both from degrees).
     Run :func:`xgamma.testing.check_spatial_model` on it.
 
     Returns

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from xgamma.models.parameter import ParameterSpec, ParamInput
-from xgamma.models.spectral import SpectralModel
+from xgamma.models import ParameterSpec, SpectralModel
+from xgamma.models.parameter import ParamInput
 
 __all__ = ["SmoothBrokenPowerLaw"]
 
@@ -37,13 +37,13 @@ class SmoothBrokenPowerLaw(SpectralModel):
     ebreak = ParameterSpec(1.0, "TeV", min=0.0)
     reference = ParameterSpec(1.0, "TeV", frozen=True)
     beta = ParameterSpec(1.0, "", min=0.0, frozen=True)
-    _params = ("index1", "index2", "amplitude", "ebreak", "reference", "beta")
 
     def __init__(self, *, index1: ParamInput = None, index2: ParamInput = None,
                  amplitude: ParamInput = None, ebreak: ParamInput = None,
                  reference: ParamInput = None, beta: ParamInput = None) -> None:
-        self._init_params({"index1": index1, "index2": index2, "amplitude": amplitude,
-                           "ebreak": ebreak, "reference": reference, "beta": beta})
+        # Model.__init__ sets every declared parameter (None: the declared default).
+        super().__init__(index1=index1, index2=index2, amplitude=amplitude, ebreak=ebreak,
+                         reference=reference, beta=beta)
 
     @staticmethod
     def evaluate(energy, index1, index2, amplitude, ebreak, reference, beta):
