@@ -7,23 +7,7 @@ The built-ins are registered by :mod:`xgamma.plugin.builtins` through the same h
 
 from __future__ import annotations
 
-
-__all__ = ["builtin_spectral_models", "builtin_spatial_models", "get_spectral_model_class",
-           "get_spatial_model_class"]
-
-
-def builtin_spectral_models() -> dict[str, type]:
-    """The built-in spectral model classes, keyed by xgamma name."""
-    from xgamma.models import spectral as s
-
-    return {cls.tag: cls for cls in (s.PowerLaw, s.PowerLaw2, s.ExpCutoffPowerLaw, s.LogParabola)}
-
-
-def builtin_spatial_models() -> dict[str, type]:
-    """The built-in spatial model classes, keyed by xgamma name."""
-    from xgamma.models import spatial as s
-
-    return {cls.tag: cls for cls in (s.Point, s.Gaussian, s.Disk, s.Shell, s.Template)}
+__all__ = ["get_spectral_model_class", "get_spatial_model_class"]
 
 
 def get_spectral_model_class(name: str) -> type:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -29,29 +30,41 @@ _MAX_OVERSAMPLE = 16
 
 @dataclass
 class PixelGrid:
-    """The pixels of a sky image: celestial WCS, shape, frame and per-pixel solid angle.
+    """The pixels of a sky image prepared for model integration: a geometry and its pixel solid angles.
 
-    Built once per map (``PixelGrid.from_geometry``) and reused for every model evaluation.
+    Built once per map (``PixelGrid.from_geometry``) and reused for every model evaluation; its
+    ``shape``, ``frame`` and ``pixel_scale`` are those of the `~xgamma.geometry.SkyGeometry`.
     """
 
-    wcs: Any
-    shape: tuple[int, int]
-    frame: str
+    geometry: Any
     solid_angle: np.ndarray  # (n_lat, n_lon) sr
 
     @classmethod
     def from_geometry(cls, geometry: Any) -> PixelGrid:
-        """From an :class:`xgamma.geometry.SkyGeometry` (``.wcs``, ``.shape``, ``.frame``, ``.solid_angle()``)."""
+        """From an :class:`xgamma.geometry.SkyGeometry` (its solid angles are computed once here)."""
         omega = geometry.solid_angle()
         omega = np.asarray(getattr(omega, "value", omega), dtype=float)
-        shape = tuple(int(n) for n in geometry.shape[-2:])
-        return cls(wcs=geometry.wcs.celestial, shape=shape, frame=geometry.frame,
-                   solid_angle=omega.reshape(shape))
+        return cls(geometry=geometry, solid_angle=omega.reshape(geometry.shape))
+
+    @cached_property
+    def wcs(self) -> Any:
+        """The celestial WCS (one object per grid, reused by every evaluation)."""
+        return self.geometry.wcs
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Image shape (n_lat, n_lon)."""
+        return self.geometry.shape
+
+    @property
+    def frame(self) -> str:
+        """Frame of the pixel coordinates ("galactic" or "icrs")."""
+        return self.geometry.frame
 
     @property
     def pixel_scale(self) -> float:
-        """Smallest absolute pixel size along the axes (deg)."""
-        return float(np.min(np.abs(self.wcs.wcs.cdelt * np.diag(self.wcs.wcs.get_pc()))))
+        """Pixel size (deg): `SkyGeometry.pixel_scale`."""
+        return self.geometry.pixel_scale
 
     def to_pixel(self, lon: float, lat: float) -> tuple[float, float]:
         """0-based pixel coordinates (x, y) of a world position in the grid's frame (deg)."""

@@ -16,12 +16,28 @@ import numpy as np
 from xgamma.models.core import Model
 from xgamma.models.parameter import ParameterSpec, ParamInput
 
-__all__ = ["SpectralModel", "PowerLaw", "PowerLaw2", "ExpCutoffPowerLaw", "LogParabola", "PowerLawNorm"]
+__all__ = ["SpectralModel", "PowerLaw", "PowerLaw2", "ExpCutoffPowerLaw", "LogParabola", "PowerLawNorm",
+           "powerlaw_integral"]
 
 _ENERGY_UNIT = u.TeV
 # Gauss-Legendre nodes on [-1, 1] for the numerical energy integral (in ln E). 32 nodes
 # integrate smooth spectra over two decades to ~1e-12 relative (tested against scipy.quad).
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(32)
+
+
+def powerlaw_integral(emin: np.ndarray, emax: np.ndarray, index: float, reference: float = 1.0) -> np.ndarray:
+    """Integral of ``(E / reference) ** -index`` over E from ``emin`` to ``emax`` (all in TeV).
+
+    The one closed form of power-law integrals (spectral models, energy squashing weights, the
+    simulator): ``reference (r2**g - r1**g) / g`` with ``g = 1 - index`` and ``r = E / reference``,
+    or ``reference ln(emax / emin)`` for an index within 1e-10 of 1. Broadcasts over the energies.
+    """
+    emin = np.asarray(emin, dtype=float)
+    emax = np.asarray(emax, dtype=float)
+    if abs(index - 1.0) < 1e-10:
+        return reference * np.log(emax / emin)
+    g = 1.0 - index
+    return reference * ((emax / reference) ** g - (emin / reference) ** g) / g
 
 
 class SpectralModel(Model):
@@ -80,12 +96,7 @@ class PowerLaw(SpectralModel):
 
     @classmethod
     def integral_values(cls, emin, emax, index, amplitude, reference):
-        emin = np.asarray(emin, dtype=float)
-        emax = np.asarray(emax, dtype=float)
-        if abs(index - 1.0) < 1e-10:
-            return amplitude * reference * np.log(emax / emin)
-        g = 1.0 - index
-        return amplitude * reference / g * ((emax / reference) ** g - (emin / reference) ** g)
+        return amplitude * powerlaw_integral(emin, emax, index, reference)
 
 
 class PowerLaw2(SpectralModel):
@@ -103,22 +114,12 @@ class PowerLaw2(SpectralModel):
         super().__init__(amplitude=amplitude, index=index, emin=emin, emax=emax)
 
     @staticmethod
-    def _primitive(energy, index):
-        # Antiderivative of E^-index (log for index = 1).
-        if abs(index - 1.0) < 1e-10:
-            return np.log(energy)
-        return energy ** (1.0 - index) / (1.0 - index)
-
-    @staticmethod
     def evaluate(energy, amplitude, index, emin, emax):
-        norm = PowerLaw2._primitive(emax, index) - PowerLaw2._primitive(emin, index)
-        return amplitude * np.asarray(energy, dtype=float) ** (-index) / norm
+        return amplitude * np.asarray(energy, dtype=float) ** (-index) / powerlaw_integral(emin, emax, index)
 
     @classmethod
     def integral_values(cls, emin, emax, amplitude, index, e_lo, e_hi):
-        prim = cls._primitive
-        norm = prim(e_hi, index) - prim(e_lo, index)
-        return amplitude * (prim(np.asarray(emax, float), index) - prim(np.asarray(emin, float), index)) / norm
+        return amplitude * powerlaw_integral(emin, emax, index) / powerlaw_integral(e_lo, e_hi, index)
 
 
 class ExpCutoffPowerLaw(SpectralModel):

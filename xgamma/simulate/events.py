@@ -32,6 +32,7 @@ from astropy.coordinates import SkyCoord
 
 from xgamma.exceptions import SimulationError
 from xgamma.geometry.spherical import angular_distance
+from xgamma.models.spectral import powerlaw_integral
 from xgamma.simulate.irfs import AnalyticIRF
 from xgamma.units import parse_quantity
 
@@ -107,7 +108,7 @@ class PointSource:
     def dnde(self, energy_tev: np.ndarray) -> np.ndarray:
         """Differential flux at ``energy_tev`` (cm-2 s-1 TeV-1)."""
         e1, e2 = self.flux_energy_min.value, self.flux_energy_max.value
-        norm = self.flux.value / _pl_integral(e1, e2, self.index)
+        norm = self.flux.value / powerlaw_integral(e1, e2, self.index)
         return norm * np.asarray(energy_tev, dtype=float) ** -self.index
 
     def integral_flux(self, energy_min: u.Quantity, energy_max: u.Quantity) -> u.Quantity:
@@ -195,19 +196,11 @@ def source_from_dict(spec: dict[str, Any]) -> PointSource:
         raise SimulationError(f"sources[]: bad keys for a {kind!r} source ({exc})") from None
 
 
-def _pl_integral(e1: float, e2: float, index: float) -> float:
-    """Integral of ``E**-index`` from e1 to e2 (E in TeV)."""
-    if abs(index - 1.0) < 1e-10:
-        return float(np.log(e2 / e1))
-    g = 1.0 - index
-    return float((e2**g - e1**g) / g)
-
-
 def powerlaw_integral_flux(source: PointSource, energy_min: u.Quantity, energy_max: u.Quantity) -> u.Quantity:
     """Integral flux of ``source`` between ``energy_min`` and ``energy_max`` (cm-2 s-1)."""
     e1, e2 = u.Quantity(energy_min, "TeV").value, u.Quantity(energy_max, "TeV").value
-    ref = _pl_integral(source.flux_energy_min.value, source.flux_energy_max.value, source.index)
-    return source.flux * _pl_integral(e1, e2, source.index) / ref
+    ref = powerlaw_integral(source.flux_energy_min.value, source.flux_energy_max.value, source.index)
+    return source.flux * powerlaw_integral(e1, e2, source.index) / ref
 
 
 def _sample_powerlaw(rng: np.random.Generator, n: int, e1: float, e2: float, index: float) -> np.ndarray:
