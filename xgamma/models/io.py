@@ -58,7 +58,8 @@ def _param_inputs(entry: dict[str, Any], cls: type, where: str) -> dict[str, Any
                 raise ModelError(f"{where}: parameter {name!r}={v}: elongated models are not supported")
             continue
         if name not in known:
-            raise ModelError(f"{where}: unknown parameter {name!r} for {cls.__name__}; known: {list(cls.parameter_names)}")
+            raise ModelError(f"{where}: unknown parameter {name!r} for {cls.__name__}; "
+                             f"known: {list(cls.parameter_names)}")
         out[name] = value
     return out
 
