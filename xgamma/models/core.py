@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
 import numpy as np
@@ -12,6 +13,15 @@ from xgamma.models.parameter import Parameter, ParameterSpec, ParamInput
 __all__ = ["Model"]
 
 
+def _keyword_signature(cls: type) -> inspect.Signature:
+    """The inherited ``__init__`` signature with ``**values`` spelled out as the parameter names."""
+    inherited = [p for p in inspect.signature(cls.__init__).parameters.values()
+                 if p.name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD]
+    declared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation="ParamInput")
+                for name in cls.parameter_names]
+    return inspect.Signature(inherited + declared)
+
+
 class Model:
     """A set of named parameters declared on the class.
 
@@ -19,7 +29,8 @@ class Model:
     `parameter_names` lists them in declaration order, base-class parameters first (a spatial
     model starts with ``lon_0``, ``lat_0``): the order of the Gammapy YAML files and of the
     arguments of ``evaluate``. A class attribute set to None removes an inherited parameter.
-    ``Model.__init__(**values)`` sets every parameter; ``repr``, ``==``, ``copy`` and ``to_dict``
+    ``Model.__init__(**values)`` sets every parameter (a class needs no ``__init__`` of its own:
+    its signature lists the parameters as keywords); ``repr``, ``==``, ``copy`` and ``to_dict``
     follow `parameter_names`.
     """
 
@@ -34,6 +45,8 @@ class Model:
             names += [name for name, value in vars(klass).items()
                       if isinstance(value, ParameterSpec) and name not in names]
         cls.parameter_names = tuple(name for name in names if isinstance(getattr(cls, name), ParameterSpec))
+        # A class without its own __init__ shows its parameters as keywords (help(), inspect).
+        cls.__signature__ = None if "__init__" in vars(cls) else _keyword_signature(cls)
 
     def __init__(self, **values: ParamInput) -> None:
         """Set every declared parameter from ``values`` (a missing or None value: the declared default).

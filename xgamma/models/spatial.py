@@ -207,9 +207,6 @@ class Point(SpatialModel):
     tag = "point"
     gammapy_tags = ("PointSpatialModel", "Point", "point")
 
-    def __init__(self, *, lon_0: ParamInput = None, lat_0: ParamInput = None, frame: str = "icrs") -> None:
-        super().__init__(lon_0=lon_0, lat_0=lat_0, frame=frame)
-
     def evaluation_radius(self) -> float:
         return 0.0
 
@@ -233,10 +230,6 @@ class Gaussian(SpatialModel):
     tag = "gaussian"
     gammapy_tags = ("GaussianSpatialModel", "Gaussian", "gauss")
     sigma = ParameterSpec(1.0, "deg", min=0.0)
-
-    def __init__(self, *, lon_0: ParamInput = None, lat_0: ParamInput = None,
-                 sigma: ParamInput = None, frame: str = "icrs") -> None:
-        super().__init__(lon_0=lon_0, lat_0=lat_0, sigma=sigma, frame=frame)
 
     @staticmethod
     def evaluate(sep, sigma):
@@ -284,10 +277,6 @@ class Disk(SpatialModel):
     r_0 = ParameterSpec(1.0, "deg", min=0.0)
     edge_width = ParameterSpec(0.01, "", min=0.0, max=1.0, frozen=True)
 
-    def __init__(self, *, lon_0: ParamInput = None, lat_0: ParamInput = None, r_0: ParamInput = None,
-                 edge_width: ParamInput = None, frame: str = "icrs") -> None:
-        super().__init__(lon_0=lon_0, lat_0=lat_0, r_0=r_0, edge_width=edge_width, frame=frame)
-
     @staticmethod
     def evaluate(sep, r_0, edge_width):
         width = max(edge_width * r_0, 1e-12)
@@ -311,10 +300,6 @@ class Shell(SpatialModel):
     gammapy_tags = ("ShellSpatialModel", "Shell", "shell")
     radius = ParameterSpec(1.0, "deg", min=0.0)
     width = ParameterSpec(0.2, "deg", min=0.0)
-
-    def __init__(self, *, lon_0: ParamInput = None, lat_0: ParamInput = None, radius: ParamInput = None,
-                 width: ParamInput = None, frame: str = "icrs") -> None:
-        super().__init__(lon_0=lon_0, lat_0=lat_0, radius=radius, width=width, frame=frame)
 
     @staticmethod
     def evaluate(sep, radius, width):

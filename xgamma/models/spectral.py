@@ -14,7 +14,7 @@ import astropy.units as u
 import numpy as np
 
 from xgamma.models.core import Model
-from xgamma.models.parameter import ParameterSpec, ParamInput
+from xgamma.models.parameter import ParameterSpec
 
 __all__ = ["SpectralModel", "PowerLaw", "PowerLaw2", "ExpCutoffPowerLaw", "LogParabola", "PowerLawNorm",
            "powerlaw_integral"]
@@ -38,6 +38,12 @@ def powerlaw_integral(emin: np.ndarray, emax: np.ndarray, index: float, referenc
         return reference * np.log(emax / emin)
     g = 1.0 - index
     return reference * ((emax / reference) ** g - (emin / reference) ** g) / g
+
+
+def reference_power_law_parameters(index: float) -> tuple[ParameterSpec, ParameterSpec, ParameterSpec]:
+    """``index``, ``amplitude`` (TeV-1 cm-2 s-1 at ``reference``) and ``reference`` (TeV, frozen):
+    the parameters of spectra normalised at a reference energy, in Gammapy's order."""
+    return ParameterSpec(index, ""), ParameterSpec(1e-12, "TeV-1 cm-2 s-1"), ParameterSpec(1.0, "TeV", frozen=True)
 
 
 class SpectralModel(Model):
@@ -82,13 +88,7 @@ class PowerLaw(SpectralModel):
 
     tag = "powerlaw"
     gammapy_tags = ("PowerLawSpectralModel", "PowerLaw", "pl")
-    index = ParameterSpec(2.0, "")
-    amplitude = ParameterSpec(1e-12, "TeV-1 cm-2 s-1")
-    reference = ParameterSpec(1.0, "TeV", frozen=True)
-
-    def __init__(self, *, index: ParamInput = None, amplitude: ParamInput = None,
-                 reference: ParamInput = None) -> None:
-        super().__init__(index=index, amplitude=amplitude, reference=reference)
+    index, amplitude, reference = reference_power_law_parameters(index=2.0)
 
     @staticmethod
     def evaluate(energy, index, amplitude, reference):
@@ -109,10 +109,6 @@ class PowerLaw2(SpectralModel):
     emin = ParameterSpec(0.1, "TeV", frozen=True)
     emax = ParameterSpec(100.0, "TeV", frozen=True)
 
-    def __init__(self, *, amplitude: ParamInput = None, index: ParamInput = None,
-                 emin: ParamInput = None, emax: ParamInput = None) -> None:
-        super().__init__(amplitude=amplitude, index=index, emin=emin, emax=emax)
-
     @staticmethod
     def evaluate(energy, amplitude, index, emin, emax):
         return amplitude * np.asarray(energy, dtype=float) ** (-index) / powerlaw_integral(emin, emax, index)
@@ -127,16 +123,9 @@ class ExpCutoffPowerLaw(SpectralModel):
 
     tag = "ecpl"
     gammapy_tags = ("ExpCutoffPowerLawSpectralModel", "ExpCutoffPowerLaw", "ecpl")
-    index = ParameterSpec(1.5, "")
-    amplitude = ParameterSpec(1e-12, "TeV-1 cm-2 s-1")
-    reference = ParameterSpec(1.0, "TeV", frozen=True)
+    index, amplitude, reference = reference_power_law_parameters(index=1.5)
     lambda_ = ParameterSpec(0.1, "TeV-1")
     alpha = ParameterSpec(1.0, "", frozen=True)
-
-    def __init__(self, *, index: ParamInput = None, amplitude: ParamInput = None,
-                 reference: ParamInput = None, lambda_: ParamInput = None,
-                 alpha: ParamInput = None) -> None:
-        super().__init__(index=index, amplitude=amplitude, reference=reference, lambda_=lambda_, alpha=alpha)
 
     @staticmethod
     def evaluate(energy, index, amplitude, reference, lambda_, alpha):
@@ -154,10 +143,6 @@ class LogParabola(SpectralModel):
     alpha = ParameterSpec(2.0, "")
     beta = ParameterSpec(1.0, "")
 
-    def __init__(self, *, amplitude: ParamInput = None, reference: ParamInput = None,
-                 alpha: ParamInput = None, beta: ParamInput = None) -> None:
-        super().__init__(amplitude=amplitude, reference=reference, alpha=alpha, beta=beta)
-
     @staticmethod
     def evaluate(energy, amplitude, reference, alpha, beta):
         x = np.asarray(energy, dtype=float) / reference
@@ -173,10 +158,6 @@ class PowerLawNorm(SpectralModel):
     tilt = ParameterSpec(0.0, "", frozen=True)
     norm = ParameterSpec(1.0, "")
     reference = ParameterSpec(1.0, "TeV", frozen=True)
-
-    def __init__(self, *, tilt: ParamInput = None, norm: ParamInput = None,
-                 reference: ParamInput = None) -> None:
-        super().__init__(tilt=tilt, norm=norm, reference=reference)
 
     @staticmethod
     def evaluate(energy, tilt, norm, reference):

@@ -25,16 +25,8 @@ from typing import Any
 import pluggy
 
 from xgamma.plugin import spec
-from xgamma.plugin.types import (
-    BackgroundEstimatorEntry,
-    ComponentKind,
-    IRFReaderEntry,
-    PluginFailure,
-    PluginInfo,
-    PluginWarning,
-    SpatialModelEntry,
-    SpectralModelEntry,
-)
+from xgamma.plugin.types import (BackgroundEstimatorEntry, ComponentKind, IRFReaderEntry, PluginFailure, PluginInfo,
+                                 PluginWarning, SpatialModelEntry, SpectralModelEntry)
 
 __all__ = [
     "BUILTIN_PLUGIN_NAME",

@@ -137,25 +137,12 @@ class Registry:
         """Registered components of ``kind`` by canonical name (a copy)."""
         return dict(self._components[kind])
 
-    @property
-    def spectral_models(self) -> dict[str, Component]:
-        """Spectral models by name; ``component.load()`` returns the class."""
-        return self.components("spectral_model")
-
-    @property
-    def spatial_models(self) -> dict[str, Component]:
-        """Spatial models by name; ``component.load()`` returns the class."""
-        return self.components("spatial_model")
-
-    @property
-    def background_estimators(self) -> dict[str, Component]:
-        """Background estimators by name; ``component.load()`` returns the class."""
-        return self.components("background_estimator")
-
-    @property
-    def irf_readers(self) -> dict[str, Component]:
-        """IRF readers by HDU class; ``component.load()`` returns the reader."""
-        return self.components("irf_reader")
+    # Components of each kind by canonical name; ``component.load()`` returns the class (or reader).
+    spectral_models = property(lambda self: self.components("spectral_model"), doc="Spectral models by name.")
+    spatial_models = property(lambda self: self.components("spatial_model"), doc="Spatial models by name.")
+    background_estimators = property(lambda self: self.components("background_estimator"),
+                                     doc="Background estimators by name.")
+    irf_readers = property(lambda self: self.components("irf_reader"), doc="IRF readers by HDU class.")
 
     def find(self, kind: ComponentKind, name: str) -> Component:
         """The component registered as ``name`` (or an alias of it), without importing it.

@@ -58,8 +58,8 @@ def xgamma_spectral_models() -> Iterable[SpectralModelEntry]:
     A spectral model class follows the contract of the built-in ones
     (:class:`xgamma.models.spectral.PowerLaw`): class attribute ``tag`` equal to the entry name,
     parameters declared as :class:`xgamma.models.ParameterSpec` class attributes (their
-    order is `~xgamma.models.Model.parameter_names`), ``__init__`` passing the values on to
-    ``super().__init__(**values)``, and a pure, vectorised staticmethod
+    order is `~xgamma.models.Model.parameter_names`; ``Model.__init__`` takes them as keywords, so
+    no ``__init__`` is needed), and a pure, vectorised staticmethod
     ``evaluate(energy, *values)`` (energy in TeV, values in declaration order and canonical
     units) returning dN/dE in ``flux_unit``;
     the base class :class:`xgamma.models.spectral.SpectralModel` provides ``__call__``,
@@ -101,9 +101,6 @@ def xgamma_spectral_models() -> Iterable[SpectralModelEntry]:
             ecut = ParameterSpec(10.0, "TeV", min=0.0)
             reference = ParameterSpec(1.0, "TeV", frozen=True)
 
-            def __init__(self, *, index=None, amplitude=None, ecut=None, reference=None):
-                super().__init__(index=index, amplitude=amplitude, ecut=ecut, reference=reference)
-
             @staticmethod
             def evaluate(energy, index, amplitude, ecut, reference):
                 return amplitude * (energy / reference) ** -index * np.exp(-((energy / ecut) ** 2))
@@ -137,8 +134,9 @@ def xgamma_spatial_models() -> Iterable[SpatialModelEntry]:
     A spatial model class follows the contract of the built-ins
     (:class:`xgamma.models.spatial.Gaussian`): derived from
     :class:`xgamma.models.spatial.SpatialModel` (which declares ``lon_0``, ``lat_0`` in deg and
-    checks the ``frame`` keyword: ``super().__init__(frame=frame, **values)``), class attribute
-    ``tag``, its shape parameters declared as `~xgamma.models.ParameterSpec` attributes, and
+    takes the parameters and the ``frame`` as keywords: no ``__init__`` is needed), class
+    attribute ``tag``, its shape parameters declared as `~xgamma.models.ParameterSpec`
+    attributes, and
     either a radial ``evaluate(sep, *shape_values)`` (surface brightness in ``sr-1``,
     normalised to 1 over the sky) or a ``surface_brightness(lon, lat, frame)`` override for
     shapes that depend on the direction (`xgamma.geometry.angular_distance` and
@@ -152,27 +150,17 @@ def xgamma_spatial_models() -> Iterable[SpatialModelEntry]:
         ``"package.module:Class"``. Duplicate names or aliases are rejected as for
         :func:`xgamma_spectral_models`.
 
-    Notes
-    -----
-    .. versionadded:: 0.1
-
     Examples
     --------
-    ::
-
-        # mymodels/plugin.py  ([project.entry-points.xgamma] mymodels = "mymodels.plugin")
-        from xgamma.plugin import SpatialModelEntry, hookimpl
-
+    In the hook module of the package laid out as in :func:`xgamma_spectral_models`, with
+    ``SpatialModelEntry`` and ``hookimpl`` imported from :mod:`xgamma.plugin`::
 
         @hookimpl
         def xgamma_spatial_models():
-            return [
-                SpatialModelEntry(
-                    name="elliptical_gaussian",
-                    cls="mymodels.spatial:EllipticalGaussian",
-                    aliases=("egauss",),
-                )
-            ]
+            return [SpatialModelEntry(name="elliptical_gaussian", cls="mymodels.spatial:EllipticalGaussian",
+                                      aliases=("egauss",))]
+
+    .. versionadded:: 0.1
     """
 
 
@@ -202,21 +190,18 @@ def xgamma_background_estimators() -> Iterable[BackgroundEstimatorEntry]:
         ``"package.module:Class"``. Duplicate names are rejected as for
         :func:`xgamma_spectral_models`.
 
-    Notes
-    -----
-    .. versionadded:: 0.1
-
     Examples
     --------
-    ::
+    The estimator's entry, by import reference (``mybkg/plugin.py``, the module named by the
+    entry point ``mybkg = "mybkg.plugin"``)::
 
-        # mybkg/plugin.py  ([project.entry-points.xgamma] mybkg = "mybkg.plugin")
         from xgamma.plugin import BackgroundEstimatorEntry, hookimpl
-
 
         @hookimpl
         def xgamma_background_estimators():
             yield BackgroundEstimatorEntry(name="fov", cls="mybkg.fov:FoVBackground")
+
+    .. versionadded:: 0.1
     """
 
 
@@ -246,19 +231,16 @@ def xgamma_irf_readers() -> Iterable[IRFReaderEntry]:
         ``"package.module:function"``. A HDU class that is already handled is rejected as for
         :func:`xgamma_spectral_models`.
 
-    Notes
-    -----
-    .. versionadded:: 0.1
-
     Examples
     --------
-    ::
+    A reader of a new background format, registered with ``@hookimpl`` from :mod:`xgamma.plugin`::
 
-        # myirf/plugin.py  ([project.entry-points.xgamma] myirf = "myirf.plugin")
-        from xgamma.plugin import IRFReaderEntry, hookimpl
+        def read_bkg_v2(path, hdu):                  # myirf/readers.py
+            return BackgroundV2.from_hdu(fits.getheader(path, hdu), fits.getdata(path, hdu))
 
-
-        @hookimpl
+        @hookimpl                                    # myirf/plugin.py
         def xgamma_irf_readers():
             yield IRFReaderEntry(hdu_class="bkg_cube_v2", reader="myirf.readers:read_bkg_v2")
+
+    .. versionadded:: 0.1
     """

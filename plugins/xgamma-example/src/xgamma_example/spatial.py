@@ -8,7 +8,6 @@ import numpy as np
 
 from xgamma.geometry import angular_distance, position_angle
 from xgamma.models import ParameterSpec, SpatialModel
-from xgamma.models.parameter import ParamInput
 
 __all__ = ["EllipticalGaussian", "MAX_OVERSAMPLE"]
 
@@ -42,15 +41,11 @@ class EllipticalGaussian(SpatialModel):
 
     tag = "elliptical_gaussian"
     gammapy_tags = ()
-    # Parameters after the centre (lon_0, lat_0) that SpatialModel declares, in this order.
+    # Parameters after the centre (lon_0, lat_0) that SpatialModel declares, in this order. No
+    # __init__ is needed: SpatialModel's takes them as keywords and checks the ``frame`` keyword.
     sigma = ParameterSpec(0.5, "deg", min=0.0)
     e = ParameterSpec(0.0, "", min=0.0, max=0.999)
     phi = ParameterSpec(0.0, "deg")
-
-    def __init__(self, *, lon_0: ParamInput = None, lat_0: ParamInput = None, sigma: ParamInput = None,
-                 e: ParamInput = None, phi: ParamInput = None, frame: str = "icrs") -> None:
-        # SpatialModel checks the frame and sets every parameter (None: the declared default).
-        super().__init__(lon_0=lon_0, lat_0=lat_0, sigma=sigma, e=e, phi=phi, frame=frame)
 
     @staticmethod
     def evaluate(lon, lat, lon_0, lat_0, sigma, e, phi):
