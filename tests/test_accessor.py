@@ -28,7 +28,7 @@ from xgamma.geometry import SkyGeometry, energy_edges
 from xgamma.io.fits_maps import read_maps
 from xgamma.io.zarr_maps import read_zarr
 from xgamma.maps import make_map
-from xgamma.testing import raise_if_dask_computes
+from xgamma.testing import assert_maps_allclose, raise_if_dask_computes
 
 CENTER = SkyCoord(83.63, 22.01, unit="deg", frame="icrs")
 
@@ -142,17 +142,12 @@ def test_squash_energy_sums_counts_on_both_accessors(cube, dataset):
 
 def test_to_fits_and_to_zarr_round_trip(cube, dataset, tmp_path):
     path = cube.sky.to_fits(tmp_path / "counts.fits")
-    back = read_maps(path)["counts"]
-    np.testing.assert_array_equal(back.values, cube.values)
-    assert back.sky.geometry == cube.sky.geometry
+    assert_maps_allclose(read_maps(path)["counts"], cube, rtol=0)
     with pytest.raises(FileExistsError):
         cube.sky.to_fits(tmp_path / "counts.fits")
     dataset.sky.to_fits(tmp_path / "maps.fits", overwrite=True)
     assert set(read_maps(tmp_path / "maps.fits").data_vars) == {"counts", "exposure"}
-    store = dataset.sky.to_zarr(tmp_path / "maps.zarr")
-    zarr = read_zarr(store)
-    np.testing.assert_array_equal(zarr["exposure"].values, dataset["exposure"].values)
-    assert zarr["exposure"].attrs["units"] == "m2 s" and zarr.sky.geometry == dataset.sky.geometry
+    assert_maps_allclose(read_zarr(dataset.sky.to_zarr(tmp_path / "maps.zarr")), dataset, rtol=0)
 
 
 def test_quantity_carries_the_units(dataset):
@@ -168,3 +163,17 @@ def test_plot_draws_one_energy_bin_on_wcs_axes(cube):
     np.testing.assert_array_equal(image.get_array(), cube.isel(energy=1).values)
     with pytest.raises(GeometryError, match="has 2 energy bins"):
         cube.sky.plot()
+
+
+def test_assert_maps_allclose_finds_each_kind_of_difference(cube, dataset):
+    assert_maps_allclose(cube, cube.copy())
+    assert_maps_allclose(dataset, dataset.copy(), rtol=0)
+    assert_maps_allclose(cube.assign_attrs(units="m2 s"), cube.assign_attrs(units="s m2"))
+    with pytest.raises(AssertionError, match="map 'counts'"):
+        assert_maps_allclose(cube + 1e-3, cube)
+    with pytest.raises(AssertionError, match="units"):
+        assert_maps_allclose(cube.assign_attrs(units="m2 s"), cube)
+    with pytest.raises(AssertionError, match="sky geometries differ"):
+        assert_maps_allclose(cube.isel(lon=slice(1, None)), cube.isel(lon=slice(None, -1)))
+    with pytest.raises(AssertionError, match="map variables differ"):
+        assert_maps_allclose(dataset[["counts"]], dataset)
