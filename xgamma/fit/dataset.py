@@ -15,7 +15,7 @@ import xarray as xr
 
 from xgamma.exceptions import FitError, GeometryError, UnitError
 from xgamma.fit.npred import DatasetArrays, npred_background, npred_source
-from xgamma.fit.statistic import Likelihood, cash_sum
+from xgamma.fit.statistic import Likelihood, cash_significance, cash_sum
 from xgamma.models.background_model import BackgroundModel
 from xgamma.models.sky_model import SkyModel
 from xgamma.models.spatial import PixelGrid
@@ -234,11 +234,9 @@ class MapDataset:
         """``npred``, ``residual`` and ``residual_significance`` maps.
 
         ``method="cash"`` gives the signed Cash likelihood-ratio significance per pixel
-        (`xgamma.estimators.cash_significance`); ``"diff/sqrt(model)"`` gives (n - mu) / sqrt(mu).
+        (`xgamma.fit.statistic.cash_significance`); ``"diff/sqrt(model)"`` gives (n - mu) / sqrt(mu).
         Both are NaN where npred is not positive (no prediction: the significance is undefined).
         """
-        from xgamma.estimators.significance import cash_significance
-
         npred = self.npred()
         counts = self.arrays.counts
         if method == "cash":
