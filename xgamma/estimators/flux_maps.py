@@ -185,11 +185,11 @@ def flux_maps(
     """
     import astropy.units as u
 
-    from xgamma.background.ring import dataset_from_arrays
+    from xgamma.maps import dataset_from_arrays
     from xgamma.blocks import overlap_apply, split_channels
     from xgamma.convolution import kernel_radius
     from xgamma.estimators.correlate import correlation_kernel
-    from xgamma.maps import computed_coords, in_order, map_geometry
+    from xgamma.maps import in_order, map_geometry
 
     unknown = set(selection_optional) - set(FLUX_SELECTION)
     if unknown:
@@ -204,7 +204,6 @@ def flux_maps(
     except (u.UnitConversionError, ValueError):
         raise EstimatorError(f"exposure: units {exposure.attrs.get('units')!r} are not an area x time "
                              "(e.g. 'm2 s')") from None
-    dataset = computed_coords(dataset)
     counts = dataset["counts"]
     dims = counts.dims
     spatial = (*[d for d in dims if d not in ("lat", "lon")], "lat", "lon")
