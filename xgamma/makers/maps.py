@@ -138,21 +138,23 @@ class _ChunkIndex:
         self.geometry = geometry
         self.lat_slices, self.lon_slices = lat_slices, lon_slices
         self.limit = np.radians(offset_max_deg + 1.5 * geometry.pixel_scale)
-        self.borders = []
-        centres, radii = [], []
+        # Border pixels of every chunk, then its centre, through one WCS call for all chunks.
+        xs, ys, sizes = [], [], []
         for lat in lat_slices:
             for lon in lon_slices:
-                ys, xs = np.arange(lat.start, lat.stop), np.arange(lon.start, lon.stop)
-                border_x = np.concatenate([xs, xs, np.full(ys.size, xs[0]), np.full(ys.size, xs[-1])])
-                border_y = np.concatenate([np.full(xs.size, ys[0]), np.full(xs.size, ys[-1]), ys, ys])
-                border_x = np.append(border_x, (xs[0] + xs[-1]) / 2)
-                border_y = np.append(border_y, (ys[0] + ys[-1]) / 2)
-                vectors = unit_vectors(*geometry.wcs.wcs_pix2world(border_x, border_y, 0))
-                finite = np.all(np.isfinite(vectors), axis=1)
-                centre, border = vectors[-1], vectors[:-1][finite[:-1]]
-                self.borders.append(border)
-                centres.append(centre)
-                radii.append(np.arccos(np.clip(border @ centre, -1, 1)).max() if border.size else np.pi)
+                y, x = np.arange(lat.start, lat.stop), np.arange(lon.start, lon.stop)
+                xs += [x, x, np.full(y.size, x[0]), np.full(y.size, x[-1]), [(x[0] + x[-1]) / 2]]
+                ys += [np.full(x.size, y[0]), np.full(x.size, y[-1]), y, y, [(y[0] + y[-1]) / 2]]
+                sizes.append(2 * (x.size + y.size) + 1)
+        vectors = unit_vectors(*geometry.wcs.wcs_pix2world(np.concatenate(xs), np.concatenate(ys), 0))
+        self.borders = []
+        centres, radii = [], []
+        for chunk in np.split(vectors, np.cumsum(sizes)[:-1]):
+            finite = np.all(np.isfinite(chunk), axis=1)
+            centre, border = chunk[-1], chunk[:-1][finite[:-1]]
+            self.borders.append(border)
+            centres.append(centre)
+            radii.append(np.arccos(np.clip(border @ centre, -1, 1)).max() if border.size else np.pi)
         self.centres = np.array(centres)
         self.radii = np.array(radii)
 

@@ -169,16 +169,23 @@ def pixel_block(geometry: SkyGeometry, lat: slice, lon: slice) -> PixelBlock:
 
 
 def offsets(block: PixelBlock, pointing_vector: np.ndarray) -> np.ndarray:
-    """Angular distance (deg) of the block's pixel centres from a pointing (chord formula, ~1e-13 deg)."""
-    d = block.vectors - pointing_vector
-    d *= d
-    chord = d.sum(axis=1)
-    np.sqrt(chord, out=chord)
-    chord *= 0.5
-    np.minimum(chord, 1.0, out=chord)
-    np.arcsin(chord, out=chord)
-    chord *= 2 * 180 / np.pi
-    return chord
+    """Angular distance (deg) of the block's pixel centres from a pointing (chord formula, ~1e-13 deg).
+
+    In slices of `BLOCK` pixels: the (n, 3) difference vectors of a whole chunk would be a fresh
+    1.5 MB temporary per run.
+    """
+    out = np.empty(block.vectors.shape[0])
+    for start in range(0, out.size, BLOCK):
+        d = block.vectors[start:start + BLOCK] - pointing_vector
+        d *= d
+        chord = out[start:start + BLOCK]
+        np.sum(d, axis=1, out=chord)
+        np.sqrt(chord, out=chord)
+        chord *= 0.5
+        np.minimum(chord, 1.0, out=chord)
+        np.arcsin(chord, out=chord)
+        chord *= 2 * 180 / np.pi
+    return out
 
 
 def _add_counts(counts: np.ndarray, image: np.ndarray | None, run: PreparedObservation, block: PixelBlock,
