@@ -34,10 +34,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import textwrap
-import time
 from pathlib import Path
+
+from common import ENV, python, time_processes
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = "cta-3runs-10x400x500"
@@ -172,9 +172,6 @@ GAMMAPY_PROCESS = textwrap.dedent("""
     stacked.to_image().write(f"{out}/images.fits", overwrite=True)
 """)
 
-ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-
-
 def _json_run(args: list[str]) -> dict:
     out = subprocess.run(args, capture_output=True, text=True, env=ENV, check=False)
     if out.returncode != 0:
@@ -204,7 +201,7 @@ def stage(name: str, data: str, rounds: int, repeat: int, threads: bool) -> None
     outside = min(r["total"] - r["compute"] for r in xg)
     last_x, last_g = xg[-1], gp[-1]
     print(f"{name:22s} {xg_cold:7.3f} {xg_warm:7.3f} {gp_cold:7.3f} {gp_warm:7.3f} {gp_warm / xg_warm:6.1f} "
-          f"{floor_warm:7.3f} {xg_warm / floor_warm:7.2f} {last_x['tasks']:5d} {100 * overhead:5.1f} "
+          f"{floor_warm:7.3f} {xg_warm / floor_warm:7.2f} {outside:6.3f} {last_x['tasks']:5d} {100 * overhead:5.1f} "
           f"{max(r['peak_mb'] for r in xg):6.0f} {max(r['peak_mb'] for r in gp):6.0f} "
           f"{last_x['counts'] - last_g['counts']:8.0f} {last_x['background'] / last_g['background'] - 1:8.1e} "
           f"{os.getloadavg()[0]:5.2f}", flush=True)
@@ -212,23 +209,9 @@ def stage(name: str, data: str, rounds: int, repeat: int, threads: bool) -> None
 
 def process(data: str, rounds: int) -> None:
     config = HERE.parent / "examples" / "cta-gc-maps.yaml"
-    xgamma = [sys.executable, "-m", "xgamma.cli.main", "run", str(config), "--quiet", "--output"]
-    times = {"xgamma run": [], "gammapy script": []}
-    env = dict(ENV, XGAMMA_DATA=data)
-    for _ in range(rounds):
-        for label in times:
-            with tempfile.TemporaryDirectory() as out:
-                args = xgamma + [out] if label == "xgamma run" else [sys.executable, "-c", GAMMAPY_PROCESS, data, out]
-                t0 = time.perf_counter()
-                result = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
-                times[label].append(time.perf_counter() - t0)
-                if result.returncode != 0 or not (Path(out) / "images.fits").is_file():
-                    raise RuntimeError(f"{label} failed: {result.stderr[-3000:]}")
-    best = {label: min(t) for label, t in times.items()}
-    print(f"\nwhole process, cta-gc-maps (maps.fits + images.fits), best of {rounds} alternating runs:")
-    for label, t in times.items():
-        print(f"  {label:15s} best {best[label]:6.2f} s   all: {' '.join(f'{x:.2f}' for x in t)}")
-    print(f"  ratio {best['gammapy script'] / best['xgamma run']:.1f}x; load average {os.getloadavg()[0]:.2f}")
+    commands = {"xgamma run": python("-m", "xgamma.cli.main", "run", str(config), "--quiet", "--output"),
+                "gammapy script": python("-c", GAMMAPY_PROCESS, data)}
+    time_processes(commands, rounds, data, "images.fits", "cta-gc-maps (maps.fits + images.fits)")
 
 
 def main() -> None:

@@ -100,7 +100,7 @@ def _group_block(runs: list, members: tuple[int, ...], geometry: SkyGeometry, la
     ny, nx = block.shape
     shape = (3, geometry.nbins, ny * nx)
     per_run = np.zeros((len(runs), *shape)) if "observation_maps" in outputs else None
-    cube = np.zeros(shape) if per_run is None and "maps" in outputs else None
+    cube = np.zeros(shape) if per_run is None and "maps" in outputs else None  # None: images only
     images = np.zeros((len(runs), 2, ny * nx)) if "observation_images" in outputs else None
     for k in members:
         add_observation(cube if per_run is None else per_run[k], runs[k], block, geometry, offset_max_deg,

@@ -12,6 +12,7 @@ shared by every run of the task), working on the pixels inside ``offset_max`` in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 import astropy.units as u
@@ -162,10 +163,23 @@ def prepare_observation(observation: Observation, geometry: SkyGeometry, safe_en
 
 
 def pixel_block(geometry: SkyGeometry, lat: slice, lon: slice) -> PixelBlock:
-    """Unit vectors and solid angles of the pixel centres of one block."""
+    """Unit vectors and solid angles of the pixel centres of one block.
+
+    Kept for the last few blocks of this process (read-only arrays): every group of runs that
+    reaches a chunk needs the same block, and computing it (WCS, trigonometry, pixel corners) costs
+    as much as adding a run to it.
+    """
+    return _pixel_block(geometry, lat.start, lat.stop, lon.start, lon.stop)
+
+
+@lru_cache(maxsize=16)  # 16 blocks of 256 x 256 pixels: 32 MB
+def _pixel_block(geometry: SkyGeometry, lat0: int, lat1: int, lon0: int, lon1: int) -> PixelBlock:
+    lat, lon = slice(lat0, lat1), slice(lon0, lon1)
     lon_deg, lat_deg = geometry.lonlat(lat, lon)
-    return PixelBlock(lat, lon, unit_vectors(lon_deg, lat_deg).reshape(-1, 3),
-                      geometry.solid_angle(lat, lon).ravel())
+    vectors = unit_vectors(lon_deg, lat_deg).reshape(-1, 3)
+    solid_angle = geometry.solid_angle(lat, lon).ravel()
+    vectors.flags.writeable = solid_angle.flags.writeable = False
+    return PixelBlock(lat, lon, vectors, solid_angle)
 
 
 def offsets(block: PixelBlock, pointing_vector: np.ndarray) -> np.ndarray:
@@ -188,9 +202,10 @@ def offsets(block: PixelBlock, pointing_vector: np.ndarray) -> np.ndarray:
     return out
 
 
-def _add_counts(counts: np.ndarray, image: np.ndarray | None, run: PreparedObservation, block: PixelBlock,
+def _add_counts(counts: np.ndarray | None, image: np.ndarray | None, run: PreparedObservation, block: PixelBlock,
                 inside: np.ndarray) -> None:
-    """Add the events whose pixel is in the block and inside offset_max to ``counts`` (n_energy, n_pixels).
+    """Add the events whose pixel is in the block and inside offset_max to ``counts`` (n_energy, n_pixels)
+    and, energy-summed, to ``image`` (n_pixels,).
 
     `numpy.add.at` into the output: a `numpy.bincount` would make a fresh cube-sized histogram
     per run and block (5 MB for 10 x 256 x 256), 7x slower here in page faults.
@@ -202,7 +217,9 @@ def _add_counts(counts: np.ndarray, image: np.ndarray | None, run: PreparedObser
     pixel = iy[in_block] * nx + ix[in_block]
     keep = inside[pixel]
     pixel = pixel[keep]
-    np.add.at(counts.reshape(-1), run.event_energy_bin[in_block[keep]].astype(np.intp) * (ny * nx) + pixel, 1.0)
+    if counts is not None:
+        flat = run.event_energy_bin[in_block[keep]].astype(np.intp) * (ny * nx) + pixel
+        np.add.at(counts.reshape(-1), flat, 1.0)
     if image is not None:
         np.add.at(image, pixel, 1.0)
 
@@ -228,7 +245,7 @@ def _background_rate_altaz(run: PreparedObservation, edges: u.Quantity, vectors:
 
 
 def add_observation(
-    out: np.ndarray,
+    out: np.ndarray | None,
     run: PreparedObservation,
     block: PixelBlock,
     geometry: SkyGeometry,
@@ -239,8 +256,9 @@ def add_observation(
 
     Parameters
     ----------
-    out : ndarray
-        (3, n_energy, n_lat_block * n_lon_block) float64, added to in place.
+    out : ndarray or None
+        (3, n_energy, n_lat_block * n_lon_block) float64 (C-contiguous), added to in place; None
+        when only ``image`` is wanted (the exposure is then not evaluated).
     run : PreparedObservation
         The run.
     block : PixelBlock
@@ -259,7 +277,12 @@ def add_observation(
     pixels = np.flatnonzero(inside)
     if pixels.size == 0:
         return
-    _add_counts(out[0], None if image is None else image[0], run, block, inside)
+    if out is None and image is None:
+        return
+    if out is not None:
+        _add_counts(out[0], None if image is None else image[0], run, block, inside)
+    else:
+        _add_counts(None, image[0], run, block, inside)
 
     edges = geometry.energy_edges
     centers = np.sqrt(edges.value[:-1] * edges.value[1:])[:, None] * edges.unit
@@ -267,8 +290,12 @@ def add_observation(
     all_safe = energy_mask.all()
     for start in range(0, pixels.size, BLOCK):
         pix = pixels[start:start + BLOCK]
-        exposure = run.aeff.evaluate(energy_true=centers, offset=offset[pix][None, :]).to_value(_M2)
-        exposure *= run.livetime_s
+        if out is not None:
+            exposure = run.aeff.evaluate(energy_true=centers, offset=offset[pix][None, :]).to_value(_M2)
+            exposure *= run.livetime_s
+            if not all_safe:
+                exposure[~energy_mask] = 0.0
+            out[1][:, pix] += exposure
         vectors = block.vectors[pix]
         if run.fov_matrix is None:
             rate = _background_rate_altaz(run, edges, vectors, geometry.frame)
@@ -278,9 +305,8 @@ def add_observation(
         # The background rate is per unit wall-clock time (dead time included), hence ontime.
         rate *= block.solid_angle[pix] * run.ontime_s
         if not all_safe:
-            exposure[~energy_mask] = 0.0
             rate[~energy_mask] = 0.0
-        out[1][:, pix] += exposure
-        out[2][:, pix] += rate
+        if out is not None:
+            out[2][:, pix] += rate
         if image is not None:
             image[1][pix] += rate.sum(axis=0)
