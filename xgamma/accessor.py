@@ -148,3 +148,9 @@ class SkyAccessor(_SkyAccessorBase):
 @xr.register_dataset_accessor("sky")
 class SkyDatasetAccessor(_SkyAccessorBase):
     """Sky-map methods on a `xarray.Dataset` of maps sharing one geometry."""
+
+    def ts_map(self, **kwargs: Any) -> xr.Dataset:
+        """TS, flux and upper-limit maps of a point-like or Gaussian source (see `xgamma.estimators.ts_map`)."""
+        from xgamma.estimators.ts_map import ts_map
+
+        return ts_map(self._obj, **kwargs)

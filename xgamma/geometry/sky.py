@@ -324,9 +324,10 @@ class SkyGeometry:
                     & (row >= 0) & (row < self.shape[0]))
         if np.any(outside):
             bad = np.atleast_1d(position.transform_to(self.frame))[np.atleast_1d(outside)][0]
-            raise GeometryError(f"position ({bad.spherical.lon.deg:.6g}, {bad.spherical.lat.deg:.6g}) deg {self.frame} "
-                                f"is outside the map ({self.shape[1]} x {self.shape[0]} pixels around "
-                                f"({self.center.spherical.lon.deg:.4f}, {self.center.spherical.lat.deg:.4f}))")
+            centre = self.center.spherical
+            raise GeometryError(f"position ({bad.spherical.lon.deg:.6g}, {bad.spherical.lat.deg:.6g}) deg "
+                                f"{self.frame} is outside the map ({self.shape[1]} x {self.shape[0]} pixels around "
+                                f"({centre.lon.deg:.4f}, {centre.lat.deg:.4f}))")
         return row.astype(np.int64), column.astype(np.int64)
 
     def lonlat(self, lat: slice = slice(None), lon: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
@@ -436,10 +437,12 @@ class SkyGeometry:
 
         ny, nx = self.shape
         lon, lat = self._axis_labels()
-        exact = "" if self.separable else " along the reference row (not exact elsewhere: use .sky.sel)"
+        note = "" if self.separable else " along the reference {} (not exact elsewhere: use .sky.sel)"
         variables = {
-            "lon": xr.Variable("lon", lon, {"units": "deg", "long_name": f"{self.frame} longitude{exact}"}),
-            "lat": xr.Variable("lat", lat, {"units": "deg", "long_name": f"{self.frame} latitude{exact.replace('row', 'column')}"}),
+            "lon": xr.Variable("lon", lon, {"units": "deg",
+                                            "long_name": f"{self.frame} longitude{note.format('row')}"}),
+            "lat": xr.Variable("lat", lat, {"units": "deg",
+                                            "long_name": f"{self.frame} latitude{note.format('column')}"}),
             "pix_lon": xr.Variable("lon", np.arange(nx, dtype=np.int64)),
             "pix_lat": xr.Variable("lat", np.arange(ny, dtype=np.int64)),
             "wcs": xr.Variable((), self.header_text),
