@@ -145,7 +145,7 @@ class _BackgroundBase:
             # Value unit x energy unit -> s-1 sr-1, folded into the per-bin prefactor e0 * ln(e1/e0).
             factor = float((self.data.unit * u.Unit(self.axes[0].unit)).to(RATE_UNIT))
             if len(cache) >= 8:
-                cache.pop(next(iter(cache)))
+                cache.pop(next(iter(cache), None), None)
             cache[key] = ((e1 / e0)[:, None], ln_r, factor * e0[:, None] * ln_r, ~(valid_e[:-1] & valid_e[1:]))
         return cache[key]
 

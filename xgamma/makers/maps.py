@@ -146,7 +146,7 @@ class _ChunkIndex:
                 xs += [x, x, np.full(y.size, x[0]), np.full(y.size, x[-1]), [(x[0] + x[-1]) / 2]]
                 ys += [np.full(x.size, y[0]), np.full(x.size, y[-1]), y, y, [(y[0] + y[-1]) / 2]]
                 sizes.append(2 * (x.size + y.size) + 1)
-        vectors = unit_vectors(*geometry.wcs.wcs_pix2world(np.concatenate(xs), np.concatenate(ys), 0))
+        vectors = unit_vectors(*geometry.pixel_to_world(np.concatenate(xs), np.concatenate(ys)))
         self.borders = []
         centres, radii = [], []
         for chunk in np.split(vectors, np.cumsum(sizes)[:-1]):
@@ -383,7 +383,7 @@ def _build_arrays(
     radec = np.array([o.pointing_radec for o in observations], dtype=float)
     lon0, lat0 = transform_lonlat(radec[:, 0], radec[:, 1], "icrs", geometry.frame)
     vectors = unit_vectors(lon0, lat0)
-    x0, y0 = geometry.wcs.wcs_world2pix(lon0, lat0, 0)
+    x0, y0 = geometry.world_to_pixel(lon0, lat0)
     index = _ChunkIndex(geometry, lat_slices, lon_slices, offset_max_deg)
     n_lon = len(lon_slices)
 

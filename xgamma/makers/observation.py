@@ -136,7 +136,7 @@ def prepare_observation(observation: Observation, geometry: SkyGeometry, safe_en
     aeff = observation.aeff
     energy_mask = safe_energy_mask(aeff, edges, safe_energy)
     lon, lat = transform_lonlat(np.asarray(events.ra, float), np.asarray(events.dec, float), "icrs", geometry.frame)
-    x, y = geometry.wcs.wcs_world2pix(lon, lat, 0)
+    x, y = geometry.world_to_pixel(lon, lat)
     ix = np.floor(x + 0.5)
     iy = np.floor(y + 0.5)
     energy = np.asarray(events.energy, dtype=float)
