@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,16 +37,31 @@ def _find_index(path: Path, kind: str) -> Path:
 
 
 def _read_index(path: Path, required: tuple[str, ...]) -> Table:
-    from astropy.table import Table
+    """The index table of ``path`` (a copy: the caller may change it).
 
+    Parsed once per file version in this process: astropy's FITS table reading costs ~5-15 ms for
+    these small files (most of opening a data store), and a notebook or a benchmark opens the
+    same store again and again.
+    """
     try:
-        table = Table.read(path, hdu=1)
-    except (OSError, ValueError) as exc:
+        stat = path.stat()
+    except OSError as exc:
         raise DataStoreError(f"cannot read index table {path}: {exc}") from None
+    table = _parsed_index(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     missing = [c for c in required if c not in table.colnames]
     if missing:
         raise DataStoreError(f"index table {path} lacks column(s) {missing} (columns: {table.colnames})")
-    return table
+    return table.copy()
+
+
+@lru_cache(maxsize=8)
+def _parsed_index(path: str, mtime_ns: int, size: int) -> Table:
+    from astropy.table import Table
+
+    try:
+        return Table.read(path, hdu=1)
+    except (OSError, ValueError) as exc:
+        raise DataStoreError(f"cannot read index table {path}: {exc}") from None
 
 
 def _plain(value: Any) -> Any:
