@@ -515,7 +515,7 @@ def _cases() -> list[Case]:
     add(Case("cta-THETA-units-differ", axis_units("EFFECTIVE AREA", "THETA", "aeff", "deg", "TeV"),
              Error(CTA_IRF, "THETA_HI"), store="cta"))
     add(Case("cta-irf-truncated", truncate_in("BACKGROUND", "data", "bkg"), Error(CTA_IRF), store="cta"))
-    add(Case("cta-irf-ff", bytes_ff("EFFECTIVE AREA", hdu_type="aeff", size=512), Error(CTA_IRF, "EFFAREA"),
+    add(Case("cta-irf-ff", bytes_ff("EFFECTIVE AREA", hdu_type="aeff", size=512), Error(CTA_IRF, "EFFECTIVE AREA"),
              store="cta"))
     add(Case("cta-irf-gzipped", gzip_file("aeff"), Same(), store="cta"))
     add(Case("cta-events-truncated", truncate_in("EVENTS", "data"), Error(CTA_EVENTS), store="cta"))

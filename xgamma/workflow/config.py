@@ -14,7 +14,7 @@ from typing import Any
 
 from xgamma.exceptions import ConfigError
 
-__all__ = ["Config", "load_config", "validate_config", "parse_angle", "parse_energy", "SCHEMA"]
+__all__ = ["Config", "load_config", "validate_config", "dump_config", "parse_angle", "parse_energy", "SCHEMA"]
 
 _ENV = re.compile(r"\$\{([^}]+)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -292,3 +292,39 @@ def load_config(path: str | os.PathLike) -> Config:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{path}: the configuration must be a mapping of sections")
     return validate_config(raw)
+
+
+def _plain_value(value: Any) -> Any:
+    """A validated configuration value as YAML-ready data (the form `validate_config` reads back)."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    if isinstance(value, Mapping):
+        return {str(k): _plain_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_value(v) for v in value]
+    if isinstance(value, SkyCoord):
+        spherical = value.spherical
+        return {"lon": f"{float(spherical.lon.deg)!r} deg", "lat": f"{float(spherical.lat.deg)!r} deg",
+                "frame": value.frame.name}
+    if isinstance(value, u.Quantity):
+        return f"{float(value.value)!r} {value.unit.to_string()}".strip() if value.isscalar else [
+            _plain_value(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return str(Path(value).absolute())
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "to_dict"):  # a model object given from Python
+        return _plain_value(value.to_dict())
+    return str(value)
+
+
+def dump_config(config: Mapping[str, Any]) -> str:
+    """YAML text of a validated configuration: environment variables and paths resolved.
+
+    ``validate_config(yaml.safe_load(dump_config(config)))`` gives the same configuration
+    (``xgamma run`` saves it as ``config.yaml`` next to the products).
+    """
+    import yaml
+
+    return yaml.safe_dump(_plain_value(dict(config)), sort_keys=False, default_flow_style=None, width=100)

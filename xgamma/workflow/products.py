@@ -4,7 +4,8 @@
 * fit           -> ``fit.json``, ``models.yaml``, ``residuals.fits``
 * significance  -> ``significance.fits``, ``significance.json``
 * plots         -> ``plots/*.png``
-* every run     -> ``summary.json``
+* every run     -> ``summary.json``, ``config.yaml`` (the configuration as run: variables and
+  paths resolved) and, written last, the manifest ``products.json`` (`xgamma.workflow.staging`)
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ if TYPE_CHECKING:
     from xgamma.workflow.analysis import Analysis
 
 __all__ = ["write_json", "write_maps_products", "write_fit_products", "write_significance_products",
-           "write_plots", "write_summary"]
+           "write_plots", "write_summary", "write_config", "PRODUCT_NAMES"]
+
+#: Every file or folder name ``xgamma run`` writes (a rerun replaces all of them, see `StagedOutput`).
+PRODUCT_NAMES = ("maps.fits", "images.fits", "fit.json", "models.yaml", "residuals.fits", "significance.fits",
+                 "significance.json", "plots", "summary.json", "config.yaml")
 
 
 def write_json(path: Path, payload: dict[str, Any], *, default: Callable[[Any], Any] = float) -> Path:
@@ -79,3 +84,13 @@ def write_plots(analysis: Analysis, output: Path) -> dict[str, Path]:
 def write_summary(analysis: Analysis, output: Path) -> Path:
     """``summary.json``: `Analysis.summary` (observations, totals, fit values, significance)."""
     return write_json(output / "summary.json", analysis.summary, default=str)
+
+
+def write_config(analysis: Analysis, output: Path) -> Path:
+    """``config.yaml``: the validated configuration, environment variables and paths resolved."""
+    from xgamma.io.fits_maps import atomic_path
+    from xgamma.workflow.config import dump_config
+
+    with atomic_path(output / "config.yaml", overwrite=True) as tmp:
+        tmp.write_text(dump_config(analysis.config))
+    return output / "config.yaml"
