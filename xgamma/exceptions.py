@@ -19,6 +19,7 @@ __all__ = [
     "EstimatorError",
     "PluginError",
     "SimulationError",
+    "XgammaWarning",
 ]
 
 
@@ -64,3 +65,10 @@ class PluginError(XgammaError):
 
 class SimulationError(XgammaError, ValueError):
     """A simulation request is invalid."""
+
+
+class XgammaWarning(UserWarning):
+    """An input that is odd but usable: the result is right, and the warning says what was done.
+
+    ``xgamma`` prints these as ``xgamma: warning: ...`` lines.
+    """

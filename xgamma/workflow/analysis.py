@@ -73,6 +73,8 @@ class Analysis:
         JSON-ready figures of every stage (``summary.json`` of ``xgamma run``).
     products : dict of Path
         Files written, by product name (when `run_analysis` got an ``output`` folder).
+    stages : tuple of str
+        Names of the stages this analysis runs (checked before any of them computes).
     """
 
     config: Config
@@ -93,6 +95,7 @@ class Analysis:
     distribution: Any = None
     summary: dict[str, Any] = field(default_factory=dict)
     products: dict[str, Path] = field(default_factory=dict)
+    stages: tuple[str, ...] = ()
 
     def observation_maps(self) -> xr.Dataset:
         """The lazy per-observation cube (``obs_id`` dim) with the options of the ``maps`` section."""
@@ -123,6 +126,7 @@ def run_analysis(
     output: str | os.PathLike | None = None,
     stages: Sequence[Stage] | None = None,
     progress: bool = False,
+    dry_run: bool = False,
 ) -> Analysis:
     """Run the analysis a configuration asks for: maps, fit, ring background and significance.
 
@@ -154,6 +158,9 @@ def run_analysis(
         The stages to consider, in order. Default: `~xgamma.workflow.REFERENCE_STAGES`.
     progress : bool
         Show progress bars. Default is False.
+    dry_run : bool
+        Only check the inputs of every stage (`Stage.check`: configuration, files, models,
+        regions) and return the `Analysis` without computing or writing anything. Default is False.
 
     Returns
     -------
@@ -189,6 +196,13 @@ def run_analysis(
     )
     selected = [stage for stage in (REFERENCE_STAGES if stages is None else stages) if stage.wanted(analysis)]
     analysis.requested = frozenset().union(*(stage.needs for stage in selected))
+    # Every stage's inputs are checked before anything is computed or written.
+    for stage in selected:
+        if stage.check is not None:
+            stage.check(analysis)
+    analysis.stages = tuple(stage.name for stage in selected)
+    if dry_run:
+        return analysis
     if output is None:
         _run_stages(analysis, selected, None)
         return analysis

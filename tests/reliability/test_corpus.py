@@ -1,4 +1,4 @@
-"""The DL3 half of the reliability corpus: damaged data stores run through ``xgamma run``.
+"""The reliability corpus: damaged data stores and broken configurations run through ``xgamma run``.
 
 Every case must end cleanly: one ``xgamma: error:`` line naming the file and the HDU / column /
 key at fault and no product left behind, or (input merely odd) a result equal to the undamaged
@@ -7,9 +7,9 @@ run's. A traceback fails the test (the exception escapes ``main``), a hang hits 
 
 from __future__ import annotations
 
-import json
-
 import pytest
+import yaml
+from corpus_config_cases import CONFIG_CASES, ConfigCase
 from corpus_dl3_cases import DL3_CASES, Case
 from corpus_runner import Error, Same, assert_no_products, assert_same_products, base_config, run_cli
 from corpus_stores import copy_store
@@ -45,10 +45,22 @@ def test_damaged_store(case: Case, base_stores, base_results, tmp_path):
     if case.config is not None:
         config = case.config(config)
     config_path = tmp_path / "config.yaml"
-    config_path.write_text(json.dumps(config))
+    config_path.write_text(yaml.safe_dump(config))
     output = tmp_path / "out"
     outcome = run_cli(["run", str(config_path), "--output", str(output), "--quiet"])
     base_output = base_results[case.store, case.stages]
     if case.config is not None and isinstance(case.expect, Same):
         pytest.fail("a case with its own configuration has no base run to compare with")
     check_outcome(case, outcome, output, base_output, store)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("case", CONFIG_CASES, ids=lambda c: c.name)
+def test_broken_config(case: ConfigCase, base_stores, base_results, tmp_path):
+    store = base_stores["hess"]
+    edited = case.edit(base_config(store, case.stages))
+    config_path = tmp_path / "config.yaml"
+    config_path.write_bytes(edited if isinstance(edited, bytes) else yaml.safe_dump(edited).encode())
+    output = tmp_path / "out"
+    outcome = run_cli(["run", str(config_path), "--output", str(output), "--quiet"])
+    check_outcome(case, outcome, output, base_results["hess", case.stages], store)
