@@ -204,8 +204,8 @@ def run_fit(analysis: Analysis) -> None:
     analysis.psf_kernel, analysis.dataset, analysis.fit_result = kernel, dataset, result
     analysis.residuals = xr.Dataset({"npred": dataset.npred(), **dataset.residual_maps().data_vars})
     analysis.summary["fit"] = {
-        "success": bool(result.success), "statistic": float(result.statistic),
-        "values": result.values, "errors": result.errors,
+        "success": bool(result.success), "message": result.message, "statistic": float(result.statistic),
+        "values": result.values, "errors": result.errors, "ts": result.ts,
         "psf_r68_deg": np.atleast_1d(np.asarray(getattr(kernel.r68, "value", kernel.r68))).tolist(),
     }
 
