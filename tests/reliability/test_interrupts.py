@@ -89,17 +89,18 @@ def test_interrupted_runs_leave_the_earlier_run_or_a_complete_new_one(full_confi
         stderr = process.stderr.read()
         label = f"{signal.Signals(signum).name} after {delay:.2f} s (seed {SEED}, exit {code})"
         assert "Traceback" not in stderr, f"{label}: {stderr}"
-        if code == 0:  # the run finished before the signal: a complete new run
-            _assert_consistent(folder)
-            continue
-        if signum == signal.SIGINT:
-            assert code == 130 and "xgamma: interrupted" in stderr, f"{label}: {stderr}"
+        # The earlier run unchanged, or (the signal came too late) a complete new run.
+        if _snapshot(folder) != before:
+            assert read_manifest(folder)["created"] != json.loads(before[MANIFEST])["created"], label
+        _assert_consistent(folder)
+        if code == 130:  # xgamma's handler ran: one line, and the staging folder is gone
+            assert stderr.strip() == "xgamma: interrupted", f"{label}: {stderr}"
             hidden = [p.name for p in folder.iterdir() if p.name.startswith(".")]
             assert not hidden, f"{label}: SIGINT left {hidden}"
+        elif signum == signal.SIGINT:  # finished, or hit while the interpreter shut down
+            assert code in (0, -signal.SIGINT), f"{label}: {stderr}"
         else:
-            assert code == -signal.SIGKILL, label
-        assert _snapshot(folder) == before, f"{label}: the earlier complete run was changed"
-        _assert_consistent(folder)
+            assert code in (0, -signal.SIGKILL), label
         # The next run removes whatever a killed run left behind.
         outcome = run_cli(["run", str(full_config), "--output", str(folder), "--quiet"])
         assert outcome.code == 0, outcome.stderr
@@ -120,9 +121,9 @@ def test_sigint_during_a_distributed_run(full_config, base_results, tmp_path):
     code = process.wait(timeout=200)
     stderr = process.stderr.read()
     assert "Traceback" not in stderr, stderr
-    if code == 0:
-        _assert_consistent(folder)
-        return
-    assert code == 130 and stderr.strip().splitlines()[-1] == "xgamma: interrupted", stderr
-    assert _snapshot(folder) == before
-    assert json.loads((folder / MANIFEST).read_text()) == json.loads(before[MANIFEST])
+    _assert_consistent(folder)
+    if code == 130:
+        assert stderr.strip().splitlines()[-1] == "xgamma: interrupted", stderr
+        assert _snapshot(folder) == before
+    else:  # the run had finished (or the interpreter was shutting down)
+        assert code in (0, -signal.SIGINT), stderr
