@@ -112,6 +112,7 @@ class DataStore:
     def _subset(cls, parent: DataStore, obs_mask: np.ndarray) -> DataStore:
         new = cls.__new__(cls)
         new.__dict__.update(parent.__dict__)
+        new.__dict__.pop("_rows", None)  # rows of the parent's tables
         new.obs_table = parent.obs_table[obs_mask]
         ids = set(int(i) for i in new.obs_table["OBS_ID"])
         new.hdu_table = parent.hdu_table[np.isin(np.asarray(parent.hdu_table["OBS_ID"]), list(ids))]
@@ -202,29 +203,22 @@ class DataStore:
             If ``obs_id`` is in neither index table.
         """
         obs_id = int(obs_id)
-        rows = np.nonzero(np.asarray(self.hdu_table["OBS_ID"]).astype(np.int64) == obs_id)[0]
-        obs_rows = np.nonzero(np.asarray(self.obs_table["OBS_ID"]).astype(np.int64) == obs_id)[0]
-        if rows.size == 0 and obs_rows.size == 0:
+        rows = self._index_rows()
+        hdu_rows, obs_row = rows["hdu"].get(obs_id, []), rows["obs"].get(obs_id)
+        if not hdu_rows and obs_row is None:
             raise DataStoreError(f"unknown obs id {obs_id} in data store {self.path}")
-        if obs_rows.size > 1:  # the same run would be counted twice
-            raise DataStoreError(f"obs index {self.obs_index_path} lists obs id {obs_id} in {obs_rows.size} rows")
+        n_obs_rows = rows["obs_count"].get(obs_id, 0)
+        if n_obs_rows > 1:  # the same run would be counted twice
+            raise DataStoreError(f"obs index {self.obs_index_path} lists obs id {obs_id} in {n_obs_rows} rows")
         hdus = {}
-        for i in rows:
-            row = self.hdu_table[i]
-            hdu_type = str(row["HDU_TYPE"])
+        for hdu_type, file_dir, file_name, hdu_name, hdu_class in hdu_rows:
             if hdu_type in hdus:
-                raise DataStoreError(
-                    f"HDU index {self.hdu_index_path} lists {hdu_type!r} twice for obs id {obs_id}"
-                )
+                raise DataStoreError(f"HDU index {self.hdu_index_path} lists {hdu_type!r} twice for obs id {obs_id}")
             # Absolute and normalised, symlinks kept: messages name the file the index names.
-            file = os.path.abspath(self.base_dir / str(_plain(row["FILE_DIR"])) / str(_plain(row["FILE_NAME"])))
-            hdus[hdu_type] = (file, str(_plain(row["HDU_NAME"])), str(row["HDU_CLASS"]))
+            hdus[hdu_type] = (os.path.abspath(self.base_dir / file_dir / file_name), hdu_name, hdu_class)
         info: dict[str, Any] = {}
-        if obs_rows.size:
-            row = self.obs_table[obs_rows[0]]
-            for key in _INFO_KEYS:
-                if key in self.obs_table.colnames:
-                    info[key] = self._info_value(row, key)
+        if obs_row is not None:
+            info = {key: values[obs_row] for key, values in rows["info"].items()}
         meta = self.obs_table.meta
         time_ref = time_reference(meta)
         location = tuple(header_float(meta, k) for k in _LOCATION_KEYS)
@@ -233,19 +227,43 @@ class DataStore:
         return Observation(obs_id, hdus, info, time_ref=time_ref, location=location,
                            obs_index=str(self.obs_index_path))
 
-    def _info_value(self, row: Any, key: str) -> Any:
-        """One obs-index value, converted to the unit the Observation uses when its column has one."""
-        value = _plain(row[key])
-        unit = getattr(self.obs_table[key], "unit", None)
-        if value is None or unit is None or key not in _INFO_UNITS:
-            return value
+    def _info_column(self, key: str) -> list[Any]:
+        """One obs-index column as plain values, in the unit the Observation uses when it has one."""
+        column = self.obs_table[key]
+        values = [_plain(v) for v in column]
+        unit = getattr(column, "unit", None)
+        if unit is None or key not in _INFO_UNITS:
+            return values
         try:
-            return u.Quantity(value, unit).to_value(_INFO_UNITS[key])
-        except (u.UnitsError, TypeError, ValueError):
+            factor = u.Quantity(1.0, unit).to_value(_INFO_UNITS[key])
+        except u.UnitsError:
             raise DataStoreError(
                 f"column {key!r} in obs index {self.obs_index_path} has unit {unit.to_string()!r}, "
                 f"expected {_INFO_UNITS[key]!r} or an equivalent"
             ) from None
+        if factor == 1.0:
+            return values
+        return [None if v is None else float(v) * factor for v in values]
+
+    def _index_rows(self) -> dict[str, Any]:
+        """The index tables as plain Python, once per store: row access on an astropy Table costs
+        ~50 us, which made building 1000 observation handles take most of a second."""
+        rows = self.__dict__.get("_rows")
+        if rows is None:
+            hdu, obs = self.hdu_table, self.obs_table
+            columns = [[str(_plain(v)) if name.startswith(("FILE", "HDU_NAME")) else str(v) for v in hdu[name]]
+                       for name in ("HDU_TYPE", "FILE_DIR", "FILE_NAME", "HDU_NAME", "HDU_CLASS")]
+            by_obs: dict[int, list[tuple[str, ...]]] = {}
+            for obs_id, *entry in zip(np.asarray(hdu["OBS_ID"]).astype(np.int64).tolist(), *columns):
+                by_obs.setdefault(obs_id, []).append(tuple(entry))
+            first: dict[int, int] = {}
+            count: dict[int, int] = {}
+            for row, obs_id in enumerate(np.asarray(obs["OBS_ID"]).astype(np.int64).tolist()):
+                first.setdefault(obs_id, row)
+                count[obs_id] = count.get(obs_id, 0) + 1
+            info = {key: self._info_column(key) for key in _INFO_KEYS if key in obs.colnames}
+            rows = self.__dict__["_rows"] = {"hdu": by_obs, "obs": first, "obs_count": count, "info": info}
+        return rows
 
     def observations(self, obs_ids: list[int] | None = None) -> list[Observation]:
         """Handles of the given (default: all) observations, in the order given."""
@@ -336,15 +354,21 @@ class Observation:
         return value
 
     @property
-    def pointing(self) -> SkyCoord:
-        """Pointing position (ICRS SkyCoord) from RA_PNT/DEC_PNT."""
-        from astropy.coordinates import SkyCoord
-
+    def pointing_radec(self) -> tuple[float, float]:
+        """Pointing (RA, Dec) in deg, ICRS, from RA_PNT/DEC_PNT (plain floats: cheap in loops)."""
         ra, dec = self._value("RA_PNT"), self._value("DEC_PNT")
         if ra is None or dec is None:
             raise DataStoreError(f"obs {self.obs_id}: no RA_PNT/DEC_PNT in obs index or events header")
         self._checked("RA_PNT", ra, abs(ra) <= 360, "an angle in deg within [-360, 360]")
         self._checked("DEC_PNT", dec, abs(dec) <= 90, "a declination in deg within [-90, 90]")
+        return ra, dec
+
+    @property
+    def pointing(self) -> SkyCoord:
+        """Pointing position (ICRS SkyCoord) from RA_PNT/DEC_PNT."""
+        from astropy.coordinates import SkyCoord
+
+        ra, dec = self.pointing_radec
         return SkyCoord(ra, dec, unit="deg", frame="icrs")
 
     @property
