@@ -63,7 +63,9 @@ class IRFTable:
                 lo = column_row_array(self.data, f"{prefix}_LO", where=self.where, error=IRFError)
                 hi = column_row_array(self.data, f"{prefix}_HI", where=self.where, error=IRFError)
                 self._check_axis(name, prefix, lo, hi)
-                return IRFAxis.from_lo_hi(name, lo, hi, interp)
+                # Canonical units (TeV, deg): plain numbers given to `evaluate` are in these.
+                unit = _AXIS_UNITS[name][0]
+                return IRFAxis.from_lo_hi(name, lo.to(unit), hi.to(unit), interp)
         wanted = " or ".join(f"{p}_LO/{p}_HI" for p in prefixes)
         raise IRFError(f"columns {wanted} (axis {name!r}) missing in {self.where} (columns: {names})")
 
