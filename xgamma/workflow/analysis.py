@@ -66,7 +66,7 @@ class Analysis:
         ``npred``, ``residual``, ``residual_significance`` of the fit.
     significance : `xarray.Dataset`
         Images of ``counts``, ``off``, ``alpha``, ``background``, ``excess``, ``significance``,
-        ``exclusion`` (int16).
+        ``exclusion`` (bool: True = used for the background).
     distribution : `~xgamma.estimators.SignificanceDistribution`
         Significance distribution of the pixels outside the exclusion.
     summary : dict

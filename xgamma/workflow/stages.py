@@ -250,7 +250,7 @@ def run_significance(analysis: Analysis) -> None:
     maps = significance_maps(result, correlation_radius=radius)
     result, maps = analysis.compute(result, maps)
     layers = {name: result[name] for name in ("counts", "off", "alpha", "background") if name in result}
-    layers.update(excess=maps["excess"], significance=maps["significance"], exclusion=exclusion.astype(np.int16))
+    layers.update(excess=maps["excess"], significance=maps["significance"], exclusion=exclusion.astype(bool))
     dataset = xr.Dataset({name: with_units(_as_image(da), da.attrs.get("units", ""), name=name)
                           for name, da in layers.items()})
     analysis.exclusion = exclusion
