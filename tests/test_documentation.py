@@ -36,6 +36,7 @@ def _documented_rows() -> dict[str, list[str]]:
     return rows
 
 
+@pytest.mark.slow
 def test_sphinx_build_is_warning_free(tmp_path):
     # sphinx and myst-parser are test dependencies: a missing one fails here, it does not skip.
     import myst_parser  # noqa: F401
@@ -84,7 +85,7 @@ def _default_of(func, name):
 
 def test_documented_defaults_match_the_api():
     from xgamma.background import RingBackground
-    from xgamma.background.exclusion import iterate_exclusion_mask
+    from xgamma.workflow.exclusion import iterate_exclusion_mask
     from xgamma.estimators import significance_maps
     from xgamma.fit import MapDataset, psf_kernel_for_geometry
     from xgamma.makers.maps import DEFAULT_CHUNK

@@ -3,6 +3,8 @@
 Every error a user can cause (bad file, bad config key, bad parameter) raises a subclass of
 :class:`XgammaError`, with a message naming the file, HDU, column, key or parameter at fault.
 Subclasses also derive from the builtin a caller would expect (``ValueError``, ``KeyError``...).
+Warnings xgamma emits are subclasses of :class:`XgammaWarning` (the test suite turns them into
+errors unless a test expects them).
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ class SimulationError(XgammaError, ValueError):
 
 
 class XgammaWarning(UserWarning):
-    """An input that is odd but usable: the result is right, and the warning says what was done.
+    """Base class of the warnings xgamma emits (e.g. `xgamma.plugin.PluginWarning`); also an input
+    that is odd but usable: the result is right, and the warning says what was done.
 
     ``xgamma`` prints these as ``xgamma: warning: ...`` lines.
     """

@@ -278,7 +278,7 @@ def ts_map(
     import astropy.units as u
 
     from xgamma.estimators.ts_kernel import ts_kernel
-    from xgamma.maps import computed_coords, map_geometry
+    from xgamma.maps import map_geometry
 
     arrays, dataset_psf = _inputs(maps)
     unknown = set(selection_optional) - set(SELECTION_OPTIONAL)
@@ -287,7 +287,7 @@ def ts_map(
     for name, value in (("n_sigma", n_sigma), ("n_sigma_ul", n_sigma_ul), ("tolerance", tolerance)):
         if not (np.isfinite(value) and value > 0):
             raise EstimatorError(f"{name} must be a positive number, got {value!r}")
-    counts = computed_coords(arrays["counts"])
+    counts = arrays["counts"]
     geometry = map_geometry(counts)
     shape_name = morphology if kernel is None else "kernel"
     if kernel is None:
@@ -354,9 +354,9 @@ def _result(blocks: list, names: tuple[str, ...], counts: xr.DataArray, geometry
     channels = split_channels(stacked, names)
     group_edges = np.array([edges[g.start] for g in groups] + [edges[groups[-1].stop]])
     image = geometry.with_energy(group_edges * geometry.energy_edges.unit)
-    energy = {k: v for k, v in image.coords().items() if k.startswith("energy")}
-    coords = {k: v for k, v in counts.coords.items() if "energy" not in counts.coords[k].dims}
-    coords.update(energy)
+    # Coordinates objects, not dicts: the sky and energy indexes (xgamma.geometry.indexes) are kept.
+    coords = counts.drop_vars([k for k, c in counts.coords.items() if "energy" in c.dims]).coords
+    coords = coords.assign(image.energy_coords())
     dims = ("energy", "lat", "lon")
     units = {"ts": "", "norm": "", "norm_err": "", "npred_excess": "", "niter": "", "success": "",
              "norm_ul": "", "norm_errn": "", "norm_errp": ""}

@@ -8,7 +8,7 @@ import astropy.units as u
 import numpy as np
 
 from xgamma.exceptions import IRFError
-from xgamma.io.fits_utils import check_column_values, column_row_array, read_table_hdu
+from xgamma.fits_tables import check_column_values, column_row_array, read_table_hdu
 from xgamma.irf._grid import IRFAxis
 
 __all__ = ["IRFTable", "AXIS_COLUMNS", "threshold", "NEGATIVE_TOLERANCE"]

@@ -35,35 +35,27 @@ def _expand(value: Any, path: str) -> Any:
     return value
 
 
-def _quantity(value: Any, path: str, physical_type: str, default_unit: str | None = None):
-    import astropy.units as u
+def _quantity(value: Any, path: str, unit: str):
     import numpy as np
 
+    from xgamma.units import parse_quantity
+
     if isinstance(value, bool):  # YAML `true` is no quantity (it would be 1 deg)
-        raise ConfigError(f"{path}: expected a quantity ({physical_type}), e.g. '1 {default_unit or 'deg'}', "
-                          f"got {value!r}")
-    try:
-        if isinstance(value, (int, float)) and default_unit is not None:
-            quantity = u.Quantity(value, default_unit)
-        else:
-            quantity = u.Quantity(value)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{path}: cannot read {value!r} as a quantity ({physical_type}), e.g. '1 {default_unit or 'deg'}'") from error
-    if quantity.unit.physical_type != physical_type:
-        raise ConfigError(f"{path}: expected units of {physical_type}, got {value!r} ({quantity.unit.physical_type})")
+        raise ConfigError(f"{path}: expected a quantity in {unit} (e.g. '1.5 {unit}'), got {value!r}")
+    quantity = parse_quantity(value, unit, name=path, error=ConfigError)
     if not quantity.isscalar or not np.isfinite(quantity.value):
-        raise ConfigError(f"{path}: expected one finite {physical_type}, got {value!r}")
+        raise ConfigError(f"{path}: expected one finite quantity in {unit}, got {value!r}")
     return quantity
 
 
 def parse_angle(value: Any, path: str):
     """An angle Quantity from '0.02 deg', a Quantity or a number (degrees)."""
-    return _quantity(value, path, "angle", "deg")
+    return _quantity(value, path, "deg")
 
 
 def parse_energy(value: Any, path: str):
     """An energy Quantity from '1 TeV', a Quantity or a number (TeV)."""
-    return _quantity(value, path, "energy", "TeV")
+    return _quantity(value, path, "TeV")
 
 
 def _number(value: Any, path: str) -> float:
