@@ -79,7 +79,7 @@ def provenance_header(cards: Mapping[str, Any] | None = None) -> fits.Header:
     """
     from datetime import datetime, timezone
 
-    from xgamma import __version__
+    from xgamma.version import __version__
 
     header = fits.Header()
     header["DATE"] = (datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"), "file creation date (UTC)")

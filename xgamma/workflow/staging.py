@@ -74,9 +74,9 @@ def _size(path: Path) -> int:
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    import xgamma
+    from xgamma.version import __version__
 
-    found = {"xgamma": xgamma.__version__}
+    found = {"xgamma": __version__}
     for name in _VERSIONS:
         try:
             found[name] = version(name)
