@@ -22,6 +22,7 @@ __all__ = [
     "PluginError",
     "SimulationError",
     "XgammaWarning",
+    "DataWarning",
 ]
 
 
@@ -75,3 +76,7 @@ class XgammaWarning(UserWarning):
 
     ``xgamma`` prints these as ``xgamma: warning: ...`` lines.
     """
+
+
+class DataWarning(XgammaWarning, RuntimeWarning):
+    """The inputs make a result undefined or degenerate (e.g. an exclusion mask without usable pixels)."""
