@@ -208,7 +208,7 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
     Returns
     -------
     out : `numpy.ndarray` or `dask.array.Array`
-        Float64, shape (n_out, *first.shape) (axis 1 reduced to the number of blocks along it with
+        Float64, shape ``(n_out, *first.shape)`` (axis 1 reduced to the number of blocks along it with
         ``reduce_first``); for dask, one chunk along the channel axis.
 
     Notes
@@ -221,8 +221,9 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
       extended block in the full array (use it to look up per-pixel or per-run data);
     * ``core``: ``(slice, slice)`` of the last two axes of the extended block that the block owns.
 
-    What it returns: shape (n_out, *first block's shape[:-2], core lat, core lon), float64, i.e.
-    its ``core`` part only (with ``reduce_first``, axis 1 of length 1).
+    What it returns: its ``core`` part only, float64, shape
+    ``(n_out, *block.shape[:-2], core_lat, core_lon)`` (``block`` the first array's block; with
+    ``reduce_first``, axis 1 of length 1).
 
     Guarantees: one task per block; each pixel of the output is computed by exactly one block; a
     block function that gives the same core values for any extension of at least ``depth``
