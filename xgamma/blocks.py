@@ -273,9 +273,10 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
     return out if out.chunks == want else out.rechunk(want)
 
 
-def _channel(block: np.ndarray, index: int) -> np.ndarray:
-    # A copy: a view would keep the whole block (all channels) alive as long as one channel lives.
-    return block[index].copy()
+def _channel(blocks: list[np.ndarray], index: int) -> np.ndarray:
+    # ``blocks``: the one block along the (contracted, single-chunk) channel axis. A copy of the
+    # channel: a view would keep the whole block (all channels) alive as long as one channel lives.
+    return blocks[0][index].copy()
 
 
 def split_channels(array: Any, names: Sequence[str]) -> dict[str, Any]:
@@ -304,9 +305,10 @@ def split_channels(array: Any, names: Sequence[str]) -> dict[str, Any]:
     index = tuple(range(1, array.ndim))
     meta = np.empty((0,) * (array.ndim - 1), array.dtype)
     # Named and unaligned: a channel is picked from one known array, so dask need not tokenize
-    # the call nor unify chunks (x[i] costs several times more, normalising the index).
+    # the call nor unify chunks (x[i] costs several times more, normalising the index). Not
+    # concatenated: dask would copy the whole block (concatenate3) before the channel is taken.
     return {
-        name: da.blockwise(_channel, index, array, (0, *index), index=i, concatenate=True, meta=meta,
+        name: da.blockwise(_channel, index, array, (0, *index), index=i, concatenate=False, meta=meta,
                            align_arrays=False, name=f"{name}-{array.name}")
         for i, name in enumerate(names)
     }
