@@ -272,17 +272,14 @@ def add_observation(
     """
     from xgamma.irf.background import RATE_UNIT, fov_coordinates_from_vectors
 
+    if out is None and image is None:
+        return
     offset = offsets(block, run.pointing_vector)
     inside = offset < offset_max_deg
     pixels = np.flatnonzero(inside)
     if pixels.size == 0:
         return
-    if out is None and image is None:
-        return
-    if out is not None:
-        _add_counts(out[0], None if image is None else image[0], run, block, inside)
-    else:
-        _add_counts(None, image[0], run, block, inside)
+    _add_counts(None if out is None else out[0], None if image is None else image[0], run, block, inside)
 
     edges = geometry.energy_edges
     centers = np.sqrt(edges.value[:-1] * edges.value[1:])[:, None] * edges.unit
