@@ -22,6 +22,7 @@ __all__ = [
     "PluginError",
     "SimulationError",
     "XgammaWarning",
+    "DataWarning",
 ]
 
 
@@ -71,3 +72,7 @@ class SimulationError(XgammaError, ValueError):
 
 class XgammaWarning(UserWarning):
     """Base class of the warnings xgamma emits (e.g. `xgamma.plugin.PluginWarning`)."""
+
+
+class DataWarning(XgammaWarning, RuntimeWarning):
+    """The inputs make a result undefined or degenerate (e.g. an exclusion mask without usable pixels)."""

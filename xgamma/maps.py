@@ -122,17 +122,19 @@ def index_geometry_coords(obj: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.D
     return obj
 
 
-def dataset_from_arrays(template: xr.DataArray, arrays: dict[str, Any], *,
-                        extra: dict[str, Any] | None = None) -> xr.Dataset:
+def dataset_from_arrays(template: xr.DataArray, arrays: dict[str, Any], *, extra: dict[str, Any] | None = None,
+                        dims: tuple[str, ...] | None = None, attrs: dict[str, Any] | None = None) -> xr.Dataset:
     """Dataset of arrays (numpy or dask) shaped like ``template``: its dims and coords, units ``""``.
 
-    ``extra`` adds variables of other shapes (name -> DataArray, Variable or (dims, data, attrs)).
-    Built in one go: merging DataArrays one by one would re-compare the coordinates each time.
+    ``extra`` adds variables of other shapes (name -> DataArray, Variable or (dims, data, attrs));
+    ``dims`` reorders the result's dims, ``attrs`` are its attributes. Built in one go: merging
+    DataArrays one by one would re-compare the coordinates each time.
     """
     variables = {name: (template.dims, data, {"units": ""}) for name, data in arrays.items()}
     for name, value in (extra or {}).items():
         variables[name] = value.variable if isinstance(value, xr.DataArray) else value
-    return xr.Dataset(variables, coords=template.coords)
+    out = xr.Dataset(variables, coords=template.coords, attrs=attrs)
+    return out if dims is None or tuple(dims) == template.dims else out.transpose(*dims)
 
 
 def in_order(obj: Any, dims: tuple[str, ...] | list[str]) -> Any:
