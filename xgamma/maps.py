@@ -62,7 +62,8 @@ def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
     coordinates that are dask arrays (maps assembled by hand, then chunked) are computed with the
     scheduler in use, where `~xgamma.testing.raise_if_dask_computes` sees it.
     """
-    missing = [c for c in ("wcs", "pix_lon", "pix_lat") if c not in obj.coords]
+    header = _wcs_header(obj)
+    missing = [c for c in ("pix_lon", "pix_lat") if c not in obj.coords] + ([] if header is not None else ["wcs"])
     if missing or any(d not in obj.dims for d in SPATIAL_DIMS):
         raise GeometryError(
             f"not an xgamma sky map: needs dims {SPATIAL_DIMS} and coordinates wcs, pix_lon, pix_lat "
@@ -83,7 +84,17 @@ def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
             raise GeometryError("energy bins of the map are not contiguous")
         edges = tuple(np.append(emin, emax[-1:]).tolist())
     offset = (int(pix_lon[0]), int(pix_lat[0])) if pix_lon.size and pix_lat.size else (0, 0)
-    return _geometry_of(str(coords["wcs"].values), offset, (pix_lat.size, pix_lon.size), edges)
+    return _geometry_of(header, offset, (pix_lat.size, pix_lon.size), edges)
+
+
+def _wcs_header(obj: xr.DataArray | xr.Dataset) -> str | None:
+    """The WCS header text of a map: its ``wcs`` coordinate, or (a store opened with plain
+    ``xr.open_zarr``) the ``wcs_header`` attribute of its ``spatial_ref`` grid-mapping coordinate."""
+    if "wcs" in obj.coords:
+        return str(obj.coords.variables["wcs"].values)
+    if "spatial_ref" in obj.coords and "wcs_header" in obj.coords["spatial_ref"].attrs:
+        return str(obj.coords["spatial_ref"].attrs["wcs_header"])
+    return None
 
 
 @lru_cache(maxsize=64)
