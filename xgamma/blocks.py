@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -308,7 +309,7 @@ def split_channels(array: Any, names: Sequence[str]) -> dict[str, Any]:
     # the call nor unify chunks (x[i] costs several times more, normalising the index). Not
     # concatenated: dask would copy the whole block (concatenate3) before the channel is taken.
     return {
-        name: da.blockwise(_channel, index, array, (0, *index), index=i, concatenate=False, meta=meta,
+        name: da.blockwise(partial(_channel, index=i), index, array, (0, *index), concatenate=False, meta=meta,
                            align_arrays=False, name=f"{name}-{array.name}")
         for i, name in enumerate(names)
     }

@@ -69,16 +69,17 @@ def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
             f"not an xgamma sky map: needs dims {SPATIAL_DIMS} and coordinates wcs, pix_lon, pix_lat "
             f"(missing {missing}); build maps with xgamma.maps.make_map or read them with xgamma.io"
         )
-    pix_lon = np.asarray(obj.coords["pix_lon"].values)
-    pix_lat = np.asarray(obj.coords["pix_lat"].values)
+    coords = obj.coords.variables  # Variables: a DataArray per coordinate costs more than the lookup
+    pix_lon = np.asarray(coords["pix_lon"].values)
+    pix_lat = np.asarray(coords["pix_lat"].values)
     if pix_lon.size and (np.any(np.diff(pix_lon) != 1) or np.any(np.diff(pix_lat) != 1)):
         raise GeometryError("map pixels are not contiguous (strided or reordered selection): no single WCS fits")
     edges = None
     if "energy" in obj.dims:
         if "energy_min" not in obj.coords or "energy_max" not in obj.coords:
             raise GeometryError("map has an energy dim but no energy_min/energy_max coordinates")
-        emin = np.asarray(obj.coords["energy_min"].values, dtype=float)
-        emax = np.asarray(obj.coords["energy_max"].values, dtype=float)
+        emin = np.asarray(coords["energy_min"].values, dtype=float)
+        emax = np.asarray(coords["energy_max"].values, dtype=float)
         if emin.size > 1 and not np.allclose(emin[1:], emax[:-1], rtol=1e-10):
             raise GeometryError("energy bins of the map are not contiguous")
         edges = tuple(np.append(emin, emax[-1:]).tolist())
@@ -90,7 +91,7 @@ def _wcs_header(obj: xr.DataArray | xr.Dataset) -> str | None:
     """The WCS header text of a map: its ``wcs`` coordinate, or (a store opened with plain
     ``xr.open_zarr``) the ``wcs_header`` attribute of its ``spatial_ref`` grid-mapping coordinate."""
     if "wcs" in obj.coords:
-        return str(obj.coords["wcs"].values)
+        return str(obj.coords.variables["wcs"].values)
     if "spatial_ref" in obj.coords and "wcs_header" in obj.coords["spatial_ref"].attrs:
         return str(obj.coords["spatial_ref"].attrs["wcs_header"])
     return None
@@ -128,7 +129,7 @@ def index_geometry_coords(obj: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.D
     from xgamma.blocks import is_dask
 
     for name in GEOMETRY_INDEXES:
-        if name in obj.coords and name not in obj.xindexes and not is_dask(obj.coords[name].data):
+        if name in obj.coords and name not in obj.xindexes and not is_dask(obj.coords.variables[name].data):
             obj = obj.set_xindex(name)
     return obj
 
