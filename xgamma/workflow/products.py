@@ -137,7 +137,17 @@ def write_plots(analysis: Analysis, output: Path) -> dict[str, Path]:
         products.update(residuals=analysis.residuals)
     if analysis.fit_result is not None:
         products.update(fit_result=analysis.fit_result)
-    return {f"plot {path.stem}": path for path in save_analysis_plots(products, output / "plots")}
+    context = {}
+    if analysis.significance is not None:
+        header = provenance(analysis, "significance")
+        context["correlation"] = f"r = {header['CORRRAD'][0]:g} deg"
+        if "RING_RIN" in header and "RING_WID" in header:
+            r_in, width = header["RING_RIN"][0], header["RING_WID"][0]
+            context["background"] = f"{header['BKGMETH'][0]} {r_in:g}-{r_in + width:g} deg"
+        else:
+            context["background"] = header["BKGMETH"][0]
+    return {f"plot {path.stem}": path
+            for path in save_analysis_plots(products, output / "plots", context=context)}
 
 
 def write_summary(analysis: Analysis, output: Path) -> Path:

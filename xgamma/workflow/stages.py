@@ -224,12 +224,33 @@ def run_fit(analysis: Analysis) -> None:
     if not result.success:  # fit.json says why too; the run goes on (the maps are still valid)
         logging.getLogger("xgamma").warning("fit %s", result.message)
     analysis.psf_kernel, analysis.dataset, analysis.fit_result = kernel, dataset, result
-    analysis.residuals = xr.Dataset({"npred": dataset.npred(), **dataset.residual_maps().data_vars})
+    analysis.residuals = _correlated_residuals(dataset.residual_maps(), dataset.counts,
+                                               config.get("significance", {}).get("correlation_radius", "0.1 deg"))
     analysis.summary["fit"] = {
         "success": bool(result.success), "message": result.message, "statistic": float(result.statistic),
         "values": result.values, "errors": result.errors, "ts": result.ts,
         "psf_r68_deg": np.atleast_1d(np.asarray(getattr(kernel.r68, "value", kernel.r68))).tolist(),
     }
+
+
+def _correlated_residuals(residuals: xr.Dataset, counts: xr.DataArray, radius: Any) -> xr.Dataset:
+    """Residual maps whose significance is correlated like the significance map's.
+
+    At a fraction of a count per pixel a per-pixel significance is noise; the Cash significance
+    of the counts and the prediction summed over the top-hat of ``radius`` is comparable with
+    `significance.fits`.
+    """
+    import xarray as xr
+
+    from xgamma.estimators.significance import significance_maps
+
+    correlated = significance_maps(xr.Dataset({"counts": counts, "background": residuals["npred"]}),
+                                   correlation_radius=radius)
+    significance = residuals["residual_significance"].copy(data=np.asarray(correlated["significance"].values))
+    radius_text = correlated.attrs.get("correlation_radius", str(radius))
+    significance.attrs.update(correlation_radius=radius_text,
+                              description=f"Cash significance of counts vs npred correlated within {radius_text}")
+    return residuals.assign(residual_significance=significance)
 
 
 def check_significance(analysis: Analysis) -> None:
