@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from xgamma.estimators.correlate import correlate, correlation_kernel
+from xgamma.estimators.detect import DetectionResult, detect_sources, sources_table
 from xgamma.estimators.distribution import (
     SignificanceDistribution,
     significance_distribution,
@@ -34,6 +35,7 @@ from xgamma.estimators.ts_kernel import ts_kernel
 from xgamma.estimators.ts_map import TSMapEstimator, ts_map
 
 __all__ = [
+    "DetectionResult",
     "NormFit",
     "NormFits",
     "SignificanceDistribution",
@@ -46,6 +48,7 @@ __all__ = [
     "cash_upper_limit",
     "correlate",
     "correlation_kernel",
+    "detect_sources",
     "excess_error",
     "find_peaks",
     "fit_norm",
@@ -65,6 +68,7 @@ __all__ = [
     "significance_distribution",
     "significance_maps",
     "significance_summary",
+    "sources_table",
     "survey_flux_maps",
     "ts_kernel",
     "ts_map",

@@ -69,6 +69,8 @@ class Analysis:
         ``exclusion`` (bool: True = used for the background).
     distribution : `~xgamma.estimators.SignificanceDistribution`
         Significance distribution of the pixels outside the exclusion.
+    detection : `~xgamma.estimators.DetectionResult`
+        Sources found by the ``detect`` stage (models, catalogue, history, residual TS map).
     summary : dict
         JSON-ready figures of every stage (``summary.json`` of ``xgamma run``).
     products : dict of Path
@@ -93,6 +95,7 @@ class Analysis:
     residuals: xr.Dataset | None = None
     significance: xr.Dataset | None = None
     distribution: Any = None
+    detection: Any = None
     summary: dict[str, Any] = field(default_factory=dict)
     products: dict[str, Path] = field(default_factory=dict)
     stages: tuple[str, ...] = ()
@@ -111,7 +114,7 @@ class Analysis:
 
     def __repr__(self) -> str:
         made = [name for name in ("maps", "images", "observation_images", "fit_result", "residuals",
-                                  "significance", "distribution") if getattr(self, name) is not None]
+                                  "significance", "distribution", "detection") if getattr(self, name) is not None]
         return (f"Analysis({len(self.observations)} observations, geometry shape {self.geometry.shape}, "
                 f"products: {', '.join(made) or 'none'})")
 

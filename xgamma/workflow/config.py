@@ -208,6 +208,26 @@ def _fit_on(value: Any, path: str) -> str:
     return value
 
 
+def _positive_number(value: Any, path: str) -> float:
+    number = _number(value, path)
+    if not number > 0:
+        raise ConfigError(f"{path}: expected a positive number, got {value!r}")
+    return number
+
+
+def _non_negative_number(value: Any, path: str) -> float:
+    number = _number(value, path)
+    if number < 0:
+        raise ConfigError(f"{path}: expected a number >= 0, got {value!r}")
+    return number
+
+
+def _morphology(value: Any, path: str) -> str:
+    if value not in ("point", "gaussian"):
+        raise ConfigError(f"{path}: expected 'point' or 'gaussian', got {value!r}")
+    return value
+
+
 SCHEMA: dict[str, Any] = {
     "data": {"datastore": _datastore, "obs_ids": _list_of(_obs_id, min_items=1), "object": _string,
              "cone": {"center": _position, "radius": _positive_angle}},
@@ -224,6 +244,10 @@ SCHEMA: dict[str, Any] = {
                   "max_iterations": _positive_int},
     "ring": {"method": _string, "r_in": _positive_angle, "width": _positive_angle, "offset_max": _positive_angle},
     "significance": {"correlation_radius": _positive_angle},
+    "detect": {"threshold": _positive_number, "max_sources": _positive_int, "min_distance": _positive_angle,
+               "morphologies": _list_of(_morphology, min_items=1), "sigma": _positive_angle,
+               "max_sigma": _positive_angle, "extension_ts": _non_negative_number, "index": _number,
+               "max_radius": _positive_angle},
     "plots": _boolean,
 }
 

@@ -5,12 +5,12 @@ after it: a stage that needs something an earlier stage can make cheaply alongsi
 products says so in `Stage.needs` (the significance stage asks the maps stage for per-observation
 images), and `run_analysis` passes the union of those requests on as `Analysis.requested`.
 
-Adding a stage (source detection is the next one): write ``run(analysis)`` storing its products
-on the `Analysis` (add the attribute there), ``write(analysis, output) -> {name: path}`` for the
-files of ``xgamma run``, and ``wanted(analysis)`` saying which configuration sections turn it on;
-then insert its `Stage` record into `REFERENCE_STAGES` (after `SIGNIFICANCE` for detection, whose
-``needs`` is empty since it reads ``analysis.significance``), or pass your own sequence to
-``run_analysis(stages=...)`` without touching xgamma.
+Adding a stage: write ``run(analysis)`` storing its products on the `Analysis` (add the attribute
+there), ``write(analysis, output) -> {name: path}`` for the files of ``xgamma run``, and
+``wanted(analysis)`` saying which configuration sections turn it on; then insert its `Stage`
+record into `REFERENCE_STAGES`, or pass your own sequence to ``run_analysis(stages=...)`` without
+touching xgamma. Source detection (`DETECT`, ``xgamma.workflow.detection``) was added this way,
+after `SIGNIFICANCE`.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from xgamma.exceptions import ConfigError
-from xgamma.workflow import inputs, products
+from xgamma.workflow import detection, inputs, products
 
 if TYPE_CHECKING:
     import xarray as xr
 
     from xgamma.workflow.analysis import Analysis
 
-__all__ = ["Stage", "REFERENCE_STAGES", "MAPS", "FIT", "SIGNIFICANCE", "PLOTS", "OBSERVATION_IMAGES",
+__all__ = ["Stage", "REFERENCE_STAGES", "MAPS", "FIT", "SIGNIFICANCE", "DETECT", "PLOTS", "OBSERVATION_IMAGES",
            "run_maps", "run_fit", "run_significance", "check_maps", "check_fit", "check_significance"]
 
 #: Product name of the per-observation squashed counts and background (`Analysis.observation_images`).
@@ -329,7 +329,9 @@ SIGNIFICANCE = Stage(
     run=run_significance, write=products.write_significance_products, needs=frozenset({OBSERVATION_IMAGES}),
     check=check_significance,
 )
+DETECT = Stage("detect", wanted=detection.wanted, run=detection.run_detection, write=detection.write_detection,
+               check=detection.check_detection)
 PLOTS = Stage("plots", wanted=lambda analysis: bool(analysis.config.get("plots")), write=products.write_plots)
 
-#: The stages of ``xgamma run`` in order (source detection goes after `SIGNIFICANCE`).
-REFERENCE_STAGES: tuple[Stage, ...] = (MAPS, FIT, SIGNIFICANCE, PLOTS)
+#: The stages of ``xgamma run`` in order.
+REFERENCE_STAGES: tuple[Stage, ...] = (MAPS, FIT, SIGNIFICANCE, DETECT, PLOTS)
