@@ -26,11 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
                            help="run on a local dask.distributed cluster of N single-threaded workers")
         group.add_argument("--scheduler", metavar="ADDRESS",
                            help="run on an existing dask.distributed scheduler (e.g. tcp://host:8786)")
-        p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or log messages")
+        group = p.add_mutually_exclusive_group()
+        group.add_argument("--quiet", "-q", action="store_true", help="no progress bars or log messages")
+        group.add_argument("--verbose", "-v", action="store_true",
+                           help="also the log messages of dask.distributed (scheduler, workers)")
 
     run = sub.add_parser("run", help="run the analysis stages of a YAML configuration")
     run.add_argument("config", type=Path, help="YAML configuration file")
     run.add_argument("--output", "-o", type=Path, required=True, help="output folder")
+    run.add_argument("--overwrite", action="store_true",
+                     help="zarr / fits-tiles output: replace earlier products or an unfinished run of another "
+                          "configuration (an unfinished run of the same configuration is resumed)")
     scheduler_options(run)
 
     demo = sub.add_parser("demo", help="simulate a small data store and run the whole reference workflow")
@@ -71,6 +77,10 @@ def _scheduler(args: argparse.Namespace) -> Iterator[None]:
 
     from xgamma.cluster import local_cluster
 
+    # dask.distributed sets its loggers up when imported: its scheduler and nannies (in this
+    # process) log every start, stop and connection at INFO, shown only with --verbose.
+    logging.getLogger("distributed").setLevel(logging.INFO if args.verbose else logging.WARNING)
+
     if address is not None:
         with Client(address) as client:
             logging.getLogger("xgamma").info("dask scheduler %s", client.scheduler.address)
@@ -78,7 +88,7 @@ def _scheduler(args: argparse.Namespace) -> Iterator[None]:
         return
     if workers < 1:
         raise SystemExit("xgamma: error: --workers must be >= 1")
-    with local_cluster(workers) as cluster, Client(cluster):
+    with local_cluster(workers, quiet=not args.verbose) as cluster, Client(cluster):
         yield
 
 
@@ -87,7 +97,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     with _scheduler(args):
-        analysis = run_analysis(config, output=args.output, progress=not args.quiet)
+        analysis = run_analysis(config, output=args.output, progress=not args.quiet, overwrite=args.overwrite)
     if not args.quiet:
         for name, path in analysis.products.items():
             print(f"{name:>14}: {path}")
@@ -147,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     quiet = getattr(args, "quiet", False)
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="xgamma: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="xgamma: %(message)s")
+    logging.getLogger("xgamma").setLevel(logging.WARNING if quiet else logging.INFO)
     from xgamma.exceptions import XgammaError
 
     try:

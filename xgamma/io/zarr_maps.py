@@ -10,7 +10,7 @@ import xarray as xr
 from xgamma.exceptions import DataStoreError
 from xgamma.io.fits_maps import atomic_path
 
-__all__ = ["write_zarr", "read_zarr"]
+__all__ = ["write_zarr", "read_zarr", "zarr_dataset"]
 
 _WCS_ATTR = "xgamma_wcs_header"
 
@@ -30,19 +30,25 @@ def write_zarr(maps: xr.Dataset | xr.DataArray, path: str | os.PathLike, *, over
     overwrite : bool
         Replace an existing store. Default is False.
     """
-    dataset = maps.to_dataset() if isinstance(maps, xr.DataArray) else maps
+    dataset = zarr_dataset(maps.to_dataset() if isinstance(maps, xr.DataArray) else maps)
     path = Path(path)
     if path.exists() and overwrite:
         import shutil
 
         shutil.rmtree(path)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        dataset.to_zarr(tmp, mode="w", consolidated=False)
+    return path
+
+
+def zarr_dataset(dataset: xr.Dataset) -> xr.Dataset:
+    """The maps as they are stored in zarr (the layout `read_zarr` reads back): the WCS coordinate
+    becomes a dataset attribute."""
     # The WCS header string travels as a dataset attribute: zarr v3 has no stable string dtype.
     wcs_header = str(dataset.coords["wcs"].values) if "wcs" in dataset.coords else None
     dataset = dataset.drop_vars("wcs", errors="ignore")
     dataset.attrs = {**dataset.attrs, _WCS_ATTR: wcs_header} if wcs_header else dict(dataset.attrs)
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        dataset.to_zarr(tmp, mode="w", consolidated=False)
-    return path
+    return dataset
 
 
 def read_zarr(path: str | os.PathLike) -> xr.Dataset:

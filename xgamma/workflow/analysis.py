@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xgamma.exceptions import ConfigError
 from xgamma.workflow.config import Config, validate_config
 
 if TYPE_CHECKING:
@@ -123,6 +124,7 @@ def run_analysis(
     output: str | os.PathLike | None = None,
     stages: Sequence[Stage] | None = None,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> Analysis:
     """Run the analysis a configuration asks for: maps, fit, ring background and significance.
 
@@ -152,6 +154,10 @@ def run_analysis(
         The stages to consider, in order. Default: `~xgamma.workflow.REFERENCE_STAGES`.
     progress : bool
         Show progress bars. Default is False.
+    overwrite : bool
+        With a streamed ``output.format`` (zarr, fits-tiles): replace complete products or an
+        unfinished run of another configuration in ``output`` (`xgamma.workflow.mosaic`); an
+        unfinished run of the same configuration is always resumed. Default is False.
 
     Returns
     -------
@@ -188,6 +194,14 @@ def run_analysis(
         exclusion=exclusion,
         progress=progress,
     )
+    from xgamma.workflow.mosaic import is_streamed, run_mosaic
+
+    if is_streamed(config):
+        if output is None:
+            raise ConfigError(f"output.format {config['output']['format']!r} writes the products chunk by chunk: "
+                              "give an output folder")
+        analysis.products.update(run_mosaic(analysis, output, overwrite=overwrite))
+        return analysis
     selected = [stage for stage in (REFERENCE_STAGES if stages is None else stages) if stage.wanted(analysis)]
     analysis.requested = frozenset().union(*(stage.needs for stage in selected))
     for stage in selected:
