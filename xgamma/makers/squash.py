@@ -65,7 +65,7 @@ def spectral_weights(energy_edges_tev: np.ndarray, spectrum: Mapping[str, Any] |
 
 def _squash_array(da: xr.DataArray, weights: np.ndarray | None) -> xr.DataArray:
     """Sum (or weight-average) over ``energy``, keeping a length-1 energy dim and any other dims."""
-    image_coords = map_geometry(da).to_image().coords()
+    image_coords = map_geometry(da).to_image().energy_coords()
     axis = da.dims.index("energy")
     data = da.data
     if weights is not None:
@@ -73,9 +73,10 @@ def _squash_array(da: xr.DataArray, weights: np.ndarray | None) -> xr.DataArray:
         shape[axis] = weights.size
         data = data * weights.reshape(shape)
     data = data.sum(axis=axis, keepdims=True)
-    coords = {name: coord for name, coord in da.coords.items() if "energy" not in coord.dims}
-    coords.update({name: image_coords[name] for name in ("energy", "energy_min", "energy_max")})
-    return xr.DataArray(data, dims=da.dims, coords=coords, name=da.name, attrs={"units": map_units(da).to_string()})
+    # Coordinates objects, not dicts: the sky and energy indexes of the map are kept.
+    coords = da.drop_vars([name for name, coord in da.coords.items() if "energy" in coord.dims]).coords
+    return xr.DataArray(data, dims=da.dims, coords=coords.assign(image_coords), name=da.name,
+                        attrs={"units": map_units(da).to_string()})
 
 
 def squash_energy(maps: xr.Dataset | xr.DataArray, *, spectrum: Mapping[str, Any] | Any = None) -> xr.Dataset | xr.DataArray:
