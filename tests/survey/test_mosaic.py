@@ -83,11 +83,12 @@ def test_interrupted_run_resumes_and_rewrites_a_damaged_chunk(survey_store, refe
     monkeypatch.setattr(chunked, "_write_zarr_chunk", failing_write)
     with pytest.raises(KeyboardInterrupt):
         run_analysis(config, output=output)
-    # Nothing looks complete: the stores are only in the resume folder, with 6 chunks recorded.
+    # Nothing looks complete: the stores are only in the resume folder, with the chunks written
+    # before the interruption recorded (6, or a few more finishing in other threads).
     assert not (output / "products.json").exists() and not (output / "maps.zarr").exists()
     resume = output / RESUME_FOLDER
     markers = list((resume / ".chunks").rglob("*.json"))
-    assert len(markers) == 6
+    assert 6 <= len(markers) < 18
     # Damage one recorded chunk: the resumed run must notice it and write it again.
     store, name = markers[0].parent.name, markers[0].stem
     i, j = (int(k) for k in name.split("_"))
@@ -97,7 +98,7 @@ def test_interrupted_run_resumes_and_rewrites_a_damaged_chunk(survey_store, refe
     monkeypatch.setattr(chunked, "_write_zarr_chunk", write)
     run_analysis(config, output=output)
     summary = json.loads((output / "summary.json").read_text())["mosaic"]["stores"]
-    assert summary["maps"]["resumed"] + summary["images"]["resumed"] == 5
+    assert summary["maps"]["resumed"] + summary["images"]["resumed"] == len(markers) - 1
     assert_products_equal(_read_stores(output), reference_products)
 
 

@@ -47,8 +47,9 @@ def zarr_dataset(dataset: xr.Dataset) -> xr.Dataset:
     becomes a dataset attribute."""
     # The WCS header string travels as a dataset attribute: zarr v3 has no stable string dtype.
     wcs_header = str(dataset.coords["wcs"].values) if "wcs" in dataset.coords else None
+    separable = wcs_header is None or map_geometry(dataset).separable
     dataset = dataset.drop_vars("wcs", errors="ignore")
-    if wcs_header is not None and not map_geometry(maps).separable:
+    if not separable:
         # lon/lat labels of a TAN/ARC/... map are exact only along one row and column: a plain
         # xr.open_zarr would select pixels with them. Only the exact description is stored
         # (WCS + pixel indices); read_zarr rebuilds the labels.
