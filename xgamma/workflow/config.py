@@ -230,7 +230,7 @@ SCHEMA: dict[str, Any] = {
     "ring": {"method": _string, "r_in": _positive_angle, "width": _positive_angle, "offset_max": _positive_angle,
              "r_out_max": _positive_angle, "stepsize": _positive_angle, "theta": _positive_angle,
              "threshold_alpha": _number},
-    "significance": {"correlation_radius": _angles},
+    "significance": {"correlation_radius": _angles, "correlate_off": _boolean},
     "plots": _boolean,
     "output": {"format": _output_format},
 }

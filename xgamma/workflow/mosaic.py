@@ -105,7 +105,8 @@ def mosaic_datasets(analysis: Analysis) -> dict[str, xr.Dataset]:
     if "obs_id" in ring.dims:  # an estimator that leaves observations unstacked: sum them
         ring = ring.sum("obs_id", keep_attrs=True)
     radii = _radii(config)
-    correlated = [significance_maps(ring, correlation_radius=radius) for radius in radii]
+    correlate_off = config.get("significance", {}).get("correlate_off", True)
+    correlated = [significance_maps(ring, correlation_radius=radius, correlate_off=correlate_off) for radius in radii]
     radius_coord = xr.DataArray([r.to_value("deg") for r in radii], dims="correlation_radius",
                                 attrs={"units": "deg"})
 

@@ -188,7 +188,8 @@ def run_significance(analysis: Analysis) -> None:
     result = make_estimator(exclusion).run(images)
     if "obs_id" in result.dims:  # an estimator that leaves observations unstacked: sum them
         result = result.sum("obs_id", keep_attrs=True)
-    maps = significance_maps(result, correlation_radius=radius)
+    maps = significance_maps(result, correlation_radius=radius,
+                             correlate_off=config.get("significance", {}).get("correlate_off", True))
     result, maps = analysis.compute(result, maps)
     layers = {name: result[name] for name in ("counts", "off", "alpha", "background") if name in result}
     layers.update(excess=maps["excess"], significance=maps["significance"], exclusion=exclusion.astype(np.int16))
