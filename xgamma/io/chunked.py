@@ -80,12 +80,12 @@ class ChunkedStore:
         missing = [dim for dim in SPATIAL if dim not in dataset.dims]
         if missing:
             raise DataStoreError(f"chunked output needs maps with dims {SPATIAL}, missing {missing}")
-        from xgamma.maps import computed_coords
-
         sizes = {dim: min(int(size), dataset.sizes[dim]) for dim, size in zip(SPATIAL, np.broadcast_to(chunks, 2))}
         # Writers own whole chunks: one chunk size along lat and lon, whole along other dims.
-        dataset = dataset.chunk({**{d: -1 for d in dataset.dims if d not in SPATIAL}, **sizes})
-        self.dataset = computed_coords(dataset)
+        chunks = {**{d: -1 for d in dataset.dims if d not in SPATIAL}, **sizes}
+        # Only the maps are chunked: the coordinates (pixel indices, energy edges) stay in memory.
+        self.dataset = dataset.assign({name: var.chunk({d: chunks[d] for d in var.dims})
+                                       for name, var in dataset.data_vars.items()})
         self.path = Path(path)
         self.progress = Path(progress)
         self.format = format
