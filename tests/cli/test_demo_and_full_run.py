@@ -21,6 +21,7 @@ def demo_output(tmp_path_factory) -> Path:
     return output
 
 
+@pytest.mark.slow
 def test_demo_recovers_injected_point_source(demo_output):
     report = json.loads((demo_output / "demo.json").read_text())
     rows = {(r["model"], r["parameter"]): r for r in report["truth_comparison"]}
@@ -33,6 +34,7 @@ def test_demo_recovers_injected_point_source(demo_output):
     assert report["fit"]["success"]
 
 
+@pytest.mark.slow
 def test_demo_writes_products_and_summary(demo_output):
     for name in ("maps.fits", "images.fits", "fit.json", "models.yaml", "residuals.fits", "significance.fits",
                  "significance.json", "summary.txt", "demo.json"):

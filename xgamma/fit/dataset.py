@@ -15,7 +15,7 @@ import xarray as xr
 
 from xgamma.exceptions import FitError, GeometryError, UnitError
 from xgamma.fit.npred import DatasetArrays, npred_background, npred_source
-from xgamma.fit.statistic import Likelihood, cash_sum
+from xgamma.fit.statistic import Likelihood, cash_significance, cash_sum
 from xgamma.models.background_model import BackgroundModel
 from xgamma.models.sky_model import SkyModel
 from xgamma.models.spatial import PixelGrid
@@ -23,7 +23,7 @@ from xgamma.models.spatial import PixelGrid
 if TYPE_CHECKING:
     from xgamma.fit.psf_kernel import PSFKernel
 
-__all__ = ["MapDataset", "residual_significance"]
+__all__ = ["MapDataset"]
 
 
 def _as_cube(da: xr.DataArray, name: str) -> xr.DataArray:
@@ -34,20 +34,6 @@ def _as_cube(da: xr.DataArray, name: str) -> xr.DataArray:
     if da.dims != ("energy", "lat", "lon"):
         raise GeometryError(f"{name}: dims {da.dims} are not ('energy', 'lat', 'lon')")
     return da
-
-
-def residual_significance(counts: np.ndarray, npred: np.ndarray) -> np.ndarray:
-    """Signed per-pixel significance of counts vs npred from the Cash likelihood ratio.
-
-    sign(n - mu) sqrt(2 (n ln(n / mu) - (n - mu))) (0 where mu <= 0).
-    """
-    n = np.asarray(counts, dtype=float)
-    mu = np.asarray(npred, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        term = np.where(n > 0, n * np.log(n / mu), 0.0)
-        ts = 2.0 * (term - (n - mu))
-        out = np.sign(n - mu) * np.sqrt(np.clip(ts, 0.0, None))
-    return np.where(mu > 0, out, 0.0)
 
 
 class MapDataset:
@@ -247,16 +233,17 @@ class MapDataset:
     def residual_maps(self, *, method: Literal["cash", "diff/sqrt(model)"] = "cash") -> xr.Dataset:
         """``npred``, ``residual`` and ``residual_significance`` maps.
 
-        ``method="cash"`` gives the signed Cash likelihood-ratio significance per pixel;
-        ``"diff/sqrt(model)"`` gives (n - mu) / sqrt(mu).
+        ``method="cash"`` gives the signed Cash likelihood-ratio significance per pixel
+        (`xgamma.fit.statistic.cash_significance`); ``"diff/sqrt(model)"`` gives (n - mu) / sqrt(mu).
+        Both are NaN where npred is not positive (no prediction: the significance is undefined).
         """
         npred = self.npred()
         counts = self.arrays.counts
         if method == "cash":
-            sig = residual_significance(counts, npred.values)
+            sig = cash_significance(counts, npred.values)
         elif method == "diff/sqrt(model)":
             with np.errstate(divide="ignore", invalid="ignore"):
-                sig = np.where(npred.values > 0, (counts - npred.values) / np.sqrt(npred.values), 0.0)
+                sig = np.where(npred.values > 0, (counts - npred.values) / np.sqrt(npred.values), np.nan)
         else:
             raise FitError(f"unknown residual method {method!r}; use 'cash' or 'diff/sqrt(model)'")
         return xr.Dataset({
