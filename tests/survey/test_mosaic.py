@@ -27,7 +27,7 @@ def test_zarr_mosaic_equals_the_in_memory_products_and_reopens(survey_store, ref
                                                  "products.json"}
     # Chunk invariance: 9 chunks of 40 pixels written one by one = the map computed as one chunk.
     assert_products_equal(_read_stores(output), reference_products)
-    plain = xr.open_zarr(output / "images.zarr", consolidated=False)
+    plain = xr.open_zarr(output / "images.zarr")
     assert plain["significance"].dims == ("correlation_radius", "energy", "lat", "lon")
     assert plain["significance"].chunks[-2:] == ((40, 40, 40), (40, 40, 40))
     assert list(plain["correlation_radius"].values) == [0.1, 0.2]

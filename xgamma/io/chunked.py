@@ -217,10 +217,19 @@ class ChunkedStore:
         return out
 
     def finish(self) -> None:
-        """Check that every chunk is recorded, then remove the markers."""
+        """Check that every chunk is recorded, consolidate the zarr metadata (a plain
+        `xarray.open_zarr` then opens the store without a warning), remove the markers."""
         missing = [index for index, _ in self.regions() if not self._marker(index).is_file()]
         if missing:
             raise DataStoreError(f"{self.path}: {len(missing)} chunks were not written (first {missing[0]})")
+        if self.format == "zarr":
+            import warnings
+
+            import zarr
+
+            with warnings.catch_warnings():  # "not part of the Zarr format 3 specification" (yet)
+                warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+                zarr.consolidate_metadata(str(self.path))
         shutil.rmtree(self.progress, ignore_errors=True)
 
 

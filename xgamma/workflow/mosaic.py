@@ -130,13 +130,13 @@ def mosaic_datasets(analysis: Analysis) -> dict[str, xr.Dataset]:
 
 def _fingerprint(analysis: Analysis) -> dict[str, Any]:
     """What must not change for a resumed run to continue the same products."""
-    import xgamma
+    from xgamma.version import __version__
 
     text = json.dumps(analysis.config, default=str, sort_keys=True)
     return {"config_sha256": hashlib.sha256(text.encode()).hexdigest(),
             "obs_ids": [int(o.obs_id) for o in analysis.observations],
             "geometry": analysis.geometry.header_text, "shape": list(analysis.geometry.shape),
-            "xgamma": xgamma.__version__}
+            "xgamma": __version__}
 
 
 def _store_name(name: str, fmt: str) -> str:
