@@ -23,7 +23,7 @@ WORKER_MALLOC_ENVIRON = {
 }
 
 
-def local_cluster(n_workers: int, *, threads_per_worker: int = 1, quiet: bool = True, **kwargs: Any) -> Any:
+def local_cluster(n_workers: int, *, threads_per_worker: int = 1, **kwargs: Any) -> Any:
     """Start a `distributed.LocalCluster` of worker processes with `WORKER_MALLOC_ENVIRON`.
 
     Parameters
@@ -32,9 +32,6 @@ def local_cluster(n_workers: int, *, threads_per_worker: int = 1, quiet: bool = 
         Number of worker processes (>= 1).
     threads_per_worker : int
         Threads per worker. Default is 1 (xgamma's tasks hold the GIL part of the time).
-    quiet : bool
-        Worker processes log only warnings and errors (dask.distributed logs every start, stop
-        and connection at INFO). Default is True.
     **kwargs
         Passed to `distributed.LocalCluster` (default ``dashboard_address=None``).
 
@@ -57,8 +54,6 @@ def local_cluster(n_workers: int, *, threads_per_worker: int = 1, quiet: bool = 
     if int(n_workers) < 1:
         raise ConfigError(f"n_workers must be >= 1, got {n_workers!r}")
     environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_MALLOC_ENVIRON}
-    if quiet:  # read by dask.distributed when it is imported in the worker process
-        environ["DASK_LOGGING__DISTRIBUTED"] = "warning"
     kwargs.setdefault("dashboard_address", None)
     # Without a dashboard the scheduler still serves its small HTTP API: on any free port, not
     # on 8787 (which another cluster may hold: a warning each time).

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from xgamma.workflow.analysis import Analysis
 
-__all__ = ["STREAMED_FORMATS", "is_streamed", "mosaic_datasets", "run_mosaic", "RESUME_FOLDER"]
+__all__ = ["STREAMED_FORMATS", "is_streamed", "check_streamed", "mosaic_datasets", "run_mosaic", "RESUME_FOLDER"]
 
 log = logging.getLogger("xgamma")
 
@@ -61,7 +61,11 @@ def is_streamed(config: Any) -> bool:
     return config.get("output", {}).get("format", "fits") in STREAMED_FORMATS
 
 
-def _check_sections(config: Any) -> None:
+def check_streamed(config: Any, output: Any) -> None:
+    """A streamed configuration has an output folder and only the sections streamed products use."""
+    if output is None:
+        raise ConfigError(f"output.format {config['output']['format']!r} writes the products chunk by chunk: "
+                          "give an output folder")
     for name in _IN_MEMORY_SECTIONS:
         if config.get(name):
             raise ConfigError(f"{name}: not available with output.format {config['output']['format']!r} "
@@ -185,7 +189,7 @@ def run_mosaic(analysis: Analysis, output: str | Path, *, overwrite: bool = Fals
     from xgamma.workflow.progress import compute
 
     config = analysis.config
-    _check_sections(config)
+    check_streamed(config, output)
     fmt = config["output"]["format"]
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
