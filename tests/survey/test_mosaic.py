@@ -23,7 +23,7 @@ def _read_stores(output) -> dict:
 def test_zarr_mosaic_equals_the_in_memory_products_and_reopens(survey_store, reference_products, tmp_path):
     output = tmp_path / "out"
     analysis = run_analysis(mosaic_config(survey_store, chunks=40), output=output)
-    assert {p.name for p in output.iterdir()} == {"maps.zarr", "images.zarr", "summary.json", "config.json",
+    assert {p.name for p in output.iterdir()} == {"maps.zarr", "images.zarr", "summary.json", "config.yaml",
                                                  "products.json"}
     # Chunk invariance: 9 chunks of 40 pixels written one by one = the map computed as one chunk.
     assert_products_equal(_read_stores(output), reference_products)

@@ -18,12 +18,13 @@ The ring runs on the stacked images (as the H.E.S.S. survey and Gammapy's ring t
 the field-of-view cut is ``maps.offset_max``), not run by run as the FITS path of ``xgamma run``
 does: per-run images of a whole survey would not fit anywhere.
 
-Resuming: the products are written into ``OUTPUT/.xgamma-resume/`` with the resolved
-configuration, and published into ``OUTPUT`` (with ``config.yaml``, ``summary.json`` and the
-manifest ``products.json``) only when every chunk is written and verified. A run killed midway
-leaves that folder; the same configuration run again into the same folder skips the chunks
-already written (each checked against its recorded checksum). A different configuration, or
-complete products of an earlier run, are replaced only with ``overwrite`` (``--overwrite``).
+Resuming: the products are written into ``OUTPUT/.xgamma-resume/`` with a fingerprint of the
+resolved configuration, the runs and the geometry, and published into ``OUTPUT`` (with
+``config.yaml``, ``summary.json`` and the manifest ``products.json``, `xgamma.workflow.staging`)
+only when every chunk is written and verified. A run killed midway leaves that folder; the same
+configuration run again into the same folder skips the chunks already written (each checked
+against its recorded checksum). A different configuration, or complete products of an earlier
+run, are replaced only with ``overwrite`` (``--overwrite``).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ STREAMED_FORMATS = ("zarr", "fits-tiles")
 #: Where an unfinished streamed run keeps its products, inside the output folder.
 RESUME_FOLDER = ".xgamma-resume"
 _FINGERPRINT = "fingerprint.json"
-MANIFEST = "products.json"  # TODO(survey): from xgamma.workflow.staging once landed
+#: File and folder names of streamed products (a rerun with ``overwrite`` replaces all of them).
+MOSAIC_PRODUCT_NAMES = ("maps.zarr", "images.zarr", "maps", "images", "summary.json", "config.yaml")
 #: Sections of the FITS path that need maps in memory.
 _IN_MEMORY_SECTIONS = ("psf", "models", "background_model", "fit", "plots")
 
@@ -135,8 +137,9 @@ def mosaic_datasets(analysis: Analysis) -> dict[str, xr.Dataset]:
 def _fingerprint(analysis: Analysis) -> dict[str, Any]:
     """What must not change for a resumed run to continue the same products."""
     from xgamma.version import __version__
+    from xgamma.workflow.config import dump_config
 
-    text = json.dumps(analysis.config, default=str, sort_keys=True)
+    text = dump_config(analysis.config)
     return {"config_sha256": hashlib.sha256(text.encode()).hexdigest(),
             "obs_ids": [int(o.obs_id) for o in analysis.observations],
             "geometry": analysis.geometry.header_text, "shape": list(analysis.geometry.shape),
@@ -150,6 +153,8 @@ def _store_name(name: str, fmt: str) -> str:
 def _prepare_folder(output: Path, fingerprint: dict[str, Any], overwrite: bool) -> Path:
     """The resume folder: reused when it holds the same run, else created (refusing to replace
     an unfinished different run or complete products without ``overwrite``)."""
+    from xgamma.workflow.staging import read_manifest
+
     resume = output / RESUME_FOLDER
     previous = None
     if (resume / _FINGERPRINT).is_file():
@@ -165,7 +170,7 @@ def _prepare_folder(output: Path, fingerprint: dict[str, Any], overwrite: bool) 
             raise XgammaError(f"{output} holds an unfinished run of a different configuration ({resume}); "
                               "pass --overwrite (overwrite=True) to discard it, or another output folder")
         shutil.rmtree(resume)
-    if (output / MANIFEST).is_file() and not overwrite:
+    if read_manifest(output) is not None and not overwrite:
         raise XgammaError(f"{output} already holds the products of a complete run; pass --overwrite "
                           "(overwrite=True) to replace them, or another output folder")
     resume.mkdir(parents=True)
@@ -185,7 +190,6 @@ def run_mosaic(analysis: Analysis, output: str | Path, *, overwrite: bool = Fals
 
     from xgamma.io.chunked import ChunkedStore
     from xgamma.makers.maps import DEFAULT_CHUNK
-    from xgamma.workflow import products as files
     from xgamma.workflow.progress import compute
 
     config = analysis.config
@@ -215,21 +219,20 @@ def run_mosaic(analysis: Analysis, output: str | Path, *, overwrite: bool = Fals
                    for name, store in stores.items()},
         "obs_ids": [int(o.obs_id) for o in analysis.observations],
     }
-    return _publish(analysis, output, resume, {name: store.path for name, store in stores.items()}, files)
+    return _publish(analysis, output, resume, {name: store.path for name, store in stores.items()})
 
 
-def _publish(analysis: Analysis, output: Path, resume: Path, stores: dict[str, Path], files: Any) -> dict[str, Path]:
-    """Move the finished stores into ``output`` with the run's files; the manifest last."""
-    (output / MANIFEST).unlink(missing_ok=True)  # no complete run while products are swapped
-    published = {}
-    for name, path in stores.items():
-        target = output / path.name
-        if target.exists():
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
-        path.rename(target)
-        published[name] = target
-    published["summary"] = files.write_summary(analysis, output)
-    published["config"] = files.write_json(output / "config.json", json.loads(json.dumps(analysis.config, default=str)))
-    files.write_json(output / MANIFEST, {"complete": True, "files": sorted(p.name for p in published.values())})
+def _publish(analysis: Analysis, output: Path, resume: Path, stores: dict[str, Path]) -> dict[str, Path]:
+    """Publish the finished stores with ``summary.json`` and ``config.yaml`` (`StagedOutput`:
+    earlier products replaced, the manifest ``products.json`` last), then drop the resume folder."""
+    from xgamma.workflow import products
+    from xgamma.workflow.staging import StagedOutput
+
+    with StagedOutput(output, product_names=(*products.PRODUCT_NAMES, *MOSAIC_PRODUCT_NAMES)) as staging:
+        staged = {}
+        for name, path in stores.items():
+            staged[name] = path.rename(staging.path / path.name)  # same file system: a rename
+        staged["summary"] = products.write_summary(analysis, staging.path)
+        staged["config"] = products.write_config(analysis, staging.path)
     shutil.rmtree(resume)
-    return published
+    return {name: staging.final(path) for name, path in staged.items()}
