@@ -277,7 +277,8 @@ def _fits_layout(chunk: xr.Dataset) -> xr.Dataset:
 
 
 def _label(value: Any) -> str:
-    return f"{float(value):g}" if np.ndim(value) == 0 and np.issubdtype(np.asarray(value).dtype, np.number) else str(value)
+    number = np.ndim(value) == 0 and np.issubdtype(np.asarray(value).dtype, np.number)
+    return f"{float(value):g}" if number else str(value)
 
 
 def _fits_checksums(path: Path) -> dict[str, str]:
