@@ -149,3 +149,23 @@ def test_mosaic_graph_is_lazy(survey_store):
     with raise_if_dask_computes():
         products = mosaic_datasets(analysis)
     assert all(var.chunks is not None for ds in products.values() for var in ds.data_vars.values())
+
+
+def test_example_survey_configuration_is_the_hess_survey_geometry(survey_store):
+    """examples/gps-survey.yaml: 63 M voxels per cube pass the checks (no in-memory size limit)."""
+    from pathlib import Path
+
+    import yaml
+
+    raw = yaml.safe_load((Path(__file__).parents[2] / "examples" / "gps-survey.yaml").read_text())
+    raw["data"]["datastore"] = str(survey_store)
+    with dask.config.set({"xgamma.max_memory": "500 MB"}):  # far less than the 63 M-voxel cube needs
+        analysis = run_analysis(raw, dry_run=True)
+        in_memory = {**raw, "output": {"format": "fits"}, "significance": {"correlation_radius": "0.1 deg"}}
+        with pytest.raises(ConfigError, match="output.format: zarr"):  # refused without streaming
+            run_analysis(in_memory, dry_run=True)
+    assert analysis.geometry.shape == (300, 8750) and analysis.geometry.nbins == 24
+    lon, lat = analysis.geometry.lonlat()
+    lon = (lon + 180) % 360 - 180  # l = 250 .. 360 .. 65 deg
+    assert lon.min() == pytest.approx(-110 + 0.01) and lon.max() == pytest.approx(65 - 0.01)
+    assert abs(lat).max() == pytest.approx(3 - 0.01)

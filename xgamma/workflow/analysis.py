@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xgamma.workflow.config import Config, validate_config
+from xgamma.workflow.config import Config, is_streamed, validate_config
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -199,11 +199,11 @@ def run_analysis(
         exclusion=exclusion,
         progress=progress,
     )
-    from xgamma.workflow.mosaic import check_streamed, is_streamed, run_mosaic
+    from xgamma.workflow.mosaic import check_streamed, run_mosaic
 
     streamed = is_streamed(config)
     if streamed:
-        check_streamed(config, output)
+        check_streamed(config)
     selected = [stage for stage in (REFERENCE_STAGES if stages is None else stages) if stage.wanted(analysis)]
     analysis.requested = frozenset().union(*(stage.needs for stage in selected))
     # Every stage's inputs are checked before anything is computed or written.

@@ -14,7 +14,8 @@ from typing import Any
 
 from xgamma.exceptions import ConfigError
 
-__all__ = ["Config", "load_config", "validate_config", "dump_config", "parse_angle", "parse_energy", "SCHEMA"]
+__all__ = ["Config", "load_config", "validate_config", "dump_config", "parse_angle", "parse_energy", "SCHEMA",
+           "is_streamed", "STREAMED_FORMATS"]
 
 _ENV = re.compile(r"\$\{([^}]+)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -211,11 +212,20 @@ def _angles(value: Any, path: str) -> Any:
     return _positive_angle(value, path)
 
 
+#: ``output.format`` values written chunk by chunk (`xgamma.workflow.mosaic`).
+STREAMED_FORMATS = ("zarr", "fits-tiles")
+
+
 def _output_format(value: Any, path: str) -> str:
-    formats = ("fits", "zarr", "fits-tiles")
+    formats = ("fits", *STREAMED_FORMATS)
     if value not in formats:
         raise ConfigError(f"{path}: expected one of {list(formats)}, got {value!r}")
     return value
+
+
+def is_streamed(config: Mapping[str, Any]) -> bool:
+    """Whether a configuration asks for products streamed chunk by chunk (``output.format``)."""
+    return config.get("output", {}).get("format", "fits") in STREAMED_FORMATS
 
 
 def _fit_on(value: Any, path: str) -> str:

@@ -43,12 +43,10 @@ if TYPE_CHECKING:
 
     from xgamma.workflow.analysis import Analysis
 
-__all__ = ["STREAMED_FORMATS", "is_streamed", "check_streamed", "mosaic_datasets", "run_mosaic", "RESUME_FOLDER"]
+__all__ = ["check_streamed", "mosaic_datasets", "run_mosaic", "RESUME_FOLDER"]
 
 log = logging.getLogger("xgamma")
 
-#: ``output.format`` values written chunk by chunk by `run_mosaic`.
-STREAMED_FORMATS = ("zarr", "fits-tiles")
 #: Where an unfinished streamed run keeps its products, inside the output folder.
 RESUME_FOLDER = ".xgamma-resume"
 _FINGERPRINT = "fingerprint.json"
@@ -58,16 +56,8 @@ MOSAIC_PRODUCT_NAMES = ("maps.zarr", "images.zarr", "maps", "images", "summary.j
 _IN_MEMORY_SECTIONS = ("psf", "models", "background_model", "fit", "plots")
 
 
-def is_streamed(config: Any) -> bool:
-    """Whether the configuration asks for chunk-by-chunk output (``output.format``)."""
-    return config.get("output", {}).get("format", "fits") in STREAMED_FORMATS
-
-
-def check_streamed(config: Any, output: Any) -> None:
-    """A streamed configuration has an output folder and only the sections streamed products use."""
-    if output is None:
-        raise ConfigError(f"output.format {config['output']['format']!r} writes the products chunk by chunk: "
-                          "give an output folder")
+def check_streamed(config: Any) -> None:
+    """A streamed configuration has only the sections that streamed products use."""
     for name in _IN_MEMORY_SECTIONS:
         if config.get(name):
             raise ConfigError(f"{name}: not available with output.format {config['output']['format']!r} "
@@ -178,7 +168,7 @@ def _prepare_folder(output: Path, fingerprint: dict[str, Any], overwrite: bool) 
     return resume
 
 
-def run_mosaic(analysis: Analysis, output: str | Path, *, overwrite: bool = False) -> dict[str, Path]:
+def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool = False) -> dict[str, Path]:
     """Write the streamed products of ``analysis`` into ``output`` (see the module docstring).
 
     Returns
@@ -193,8 +183,10 @@ def run_mosaic(analysis: Analysis, output: str | Path, *, overwrite: bool = Fals
     from xgamma.workflow.progress import compute
 
     config = analysis.config
-    check_streamed(config, output)
+    check_streamed(config)
     fmt = config["output"]["format"]
+    if output is None:
+        raise ConfigError(f"output.format {fmt!r} writes the products chunk by chunk: give an output folder")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     resume = _prepare_folder(output, _fingerprint(analysis), overwrite)

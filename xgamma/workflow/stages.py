@@ -108,13 +108,12 @@ def check_maps(analysis: Analysis) -> None:
     """The map fits in memory; each observation's pointing and times are valid and its files exist."""
     from xgamma.exceptions import DataStoreError
 
-    from xgamma.workflow.mosaic import is_streamed
+    from xgamma.workflow.config import is_streamed
 
     geometry = analysis.geometry
     if geometry.energy_edges is None:
         raise ConfigError("geometry: map making needs an energy axis (geometry.energy)")
-    if not is_streamed(analysis.config):  # streamed products hold a few chunks in memory
-        inputs.check_map_size(geometry.shape, geometry.nbins)
+    inputs.check_map_size(geometry.shape, geometry.nbins, in_memory=not is_streamed(analysis.config))
     if not analysis.observations:
         raise DataStoreError("no observations to make maps from: the selection is empty")
     for observation in analysis.observations:
