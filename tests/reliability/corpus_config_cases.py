@@ -219,6 +219,8 @@ def _cases() -> list[ConfigCase]:
     add(ConfigCase("fit-on-unknown", setting("fit.on", "foo"), Error("fit.on"), stages="full"))
     add(ConfigCase("fit-minos-unknown", setting("fit.minos", ["nosuch.param"]), Error("fit.minos", "nosuch.param"),
                    stages="full"))
+    add(ConfigCase("fit-index-free-on-images", setting("models.0.spectral.index", {"value": 2.5, "frozen": False}),
+                   Succeeds(check=_fit_outcome_told), stages="full"))
     add(ConfigCase("fit-point-method-unknown", setting("fit.point_method", "foo"), Error("fit.point_method"),
                    stages="full"))
 
@@ -268,7 +270,20 @@ def _chain(*edits: Callable[[dict], dict]) -> Callable[[dict], dict]:
     return edit
 
 
-def _finite_products(output, base) -> None:
+def _fit_outcome_told(output, base, outcome) -> None:
+    """A fit that did not converge says so: fit.json, summary, a warning line and the FITS header."""
+    import json
+
+    from astropy.io import fits
+
+    success = json.loads((output / "fit.json").read_text())["success"]
+    assert json.loads((output / "summary.json").read_text())["fit"]["success"] == success
+    assert fits.getheader(output / "residuals.fits")["FIT_OK"] == success
+    warned = any(line.startswith("xgamma: warning: fit ") for line in outcome.warning_lines)
+    assert warned != success, outcome.stderr
+
+
+def _finite_products(output, base, outcome) -> None:
     import numpy as np
     from astropy.io import fits
 

@@ -576,7 +576,7 @@ def _base_dir(value: str) -> Callable:
     return damage
 
 
-def _fewer_counts(output: Path, base: Path) -> None:
+def _fewer_counts(output: Path, base: Path, outcome) -> None:
     import json
 
     got = json.loads((output / "summary.json").read_text())["maps"]["total_counts"]
@@ -584,7 +584,7 @@ def _fewer_counts(output: Path, base: Path) -> None:
     assert 0 < got < expected
 
 
-def _close_to_base(output: Path, base: Path) -> None:
+def _close_to_base(output: Path, base: Path, outcome) -> None:
     import json
 
     got = json.loads((output / "summary.json").read_text())["maps"]

@@ -109,9 +109,9 @@ class Same:
 
 @dataclass(frozen=True)
 class Succeeds:
-    """The run succeeds; ``check(output folder, base output folder)`` asserts what is special."""
+    """The run succeeds; ``check(output folder, base output folder, outcome)`` asserts what is special."""
 
-    check: Callable[[Path, Path], None] = field(default=lambda out, base: None)
+    check: Callable[[Path, Path, Outcome], None] = field(default=lambda out, base, outcome: None)
     warns: tuple[str, ...] = ()
 
 

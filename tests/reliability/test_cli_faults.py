@@ -147,3 +147,12 @@ def closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
+
+
+def test_plugins_lists_aliases():
+    outcome = run_cli(["plugins"])
+    assert outcome.code == 0
+    header, *rows = outcome.stdout.splitlines()
+    assert header.split()[-1] == "ALIASES"
+    powerlaw2 = next(row for row in rows if row.split()[1:2] == ["powerlaw2"])
+    assert "powerlaw2spectralmodel" in powerlaw2  # the Gammapy tag a model file may use

@@ -33,7 +33,7 @@ def check_outcome(case, outcome, output, base_output, store) -> None:
     if isinstance(expect, Same):
         assert_same_products(output, base_output)
     else:
-        expect.check(output, base_output)
+        expect.check(output, base_output, outcome)
 
 
 @pytest.mark.timeout(60)

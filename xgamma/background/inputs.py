@@ -101,7 +101,11 @@ def _run_pointings(n_runs: int, geometry: SkyGeometry, offset_max: Any,
     if offset_max is None:
         return None, None
     if pointing is None:
-        raise EstimatorError("offset_max needs the pointing position(s) of the observation(s)")
+        raise EstimatorError(
+            "offset_max needs the pointing position(s) of the observation(s): stacked images have none. Estimate "
+            "the background on per-observation images, which carry their pointings (`make_observation_maps` or "
+            "`analysis.observation_maps()`, squashed with `squash_energy`), pass `pointing=`, or drop offset_max"
+        )
     limit = offset_limit(offset_max)
     from astropy.coordinates import SkyCoord
 

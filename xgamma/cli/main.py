@@ -232,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _warnings_as_lines(), _signals():
             return COMMANDS[args.command](args)
     except XgammaError as error:
-        return _fail(error)
+        return _fail(_naming_plugin(error, str(error)))
     except MemoryError:
         return _fail("out of memory: make the map smaller (binsz, width, energy bins), select fewer runs, or "
                      "lower dask config 'xgamma.max_memory' so that xgamma refuses such maps up front")
@@ -251,8 +251,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a bug (in xgamma or a plugin): one line, or the traceback on request
         if os.environ.get(DEBUG_ENV_VAR):
             raise
-        return _fail(f"internal error {type(error).__name__}: {error} (a bug; set {DEBUG_ENV_VAR}=1 to see the "
-                     "traceback and please report it)", code=2)
+        message = f"{type(error).__name__}: {error}"
+        named = _naming_plugin(error, message)
+        if named != message:  # a plugin's code raised: its authors are to be told, not xgamma's
+            return _fail(f"{named} (set {DEBUG_ENV_VAR}=1 to see the traceback)")
+        return _fail(f"internal error {message} (a bug; set {DEBUG_ENV_VAR}=1 to see the traceback and "
+                     "please report it)", code=2)
+
+
+def _naming_plugin(error: BaseException, message: str) -> str:
+    """``message`` prefixed with the plugin (and distribution) whose code raised ``error``, if any."""
+    from xgamma.plugin.blame import blamed_plugin
+
+    plugin = blamed_plugin(error)
+    if plugin is None or plugin.describe() in message:
+        return message
+    return f"{plugin.describe()} failed: {message}"
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -267,12 +281,21 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+class _LineFormatter(logging.Formatter):
+    """``xgamma: message`` for progress, ``xgamma: warning: message`` for warnings (one line each)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = " ".join(record.getMessage().split())
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        return f"xgamma: {level}{message}"
+
+
 def _configure_logging(*, quiet: bool) -> None:
     """``xgamma: ...`` lines for xgamma's own log messages only (dask's stay in their loggers)."""
     logger = logging.getLogger("xgamma")
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("xgamma: %(message)s"))
+        handler.setFormatter(_LineFormatter())
         logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
     logger.propagate = False

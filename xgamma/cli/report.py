@@ -37,11 +37,8 @@ def format_report(analysis: Analysis) -> str:
     """Products written, then the fit table and the peak significance when those stages ran."""
     lines = [f"{name:>17}: {path}" for name, path in analysis.products.items()]
     if analysis.fit_result is not None:
-        result = analysis.fit_result
-        lines += ["", str(result)]
-        if not result.success:
-            lines.append("  WARNING: the fit did not converge; its values and errors are not reliable "
-                         f"({result.message.strip()})")
+        # A failed fit shows success=False here; the run also warned on stderr (and FIT_OK = F).
+        lines += ["", str(analysis.fit_result)]
     significance = analysis.summary.get("significance")
     if significance:
         position = significance.get("max_position") or {}

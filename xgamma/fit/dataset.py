@@ -127,8 +127,9 @@ class MapDataset:
         return next((m for m in self.models if isinstance(m, BackgroundModel)), None)
 
     @property
-    def sky_models(self) -> list[SkyModel]:
-        return [m for m in self.models if isinstance(m, SkyModel)]
+    def sky_models(self) -> tuple[SkyModel, ...]:
+        """The sky models of `models` (a read-only view: add or remove models through ``models``)."""
+        return _ModelsView(m for m in self.models if isinstance(m, SkyModel))
 
     # ------------------------------------------------------------------ numpy view
     def _mask(self) -> np.ndarray:
@@ -255,3 +256,13 @@ class MapDataset:
     def __repr__(self) -> str:
         return (f"MapDataset(name={self.name!r}, shape={self.counts.shape}, psf={self.psf is not None}, "
                 f"models={[m.name for m in self.models]})")
+
+
+class _ModelsView(tuple):
+    """A read-only selection of `MapDataset.models`: changing it would change nothing, so it refuses."""
+
+    def _refuse(self, *args, **kwargs):
+        raise FitError("MapDataset.sky_models is a read-only view of MapDataset.models: "
+                       "use dataset.models.append(model) (or .remove, .insert) to change the models fitted")
+
+    append = extend = insert = remove = pop = clear = _refuse

@@ -468,6 +468,7 @@ class Observation:
                 from xgamma.irf.readers import read_irf
 
                 value = read_irf(path, hdu, hdu_class)
+                _check_irf_interface(value, hdu_type, hdu_class, path, hdu)
                 if hdu_type == "bkg" and self._legacy_hess_fov():
                     # Old H.E.S.S. bkg_3d: RADEC with reversed longitude (as Gammapy 2.1 reads it).
                     # A shallow copy: IRF objects are cached per file and shared between runs.
@@ -520,3 +521,26 @@ class Observation:
         for hdu_type in self.hdus:
             self._load(hdu_type)
         return self
+
+
+#: What map making, the PSF kernel and the fit call on each IRF type (plugin readers included).
+_IRF_INTERFACES = {
+    "aeff": ("evaluate", "lo_threshold", "hi_threshold"),
+    "bkg": ("integrate_energy", "fov_alignment"),
+    "psf": ("evaluate", "containment", "containment_radius"),
+    "edisp": ("evaluate",),
+}
+
+
+def _check_irf_interface(irf: Any, hdu_type: str, hdu_class: str, path: str, hdu: str) -> None:
+    """Refuse an IRF object (from a plugin's reader) without the methods its HDU type needs."""
+    missing = [name for name in _IRF_INTERFACES.get(hdu_type, ()) if not hasattr(irf, name)]
+    if not missing:
+        return
+    from xgamma.irf.readers import _registry_reader
+    from xgamma.plugin.blame import describe_component
+    from xgamma.plugin.types import IRFPluginError
+
+    reader = describe_component("IRF reader", hdu_class, _registry_reader(hdu_class, Path(path), hdu))
+    raise IRFPluginError(f"{reader} returned a {type(irf).__name__} for the {hdu_type} HDU {hdu!r} of {path}, "
+                         f"without {missing}: not a usable {hdu_type} IRF")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from xgamma.geometry import SkyGeometry
 
 __all__ = ["build_geometry", "select_observations", "build_models", "build_exclusion", "psf_spectrum",
-           "background_estimator_factory", "check_map_size", "max_memory"]
+           "background_estimator_factory", "estimate_background", "check_map_size", "max_memory"]
 
 #: Maps ``xgamma run`` holds in memory per voxel: counts, exposure, background (float64).
 _CUBE_BYTES_PER_VOXEL = 3 * 8
@@ -195,6 +195,62 @@ def background_estimator_factory(config: Mapping[str, Any]) -> Any:
                           f"(accepts {sorted(accepted)})")
 
     def make(exclusion: Any) -> Any:
-        return estimator_cls(exclusion=exclusion, **ring)
+        try:
+            return estimator_cls(exclusion=exclusion, **ring)
+        except XgammaError:
+            raise
+        except Exception as error:  # a plugin's constructor: named with its plugin
+            _raise_estimator_failure(method, estimator_cls, "could not be created", error)
+            raise
 
     return make
+
+
+def _raise_estimator_failure(method: str, estimator: Any, what: str, error: BaseException) -> None:
+    from xgamma.plugin.blame import plugin_of
+    from xgamma.plugin.types import EstimatorPluginError
+
+    plugin = plugin_of(estimator)
+    if plugin is not None:
+        raise EstimatorPluginError(f"background estimator {method!r} from {plugin.describe()} {what}: "
+                                   f"{type(error).__name__}: {error}") from error
+
+
+def estimate_background(estimator: Any, images: xr.Dataset, method: str) -> xr.Dataset:
+    """``estimator.run(images)``, its result checked: a Dataset with ``counts`` and ``background`` maps.
+
+    Raises
+    ------
+    EstimatorError
+        The result is not such a Dataset, or (a plugin's estimator) ``run`` raised; the message
+        names the estimator and the plugin and distribution providing it.
+    """
+    import xarray as xr
+
+    from xgamma.exceptions import EstimatorError
+    from xgamma.plugin.blame import describe_component
+
+    try:
+        result = estimator.run(images)
+    except XgammaError:
+        raise
+    except Exception as error:
+        _raise_estimator_failure(method, estimator, "failed", error)
+        raise
+    problem = None
+    if not isinstance(result, xr.Dataset):
+        problem = f"returned a {type(result).__name__}"
+    else:
+        missing = [name for name in ("counts", "background") if name not in result]
+        wrong = [name for name in ("counts", "background") if name in result
+                 and not {"lat", "lon"} <= set(result[name].dims)]
+        if missing or wrong:
+            problem = f"returned a Dataset without (lat, lon) maps {missing + wrong}"
+    if problem is not None:
+        from xgamma.plugin.blame import plugin_of
+        from xgamma.plugin.types import EstimatorPluginError
+
+        error_type = EstimatorPluginError if plugin_of(estimator) is not None else EstimatorError
+        raise error_type(f"{describe_component('background estimator', method, estimator)} {problem}; "
+                         "expected an xarray.Dataset with 'counts' and 'background' maps")
+    return result

@@ -158,6 +158,7 @@ def check_fit(analysis: Analysis) -> None:
         raise ConfigError("fit: no models to fit: add a 'models' section (or 'background_model')")
     seen: dict[str, int] = {}
     for i, model in enumerate(models):
+        _check_model_parameters(model)
         name = getattr(model, "name", None)
         if name in seen:
             raise ConfigError(f"models: two models are named {name!r} (entries {seen[name]} and {i}); "
@@ -177,6 +178,27 @@ def check_fit(analysis: Analysis) -> None:
         if label not in labels or labels[label].frozen:
             free = sorted(k for k, p in labels.items() if not p.frozen)
             raise ConfigError(f"fit.minos: {label!r} is not a free parameter; free parameters: {free}")
+
+
+def _check_model_parameters(model: Any) -> None:
+    """A sky model's components declare parameters (a spatial model its centre lon_0, lat_0)."""
+    from xgamma.exceptions import ModelError
+    from xgamma.plugin.blame import describe_component, plugin_of
+    from xgamma.plugin.types import ModelPluginError
+
+    for part, needed in (("spatial", ("lon_0", "lat_0")), ("spectral", ())):
+        component = getattr(model, part, None)
+        if component is None:
+            continue
+        names = [p.name for p in getattr(component, "parameters", None) or []]
+        missing = [n for n in needed if n not in names]
+        if names and not missing:
+            continue
+        error = ModelPluginError if plugin_of(component) is not None else ModelError
+        what = describe_component(f"{part} model", getattr(component, "tag", "") or type(component).__name__,
+                                  component)
+        raise error(f"models: {getattr(model, 'name', '?')!r}: {what} declares "
+                    f"{'no parameters' if not names else 'no ' + ' / '.join(missing) + ' parameter'}")
 
 
 def run_fit(analysis: Analysis) -> None:
@@ -249,7 +271,8 @@ def run_significance(analysis: Analysis) -> None:
             max_iterations=section.get("max_iterations", 5),
         )
         analysis.summary["exclusion_iterations"] = iterations
-    result = make_estimator(exclusion).run(images)
+    method = config.get("ring", {}).get("method", "ring")
+    result = inputs.estimate_background(make_estimator(exclusion), images, method)
     if "obs_id" in result.dims:  # an estimator that leaves observations unstacked: sum them
         result = result.sum("obs_id", keep_attrs=True)
     maps = significance_maps(result, correlation_radius=radius,
