@@ -43,11 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
                            help="run on a local dask.distributed cluster of N single-threaded workers")
         group.add_argument("--scheduler", metavar="ADDRESS",
                            help="run on an existing dask.distributed scheduler (e.g. tcp://host:8786)")
-        p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or log messages")
+        group = p.add_mutually_exclusive_group()
+        group.add_argument("--quiet", "-q", action="store_true", help="no progress bars or log messages")
+        group.add_argument("--verbose", "-v", action="store_true",
+                           help="also the log messages of dask.distributed (scheduler, workers)")
 
     run = sub.add_parser("run", help="run the analysis stages of a YAML configuration")
     run.add_argument("config", type=Path, help="YAML configuration file")
     run.add_argument("--output", "-o", type=Path, required=True, help="output folder")
+    run.add_argument("--overwrite", action="store_true",
+                     help="zarr / fits-tiles output: replace earlier products or an unfinished run of another "
+                          "configuration (an unfinished run of the same configuration is resumed)")
     run.add_argument("--dry-run", action="store_true",
                      help="check the configuration, data files, models and regions; compute and write nothing")
     scheduler_options(run)
@@ -108,9 +114,11 @@ def _scheduler(args: argparse.Namespace) -> Iterator[None]:
             logging.getLogger("xgamma").info("dask scheduler %s", client.scheduler.address)
             yield
         return
-    # Worker processes log only critical problems: errors of tasks come back to this process as
-    # exceptions, and an interrupted run must not print every worker's shutdown complaints.
-    with local_cluster(workers, silence_logs=logging.CRITICAL) as cluster, Client(cluster), _quiet_interrupt():
+    # Worker processes log only critical problems unless --verbose: errors of tasks come back to
+    # this process as exceptions, and an interrupted run must not print every worker's shutdown
+    # complaints.
+    silence = logging.INFO if args.verbose else logging.CRITICAL
+    with local_cluster(workers, silence_logs=silence) as cluster, Client(cluster), _quiet_interrupt():
         yield
 
 
@@ -159,7 +167,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(format_plan(run_analysis(config, dry_run=True), args.output))
         return 0
     with _scheduler(args):
-        analysis = run_analysis(config, output=args.output, progress=not args.quiet)
+        analysis = run_analysis(config, output=args.output, progress=not args.quiet, overwrite=args.overwrite)
     if not args.quiet:
         print(format_report(analysis))
     return 0

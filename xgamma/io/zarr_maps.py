@@ -21,7 +21,7 @@ from xgamma.exceptions import DataStoreError
 from xgamma.io.fits_maps import atomic_path
 from xgamma.maps import map_geometry, with_indexes
 
-__all__ = ["write_zarr", "read_zarr", "spatial_ref", "SPATIAL_REF"]
+__all__ = ["write_zarr", "read_zarr", "zarr_dataset", "spatial_ref", "SPATIAL_REF"]
 
 #: The grid-mapping coordinate holding the WCS (rioxarray's name for its CRS coordinate).
 SPATIAL_REF = "spatial_ref"
@@ -59,18 +59,30 @@ def write_zarr(maps: xr.Dataset | xr.DataArray, path: str | os.PathLike, *, over
     overwrite : bool
         Replace an existing store. Default is False.
     """
-    dataset = maps.to_dataset() if isinstance(maps, xr.DataArray) else maps
+    dataset = zarr_dataset(maps.to_dataset() if isinstance(maps, xr.DataArray) else maps)
     path = Path(path)
     if path.exists() and overwrite:
         import shutil
 
         shutil.rmtree(path)
+    with atomic_path(path, overwrite=overwrite) as tmp, warnings.catch_warnings():
+        # Consolidated metadata let xr.open_zarr open the store without a warning; zarr 3 warns
+        # that they are not part of its format 3 specification yet.
+        warnings.filterwarnings("ignore", message="Consolidated metadata")
+        dataset.to_zarr(tmp, mode="w", consolidated=True)
+    return path
+
+
+def zarr_dataset(dataset: xr.Dataset) -> xr.Dataset:
+    """The maps as they are stored in zarr (the layout `read_zarr` reads back): the WCS coordinate
+    becomes the ``spatial_ref`` grid-mapping coordinate of every variable."""
     # The WCS header text travels in the attributes of the spatial_ref coordinate (zarr v3 has
     # no stable string dtype for a string coordinate).
     wcs_header = str(dataset.coords["wcs"].values) if "wcs" in dataset.coords else None
+    separable = wcs_header is None or map_geometry(dataset).separable
     dataset = dataset.drop_vars("wcs", errors="ignore")
     if wcs_header is not None:
-        if not map_geometry(maps).separable:
+        if not separable:
             # lon/lat labels of a TAN/ARC/... map are exact only along one row and column: a plain
             # xr.open_zarr would select pixels with them. Only the exact description is stored
             # (WCS + pixel indices); read_zarr rebuilds the labels.
@@ -78,12 +90,7 @@ def write_zarr(maps: xr.Dataset | xr.DataArray, path: str | os.PathLike, *, over
         dataset = dataset.assign_coords({SPATIAL_REF: spatial_ref(wcs_header)})
         dataset = dataset.assign({name: dataset[name].assign_attrs(grid_mapping=SPATIAL_REF)
                                   for name in dataset.data_vars})
-    with atomic_path(path, overwrite=overwrite) as tmp, warnings.catch_warnings():
-        # Consolidated metadata let xr.open_zarr open the store without a warning; zarr 3 warns
-        # that they are not part of its format 3 specification yet.
-        warnings.filterwarnings("ignore", message="Consolidated metadata")
-        dataset.to_zarr(tmp, mode="w", consolidated=True)
-    return path
+    return dataset
 
 
 def read_zarr(path: str | os.PathLike) -> xr.Dataset:

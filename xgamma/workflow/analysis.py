@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xgamma.workflow.config import Config, validate_config
+from xgamma.workflow.config import Config, is_streamed, validate_config
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -129,6 +129,7 @@ def run_analysis(
     output: str | os.PathLike | None = None,
     stages: Sequence[Stage] | None = None,
     progress: bool = False,
+    overwrite: bool = False,
     dry_run: bool = False,
 ) -> Analysis:
     """Run the analysis a configuration asks for: maps, fit, ring background and significance.
@@ -161,6 +162,10 @@ def run_analysis(
         The stages to consider, in order. Default: `~xgamma.workflow.REFERENCE_STAGES`.
     progress : bool
         Show progress bars. Default is False.
+    overwrite : bool
+        With a streamed ``output.format`` (zarr, fits-tiles): replace complete products or an
+        unfinished run of another configuration in ``output`` (`xgamma.workflow.mosaic`); an
+        unfinished run of the same configuration is always resumed. Default is False.
     dry_run : bool
         Only check the inputs of every stage (`Stage.check`: configuration, files, models,
         regions) and return the `Analysis` without computing or writing anything. Default is False.
@@ -197,6 +202,11 @@ def run_analysis(
         exclusion=exclusion,
         progress=progress,
     )
+    from xgamma.workflow.mosaic import check_streamed, run_mosaic
+
+    streamed = is_streamed(config)
+    if streamed:
+        check_streamed(config)
     selected = [stage for stage in (REFERENCE_STAGES if stages is None else stages) if stage.wanted(analysis)]
     analysis.requested = frozenset().union(*(stage.needs for stage in selected))
     # Every stage's inputs are checked before anything is computed or written.
@@ -205,6 +215,9 @@ def run_analysis(
             stage.check(analysis)
     analysis.stages = tuple(stage.name for stage in selected)
     if dry_run:
+        return analysis
+    if streamed:  # products written chunk by chunk, resumable (its own staging)
+        analysis.products.update(run_mosaic(analysis, output, overwrite=overwrite))
         return analysis
     if output is None:
         _run_stages(analysis, selected, None)

@@ -14,7 +14,8 @@ from typing import Any
 
 from xgamma.exceptions import ConfigError
 
-__all__ = ["Config", "load_config", "validate_config", "dump_config", "parse_angle", "parse_energy", "SCHEMA"]
+__all__ = ["Config", "load_config", "validate_config", "dump_config", "parse_angle", "parse_energy", "SCHEMA",
+           "is_streamed", "STREAMED_FORMATS"]
 
 _ENV = re.compile(r"\$\{([^}]+)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -202,6 +203,31 @@ def _point_method(value: Any, path: str) -> str:
     return value
 
 
+def _angles(value: Any, path: str) -> Any:
+    """One positive angle, or a list of them."""
+    if isinstance(value, list):
+        if not value:
+            raise ConfigError(f"{path}: expected an angle or a non-empty list of angles")
+        return [_positive_angle(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return _positive_angle(value, path)
+
+
+#: ``output.format`` values written chunk by chunk (`xgamma.workflow.mosaic`).
+STREAMED_FORMATS = ("zarr", "fits-tiles")
+
+
+def _output_format(value: Any, path: str) -> str:
+    formats = ("fits", *STREAMED_FORMATS)
+    if value not in formats:
+        raise ConfigError(f"{path}: expected one of {list(formats)}, got {value!r}")
+    return value
+
+
+def is_streamed(config: Mapping[str, Any]) -> bool:
+    """Whether a configuration asks for products streamed chunk by chunk (``output.format``)."""
+    return config.get("output", {}).get("format", "fits") in STREAMED_FORMATS
+
+
 def _fit_on(value: Any, path: str) -> str:
     if value not in ("images", "cube"):
         raise ConfigError(f"{path}: expected 'images' or 'cube', got {value!r}")
@@ -242,13 +268,16 @@ SCHEMA: dict[str, Any] = {
     "fit": {"on": _fit_on, "minos": _list_of(_string), "point_method": _point_method},
     "exclusion": {"regions": _list_of(_string), "threshold": _number, "dilation": _positive_angle,
                   "max_iterations": _positive_int},
-    "ring": {"method": _string, "r_in": _positive_angle, "width": _positive_angle, "offset_max": _positive_angle},
-    "significance": {"correlation_radius": _positive_angle},
+    "ring": {"method": _string, "r_in": _positive_angle, "width": _positive_angle, "offset_max": _positive_angle,
+             "r_out_max": _positive_angle, "stepsize": _positive_angle, "theta": _positive_angle,
+             "threshold_alpha": _number},
+    "significance": {"correlation_radius": _angles, "correlate_off": _boolean},
     "detect": {"threshold": _positive_number, "max_sources": _positive_int, "min_distance": _positive_angle,
                "morphologies": _list_of(_morphology, min_items=1), "sigma": _positive_angle,
                "max_sigma": _positive_angle, "extension_ts": _non_negative_number, "index": _number,
                "max_radius": _positive_angle},
     "plots": _boolean,
+    "output": {"format": _output_format},
 }
 
 _REQUIRED = {"data": ("datastore",), "geometry": ("center", "width", "binsz", "energy"), "maps": ("offset_max",)}
@@ -290,6 +319,10 @@ def validate_config(raw: Mapping[str, Any], *, required: Sequence[str] = ("data"
                 raise ConfigError(f"missing key '{section}.{key}'")
     if "ring" in config and "significance" not in config:
         config["significance"] = {}
+    radius = config.get("significance", {}).get("correlation_radius")
+    if isinstance(radius, list) and config.get("output", {}).get("format", "fits") == "fits":
+        raise ConfigError("significance.correlation_radius: several radii need output.format zarr or fits-tiles "
+                          "(the FITS products hold one significance map)")
     return Config(config)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from xgamma.exceptions import ConfigError, XgammaError
+from xgamma.workflow.config import is_streamed
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -40,8 +41,9 @@ def max_memory() -> int:
         return 4 * 1024**3
 
 
-def check_map_size(shape: tuple[int, int], nbins: int, *, where: str = "geometry") -> None:
-    """Refuse, before anything is allocated, a map whose cube would not fit in memory.
+def check_map_size(shape: tuple[int, int], nbins: int, *, where: str = "geometry", in_memory: bool = True) -> None:
+    """Refuse, before anything is allocated, an empty map or (``in_memory``) a map whose cube
+    would not fit in memory (streamed outputs, ``output.format: zarr``, hold a few chunks).
 
     Raises
     ------
@@ -56,13 +58,13 @@ def check_map_size(shape: tuple[int, int], nbins: int, *, where: str = "geometry
                           "pixel (binsz) in both directions")
     voxels = n_lat * n_lon * max(int(nbins), 1)
     needed, limit = voxels * _CUBE_BYTES_PER_VOXEL, max_memory()
-    if needed > limit:
+    if in_memory and needed > limit:
         raise ConfigError(
             f"{where}: {n_lon} x {n_lat} pixels x {nbins} energy bins = {voxels:.3g} voxels; the cube of counts, "
             f"exposure and background needs {format_bytes(needed)} in memory, more than the "
             f"{format_bytes(limit)} allowed (a quarter of this machine's memory, dask config "
-            "'xgamma.max_memory'): use a larger binsz, a smaller width or fewer energy bins, or make the maps "
-            "with the Python API (make_maps + write_zarr stream them chunk by chunk)"
+            "'xgamma.max_memory'): use a larger binsz, a smaller width or fewer energy bins, or stream the maps "
+            "to disk chunk by chunk (output.format: zarr)"
         )
 
 
@@ -95,7 +97,7 @@ def build_geometry(config: Mapping[str, Any]) -> SkyGeometry:
     center = section["center"]
     binsz = section["binsz"].to_value("deg")
     shape = tuple(int(round(width.to_value("deg") / binsz)) for width in section["width"][::-1])
-    check_map_size(shape, energy["nbins"])
+    check_map_size(shape, energy["nbins"], in_memory=not is_streamed(config))
     try:
         geometry = SkyGeometry.create(
             center,

@@ -108,10 +108,12 @@ def check_maps(analysis: Analysis) -> None:
     """The map fits in memory; each observation's pointing and times are valid and its files exist."""
     from xgamma.exceptions import DataStoreError
 
+    from xgamma.workflow.config import is_streamed
+
     geometry = analysis.geometry
     if geometry.energy_edges is None:
         raise ConfigError("geometry: map making needs an energy axis (geometry.energy)")
-    inputs.check_map_size(geometry.shape, geometry.nbins)
+    inputs.check_map_size(geometry.shape, geometry.nbins, in_memory=not is_streamed(analysis.config))
     if not analysis.observations:
         raise DataStoreError("no observations to make maps from: the selection is empty")
     for observation in analysis.observations:
@@ -294,7 +296,8 @@ def run_significance(analysis: Analysis) -> None:
     result = inputs.estimate_background(make_estimator(exclusion), images, method)
     if "obs_id" in result.dims:  # an estimator that leaves observations unstacked: sum them
         result = result.sum("obs_id", keep_attrs=True)
-    maps = significance_maps(result, correlation_radius=radius)
+    maps = significance_maps(result, correlation_radius=radius,
+                             correlate_off=config.get("significance", {}).get("correlate_off", True))
     result, maps = analysis.compute(result, maps)
     layers = {name: result[name] for name in ("counts", "off", "alpha", "background") if name in result}
     layers.update(excess=maps["excess"], significance=maps["significance"], exclusion=exclusion.astype(bool))
