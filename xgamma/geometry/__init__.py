@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xgamma.geometry.energy import energy_centers, energy_edges
+from xgamma.geometry.energy import ENERGY_DIMS, energy_centers, energy_coords, energy_edges
 from xgamma.geometry.sky import FRAMES, PROJECTIONS, SkyGeometry
 
-__all__ = ["FRAMES", "PROJECTIONS", "SkyGeometry", "energy_centers", "energy_edges"]
+__all__ = ["ENERGY_DIMS", "FRAMES", "PROJECTIONS", "SkyGeometry", "energy_centers", "energy_coords", "energy_edges"]

@@ -7,7 +7,11 @@ import numpy as np
 
 from xgamma.exceptions import GeometryError
 
-__all__ = ["energy_edges", "energy_centers"]
+__all__ = ["ENERGY_DIMS", "energy_edges", "energy_centers", "energy_coords"]
+
+#: Names of the energy dims of maps: reconstructed energy (counts, background) and true energy
+#: (the exposure of an analysis with energy dispersion).
+ENERGY_DIMS = ("energy", "energy_true")
 
 
 def energy_edges(emin: u.Quantity, emax: u.Quantity, nbins: int) -> u.Quantity:
@@ -40,3 +44,13 @@ def energy_centers(edges: u.Quantity) -> u.Quantity:
     """Log bin centres sqrt(E_min * E_max) of ``edges`` (TeV)."""
     values = u.Quantity(edges).to_value("TeV")
     return u.Quantity(np.sqrt(values[:-1] * values[1:]), "TeV")
+
+
+def energy_coords(edges: u.Quantity, dim: str = "energy") -> dict[str, tuple]:
+    """xarray coordinates of an energy axis: ``dim`` (log centres), ``dim_min``, ``dim_max`` (TeV)."""
+    values = u.Quantity(edges).to_value("TeV")
+    return {
+        dim: (dim, np.sqrt(values[:-1] * values[1:]), {"units": "TeV"}),
+        f"{dim}_min": (dim, values[:-1], {"units": "TeV"}),
+        f"{dim}_max": (dim, values[1:], {"units": "TeV"}),
+    }

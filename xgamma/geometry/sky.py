@@ -14,7 +14,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from xgamma.exceptions import GeometryError
-from xgamma.geometry.energy import energy_centers
+from xgamma.geometry.energy import energy_centers, energy_coords
 from xgamma.geometry.spherical import angular_distance, triangle_solid_angle, unit_vectors
 
 if TYPE_CHECKING:
@@ -355,10 +355,7 @@ class SkyGeometry:
             "wcs": ((), self.header_text),
         }
         if self.energy_edges is not None:
-            edges = self.energy_edges.to_value("TeV")
-            coords["energy"] = ("energy", np.sqrt(edges[:-1] * edges[1:]), {"units": "TeV"})
-            coords["energy_min"] = ("energy", edges[:-1], {"units": "TeV"})
-            coords["energy_max"] = ("energy", edges[1:], {"units": "TeV"})
+            coords.update(energy_coords(self.energy_edges))
         return coords
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import astropy.units as u
 import numpy as np
@@ -31,6 +31,7 @@ from xgamma.geometry.spherical import (
     transform_lonlat,
     unit_vectors,
 )
+from xgamma.makers.safe_energy import SafeEnergy, safe_energy_mask, safe_offset_max
 from xgamma.maps import make_map
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ __all__ = ["make_maps", "make_observation_maps", "DEFAULT_CHUNK", "MAP_VARIABLES
 DEFAULT_CHUNK = 256
 MAP_VARIABLES = ("counts", "exposure", "background")
 _UNITS = {"counts": "", "exposure": "m2 s", "background": ""}
-SafeEnergy = Literal["aeff-default"] | None
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class _ObservationData:
     bkg: Any
     observation: Any
     energy_mask: np.ndarray  # bool per energy bin: inside the safe range
+    offset_max_deg: float  # the map's offset cut, tightened by the safe range's offset-max
 
 
 def _chunk_slices(n: int, size: int) -> list[slice]:
@@ -75,22 +76,8 @@ def _normalise_chunks(chunks: int | Sequence[int] | None, shape: tuple[int, int]
     return int(min(sizes[0], shape[0])), int(min(sizes[1], shape[1]))
 
 
-def _safe_energy_mask(aeff: Any, edges_tev: np.ndarray, safe_energy: SafeEnergy) -> np.ndarray:
-    mask = np.ones(edges_tev.size - 1, dtype=bool)
-    if safe_energy is None:
-        return mask
-    if safe_energy != "aeff-default":
-        raise ConfigError(f"maps.safe_energy: unknown method {safe_energy!r}; use 'aeff-default' or null")
-    # A bin counts as safe only when it lies entirely inside [LO_THRES, HI_THRES].
-    lo, hi = aeff.lo_threshold, aeff.hi_threshold
-    if lo is not None:
-        mask &= edges_tev[:-1] >= u.Quantity(lo).to_value("TeV") * (1 - 1e-9)
-    if hi is not None:
-        mask &= edges_tev[1:] <= u.Quantity(hi).to_value("TeV") * (1 + 1e-9)
-    return mask
-
-
-def _load_observation(observation: Observation, geometry: SkyGeometry, safe_energy: SafeEnergy) -> _ObservationData:
+def _load_observation(observation: Observation, geometry: SkyGeometry, safe_energy: SafeEnergy | None,
+                      offset_max_deg: float, energy_true: u.Quantity | None = None) -> _ObservationData:
     """Read one observation's events and IRFs and place events on the pixel grid."""
     events = observation.events
     edges = geometry.energy_edges.to_value("TeV")
@@ -118,7 +105,8 @@ def _load_observation(observation: Observation, geometry: SkyGeometry, safe_ener
         aeff=aeff,
         bkg=observation.bkg,
         observation=observation,
-        energy_mask=_safe_energy_mask(aeff, edges, safe_energy),
+        energy_mask=safe_energy_mask(observation, geometry, safe_energy, energy_true=energy_true),
+        offset_max_deg=safe_offset_max(safe_energy, offset_max_deg),
     )
 
 
@@ -182,7 +170,7 @@ def _make_block(
     """
     edges = geometry.energy_edges
     offset = chord_separation(pixels.vectors, data.pointing_vector)
-    inside = offset < offset_max_deg
+    inside = offset < min(offset_max_deg, data.offset_max_deg)
     out = np.zeros((3, geometry.nbins, *offset.shape))
     if not inside.any():
         return out
@@ -249,7 +237,8 @@ def make_maps(
     geometry: SkyGeometry,
     *,
     offset_max: u.Quantity,
-    safe_energy: SafeEnergy = None,
+    safe_energy: SafeEnergy | str | Sequence[str] | dict | None = None,
+    energy_true: u.Quantity | None = None,
     chunks: int | Sequence[int] | None = None,
 ) -> xr.Dataset:
     """Stacked counts, exposure and background cubes of observations, as a lazy Dataset.
@@ -263,9 +252,15 @@ def make_maps(
         exposure is evaluated at the same bin centres).
     offset_max : `~astropy.units.Quantity`
         Maximum field-of-view offset (angle) of a pixel centre; pixels beyond are zero.
-    safe_energy : {"aeff-default", None}
-        Zero energy bins not fully inside the effective area's LO_THRES..HI_THRES.
-        Default is None (no energy cut).
+    safe_energy : `~xgamma.makers.safe_energy.SafeEnergy`, method name(s) or mapping, optional
+        Safe data range per observation (`~xgamma.makers.safe_energy`): counts, background
+        and exposure are zeroed in the reco-energy bins outside it (and beyond its
+        ``offset-max``). Default is None (no energy cut).
+    energy_true : `~astropy.units.Quantity`, optional
+        True-energy bin edges. When given, the Dataset also holds ``exposure_true`` (dims
+        ``("energy_true", "lat", "lon")``, not cut in energy: with energy dispersion the safe
+        range acts on reconstructed energy, through the migration kernel), and the
+        ``aeff-max`` / ``edisp-bias`` safe ranges evaluate the IRFs on this axis.
     chunks : int or (int, int), optional
         Spatial chunk size (n_lat, n_lon) in pixels. Default is 256.
 
@@ -273,14 +268,21 @@ def make_maps(
     -------
     maps : `xarray.Dataset`
         ``counts`` (counts), ``exposure`` (m2 s) and ``background`` (counts) with dims
-        ``("energy", "lat", "lon")``, each a dask array; nothing is computed.
+        ``("energy", "lat", "lon")`` (plus ``exposure_true``), each a dask array; nothing is
+        computed.
     """
+    safe_energy = SafeEnergy.parse(safe_energy)
     stacked = _build_array(observations, geometry, offset_max=offset_max, safe_energy=safe_energy, chunks=chunks,
-                           per_observation=False)
+                           per_observation=False, energy_true=energy_true)
     variables = {
         name: make_map(stacked[index], geometry, name=name, units=_UNITS[name])
         for index, name in enumerate(MAP_VARIABLES)
     }
+    if energy_true is not None:
+        from xgamma.makers.exposure import make_exposure_true
+
+        variables["exposure_true"] = make_exposure_true(observations, geometry, energy_true, offset_max=offset_max,
+                                                        safe_energy=safe_energy, chunks=chunks)
     dataset = xr.Dataset(variables)
     dataset.attrs["obs_ids"] = [int(o.obs_id) for o in observations]
     dataset.attrs["offset_max_deg"] = Angle(offset_max).to_value("deg")
@@ -292,9 +294,10 @@ def _build_array(
     geometry: SkyGeometry,
     *,
     offset_max: Any,
-    safe_energy: SafeEnergy,
+    safe_energy: SafeEnergy | None,
     chunks: int | Sequence[int] | None,
     per_observation: bool,
+    energy_true: u.Quantity | None = None,
 ):
     """The dask array (3, energy, lat, lon) of the stack, or (obs, 3, energy, lat, lon) per observation."""
     import dask.array as da
@@ -306,8 +309,8 @@ def _build_array(
     lat_slices = _chunk_slices(geometry.shape[0], size_y)
     lon_slices = _chunk_slices(geometry.shape[1], size_x)
     token = tokenize([o.obs_id for o in observations], [str(o) for o in observations], geometry.header_text,
-                     geometry.shape, geometry.energy_edges.value, offset_max_deg, safe_energy, size_y, size_x,
-                     per_observation)
+                     geometry.shape, geometry.energy_edges.value, offset_max_deg, repr(safe_energy), size_y, size_x,
+                     per_observation, None if energy_true is None else u.Quantity(energy_true, "TeV").value)
     load_name, pixel_name, block_name, sum_name, out_name = (
         f"xgamma-{kind}-{token}" for kind in ("load", "pixels", "block", "sum", "maps")
     )
@@ -320,7 +323,7 @@ def _build_array(
         x0, y0 = geometry.wcs.wcs_world2pix(lon0, lat0, 0)
         pointings.append((float(lon0), float(lat0), float(x0), float(y0)))
     for k, observation in enumerate(observations):
-        graph[(load_name, k)] = (_load_observation, observation, geometry, safe_energy)
+        graph[(load_name, k)] = (_load_observation, observation, geometry, safe_energy, offset_max_deg, energy_true)
     for i, lat in enumerate(lat_slices):
         for j, lon in enumerate(lon_slices):
             shape = (3, geometry.nbins, lat.stop - lat.start, lon.stop - lon.start)
@@ -367,12 +370,15 @@ def make_observation_maps(
     geometry: SkyGeometry,
     *,
     offset_max: u.Quantity,
-    safe_energy: SafeEnergy = None,
+    safe_energy: SafeEnergy | str | Sequence[str] | dict | None = None,
+    energy_true: u.Quantity | None = None,
     chunks: int | Sequence[int] | None = None,
 ) -> xr.Dataset:
     """Per-observation counts, exposure and background along an ``obs_id`` dim (lazy).
 
-    Same parameters as `make_maps`; ``maps.sum("obs_id")`` equals its result. Estimators that
+    Same parameters as `make_maps` (``energy_true`` only sets the axis of the safe-range
+    methods; ``exposure_true`` is not made per observation); ``maps.sum("obs_id")`` equals its
+    result. Estimators that
     must not mix observations before a non-linear step (the ring background) use these. The
     blocks are the tasks of `make_maps` (one per observation and overlapping chunk; chunks an
     observation does not reach are zeros), so computing a stack and per-observation products
@@ -384,8 +390,8 @@ def make_observation_maps(
         ``counts``, ``exposure`` (m2 s), ``background`` with dims ``("obs_id", "energy", "lat",
         "lon")`` and coordinates ``obs_id``, ``pointing_ra``, ``pointing_dec`` (ICRS, deg).
     """
-    data = _build_array(observations, geometry, offset_max=offset_max, safe_energy=safe_energy, chunks=chunks,
-                        per_observation=True)
+    data = _build_array(observations, geometry, offset_max=offset_max, safe_energy=SafeEnergy.parse(safe_energy),
+                        chunks=chunks, per_observation=True, energy_true=energy_true)
     coords = {
         **geometry.coords(),
         "obs_id": ("obs_id", [int(o.obs_id) for o in observations]),

@@ -1,4 +1,12 @@
-"""Energy squashing: reduce a cube to a one-bin image, spectrum-weighting the exposure."""
+"""Energy squashing: reduce a cube to a one-bin image, spectrum-weighting the exposure.
+
+Each pixel has its own valid energy range: the bins where it has exposure (inside the safe
+energy range and the offset cut of at least one observation). Counts and background are summed
+(they are zero outside that range); the exposure is the spectrum-weighted mean over the pixel's
+valid range, and ``safe_energy_min`` / ``safe_energy_max`` record that range. Then, for a source
+whose spectrum is the weighting spectrum, ``flux in the pixel's range x exposure`` is exactly the
+summed predicted counts of the cube, and bins without data never dilute the exposure.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +19,13 @@ import xarray as xr
 from xgamma.exceptions import ConfigError, GeometryError
 from xgamma.maps import map_geometry, map_units
 
-__all__ = ["squash_energy", "spectral_weights", "SUMMED", "WEIGHTED"]
+__all__ = ["squash_energy", "spectral_weights", "SUMMED", "WEIGHTED", "BAND_VARIABLES"]
 
 #: Variables squashed by summing (counts-like) and by spectrum-weighted averaging (exposure-like).
 SUMMED = ("counts", "background", "npred", "excess", "off")
 WEIGHTED = ("exposure",)
+#: Per-pixel edges (TeV) of the valid energy range of a squashed image (from its exposure).
+BAND_VARIABLES = ("safe_energy_min", "safe_energy_max")
 
 
 def spectral_weights(energy_edges_tev: np.ndarray, spectrum: Mapping[str, Any] | Any = None) -> np.ndarray:
@@ -63,49 +73,100 @@ def spectral_weights(energy_edges_tev: np.ndarray, spectrum: Mapping[str, Any] |
     return fluxes / total
 
 
-def _squash_array(da: xr.DataArray, weights: np.ndarray | None) -> xr.DataArray:
-    """Sum (or weight-average) over ``energy``, keeping a length-1 energy dim and any other dims."""
+def _image_coords(da: xr.DataArray) -> dict:
     image_coords = map_geometry(da).to_image().coords()
-    axis = da.dims.index("energy")
-    data = da.data
-    if weights is not None:
-        shape = [1] * da.ndim
-        shape[axis] = weights.size
-        data = data * weights.reshape(shape)
-    data = data.sum(axis=axis, keepdims=True)
     coords = {name: coord for name, coord in da.coords.items() if "energy" not in coord.dims}
     coords.update({name: image_coords[name] for name in ("energy", "energy_min", "energy_max")})
-    return xr.DataArray(data, dims=da.dims, coords=coords, name=da.name, attrs={"units": map_units(da).to_string()})
+    return coords
+
+
+def _as_image(data: xr.DataArray, like: xr.DataArray, name: str, units: str) -> xr.DataArray:
+    """``data`` (no energy dim) as an image with ``like``'s dims and the band as energy axis."""
+    data = data.expand_dims("energy", axis=like.dims.index("energy")).transpose(*like.dims)
+    return xr.DataArray(data.data, dims=like.dims, coords=_image_coords(like), name=name, attrs={"units": units})
+
+
+def _sum_energy(da: xr.DataArray) -> xr.DataArray:
+    """Sum over ``energy``, keeping a length-1 energy dim and any other dims."""
+    data = da.data.sum(axis=da.dims.index("energy"), keepdims=True)
+    return xr.DataArray(data, dims=da.dims, coords=_image_coords(da), name=da.name,
+                        attrs={"units": map_units(da).to_string()})
+
+
+def _valid_range(exposure: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
+    """Per pixel: bins from the first to the last with exposure, and that range's edges (TeV)."""
+    valid = exposure > 0
+    after_first = valid.cumsum("energy") > 0
+    before_last = valid.isel(energy=slice(None, None, -1)).cumsum("energy").isel(energy=slice(None, None, -1)) > 0
+    inside = after_first & before_last
+    edges = map_geometry(exposure).energy_edges.to_value("TeV")
+    lower = xr.DataArray(edges[:-1], dims="energy").where(inside).min("energy").fillna(edges[0])
+    upper = xr.DataArray(edges[1:], dims="energy").where(inside).max("energy").fillna(edges[-1])
+    return inside, lower, upper
+
+
+def _squash_exposure(exposure: xr.DataArray, weights: np.ndarray) -> dict[str, xr.DataArray]:
+    """Spectrum-weighted mean exposure over each pixel's valid range, and the range's edges."""
+    inside, lower, upper = _valid_range(exposure)
+    w = xr.DataArray(weights, dims="energy")
+    # Bins inside the range without exposure (a gap between observations' ranges) count in the
+    # normalisation: the range's flux includes them, the exposure there is zero.
+    norm = (w * inside).sum("energy")
+    mean = ((exposure * w).sum("energy") / norm.where(norm > 0)).fillna(0.0)
+    units = map_units(exposure).to_string()
+    return {
+        exposure.name or "exposure": _as_image(mean, exposure, exposure.name or "exposure", units),
+        BAND_VARIABLES[0]: _as_image(lower, exposure, BAND_VARIABLES[0], "TeV"),
+        BAND_VARIABLES[1]: _as_image(upper, exposure, BAND_VARIABLES[1], "TeV"),
+    }
 
 
 def squash_energy(maps: xr.Dataset | xr.DataArray, *, spectrum: Mapping[str, Any] | Any = None) -> xr.Dataset | xr.DataArray:
-    """Squash the energy axis to one bin spanning the full range (lazy).
+    """Squash the energy axis to one bin (lazy).
 
-    Counts-like variables (``counts``, ``background``, ...) are summed. ``exposure`` is averaged
-    with weights = fraction of the spectrum's integral flux in each bin, so that
-    ``integral flux x squashed exposure`` equals the summed predicted counts for that spectrum.
+    Counts-like variables (``counts``, ``background``, ...) are summed. ``exposure`` becomes, per
+    pixel, the mean over the bins of the pixel's valid range (from the first to the last bin with
+    exposure) weighted by the fraction of the spectrum's flux in each bin, so that ``integral flux
+    over the valid range x squashed exposure`` equals the summed predicted counts for that
+    spectrum. A Dataset with an ``exposure`` also gets ``safe_energy_min`` and
+    ``safe_energy_max`` (TeV): each pixel's valid range, which the image fit integrates the model
+    over (`~xgamma.fit.MapDataset`).
 
     Parameters
     ----------
     maps : `xarray.Dataset` or `xarray.DataArray`
-        Cube(s) with dims ``("energy", "lat", "lon")``.
+        Cube(s) with dims ``("energy", "lat", "lon")`` (other dims, e.g. ``obs_id``, are kept).
     spectrum : dict or spectral model, optional
         Spectrum used for the exposure weights. Default is a power law of index 2.
 
     Returns
     -------
     images : same type as ``maps``
-        Images with a length-1 ``energy`` dim whose edges are the total bounds; units kept.
+        Images with a length-1 ``energy`` dim whose edges are the cube's full range; units kept.
+        Variables without an ``energy`` dim (e.g. ``exposure_true``) are left out.
     """
     if "energy" not in maps.dims:
         raise GeometryError("squash_energy needs maps with an 'energy' dim")
     edges = map_geometry(maps).energy_edges.to_value("TeV")
     weights = spectral_weights(edges, spectrum)
     if isinstance(maps, xr.DataArray):
-        return _squash_array(maps, weights if maps.name in WEIGHTED else None)
-    images = {
-        name: _squash_array(var, weights if name in WEIGHTED else None)
-        for name, var in maps.data_vars.items()
-        if "energy" in var.dims
-    }
-    return xr.Dataset(images, attrs=dict(maps.attrs))
+        if maps.name in WEIGHTED:
+            return _squash_exposure(maps, weights)[maps.name]
+        return _sum_energy(maps)
+    images: dict[str, xr.DataArray] = {}
+    for name, var in maps.data_vars.items():
+        if "energy" not in var.dims or name in BAND_VARIABLES:
+            continue
+        images.update(_squash_exposure(var, weights) if name in WEIGHTED else {name: _sum_energy(var)})
+    attrs = dict(maps.attrs)
+    attrs["squash_spectrum"] = _describe(spectrum)
+    return xr.Dataset(images, attrs=attrs)
+
+
+def _describe(spectrum: Mapping[str, Any] | Any) -> str:
+    """A short text of the weighting spectrum (kept in the images' attrs)."""
+    if spectrum is None:
+        return "powerlaw index 2"
+    if isinstance(spectrum, Mapping):
+        return f"{spectrum.get('type', 'powerlaw')} index {float(spectrum.get('index', 2.0)):g}"
+    return repr(spectrum)
