@@ -23,7 +23,7 @@ Two timed stages per case, each tool in its own fresh process:
   inputs (map making, squashing / ``to_image``) is outside the timed region for both.
 * ``e2e``: the whole chain: open the data store, select runs, per-run maps (counts, exposure,
   background), squash, ring, stack, significance. xgamma goes through the pipeline's own
-  `xgamma.cli.stages.observation_images` (as ``xgamma run`` does) and one ``dask.compute``.
+  `xgamma.workflow.stages.observation_images` (as ``xgamma run`` does) and one ``dask.compute``.
 
 Times: first repetition = cold, best of the others = warm; ratio = Gammapy / xgamma (warm).
 Memory: the process's peak RSS (``getrusage``) and, for ``ring``, the peak RSS reached inside the
@@ -79,12 +79,13 @@ def peak_mb():
 """
 
 XGAMMA = _RSS + textwrap.dedent("""
-    import json, sys, time, types
+    import json, sys, time
     import astropy.units as u, dask, numpy as np
     from astropy.coordinates import SkyCoord
     from xgamma.background.exclusion import make_exclusion_mask
     from xgamma.background.ring import RingBackground
-    from xgamma.cli.stages import observation_images
+    from xgamma.workflow import Analysis
+    from xgamma.workflow.stages import observation_images
     from xgamma.estimators.significance import significance_maps
     from xgamma.geometry import SkyGeometry, energy_edges
     from xgamma.io.datastore import DataStore
@@ -102,11 +103,11 @@ XGAMMA = _RSS + textwrap.dedent("""
                                       energy_edges=energy_edges(0.1 * u.TeV, 10 * u.TeV, 10))
         lon, lat, r = case["exclusion"]
         exclusion = make_exclusion_mask(geometry.to_image(), f"{case['frame']}; circle({lon}, {lat}, {r})")
-        state = types.SimpleNamespace(
+        state = Analysis(
             config={"maps": {"offset_max": f"{case['offset_max']} deg",
                              "safe_energy": "aeff-default" if case["safe"] else None}},
             observations=observations, geometry=geometry)
-        return observation_images(state), exclusion  # lazy, as in stage_significance
+        return observation_images(state), exclusion  # lazy, as in run_significance
 
     def chain(images, exclusion):
         ring = RingBackground(r_in=f"{case['r_in']} deg", width=f"{case['ring_width']} deg", exclusion=exclusion,

@@ -1,7 +1,7 @@
 """How xgamma's ring + significance chain scales: observations, map size, dask workers.
 
 The chain is the one of ``xgamma run``'s significance stage (see `bench_ring.py`): open the data
-store, per-run maps (counts, exposure, background) through `xgamma.cli.stages.observation_images`,
+store, per-run maps (counts, exposure, background) through `xgamma.workflow.stages.observation_images`,
 ring background (per run, then stacked), correlated Li & Ma significance; one ``dask.compute``.
 
 Three scans, each measurement in a fresh process, run ``--repeat`` times (default 3), best kept:
@@ -45,12 +45,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_ring import CASES, select_obs_ids  # noqa: E402
 
 SCRIPT = textwrap.dedent("""
-    import json, resource, sys, time, types
+    import json, resource, sys, time
     import astropy.units as u, dask, numpy as np
     from dask.base import collections_to_expr
     from xgamma.background.exclusion import make_exclusion_mask
     from xgamma.background.ring import RingBackground
-    from xgamma.cli.stages import observation_images
+    from xgamma.workflow import Analysis
+    from xgamma.workflow.stages import observation_images
     from xgamma.estimators.significance import significance_maps
     from xgamma.geometry import SkyGeometry, energy_edges
     from xgamma.io.datastore import DataStore
@@ -67,7 +68,7 @@ SCRIPT = textwrap.dedent("""
                                       energy_edges=energy_edges(0.1 * u.TeV, 10 * u.TeV, 10))
         lon, lat, r = case["exclusion"]
         exclusion = make_exclusion_mask(geometry.to_image(), f"{case['frame']}; circle({lon}, {lat}, {r})")
-        state = types.SimpleNamespace(
+        state = Analysis(
             config={"maps": {"offset_max": f"{case['offset_max']} deg",
                              "safe_energy": "aeff-default" if case["safe"] else None}},
             observations=observations, geometry=geometry)

@@ -19,8 +19,8 @@ from pathlib import Path
 import astropy.units as u
 from astropy.coordinates import SkyCoord
 
-from xgamma.cli.config import load_config
-from xgamma.cli.stages import build_models
+from xgamma.workflow.config import load_config
+from xgamma.workflow.inputs import build_models
 from xgamma.fit.dataset import MapDataset
 from xgamma.fit.fitter import fit
 from xgamma.fit.psf_kernel import psf_kernel_for_geometry

@@ -31,11 +31,11 @@ def hess_datastore_dir(data_dir: Path) -> Path:
 
 
 @pytest.fixture
-def merge_pixels(request):
-    """Run a test with the default block merging, or (0) with every chunk kept and overlapped.
+def block_size(request):
+    """Run a test with the default block size, or (0) with every chunk kept and overlapped.
 
-    Small test maps fall under ``xgamma.merge_pixels`` and are processed as one block; 0 forces
-    the ``map_overlap`` path so that chunk invariance is proven for it too.
+    Small test maps fit in one block of ``xgamma.block_size`` values; 0 keeps the caller's chunks
+    as blocks, so that chunk invariance is proven for the overlapped (``map_overlap``) path too.
     """
     import dask
 
@@ -43,5 +43,5 @@ def merge_pixels(request):
     if value is None:
         yield value
         return
-    with dask.config.set({"xgamma.merge_pixels": value}):
+    with dask.config.set({"xgamma.block_size": value}):
         yield value

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from xgamma.cli.config import SCHEMA
+from xgamma.workflow.config import SCHEMA
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CONFIG_PAGE = DOCS / "config.md"

@@ -273,8 +273,8 @@ def test_save_analysis_plots(analysis, tmp_path):
 
 def test_xgamma_run_with_plots_true_writes_the_pngs(cta_datastore_dir, tmp_path):
     """`plots: true` in a run configuration: the pipeline's plots stage calls save_analysis_plots."""
-    from xgamma.cli.config import validate_config
-    from xgamma.cli.pipeline import run_analysis
+    from xgamma.workflow.config import validate_config
+    from xgamma.workflow import run_analysis
 
     config = validate_config({
         "data": {"datastore": str(cta_datastore_dir), "obs_ids": [110380, 111140, 111159]},
@@ -292,7 +292,7 @@ def test_xgamma_run_with_plots_true_writes_the_pngs(cta_datastore_dir, tmp_path)
         "ring": {"r_in": "0.3 deg", "width": "0.3 deg", "offset_max": "3 deg"},
         "plots": True,
     })
-    run_analysis(config, tmp_path / "out")
+    run_analysis(config, output=tmp_path / "out")
     written = sorted(p.name for p in (tmp_path / "out" / "plots").iterdir())
     assert written == sorted(PLOT_FILES.values())
     for name in written:

@@ -64,8 +64,8 @@ def test_ring_grows_near_exclusion_until_alpha_threshold(geometry):
 
 
 @pytest.mark.parametrize("chunks", [(1, 6, 9), (1, 80, 7)])
-@pytest.mark.parametrize("merge_pixels", [None, 0], ids=["merged", "overlap"], indirect=True)
-def test_adaptive_lazy_chunk_invariant(merge_pixels, geometry, chunks):
+@pytest.mark.parametrize("block_size", [None, 0], ids=["merged", "overlap"], indirect=True)
+def test_adaptive_lazy_chunk_invariant(block_size, geometry, chunks):
     exclusion = make_exclusion_mask(geometry, "galactic; circle(0.3, 0.1, 0.5)")
     estimator = AdaptiveRingBackground(r_in="0.3 deg", width="0.2 deg", r_out_max="1 deg", stepsize="0.1 deg",
                                        threshold_alpha=0.3, theta="0.1 deg", exclusion=exclusion)

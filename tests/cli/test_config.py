@@ -8,7 +8,7 @@ import astropy.units as u
 import pytest
 import yaml
 
-from xgamma.cli.config import load_config, validate_config
+from xgamma.workflow.config import load_config, validate_config
 from xgamma.exceptions import ConfigError
 
 BASE = {

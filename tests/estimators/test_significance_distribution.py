@@ -12,12 +12,9 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from xgamma.background import make_exclusion_mask  # noqa: E402
-from xgamma.estimators import (  # noqa: E402
-    plot_significance_distribution,
-    significance_distribution,
-    significance_summary,
-)
+from xgamma.estimators import significance_distribution, significance_summary  # noqa: E402
 from xgamma.exceptions import EstimatorError  # noqa: E402
+from xgamma.plotting import plot_significance_distribution  # noqa: E402
 from xgamma.geometry import SkyGeometry  # noqa: E402
 from xgamma.maps import make_map  # noqa: E402
 

@@ -122,8 +122,8 @@ def test_cash_maps_without_off():
 
 
 @pytest.mark.parametrize("chunks", [(1, 7, 9), (1, 60, 2)])
-@pytest.mark.parametrize("merge_pixels", [None, 0], ids=["merged", "overlap"], indirect=True)
-def test_significance_lazy_and_chunk_invariant(merge_pixels, chunks):
+@pytest.mark.parametrize("block_size", [None, 0], ids=["merged", "overlap"], indirect=True)
+def test_significance_lazy_and_chunk_invariant(block_size, chunks):
     # Chunks of 2-9 px, smaller than the ring radius (10 px); 2 px = the correlation radius.
     reference = significance_maps(_ring_dataset(), correlation_radius="0.1 deg")
     with raise_if_dask_computes():

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from astropy.coordinates import SkyCoord
 
-from xgamma.cli.config import load_config
-from xgamma.cli.pipeline import run_analysis
+from xgamma.workflow.config import load_config
+from xgamma.workflow import run_analysis
 from xgamma.simulate import GaussianSource, simulate_datastore, wobble_pointings
 
 pytest_plugins = ["tests.plugin.test_example_plugin"]
@@ -46,7 +46,7 @@ def test_run_config_with_plugin_models_and_estimator(installed, small_store, tmp
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    state = run_analysis(load_config(path), tmp_path / "out")
+    state = run_analysis(load_config(path), output=tmp_path / "out")
     fit = json.loads((tmp_path / "out" / "fit.json").read_text())
     assert fit["success"]
     values = {p["name"]: p for p in fit["parameters"] if p["model"] == "src"}

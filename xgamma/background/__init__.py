@@ -9,9 +9,9 @@ from xgamma.background.exclusion import (
     parse_regions,
     threshold_exclusion_mask,
 )
-from xgamma.background.kernels import convolve_image, ring_kernel, tophat_kernel
 from xgamma.background.offset import offset_mask
 from xgamma.background.ring import RingBackground, ring_background, stack_ring_maps
+from xgamma.convolution import convolve_image, ring_kernel, tophat_kernel
 
 __all__ = [
     "AdaptiveRingBackground",

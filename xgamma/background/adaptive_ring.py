@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import xarray as xr
 
-from xgamma.background.kernels import convolve_block, kernel_radius, ring_kernel, tophat_kernel
+from xgamma.convolution import convolve_block, kernel_radius, ring_kernel, tophat_kernel
 from xgamma.background.ring import (
     OBS_DIM,
     _exclusion_data,

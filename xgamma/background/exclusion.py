@@ -143,7 +143,7 @@ def make_exclusion_mask(geometry: SkyGeometry, regions: Any = None) -> xr.DataAr
 
 
 def _disk(radius_px: float) -> np.ndarray:
-    from xgamma.background.kernels import tophat_kernel
+    from xgamma.convolution import tophat_kernel
 
     return tophat_kernel(radius_px).astype(bool)
 

@@ -12,7 +12,7 @@ done separately, with its own ``offset_max`` cut, then stacked with `stack_ring_
 and ``alpha * off`` add), so that no correlation is counted twice.
 
 With dask, the offset cut, both ring sums and alpha of a block of runs are one task
-(`~xgamma.background.kernels.overlap_apply`); each run's sums are FFT'd only over the box
+(`~xgamma.blocks.overlap_apply`); each run's sums are FFT'd only over the box
 around its field of view, and the pixel positions are computed once per geometry.
 """
 
@@ -26,15 +26,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from xgamma.background.kernels import (
-    convolve_padded,
-    kernel_radius,
-    overlap_apply,
-    padded_planes,
-    ring_kernel,
-    split_channels,
-    zero_outside,
-)
+from xgamma.blocks import overlap_apply, split_channels
+from xgamma.convolution import convolve_padded, kernel_radius, padded_planes, ring_kernel
 from xgamma.background.offset import (
     _geometry_key,
     _inside_block,
@@ -167,6 +160,18 @@ def _ring_pointings(
     if isinstance(pointing, SkyCoord) and not pointing.isscalar and pointing.ndim == 1 and len(pointing) == n:
         return _lonlat_in_frame(pointing, geometry.frame), limit  # one transform for all runs
     return np.array([_pointing_lonlat(geometry, p) for p in _pointing_list(pointing, n)]), limit
+
+
+def zero_outside(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``values`` where ``mask`` is True, 0 elsewhere (NaN included), as a new float array.
+
+    A product with the boolean mask, 3-5x faster than `numpy.where` or a ``where=`` ufunc on large
+    maps; `numpy.where` only when a NaN would survive the product.
+    """
+    out = np.multiply(values, mask, dtype=float)
+    if np.isnan(out).any():
+        out = np.where(mask, values, 0.0).astype(float, copy=False)
+    return out
 
 
 def _fov_box(inside: np.ndarray | None) -> tuple[slice, slice] | None:

@@ -148,8 +148,7 @@ def run_demo(*, output: str | os.PathLike = "xgamma-demo", data: str | os.PathLi
     """
     import time
 
-    from xgamma.cli.config import validate_config
-    from xgamma.cli.pipeline import run_analysis
+    from xgamma.workflow import run_analysis
     from xgamma.io.fits_maps import atomic_path
 
     start = time.perf_counter()
@@ -164,13 +163,12 @@ def run_demo(*, output: str | os.PathLike = "xgamma-demo", data: str | os.PathLi
         if not Path(data).is_dir():
             raise ConfigError(f"--data: data store directory not found: {data}")
         raw = real_data_config(Path(data))
-    config = validate_config(raw)
-    state = run_analysis(config, output, progress=progress)
+    analysis = run_analysis(raw, output=output, progress=progress)
     fit = json.loads((output / "fit.json").read_text())
     rows = compare_with_truth(fit) if data is None else []
-    text = _format(rows, state.summary.get("significance", {}), time.perf_counter() - start)
+    text = _format(rows, analysis.summary.get("significance", {}), time.perf_counter() - start)
     with atomic_path(output / "summary.txt", overwrite=True) as tmp:
         tmp.write_text(text + "\n")
     with atomic_path(output / "demo.json", overwrite=True) as tmp:
-        tmp.write_text(json.dumps({"truth_comparison": rows, **state.summary}, indent=2, default=float))
+        tmp.write_text(json.dumps({"truth_comparison": rows, **analysis.summary}, indent=2, default=float))
     return text

@@ -72,14 +72,13 @@ def _scheduler(args: argparse.Namespace) -> Iterator[None]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from xgamma.cli.config import load_config
-    from xgamma.cli.pipeline import run_analysis
+    from xgamma.workflow import load_config, run_analysis
 
     config = load_config(args.config)
     with _scheduler(args):
-        state = run_analysis(config, args.output, progress=not args.quiet)
+        analysis = run_analysis(config, output=args.output, progress=not args.quiet)
     if not args.quiet:
-        for name, path in state.products.items():
+        for name, path in analysis.products.items():
             print(f"{name:>14}: {path}")
     return 0
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from xgamma.estimators.correlate import correlate, correlation_kernel
 from xgamma.estimators.distribution import (
     SignificanceDistribution,
-    plot_significance_distribution,
     significance_distribution,
     significance_summary,
 )
@@ -25,7 +24,6 @@ __all__ = [
     "correlation_kernel",
     "excess_error",
     "li_ma_significance",
-    "plot_significance_distribution",
     "significance_distribution",
     "significance_maps",
     "significance_summary",

@@ -6,7 +6,7 @@ from typing import Any
 
 import xarray as xr
 
-from xgamma.background.kernels import convolve_image, tophat_kernel
+from xgamma.convolution import convolve_image, tophat_kernel
 from xgamma.exceptions import EstimatorError
 
 __all__ = ["correlation_kernel", "correlate"]

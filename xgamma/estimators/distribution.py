@@ -1,23 +1,18 @@
-"""Significance distribution: histogram of finite pixels (all, and outside the exclusion), normal fit, plot."""
+"""Significance distribution: histogram of finite pixels (all, and outside the exclusion), normal fit (plotted by `xgamma.plotting.plot_significance_distribution`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from xgamma.exceptions import EstimatorError
 
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
-
 __all__ = [
     "SignificanceDistribution",
     "significance_distribution",
-    "plot_significance_distribution",
     "significance_summary",
 ]
 
@@ -110,51 +105,6 @@ def significance_distribution(
         counts_all=counts_all,
         counts_off=counts_off,
     )
-
-
-def plot_significance_distribution(
-    distribution: SignificanceDistribution | xr.DataArray,
-    *,
-    exclusion: xr.DataArray | None = None,
-    ax: Axes | None = None,
-) -> Figure:
-    """Plot the significance histograms (all pixels, off pixels; log y) and the fitted normal curve.
-
-    Parameters
-    ----------
-    distribution : `SignificanceDistribution` or `xarray.DataArray`
-        A distribution, or a significance map (then `significance_distribution` is run).
-    exclusion : `xarray.DataArray`, optional
-        Exclusion mask, used when ``distribution`` is a map.
-    ax : `matplotlib.axes.Axes`, optional
-        Axes to draw on. Default: a new figure.
-
-    Returns
-    -------
-    figure : `matplotlib.figure.Figure`
-    """
-    import matplotlib.pyplot as plt
-    from scipy.stats import norm
-
-    if not isinstance(distribution, SignificanceDistribution):
-        distribution = significance_distribution(distribution, exclusion=exclusion)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 5))
-    else:
-        fig = ax.figure
-    d = distribution
-    ax.stairs(d.counts_all, d.edges, color="tab:blue", alpha=0.4, fill=True, label="all pixels")
-    ax.stairs(d.counts_off, d.edges, color="tab:red", alpha=0.6, fill=True, label="off pixels")
-    centres = 0.5 * (d.edges[1:] + d.edges[:-1])
-    widths = np.diff(d.edges)
-    curve = d.n_pixels * widths * norm.pdf(centres, d.mean, d.std)
-    ax.plot(centres, curve, color="k", lw=1.5, label=f"normal fit: mean {d.mean:.3f}, width {d.std:.3f}")
-    ax.set_yscale("log")
-    ax.set_ylim(0.5, 3 * max(float(d.counts_all.max()), 1.0))
-    ax.set_xlabel("significance (sigma)")
-    ax.set_ylabel("pixels")
-    ax.legend()
-    return fig
 
 
 def significance_summary(maps: xr.Dataset) -> dict[str, Any]:

@@ -133,7 +133,7 @@ def _on_off_core(
 
     ``second`` is the per-pixel alpha (``correlate_off``) or the acceptance (otherwise).
     """
-    from xgamma.background.kernels import convolve_padded, padded_planes
+    from xgamma.convolution import convolve_padded, padded_planes
 
     has_off = acc_off > 0
     cy, cx = core
@@ -175,7 +175,7 @@ def _known_background_core(
     correlate_off: bool,
 ) -> np.ndarray:
     """Known-background maps of one (overlapped) block: n_on, background, excess, error, S."""
-    from xgamma.background.kernels import convolve_block
+    from xgamma.convolution import convolve_block
 
     cy, cx = core
     n_on = convolve_block(counts, kernel, rint=True)[..., cy, cx]
@@ -222,7 +222,8 @@ def significance_maps(
         (counts), ``significance`` (sigma) and, in the on-off case, ``off`` and ``alpha`` (the
         correlated values entering Li & Ma); ``exclusion`` is carried over. Lazy for dask input.
     """
-    from xgamma.background.kernels import kernel_radius, overlap_apply, split_channels
+    from xgamma.blocks import overlap_apply, split_channels
+    from xgamma.convolution import kernel_radius
     from xgamma.background.ring import dataset_from_arrays
     from xgamma.estimators.correlate import correlation_kernel
     from xgamma.maps import computed_coords, in_order, map_geometry

@@ -14,11 +14,12 @@ from typing import Any
 import astropy.units as u
 import numpy as np
 
+from xgamma.convolution import convolve_full
 from xgamma.models.background_model import BackgroundModel
 from xgamma.models.sky_model import SkyModel
 from xgamma.models.spatial import PixelGrid, Point, angular_separation
 
-__all__ = ["DatasetArrays", "npred_source", "npred_background", "npred_total", "add_box", "convolve_full"]
+__all__ = ["DatasetArrays", "npred_source", "npred_background", "npred_total", "add_box"]
 
 Box = tuple[slice, slice]
 # Sub-pixels per axis of a point source's PSF stamp (evaluated at every call of a fit): a step of
@@ -109,43 +110,6 @@ class DatasetArrays:
 def _to_cm2_s(unit: str) -> float:
     # Factor from (flux_unit * TeV) to cm-2 s-1 for integral fluxes.
     return float((u.Unit(unit) * u.TeV).to("cm-2 s-1"))
-
-
-def _fft_size(n: int) -> int:
-    """Smallest 2^a 3^b 5^c >= n (fast FFT lengths)."""
-    best = 1 << (n - 1).bit_length()
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            m = p35
-            while m < n:
-                m *= 2
-            best = min(best, m)
-            p35 *= 3
-        p5 *= 5
-    return best
-
-
-def convolve_full(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Full 2-D linear convolution, shape ``image.shape + kernel.shape - 1``.
-
-    Direct shifted sums when one operand is small (a point source touches 4 pixels), otherwise
-    FFT with numpy (scipy.signal's import alone costs seconds on the target machines).
-    """
-    (ny, nx), (ky, kx) = image.shape, kernel.shape
-    out_shape = (ny + ky - 1, nx + kx - 1)
-    small, big = (image, kernel) if image.size <= kernel.size else (kernel, image)
-    if small.size <= 64:
-        out = np.zeros(out_shape)
-        by, bx = big.shape
-        for (i, j), w in np.ndenumerate(small):
-            if w != 0.0:
-                out[i:i + by, j:j + bx] += w * big
-        return out
-    shape = (_fft_size(out_shape[0]), _fft_size(out_shape[1]))
-    spec = np.fft.rfft2(image, shape) * np.fft.rfft2(kernel, shape)
-    return np.fft.irfft2(spec, shape)[: out_shape[0], : out_shape[1]]
 
 
 def _convolve(mu: np.ndarray, kernel: np.ndarray) -> np.ndarray:

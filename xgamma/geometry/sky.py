@@ -20,13 +20,14 @@ from xgamma.geometry.spherical import angular_distance, triangle_solid_angle, un
 if TYPE_CHECKING:
     import regions
 
-__all__ = ["SkyGeometry", "FRAMES", "PROJECTIONS"]
+__all__ = ["SkyGeometry", "FRAMES", "PROJECTIONS", "wcs_frame"]
 
 FRAMES = {"galactic": ("GLON", "GLAT"), "icrs": ("RA--", "DEC-")}
 PROJECTIONS = ("CAR", "TAN", "AIT", "SIN", "ARC", "MOL", "ZEA", "STG")
 
 
-def _frame_of(wcs: WCS) -> str:
+def wcs_frame(wcs: WCS) -> str:
+    """The sky frame (``"galactic"`` or ``"icrs"``) of a celestial WCS, from its CTYPE1."""
     ctype = wcs.wcs.ctype[0][:4]
     for frame, (lon_prefix, _) in FRAMES.items():
         if ctype == lon_prefix:
@@ -68,7 +69,7 @@ class SkyGeometry:
             if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges.value) <= 0):
                 raise GeometryError("energy_edges must be a strictly increasing 1-D array of >= 2 energies")
             object.__setattr__(self, "energy_edges", edges)
-        _frame_of(self.wcs)
+        wcs_frame(self.wcs)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -155,7 +156,7 @@ class SkyGeometry:
     @property
     def frame(self) -> str:
         """Celestial frame, "galactic" or "icrs"."""
-        return _frame_of(self.wcs)
+        return wcs_frame(self.wcs)
 
     @property
     def projection(self) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from xgamma.exceptions import ModelError, XgammaError
+from xgamma.geometry.sky import wcs_frame
 from xgamma.models.background_model import BackgroundModel
 from xgamma.models.registry import get_spatial_model_class, get_spectral_model_class
 from xgamma.models.sky_model import SkyModel
@@ -108,8 +109,7 @@ def _read_template(entry: dict[str, Any], *, where: str, base_dir: Path | None):
         if data.ndim != 2:
             raise ModelError(f"{where}: {path} HDU {hdu.name!r} is {data.ndim}-D; only 2-D templates are supported")
         wcs = WCS(hdu.header).celestial
-    frame = "galactic" if wcs.wcs.ctype[0].startswith("GLON") else "icrs"
-    return Template(data, wcs, frame=frame, normalize=bool(entry.get("normalize", True)), filename=filename)
+    return Template(data, wcs, frame=wcs_frame(wcs), normalize=bool(entry.get("normalize", True)), filename=filename)
 
 
 def sky_model_from_dict(entry: dict[str, Any], *, base_dir: Path | None = None) -> SkyModel:

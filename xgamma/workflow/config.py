@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from xgamma.exceptions import ConfigError
 
-__all__ = ["load_config", "validate_config", "parse_angle", "parse_energy", "SCHEMA"]
+__all__ = ["Config", "load_config", "validate_config", "parse_angle", "parse_energy", "SCHEMA"]
 
 _ENV = re.compile(r"\$\{([^}]+)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -87,6 +87,10 @@ def _boolean(value: Any, path: str) -> bool:
 def _position(value: Any, path: str) -> Any:
     from astropy.coordinates import SkyCoord
 
+    if isinstance(value, SkyCoord):
+        if value.frame.name not in ("galactic", "icrs") or not value.isscalar:
+            raise ConfigError(f"{path}: expected one position in the 'galactic' or 'icrs' frame, got {value!r}")
+        return value
     section = _section(value, path, {"lon": parse_angle, "lat": parse_angle, "frame": _string}, required=("lon", "lat"))
     frame = section.get("frame", "galactic")
     if frame not in ("galactic", "icrs"):
@@ -145,7 +149,7 @@ def _section(value: Any, path: str, schema: Mapping[str, Any], required: tuple[s
 
 
 def _datastore(value: Any, path: str) -> Path:
-    folder = Path(_string(value, path)).expanduser()
+    folder = Path(value if isinstance(value, os.PathLike) else _string(value, path)).expanduser()
     if not folder.is_dir():
         raise ConfigError(f"{path}: data store directory not found: {folder}")
     return folder
@@ -215,8 +219,28 @@ SCHEMA: dict[str, Any] = {
 _REQUIRED = {"data": ("datastore",), "geometry": ("center", "width", "binsz", "energy"), "maps": ("offset_max",)}
 
 
-def validate_config(raw: Mapping[str, Any]) -> dict:
+class Config(dict):
+    """A validated configuration: a dict of sections with converted values (`validate_config`).
+
+    `xgamma.workflow.run_analysis` validates any other mapping it is given.
+    """
+
+
+def validate_config(raw: Mapping[str, Any], *, required: Sequence[str] = ("data", "geometry", "maps")) -> Config:
     """Check a configuration mapping key by key and convert values (Quantities, SkyCoords).
+
+    Parameters
+    ----------
+    raw : mapping
+        Sections as read from YAML. Values already converted (Quantities, SkyCoords, paths)
+        are accepted too.
+    required : sequence of str
+        Sections that must be present. Default: ``data``, ``geometry`` and ``maps``
+        (`run_analysis` drops ``data`` / ``geometry`` when it is given observations / a geometry).
+
+    Returns
+    -------
+    config : `Config`
 
     Raises
     ------
@@ -224,14 +248,14 @@ def validate_config(raw: Mapping[str, Any]) -> dict:
         Naming the key path of the first unknown key, missing key or bad value.
     """
     raw = _expand(raw, "")
-    config = _section(raw, "", SCHEMA, required=("data", "geometry", "maps"))
+    config = _section(raw, "", SCHEMA, required=tuple(required))
     for section, keys in _REQUIRED.items():
         for key in keys:
-            if key not in config[section]:
+            if section in config and key not in config[section]:
                 raise ConfigError(f"missing key '{section}.{key}'")
     if "ring" in config and "significance" not in config:
         config["significance"] = {}
-    return config
+    return Config(config)
 
 
 def _yaml_loader():
@@ -251,7 +275,7 @@ def _yaml_loader():
     return Loader
 
 
-def load_config(path: str | os.PathLike) -> dict:
+def load_config(path: str | os.PathLike) -> Config:
     """Read and validate a YAML configuration file (``${VAR}`` environment variables expanded).
 
     Booleans follow YAML 1.2 (only ``true``/``false``), so keys such as ``on`` are plain strings.

@@ -1,4 +1,4 @@
-"""Ring / top-hat kernels and their chunk-invariant FFT convolution."""
+"""Ring / top-hat kernels and the FFT convolutions: same, full, and chunk-invariant lazy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from astropy.convolution import Ring2DKernel, Tophat2DKernel
 from scipy.ndimage import convolve
 
-from xgamma.background.kernels import convolve_block, convolve_image, ring_kernel, tophat_kernel
+from xgamma.convolution import convolve_block, convolve_full, convolve_image, ring_kernel, tophat_kernel
 from xgamma.exceptions import EstimatorError
 from xgamma.testing import raise_if_dask_computes
 
@@ -58,8 +58,8 @@ def test_convolve_block_equals_direct_convolution():
 
 
 @pytest.mark.parametrize("chunks", [(1, 5, 7), (1, 13, 50), (1, 40, 3), (1, 17, 23)])
-@pytest.mark.parametrize("merge_pixels", [None, 0], ids=["merged", "overlap"], indirect=True)
-def test_convolve_image_chunk_invariant(merge_pixels, chunks):
+@pytest.mark.parametrize("block_size", [None, 0], ids=["merged", "overlap"], indirect=True)
+def test_convolve_image_chunk_invariant(block_size, chunks):
     # Chunks smaller than the ring's outer radius (9 px) need multi-chunk overlaps.
     rng = np.random.default_rng(2)
     image = rng.poisson(2.0, size=(1, 40, 50)).astype(float)
@@ -80,17 +80,23 @@ def test_convolve_ignores_nan():
     assert out[0, 10, 10] == tophat_kernel(2.0).sum() - 1  # the NaN pixel counts as 0
 
 
-def test_split_channels_matches_slicing_and_stays_lazy():
-    from xgamma.background.kernels import split_channels
+@pytest.mark.parametrize(("image_shape", "kernel_shape"), [((2, 2), (9, 9)), ((30, 41), (9, 9)), ((9, 9), (30, 41))])
+def test_convolve_full_equals_direct_convolution(image_shape, kernel_shape):
+    # Direct sums (a small operand) and FFT (both large) give the full linear convolution.
+    from scipy.signal import convolve2d
 
-    values = np.arange(3 * 5 * 7, dtype=float).reshape(3, 5, 7)
-    lazy = da.from_array(values, chunks=(3, 2, 4)) * 2.0
-    with raise_if_dask_computes():
-        channels = split_channels(lazy, ["a", "b", "c"])
-    assert list(channels) == ["a", "b", "c"]
-    for i, channel in enumerate(channels.values()):
-        assert channel.chunks == lazy.chunks[1:]
-        np.testing.assert_array_equal(channel.compute(scheduler="sync"), 2.0 * values[i])
-    # numpy in, views out
-    plain = split_channels(values, ["a", "b", "c"])
-    assert np.shares_memory(plain["b"], values)
+    rng = np.random.default_rng(3)
+    image, kernel = rng.random(image_shape), rng.random(kernel_shape)
+    expected = convolve2d(image, kernel, mode="full")
+    out = convolve_full(image, kernel)
+    assert out.shape == expected.shape
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+
+
+def test_cached_kernel_spectrum_is_read_only():
+    # The kernel transform is shared by every block of one shape: nobody may write into it.
+    from xgamma.convolution import _spectrum
+
+    spectrum = _spectrum(tophat_kernel(3.0), (32, 32))
+    assert not spectrum.flags.writeable
+    assert _spectrum(tophat_kernel(3.0), (32, 32)) is spectrum

@@ -1,0 +1,227 @@
+"""The stages of the reference analysis: each reads earlier products from an `Analysis` and adds its own.
+
+A stage knows its own configuration sections and the products it needs, never the stages
+after it: a stage that needs something an earlier stage can make cheaply alongside its own
+products says so in `Stage.needs` (the significance stage asks the maps stage for per-observation
+images), and `run_analysis` passes the union of those requests on as `Analysis.requested`.
+
+Adding a stage (source detection is the next one): write ``run(analysis)`` storing its products
+on the `Analysis` (add the attribute there), ``write(analysis, output) -> {name: path}`` for the
+files of ``xgamma run``, and ``wanted(analysis)`` saying which configuration sections turn it on;
+then insert its `Stage` record into `REFERENCE_STAGES` (after `SIGNIFICANCE` for detection, whose
+``needs`` is empty since it reads ``analysis.significance``), or pass your own sequence to
+``run_analysis(stages=...)`` without touching xgamma.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from xgamma.exceptions import ConfigError
+from xgamma.workflow import inputs, products
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from xgamma.workflow.analysis import Analysis
+
+__all__ = ["Stage", "REFERENCE_STAGES", "MAPS", "FIT", "SIGNIFICANCE", "PLOTS", "OBSERVATION_IMAGES",
+           "run_maps", "run_fit", "run_significance"]
+
+#: Product name of the per-observation squashed counts and background (`Analysis.observation_images`).
+OBSERVATION_IMAGES = "observation_images"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of an analysis.
+
+    Attributes
+    ----------
+    name : str
+        Stage name (``"maps"``, ``"fit"``, ...), used in log messages.
+    wanted : callable
+        ``wanted(analysis) -> bool``: whether this analysis asks for the stage (its configuration
+        sections are present, or the Python objects it reads were given).
+    run : callable, optional
+        ``run(analysis) -> None``: computes the stage's products and stores them on ``analysis``.
+        None for stages that only write files (plots).
+    write : callable, optional
+        ``write(analysis, output) -> dict[str, Path]``: writes the products into the folder
+        ``output`` atomically and returns the paths by product name.
+    needs : frozenset of str
+        Products the stage asks earlier stages to make (e.g. `OBSERVATION_IMAGES`).
+    """
+
+    name: str
+    wanted: Callable[[Analysis], bool]
+    run: Callable[[Analysis], None] | None = None
+    write: Callable[[Analysis, Path], dict[str, Path]] | None = None
+    needs: frozenset[str] = frozenset()
+
+
+def _map_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    section = config["maps"]
+    return dict(offset_max=section["offset_max"], safe_energy=section.get("safe_energy"),
+                chunks=section.get("chunks"))
+
+
+def _squash_spectrum(config: Mapping[str, Any]) -> Any:
+    return config["maps"].get("squash", {}).get("spectrum")
+
+
+def observation_maps(analysis: Analysis) -> xr.Dataset:
+    """Lazy per-observation cube (``obs_id`` dim) with the options of the ``maps`` section."""
+    from xgamma.makers import make_observation_maps
+
+    return make_observation_maps(analysis.observations, analysis.geometry, **_map_options(analysis.config))
+
+
+def observation_images(analysis: Analysis) -> xr.Dataset:
+    """Per-observation squashed counts and background along an ``obs_id`` dim, with pointings.
+
+    The maps stage computes these together with the stacked cube when a later stage asks for
+    them (`OBSERVATION_IMAGES`); otherwise they are built here, lazily.
+    """
+    if analysis.observation_images is not None:
+        return analysis.observation_images
+    from xgamma.makers import squash_energy
+
+    per_observation = observation_maps(analysis)
+    return squash_energy(per_observation[["counts", "background"]], spectrum=_squash_spectrum(analysis.config))
+
+
+def run_maps(analysis: Analysis) -> None:
+    """Stacked cube (`Analysis.maps`, computed) and squashed images (`Analysis.images`)."""
+    from xgamma.makers import make_maps, squash_energy
+    from xgamma.maps import with_units
+
+    config = analysis.config
+    spectrum = _squash_spectrum(config)
+    if OBSERVATION_IMAGES in analysis.requested:
+        # Compute the per-observation images and the stacked cube from the same block tasks,
+        # so each observation is read and binned once.
+        per_observation = observation_maps(analysis)
+        cube = per_observation.sum("obs_id")
+        cube = cube.assign({name: with_units(cube[name], per_observation[name].attrs["units"]) for name in cube})
+        cube.attrs = {"obs_ids": [int(o.obs_id) for o in analysis.observations],
+                      "offset_max_deg": per_observation.attrs["offset_max_deg"]}
+        obs_images = squash_energy(per_observation[["counts", "background"]], spectrum=spectrum)
+        cube, analysis.observation_images = analysis.compute(cube, obs_images)
+    else:
+        (cube,) = analysis.compute(make_maps(analysis.observations, analysis.geometry, **_map_options(config)))
+    analysis.maps = cube
+    # The images derive from the computed cube without re-reading data.
+    analysis.images = squash_energy(cube, spectrum=spectrum)
+    analysis.summary["maps"] = {
+        "obs_ids": [int(o.obs_id) for o in analysis.observations],
+        "total_counts": float(cube.counts.sum()),
+        "total_background": float(cube.background.sum()),
+    }
+
+
+def run_fit(analysis: Analysis) -> None:
+    """PSF kernel, models and the Cash fit with iminuit; residual maps."""
+    import xarray as xr
+
+    from xgamma.fit.dataset import MapDataset
+    from xgamma.fit.fitter import fit
+    from xgamma.fit.psf_kernel import psf_kernel_for_geometry
+
+    config = analysis.config
+    fit_section = config.get("fit", {})
+    on = fit_section.get("on", "images")
+    psf_section = config.get("psf", {})
+    kernel = psf_kernel_for_geometry(
+        analysis.observations, analysis.geometry, psf_section.get("position", analysis.geometry.center),
+        spectrum=inputs.psf_spectrum(config), image=on == "images",
+        max_radius=psf_section.get("max_radius"), containment=psf_section.get("containment", 0.999),
+    )
+    if analysis.models is None:
+        analysis.models = inputs.build_models(config)
+    if not analysis.models:
+        raise ConfigError("fit: no models configured (add a 'models' section)")
+    dataset = MapDataset.from_maps(analysis.images if on == "images" else analysis.maps, psf=kernel,
+                                   models=analysis.models, point_method=fit_section.get("point_method", "exact"))
+    result = fit(dataset, minos=fit_section.get("minos", ()))
+    analysis.psf_kernel, analysis.dataset, analysis.fit_result = kernel, dataset, result
+    analysis.residuals = xr.Dataset({"npred": dataset.npred(), **dataset.residual_maps().data_vars})
+    analysis.summary["fit"] = {
+        "success": bool(result.success), "statistic": float(result.statistic),
+        "values": result.values, "errors": result.errors,
+        "psf_r68_deg": np.atleast_1d(np.asarray(getattr(kernel.r68, "value", kernel.r68))).tolist(),
+    }
+
+
+def run_significance(analysis: Analysis) -> None:
+    """Ring background (iterating the exclusion when ``exclusion.threshold`` is set), correlated
+    Li & Ma significance and excess, and the significance distribution of the off pixels."""
+    import xarray as xr
+
+    from xgamma.estimators.distribution import significance_distribution, significance_summary
+    from xgamma.estimators.significance import significance_maps
+    from xgamma.maps import with_units
+
+    config = analysis.config
+    make_estimator = inputs.background_estimator_factory(config)
+    exclusion = analysis.exclusion
+    if exclusion is None:
+        exclusion = inputs.build_exclusion(config, analysis.geometry)
+    images = observation_images(analysis)
+    radius = config.get("significance", {}).get("correlation_radius", "0.1 deg")
+    section = config.get("exclusion", {})
+    if "threshold" in section:
+        # Grow the exclusion around significant pixels, iterating background -> significance -> mask.
+        from xgamma.background.exclusion import iterate_exclusion_mask
+
+        exclusion, iterations = iterate_exclusion_mask(
+            images, background_estimator=make_estimator(exclusion), correlation_radius=radius,
+            threshold=section["threshold"], dilation=section.get("dilation", "0.2 deg"), exclusion=exclusion,
+            max_iterations=section.get("max_iterations", 5),
+        )
+        analysis.summary["exclusion_iterations"] = iterations
+    result = make_estimator(exclusion).run(images)
+    if "obs_id" in result.dims:  # an estimator that leaves observations unstacked: sum them
+        result = result.sum("obs_id", keep_attrs=True)
+    maps = significance_maps(result, correlation_radius=radius)
+    result, maps = analysis.compute(result, maps)
+    layers = {name: result[name] for name in ("counts", "off", "alpha", "background") if name in result}
+    layers.update(excess=maps["excess"], significance=maps["significance"], exclusion=exclusion.astype(np.int16))
+    dataset = xr.Dataset({name: with_units(_as_image(da), da.attrs.get("units", ""), name=name)
+                          for name, da in layers.items()})
+    analysis.exclusion = exclusion
+    analysis.significance = dataset
+    exclusion_mask = dataset["exclusion"].astype(bool)
+    analysis.distribution = significance_distribution(dataset["significance"], exclusion=exclusion_mask)
+    analysis.summary["significance"] = significance_summary(dataset.assign(exclusion=exclusion_mask))
+
+
+def _as_image(da: xr.DataArray) -> xr.DataArray:
+    """Ensure a length-1 energy dim (FITS layout of images)."""
+    if "energy" in da.dims:
+        return da.transpose("energy", "lat", "lon")
+    return da.expand_dims("energy", 0) if "energy" in da.coords else da
+
+
+def _has_section(*names: str) -> Callable[[Analysis], bool]:
+    return lambda analysis: any(name in analysis.config for name in names)
+
+
+MAPS = Stage("maps", wanted=lambda analysis: True, run=run_maps, write=products.write_maps_products)
+FIT = Stage("fit", wanted=lambda analysis: analysis.models is not None or _has_section("models", "fit")(analysis),
+            run=run_fit, write=products.write_fit_products)
+SIGNIFICANCE = Stage(
+    "significance",
+    wanted=lambda analysis: analysis.exclusion is not None
+    or _has_section("ring", "significance", "exclusion")(analysis),
+    run=run_significance, write=products.write_significance_products, needs=frozenset({OBSERVATION_IMAGES}),
+)
+PLOTS = Stage("plots", wanted=lambda analysis: bool(analysis.config.get("plots")), write=products.write_plots)
+
+#: The stages of ``xgamma run`` in order (source detection goes after `SIGNIFICANCE`).
+REFERENCE_STAGES: tuple[Stage, ...] = (MAPS, FIT, SIGNIFICANCE, PLOTS)
