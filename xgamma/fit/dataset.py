@@ -23,7 +23,7 @@ from xgamma.models.background_model import BackgroundModel
 from xgamma.models.sky_model import SkyModel
 from xgamma.models.spatial import PixelGrid
 
-__all__ = ["MapDataset", "residual_significance"]
+__all__ = ["MapDataset", "residual_significance", "residual_images"]
 
 
 def _as_cube(da: xr.DataArray, name: str, energy_dims: tuple[str, ...] = ("energy",)) -> xr.DataArray:
@@ -59,6 +59,21 @@ def residual_significance(counts: np.ndarray, npred: np.ndarray) -> np.ndarray:
         ts = 2.0 * (term - (n - mu))
         out = np.sign(n - mu) * np.sqrt(np.clip(ts, 0.0, None))
     return np.where(mu > 0, out, 0.0)
+
+
+def residual_images(residuals: xr.Dataset) -> xr.Dataset:
+    """Residual maps (``npred``, ``residual``, ``residual_significance``) summed over energy.
+
+    Counts and predictions are summed and the significance recomputed from the sums (a cube's
+    per-bin significances do not add). Images are returned unchanged.
+    """
+    if residuals.sizes.get("energy", 1) == 1:
+        return residuals
+    from xgamma.makers.squash import squash_energy
+
+    summed = squash_energy(residuals[["npred", "residual"]])
+    significance = residual_significance((summed["residual"] + summed["npred"]).values, summed["npred"].values)
+    return summed.assign(residual_significance=summed["residual"].copy(data=significance))
 
 
 class MapDataset:

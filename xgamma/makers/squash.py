@@ -93,29 +93,39 @@ def _sum_energy(da: xr.DataArray) -> xr.DataArray:
                         attrs={"units": map_units(da).to_string()})
 
 
-def _valid_range(exposure: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
-    """Per pixel: bins from the first to the last with exposure, and that range's edges (TeV)."""
+def _weighted_range(exposure: np.ndarray, weights: np.ndarray, edges: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pixel (energy on the last axis): the weighted mean exposure over the bins from the first
+    to the last with exposure, and that range's lower and upper edges (TeV).
+
+    Bins inside the range without exposure (a gap between observations' ranges) count in the
+    normalisation: the range's flux includes them, the exposure there is zero.
+    """
     valid = exposure > 0
-    after_first = valid.cumsum("energy") > 0
-    before_last = valid.isel(energy=slice(None, None, -1)).cumsum("energy").isel(energy=slice(None, None, -1)) > 0
-    inside = after_first & before_last
-    edges = map_geometry(exposure).energy_edges.to_value("TeV")
-    lower = xr.DataArray(edges[:-1], dims="energy").where(inside).min("energy").fillna(edges[0])
-    upper = xr.DataArray(edges[1:], dims="energy").where(inside).max("energy").fillna(edges[-1])
-    return inside, lower, upper
+    inside = (np.cumsum(valid, axis=-1) > 0) & (np.cumsum(valid[..., ::-1], axis=-1)[..., ::-1] > 0)
+    norm = inside @ weights
+    total = exposure @ weights
+    mean = np.divide(total, norm, out=np.zeros_like(total), where=norm > 0)
+    any_valid = valid.any(axis=-1)
+    first = np.argmax(valid, axis=-1)
+    last = valid.shape[-1] - 1 - np.argmax(valid[..., ::-1], axis=-1)
+    lower = np.where(any_valid, edges[:-1][first], edges[0])
+    upper = np.where(any_valid, edges[1:][last], edges[-1])
+    return mean, lower, upper
 
 
 def _squash_exposure(exposure: xr.DataArray, weights: np.ndarray) -> dict[str, xr.DataArray]:
     """Spectrum-weighted mean exposure over each pixel's valid range, and the range's edges."""
-    inside, lower, upper = _valid_range(exposure)
-    w = xr.DataArray(weights, dims="energy")
-    # Bins inside the range without exposure (a gap between observations' ranges) count in the
-    # normalisation: the range's flux includes them, the exposure there is zero.
-    norm = (w * inside).sum("energy")
-    mean = ((exposure * w).sum("energy") / norm.where(norm > 0)).fillna(0.0)
-    units = map_units(exposure).to_string()
+    edges = map_geometry(exposure).energy_edges.to_value("TeV")
+    plain = xr.DataArray(exposure.data, dims=exposure.dims)  # no coordinates to align (or compute)
+    mean, lower, upper = xr.apply_ufunc(
+        _weighted_range, plain, kwargs={"weights": weights, "edges": edges}, input_core_dims=[["energy"]],
+        output_core_dims=[[], [], []], dask="parallelized", output_dtypes=[float, float, float],
+        dask_gufunc_kwargs={"allow_rechunk": True},  # the energy axis is small: one chunk
+    )
+    name = exposure.name or "exposure"
     return {
-        exposure.name or "exposure": _as_image(mean, exposure, exposure.name or "exposure", units),
+        name: _as_image(mean, exposure, name, map_units(exposure).to_string()),
         BAND_VARIABLES[0]: _as_image(lower, exposure, BAND_VARIABLES[0], "TeV"),
         BAND_VARIABLES[1]: _as_image(upper, exposure, BAND_VARIABLES[1], "TeV"),
     }

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from xgamma.geometry import SkyGeometry
 
-__all__ = ["build_geometry", "select_observations", "build_models", "build_exclusion", "psf_spectrum",
+__all__ = ["build_geometry", "energy_true_edges", "select_observations", "build_models", "build_exclusion", "psf_spectrum",
            "background_estimator_factory"]
 
 
@@ -36,6 +36,20 @@ def build_geometry(config: Mapping[str, Any]) -> SkyGeometry:
         projection=section.get("projection", "CAR"),
         energy_edges=energy_edges(energy["min"], energy["max"], energy["nbins"]),
     )
+
+
+def energy_true_edges(config: Mapping[str, Any]) -> Any:
+    """True-energy edges of the exposure (``geometry.energy_true``; with ``fit.edisp`` and no such
+    axis, the reconstructed-energy edges), or None when the analysis needs no true-energy axis."""
+    from xgamma.geometry import energy_edges
+
+    axis = config["geometry"].get("energy_true")
+    if axis is not None:
+        return energy_edges(axis["min"], axis["max"], axis["nbins"])
+    if config.get("fit", {}).get("edisp", False):
+        energy = config["geometry"]["energy"]
+        return energy_edges(energy["min"], energy["max"], energy["nbins"])
+    return None
 
 
 def select_observations(config: Mapping[str, Any]) -> list:

@@ -68,7 +68,7 @@ class Stage:
 def _map_options(config: Mapping[str, Any]) -> dict[str, Any]:
     section = config["maps"]
     return dict(offset_max=section["offset_max"], safe_energy=section.get("safe_energy"),
-                chunks=section.get("chunks"))
+                energy_true=inputs.energy_true_edges(config), chunks=section.get("chunks"))
 
 
 def _squash_spectrum(config: Mapping[str, Any]) -> Any:
@@ -109,6 +109,12 @@ def run_maps(analysis: Analysis) -> None:
         per_observation = observation_maps(analysis)
         cube = per_observation.sum("obs_id")
         cube = cube.assign({name: with_units(cube[name], per_observation[name].attrs["units"]) for name in cube})
+        options = _map_options(config)
+        if options["energy_true"] is not None:
+            from xgamma.makers.exposure import make_exposure_true
+
+            cube["exposure_true"] = make_exposure_true(analysis.observations, analysis.geometry,
+                                                       options.pop("energy_true"), **options)
         cube.attrs = {"obs_ids": [int(o.obs_id) for o in analysis.observations],
                       "offset_max_deg": per_observation.attrs["offset_max_deg"]}
         obs_images = squash_energy(per_observation[["counts", "background"]], spectrum=spectrum)
@@ -126,35 +132,46 @@ def run_maps(analysis: Analysis) -> None:
 
 
 def run_fit(analysis: Analysis) -> None:
-    """PSF kernel, models and the Cash fit with iminuit; residual maps."""
+    """PSF (and migration) kernels of each source, models and the Cash fit with iminuit; residual maps.
+
+    ``fit.on: cube`` fits the cube; ``fit.on: images`` fits the counts summed over energy, each
+    source still predicted per energy bin with its own spectrum, exposure and PSF
+    (`MapDataset.to_image`), so no weighting spectrum is assumed. The kernels are each source's
+    own, at its position, unless ``psf.position`` sets one position for all.
+    """
     import xarray as xr
 
     from xgamma.fit.dataset import MapDataset
     from xgamma.fit.fitter import fit
-    from xgamma.fit.psf_kernel import psf_kernel_for_geometry
+    from xgamma.fit.source_irfs import source_kernels
 
     config = analysis.config
     fit_section = config.get("fit", {})
-    on = fit_section.get("on", "images")
     psf_section = config.get("psf", {})
-    kernel = psf_kernel_for_geometry(
-        analysis.observations, analysis.geometry, psf_section.get("position", analysis.geometry.center),
-        spectrum=inputs.psf_spectrum(config), image=on == "images",
-        max_radius=psf_section.get("max_radius"), containment=psf_section.get("containment", 0.999),
-    )
     if analysis.models is None:
         analysis.models = inputs.build_models(config)
     if not analysis.models:
         raise ConfigError("fit: no models configured (add a 'models' section)")
-    dataset = MapDataset.from_maps(analysis.images if on == "images" else analysis.maps, psf=kernel,
-                                   models=analysis.models, point_method=fit_section.get("point_method", "exact"))
+    edisp = fit_section.get("edisp", False)
+    options = _map_options(config)
+    psf, migration = source_kernels(
+        analysis.observations, analysis.geometry, analysis.models, offset_max=options["offset_max"],
+        safe_energy=options["safe_energy"], energy_true=options["energy_true"], edisp=edisp,
+        position=psf_section.get("position"),
+        spectrum=inputs.psf_spectrum(config) if "spectrum" in psf_section else None,
+        max_radius=psf_section.get("max_radius"), containment=psf_section.get("containment", 0.999),
+    )
+    dataset = MapDataset.from_maps(analysis.maps, psf=psf, edisp=migration, models=analysis.models,
+                                   point_method=fit_section.get("point_method", "exact"))
+    if fit_section.get("on", "images") == "images":
+        dataset = dataset.to_image(name="stacked")
     result = fit(dataset, minos=fit_section.get("minos", ()))
-    analysis.psf_kernel, analysis.dataset, analysis.fit_result = kernel, dataset, result
+    analysis.psf_kernel, analysis.dataset, analysis.fit_result = psf, dataset, result
     analysis.residuals = xr.Dataset({"npred": dataset.npred(), **dataset.residual_maps().data_vars})
     analysis.summary["fit"] = {
         "success": bool(result.success), "statistic": float(result.statistic),
-        "values": result.values, "errors": result.errors,
-        "psf_r68_deg": np.atleast_1d(np.asarray(getattr(kernel.r68, "value", kernel.r68))).tolist(),
+        "values": result.values, "errors": result.errors, "edisp": bool(edisp),
+        "psf_r68_deg": {name: np.atleast_1d(kernel.r68.to_value("deg")).tolist() for name, kernel in psf.items()},
     }
 
 
