@@ -38,26 +38,60 @@ class _SkyAccessorBase:
         """Pixel-centre sky coordinates, shape (n_lat, n_lon)."""
         return self.geometry.skycoord()
 
+    def lonlat(self) -> tuple[xr.DataArray, xr.DataArray]:
+        """Exact world coordinates (deg, the map's frame) of every pixel centre, as (lat, lon) maps.
+
+        On separable grids (CAR around the equator) they equal the 1-D ``lon``/``lat``
+        coordinates; on others (TAN, ARC, ...) only these are exact.
+        """
+        lon, lat = self.geometry.lonlat()
+        frame = self.geometry.frame
+        return (self._image(lon, f"{frame}_lon", "deg"), self._image(lat, f"{frame}_lat", "deg"))
+
+    def sel(self, position: SkyCoord | None = None, *, lon=None, lat=None) -> xr.DataArray | xr.Dataset:
+        """The pixel(s) containing sky position(s), exact for any projection (through the WCS).
+
+        Parameters
+        ----------
+        position : `~astropy.coordinates.SkyCoord`, optional
+            Position(s) in any frame.
+        lon, lat : float, array or `~astropy.units.Quantity`, optional
+            Instead of ``position``: world coordinates in the map's frame (numbers in deg).
+
+        Returns
+        -------
+        xarray.DataArray or xarray.Dataset
+            ``isel`` of the pixel (scalar position) or of the pixels along a new ``position`` dim.
+
+        Raises
+        ------
+        GeometryError
+            If a position is outside the map.
+        """
+        row, column = self.geometry.pixel_of(position, lon=lon, lat=lat)
+        if row.ndim == 0:
+            return self._obj.isel(lat=int(row), lon=int(column))
+        return self._obj.isel(lat=xr.DataArray(row.ravel(), dims="position"),
+                              lon=xr.DataArray(column.ravel(), dims="position"))
+
+    def _image(self, values: np.ndarray, name: str, units: str | None) -> xr.DataArray:
+        """A (lat, lon) map with the spatial coordinates (and their indexes) of the wrapped object."""
+        obj = self._obj
+        spatial = obj.drop_vars([k for k, c in obj.coords.items() if not set(c.dims) <= {"lat", "lon"}]).coords
+        attrs = {} if units is None else {"units": units}
+        return xr.DataArray(values, dims=("lat", "lon"), coords=spatial, name=name, attrs=attrs)
+
     def solid_angle(self) -> xr.DataArray:
         """Pixel solid angles (sr) as a (lat, lon) DataArray."""
-        obj = self._obj
-        return xr.DataArray(self.geometry.solid_angle(), dims=("lat", "lon"),
-                            coords={k: obj.coords[k] for k in ("lat", "lon", "pix_lat", "pix_lon", "wcs")},
-                            name="solid_angle", attrs={"units": "sr"})
+        return self._image(self.geometry.solid_angle(), "solid_angle", "sr")
 
     def separation(self, position: SkyCoord) -> xr.DataArray:
         """Angular distance (deg) of each pixel centre from ``position``."""
-        obj = self._obj
-        return xr.DataArray(self.geometry.separation(position), dims=("lat", "lon"),
-                            coords={k: obj.coords[k] for k in ("lat", "lon", "pix_lat", "pix_lon", "wcs")},
-                            name="separation", attrs={"units": "deg"})
+        return self._image(self.geometry.separation(position), "separation", "deg")
 
     def region_mask(self, regions: Any, *, inside: bool = True) -> xr.DataArray:
         """Boolean (lat, lon) mask of pixels inside (or outside) sky regions."""
-        obj = self._obj
-        return xr.DataArray(self.geometry.region_mask(regions, inside=inside), dims=("lat", "lon"),
-                            coords={k: obj.coords[k] for k in ("lat", "lon", "pix_lat", "pix_lon", "wcs")},
-                            name="mask")
+        return self._image(self.geometry.region_mask(regions, inside=inside), "mask", None)
 
     def cutout(self, position: SkyCoord, width: u.Quantity) -> xr.DataArray | xr.Dataset:
         """Cutout of a box of ``width`` around ``position`` (a new object; lazy data stay lazy)."""

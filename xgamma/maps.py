@@ -12,10 +12,10 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from xgamma.exceptions import GeometryError
-from xgamma.geometry import ENERGY_DIMS, SkyGeometry, energy_coords
+from xgamma.geometry import ENERGY_DIMS, SkyGeometry
 
 __all__ = ["SPATIAL_DIMS", "MAP_DIMS", "computed_coords", "in_order", "make_map", "map_geometry", "map_units",
-           "with_units"]
+           "with_indexes", "with_units"]
 
 SPATIAL_DIMS = ("lat", "lon")
 MAP_DIMS = ("energy", "lat", "lon")
@@ -51,9 +51,10 @@ def make_map(data: Any, geometry: SkyGeometry, *, name: str | None = None, units
     shape = tuple(np.shape(data))
     if shape != geometry.data_shape:
         raise GeometryError(f"map {name or ''} has shape {shape}, geometry expects {geometry.data_shape}")
-    coords = {k: v for k, v in geometry.coords().items() if not k.startswith("energy")}
-    if geometry.energy_edges is not None:
-        coords.update(energy_coords(geometry.energy_edges, energy_dim))
+    if energy_dim == "energy" or geometry.energy_edges is None:
+        coords = geometry.coords()
+    else:
+        coords = geometry.with_energy(None).coords().assign(geometry.energy_coords(energy_dim))
     return xr.DataArray(data, dims=dims, coords=coords, name=name, attrs={"units": u.Unit(units).to_string()})
 
 
@@ -99,6 +100,20 @@ def _geometry_of(header: str, offset: tuple[int, int], shape: tuple[int, int],
     wcs.wcs.set()
     energy_edges = None if edges is None else u.Quantity(edges, "TeV")
     return SkyGeometry(wcs=wcs, shape=shape, energy_edges=energy_edges)
+
+
+def with_indexes(obj: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.Dataset:
+    """``obj`` with the xgamma indexes on ``lon``, ``lat`` (and ``energy``), rebuilt from its WCS.
+
+    For maps assembled outside xgamma (``xr.open_zarr``, coordinates passed as a dict): their
+    ``lon``/``lat`` get the labels and indexes of `SkyGeometry.coords` (see
+    `xgamma.geometry.indexes`); ``pix_lon``, ``pix_lat`` and ``wcs`` are kept as they are.
+    """
+    geometry = map_geometry(obj)
+    coords = geometry.coords()
+    names = ["lon", "lat"] + (["energy"] if "energy" in obj.dims and geometry.energy_edges is not None else [])
+    rebuilt = xr.Coordinates({k: coords.variables[k] for k in names}, indexes={k: coords.xindexes[k] for k in names})
+    return obj.drop_vars(names, errors="ignore").assign_coords(rebuilt)
 
 
 def computed_coords(obj: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.Dataset:

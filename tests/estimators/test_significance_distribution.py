@@ -82,3 +82,18 @@ def test_summary_json_layout(maps):
     assert summary["max_position"]["lon"] == pytest.approx(expected.l.wrap_at("180d").deg, abs=1e-9)
     assert summary["max_position"]["lat"] == pytest.approx(expected.b.deg, abs=1e-9)
     assert set(summary["off_distribution"]) == {"mean", "std", "n_pixels"}
+
+
+def test_summary_reports_ra_in_0_360():
+    # MSH 15-52 (RA 228.5 deg) on an ICRS TAN map: reported as 228.5, not -131.5 (issue 10).
+    import xarray as xr
+
+    geometry = SkyGeometry.create((228.53, -59.16), width=2 * u.deg, binsz=0.02 * u.deg, frame="icrs",
+                                  projection="TAN", energy_edges=[1, 10] * u.TeV)
+    values = np.zeros(geometry.data_shape)
+    values[0, 40, 70] = 5.0
+    summary = significance_summary(xr.Dataset({"significance": make_map(values, geometry, name="significance")}))
+    expected = geometry.pixel_to_skycoord(70.0, 40.0)
+    assert summary["max_position"]["frame"] == "icrs"
+    assert summary["max_position"]["lon"] == pytest.approx(expected.ra.deg, abs=1e-9)
+    assert 0 <= summary["max_position"]["lon"] < 360

@@ -55,3 +55,73 @@ def flat_cube():
         "background": make_map(np.full(shape, 1.0), geom, name="background"),
         "counts": make_map(np.zeros(shape), geom, name="counts"),
     }
+
+
+# ---------------------------------------------------------------- the CTA Galactic Centre reference
+GC_OBS_IDS = [110380, 111140, 111159]
+
+
+@pytest.fixture(scope="session")
+def gc_maps(cta_datastore_dir):
+    """The reference maps (DESIGN.md steps 1-5) of the three CTA 1DC Galactic Centre runs.
+
+    ``cube`` (10 energy bins), ``images`` (squashed with an index-2 power law), ``kernel`` (the
+    image PSF kernel at (0, 0)), ``observations`` and ``geometry``; computed once per session.
+    """
+    from astropy.coordinates import SkyCoord
+
+    from xgamma.fit import psf_kernel_for_geometry
+    from xgamma.io.datastore import DataStore
+    from xgamma.makers import make_maps, squash_energy
+
+    observations = DataStore(cta_datastore_dir).observations(GC_OBS_IDS)
+    geometry = SkyGeometry.create((0, 0), width=(10 * u.deg, 8 * u.deg), binsz=0.02 * u.deg, frame="galactic",
+                                  energy_edges=np.geomspace(0.1, 10, 11) * u.TeV)
+    cube = make_maps(observations, geometry, offset_max=4 * u.deg).compute()
+    images = squash_energy(cube, spectrum={"type": "powerlaw", "index": 2}).compute()
+    kernel = psf_kernel_for_geometry(observations, geometry, SkyCoord(0, 0, unit="deg", frame="galactic"),
+                                     image=True)
+    return {"observations": observations, "geometry": geometry, "cube": cube, "images": images, "kernel": kernel}
+
+
+@pytest.fixture(scope="session")
+def gammapy_gc_image(cta_datastore_dir):
+    """Gammapy 2.1's stacked image dataset of the same runs (true-energy exposure and PSF, squashed
+    in reconstructed energy with ``to_image``), without models."""
+    from gammapy.data import DataStore as GammapyDataStore
+    from gammapy.datasets import MapDataset as GammapyMapDataset
+    from gammapy.makers import MapDatasetMaker, SafeMaskMaker
+    from gammapy.maps import MapAxis, WcsGeom
+
+    observations = GammapyDataStore.from_dir(cta_datastore_dir).get_observations(GC_OBS_IDS)
+    e_reco = MapAxis.from_energy_bounds(0.1, 10, 10, unit="TeV", name="energy")
+    e_true = MapAxis.from_energy_bounds(0.1, 10, 10, unit="TeV", name="energy_true")
+    geom = WcsGeom.create(skydir=(0, 0), binsz=0.02, width=(10, 8), frame="galactic", proj="CAR", axes=[e_reco])
+    stacked = GammapyMapDataset.create(geom, energy_axis_true=e_true, name="stacked")
+    maker = MapDatasetMaker(selection=["counts", "exposure", "background", "psf"])
+    safe = SafeMaskMaker(methods=["offset-max"], offset_max=4 * u.deg)
+    for obs in observations:
+        stacked.stack(safe.run(maker.run(stacked.copy(name="obs"), obs), obs))
+    return stacked.to_image()
+
+
+def gammapy_point_models(image, *, lon: float = 0.01, lat: float = 0.01, amplitude: str = "3e-12 cm-2 s-1",
+                         norm_frozen: bool = False, frozen: tuple[str, ...] = ()):
+    """Gammapy models of the reference fit: point source x PowerLaw2 (index 2 frozen) + FoV background."""
+    from gammapy.modeling.models import FoVBackgroundModel, Models, PointSpatialModel, PowerLaw2SpectralModel
+    from gammapy.modeling.models import SkyModel as GammapySkyModel
+
+    spectral = PowerLaw2SpectralModel(emin=0.1 * u.TeV, emax=10 * u.TeV, index=2.0, amplitude=amplitude)
+    spectral.index.frozen = True
+    spatial = PointSpatialModel(lon_0=f"{lon} deg", lat_0=f"{lat} deg", frame="galactic")
+    for name in frozen:
+        getattr(spatial, name).frozen = True
+    bkg = FoVBackgroundModel(dataset_name=image.name)
+    bkg.spectral_model.norm.frozen = norm_frozen
+    return Models([GammapySkyModel(spatial_model=spatial, spectral_model=spectral, name="source"), bkg])
+
+
+@pytest.fixture(name="gammapy_point_models", scope="session")
+def _gammapy_point_models_fixture():
+    """The :func:`gammapy_point_models` factory."""
+    return gammapy_point_models

@@ -62,7 +62,11 @@ def test_fit_recovers_source_and_reports(flat_image, simulated):
     assert lo < 0 < hi and abs(hi) == pytest.approx(result.errors["src.amplitude"], rel=0.2)
     # fit.json shape (issue 3)
     d = json.loads(json.dumps(result.to_dict()))
-    assert set(d) == {"success", "statistic", "nfev", "parameters", "covariance"}
+    assert set(d) == {"success", "message", "statistic", "nfev", "parameters", "covariance", "ts", "minos"}
+    assert d["message"].startswith("converged") and d["minos"]["src.amplitude"] == list(result.minos["src.amplitude"])
+    # TS = C(background only, norm refitted) - C(best fit): a ~20 sigma source.
+    without = fit(_dataset(flat_image, simulated, [BackgroundModel(norm=1.0)]))
+    assert d["ts"] == {"src": pytest.approx(without.statistic - result.statistic, abs=1e-3)} and d["ts"]["src"] > 300
     assert d["parameters"][0] == {"model": "src", "name": "lon_0", "value": result.values["src.lon_0"],
                                   "error": result.errors["src.lon_0"], "unit": "deg", "frozen": False}
     assert d["covariance"]["names"] == result.labels

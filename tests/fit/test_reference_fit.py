@@ -29,18 +29,13 @@ is kept and bounded here (< 1.5 sigma, amplitude 3 %, errors 20 %).
 
 from __future__ import annotations
 
-import astropy.units as u
 import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 
 from xgamma.fit import MapDataset, fit, psf_kernel_for_geometry
-from xgamma.geometry import SkyGeometry
-from xgamma.io.datastore import DataStore
-from xgamma.makers import make_maps, squash_energy
 from xgamma.models import BackgroundModel, Point, PowerLaw2, SkyModel
 
-OBS_IDS = [110380, 111140, 111159]
 POSITION = SkyCoord(0, 0, unit="deg", frame="galactic")
 
 
@@ -52,17 +47,11 @@ def _models():
 
 
 @pytest.fixture(scope="module")
-def reference(cta_datastore_dir):
-    observations = DataStore(cta_datastore_dir).observations(OBS_IDS)
-    geometry = SkyGeometry.create((0, 0), width=(10 * u.deg, 8 * u.deg), binsz=0.02 * u.deg, frame="galactic",
-                                  energy_edges=np.geomspace(0.1, 10, 11) * u.TeV)
-    cube = make_maps(observations, geometry, offset_max=4 * u.deg).compute()
-    images = squash_energy(cube, spectrum={"type": "powerlaw", "index": 2})
-    kernel = psf_kernel_for_geometry(observations, geometry, POSITION, image=True)
+def reference(gc_maps):
+    images, kernel = gc_maps["images"], gc_maps["kernel"]
     dataset = MapDataset.from_maps(images, psf=kernel, models=_models())
     bilinear = MapDataset.from_maps(images, psf=kernel, models=_models(), point_method="bilinear")
-    return {"observations": observations, "geometry": geometry, "cube": cube, "dataset": dataset,
-            "result": fit(dataset), "result_bilinear": fit(bilinear)}
+    return {**gc_maps, "dataset": dataset, "result": fit(dataset), "result_bilinear": fit(bilinear)}
 
 
 def test_reference_fit_converges_and_is_consistent(reference):
@@ -100,32 +89,11 @@ def test_cube_fit_agrees_with_image_fit(reference):
 
 
 @pytest.mark.gammapy
-def test_reference_fit_matches_gammapy(reference, cta_datastore_dir):
-    from gammapy.data import DataStore as GammapyDataStore
-    from gammapy.datasets import MapDataset as GammapyMapDataset
-    from gammapy.makers import MapDatasetMaker, SafeMaskMaker
-    from gammapy.maps import MapAxis, WcsGeom
+def test_reference_fit_matches_gammapy(reference, gammapy_gc_image, gammapy_point_models):
     from gammapy.modeling import Fit
-    from gammapy.modeling.models import FoVBackgroundModel, Models, PointSpatialModel, PowerLaw2SpectralModel
-    from gammapy.modeling.models import SkyModel as GammapySkyModel
 
-    observations = GammapyDataStore.from_dir(cta_datastore_dir).get_observations(OBS_IDS)
-    e_reco = MapAxis.from_energy_bounds(0.1, 10, 10, unit="TeV", name="energy")
-    e_true = MapAxis.from_energy_bounds(0.1, 10, 10, unit="TeV", name="energy_true")
-    geom = WcsGeom.create(skydir=(0, 0), binsz=0.02, width=(10, 8), frame="galactic", proj="CAR", axes=[e_reco])
-    stacked = GammapyMapDataset.create(geom, energy_axis_true=e_true, name="stacked")
-    maker = MapDatasetMaker(selection=["counts", "exposure", "background", "psf"])
-    safe = SafeMaskMaker(methods=["offset-max"], offset_max=4 * u.deg)
-    for obs in observations:
-        stacked.stack(safe.run(maker.run(stacked.copy(name="obs"), obs), obs))
-    image = stacked.to_image()
-    spectral = PowerLaw2SpectralModel(emin=0.1 * u.TeV, emax=10 * u.TeV, index=2.0, amplitude="3e-12 cm-2 s-1")
-    spectral.index.frozen = True
-    bkg = FoVBackgroundModel(dataset_name=image.name)
-    bkg.spectral_model.norm.frozen = True
-    image.models = Models([GammapySkyModel(spatial_model=PointSpatialModel(lon_0="0.01 deg", lat_0="0.01 deg",
-                                                                           frame="galactic"),
-                                           spectral_model=spectral, name="source"), bkg])
+    image = gammapy_gc_image
+    image.models = gammapy_point_models(image, norm_frozen=True)
     gp = Fit().run(image)
     assert gp.success
     ref = image.models["source"].parameters

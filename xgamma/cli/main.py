@@ -45,6 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--obs-id", type=int, action="append", help="show IRFs of this observation")
 
     sub.add_parser("plugins", help="list installed models, background estimators and IRF readers")
+
+    simulate = sub.add_parser("simulate", help="simulate DL3 data stores")
+    kinds = simulate.add_subparsers(dest="kind", metavar="KIND", required=True)
+    survey = kinds.add_parser("survey", help="a Galactic-plane survey of many runs (H.E.S.S.-survey-like tiling)")
+    survey.add_argument("--runs", type=int, required=True, metavar="N", help="number of runs")
+    survey.add_argument("--output", "-o", type=Path, required=True, help="data store folder to create")
+    survey.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    survey.add_argument("--l-range", type=float, nargs=2, default=(250.0, 65.0), metavar=("FIRST", "LAST"),
+                        help="longitude range in deg, through increasing longitude (default: 250 65)")
+    survey.add_argument("--no-diffuse", action="store_true", help="no diffuse emission")
+    survey.add_argument("--overwrite", action="store_true", help="replace an existing simulated survey")
     return parser
 
 
@@ -111,7 +122,20 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "demo": _cmd_demo, "info": _cmd_info, "plugins": _cmd_plugins}
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import time
+
+    from xgamma.simulate import survey
+
+    start = time.perf_counter()
+    path = survey(args.output, n_runs=args.runs, seed=args.seed, l_range=args.l_range, diffuse=not args.no_diffuse,
+                  overwrite=args.overwrite)
+    print(f"{args.runs} runs written to {path} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "demo": _cmd_demo, "info": _cmd_info, "plugins": _cmd_plugins,
+            "simulate": _cmd_simulate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

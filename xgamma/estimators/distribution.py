@@ -113,7 +113,7 @@ def significance_summary(maps: xr.Dataset) -> dict[str, Any]:
     The layout of the ``significance.json`` file of the ``significance`` stage::
 
         {"max_significance": float,
-         "max_position": {"lon": deg, "lat": deg, "frame": "galactic" | "icrs"},
+         "max_position": {"lon": deg, "lat": deg, "frame": "galactic" | "icrs"},  # RA in [0, 360)
          "off_distribution": {"mean": float, "std": float, "n_pixels": int}}
 
     Parameters
@@ -126,6 +126,7 @@ def significance_summary(maps: xr.Dataset) -> dict[str, Any]:
     -------
     summary : dict
     """
+    from xgamma.geometry.sky import wrap_longitude
     from xgamma.maps import map_geometry
 
     if "significance" not in maps:
@@ -139,7 +140,8 @@ def significance_summary(maps: xr.Dataset) -> dict[str, Any]:
     iy, ix = np.unravel_index(flat, values.shape)[-2:]
     geometry = map_geometry(sig)
     position = geometry.pixel_to_skycoord(float(ix), float(iy))
-    lon, lat = position.spherical.lon.wrap_at("180d").deg, position.spherical.lat.deg
+    # The frame's usual range: RA in [0, 360), Galactic longitude in [-180, 180).
+    lon, lat = wrap_longitude(position.spherical.lon.deg, geometry.frame), position.spherical.lat.deg
     exclusion = maps["exclusion"] if "exclusion" in maps else None
     distribution = significance_distribution(sig, exclusion=exclusion)
     return {

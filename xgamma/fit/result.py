@@ -34,6 +34,9 @@ class FitResult:
         Minimizer status summary.
     minos : dict
         ``{"model.name": (lower, upper)}`` asymmetric errors when MINOS ran.
+    ts : dict
+        ``{sky model name: TS}``: the statistic without the source (the rest refitted) minus
+        the statistic with it (filled by :func:`xgamma.fit.fit`).
     """
 
     parameters: list[dict[str, Any]]
@@ -43,6 +46,7 @@ class FitResult:
     nfev: int
     message: str = ""
     minos: dict[str, tuple[float, float]] = field(default_factory=dict)
+    ts: dict[str, float] = field(default_factory=dict)
 
     @property
     def labels(self) -> list[str]:
@@ -59,12 +63,13 @@ class FitResult:
         return {k: p["error"] for k, p in zip(self.labels, self.parameters)}
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready mapping (``fit.json``): success, statistic, nfev, parameters, covariance."""
+        """JSON-ready mapping (``fit.json``): success, message, statistic, nfev, parameters, covariance, ts, minos."""
         def clean(x: float) -> float | None:
             return None if not math.isfinite(x) else float(x)
 
         return {
             "success": bool(self.success),
+            "message": self.message,
             "statistic": clean(self.statistic),
             "nfev": int(self.nfev),
             "parameters": [{"model": p["model"], "name": p["name"], "value": clean(p["value"]),
@@ -72,6 +77,8 @@ class FitResult:
                            for p in self.parameters],
             "covariance": {"names": self.labels,
                            "matrix": [[clean(v) for v in row] for row in np.asarray(self.covariance.values)]},
+            "ts": {name: clean(ts) for name, ts in self.ts.items()},
+            "minos": {label: [clean(lo), clean(hi)] for label, (lo, hi) in self.minos.items()},
         }
 
     def __str__(self) -> str:
@@ -85,6 +92,7 @@ class FitResult:
             if label in self.minos:
                 lo, hi = self.minos[label]
                 lines.append(f"  {'':<{width}}  {'minos':>13}  {lo:+.3g} / {hi:+.3g}")
+        lines += [f"  TS of {name}: {ts:.2f}" for name, ts in self.ts.items()]
         return head + "\n".join(lines)
 
     def __repr__(self) -> str:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from xgamma.geometry.energy import ENERGY_DIMS, energy_centers, energy_coords, energy_edges
+from xgamma.geometry.energy import ENERGY_DIMS, energy_centers, energy_edges
 from xgamma.geometry.sky import FRAMES, PROJECTIONS, SkyGeometry, wcs_frame
 
-__all__ = ["ENERGY_DIMS", "FRAMES", "PROJECTIONS", "SkyGeometry", "energy_centers", "energy_coords", "energy_edges",
-           "wcs_frame"]
+__all__ = ["ENERGY_DIMS", "FRAMES", "PROJECTIONS", "SkyGeometry", "energy_centers", "energy_edges", "wcs_frame"]

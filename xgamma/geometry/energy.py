@@ -7,7 +7,7 @@ import numpy as np
 
 from xgamma.exceptions import GeometryError
 
-__all__ = ["ENERGY_DIMS", "energy_edges", "energy_centers", "energy_coords"]
+__all__ = ["ENERGY_DIMS", "energy_edges", "energy_centers"]
 
 #: Names of the energy dims of maps: reconstructed energy (counts, background) and true energy
 #: (the exposure of an analysis with energy dispersion).
@@ -45,12 +45,3 @@ def energy_centers(edges: u.Quantity) -> u.Quantity:
     values = u.Quantity(edges).to_value("TeV")
     return u.Quantity(np.sqrt(values[:-1] * values[1:]), "TeV")
 
-
-def energy_coords(edges: u.Quantity, dim: str = "energy") -> dict[str, tuple]:
-    """xarray coordinates of an energy axis: ``dim`` (log centres), ``dim_min``, ``dim_max`` (TeV)."""
-    values = u.Quantity(edges).to_value("TeV")
-    return {
-        dim: (dim, np.sqrt(values[:-1] * values[1:]), {"units": "TeV"}),
-        f"{dim}_min": (dim, values[:-1], {"units": "TeV"}),
-        f"{dim}_max": (dim, values[1:], {"units": "TeV"}),
-    }

@@ -14,16 +14,30 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from xgamma.exceptions import GeometryError
-from xgamma.geometry.energy import energy_centers, energy_coords
+from xgamma.geometry.energy import energy_centers
 from xgamma.geometry.spherical import angular_distance, triangle_solid_angle, unit_vectors
 
 if TYPE_CHECKING:
     import regions
 
-__all__ = ["SkyGeometry", "FRAMES", "PROJECTIONS", "wcs_frame"]
+__all__ = ["SkyGeometry", "FRAMES", "PROJECTIONS", "wcs_frame", "wrap_longitude"]
 
 FRAMES = {"galactic": ("GLON", "GLAT"), "icrs": ("RA--", "DEC-")}
 PROJECTIONS = ("CAR", "TAN", "AIT", "SIN", "ARC", "MOL", "ZEA", "STG")
+
+
+#: Where each frame's longitude is usually quoted: RA in [0, 360) (catalogues, astropy), Galactic
+#: longitude in [-180, 180) (continuous across the Galactic Centre, as in Gammapy's fitted values).
+_LONGITUDE_WRAP = {"icrs": 360.0, "galactic": 180.0}
+
+
+def wrap_longitude(lon: float | np.ndarray, frame: str) -> float | np.ndarray:
+    """Longitude (deg) in the frame's usual range: RA in [0, 360), Galactic longitude in [-180, 180)."""
+    lo = _LONGITUDE_WRAP.get(frame, 360.0) - 360.0
+    lon = np.asarray(lon, dtype=float)
+    # Values already in range are returned unchanged (no rounding from the modulo).
+    out = np.where((lon >= lo) & (lon < lo + 360.0), lon, lo + (lon - lo) % 360.0)
+    return float(out) if np.ndim(out) == 0 else out
 
 
 def wcs_frame(wcs: WCS) -> str:
@@ -277,6 +291,44 @@ class SkyGeometry:
         coord = coord.transform_to(self.frame)
         return self.wcs.wcs_world2pix(coord.spherical.lon.deg, coord.spherical.lat.deg, 0)
 
+    def pixel_of(self, position: SkyCoord | None = None, *, lon=None, lat=None) -> tuple[np.ndarray, np.ndarray]:
+        """Indices (row, column) of the pixels containing sky positions, exact through the WCS.
+
+        Parameters
+        ----------
+        position : `~astropy.coordinates.SkyCoord`, optional
+            Position(s), any frame.
+        lon, lat : float, array or `~astropy.units.Quantity`, optional
+            Instead of ``position``: world coordinates in this geometry's frame (numbers in deg).
+
+        Returns
+        -------
+        row, column : numpy.ndarray of int
+            Shaped like the positions.
+
+        Raises
+        ------
+        GeometryError
+            If a position is outside the map (never the edge pixel instead).
+        """
+        if position is None:
+            if lon is None or lat is None:
+                raise GeometryError("give a SkyCoord position, or both lon and lat (deg, in the map's frame)")
+            position = SkyCoord(u.Quantity(lon, "deg"), u.Quantity(lat, "deg"), frame=self.frame)
+        elif lon is not None or lat is not None:
+            raise GeometryError("give either a SkyCoord position or lon and lat, not both")
+        with np.errstate(invalid="ignore"):
+            x, y = self.skycoord_to_pixel(position)
+        column, row = np.floor(np.asarray(x) + 0.5), np.floor(np.asarray(y) + 0.5)
+        outside = ~(np.isfinite(column) & np.isfinite(row) & (column >= 0) & (column < self.shape[1])
+                    & (row >= 0) & (row < self.shape[0]))
+        if np.any(outside):
+            bad = np.atleast_1d(position.transform_to(self.frame))[np.atleast_1d(outside)][0]
+            raise GeometryError(f"position ({bad.spherical.lon.deg:.6g}, {bad.spherical.lat.deg:.6g}) deg {self.frame} "
+                                f"is outside the map ({self.shape[1]} x {self.shape[0]} pixels around "
+                                f"({self.center.spherical.lon.deg:.4f}, {self.center.spherical.lat.deg:.4f}))")
+        return row.astype(np.int64), column.astype(np.int64)
+
     def lonlat(self, lat: slice = slice(None), lon: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """2-D arrays (n_lat, n_lon) of pixel-centre longitude and latitude in degrees."""
         ys = np.arange(self.shape[0])[lat]
@@ -338,8 +390,8 @@ class SkyGeometry:
         return mask if inside else ~mask
 
     # ------------------------------------------------------------------ xarray coordinates
-    def coords(self) -> dict[str, tuple]:
-        """xarray coordinates of a map on this geometry (see docs/architecture.md)."""
+    def _axis_labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """World coordinates (deg) of pixel centres along the reference row (lon) and column (lat)."""
         ny, nx = self.shape
         ref_x = float(np.clip(np.round(self.wcs.wcs.crpix[0] - 1), 0, nx - 1))
         ref_y = float(np.clip(np.round(self.wcs.wcs.crpix[1] - 1), 0, ny - 1))
@@ -347,17 +399,73 @@ class SkyGeometry:
         _, lat = self.wcs.wcs_pix2world(np.full(ny, ref_x), np.arange(ny, dtype=float), 0)
         # Keep longitudes continuous around the reference value (e.g. -5..5 rather than 355..5).
         lon0 = self.wcs.wcs.crval[0]
-        lon = (lon - lon0 + 180.0) % 360.0 - 180.0 + lon0
-        coords: dict[str, tuple] = {
-            "lon": ("lon", lon, {"units": "deg", "long_name": f"{self.frame} longitude"}),
-            "lat": ("lat", lat, {"units": "deg", "long_name": f"{self.frame} latitude"}),
-            "pix_lon": ("lon", np.arange(nx, dtype=np.int64)),
-            "pix_lat": ("lat", np.arange(ny, dtype=np.int64)),
-            "wcs": ((), self.header_text),
+        return (lon - lon0 + 180.0) % 360.0 - 180.0 + lon0, lat
+
+    @cached_property
+    def separable(self) -> bool:
+        """Whether longitude depends on the column only and latitude on the row only.
+
+        True for cylindrical projections (CAR, ...) with the reference point on the frame's
+        equator; then the 1-D ``lon``/``lat`` coordinates of a map are exact world coordinates of
+        every pixel. Checked on the first, middle and last rows and columns (to 1e-6 pixel).
+        """
+        ny, nx = self.shape
+        lon_ref, lat_ref = self._axis_labels()
+        tolerance = 1e-6 * self.pixel_scale
+        for y in {0, ny // 2, ny - 1}:
+            lon, lat = self.wcs.wcs_pix2world(np.arange(nx, dtype=float), np.full(nx, float(y)), 0)
+            if np.max(np.abs((lon - lon_ref + 180.0) % 360.0 - 180.0)) > tolerance or np.ptp(lat) > tolerance:
+                return False
+        for x in {0, nx // 2, nx - 1}:
+            lon, lat = self.wcs.wcs_pix2world(np.full(ny, float(x)), np.arange(ny, dtype=float), 0)
+            if np.max(np.abs(lat - lat_ref)) > tolerance or np.ptp((lon - lon[0] + 180.0) % 360.0) > tolerance:
+                return False
+        return True
+
+    def coords(self):
+        """xarray coordinates of a map on this geometry (an `xarray.Coordinates`; see docs/architecture.md).
+
+        ``lon``/``lat`` carry a :class:`~xgamma.geometry.indexes.SkyAxisIndex` on separable grids
+        (exact labels) and a :class:`~xgamma.geometry.indexes.ProjectedSkyAxisIndex` otherwise
+        (labels along the reference row and column only: ``.sel`` refuses them); ``energy``
+        carries an :class:`~xgamma.geometry.indexes.EnergyIndex`.
+        """
+        import xarray as xr
+
+        from xgamma.geometry.indexes import EnergyIndex, sky_index
+
+        ny, nx = self.shape
+        lon, lat = self._axis_labels()
+        exact = "" if self.separable else " along the reference row (not exact elsewhere: use .sky.sel)"
+        variables = {
+            "lon": xr.Variable("lon", lon, {"units": "deg", "long_name": f"{self.frame} longitude{exact}"}),
+            "lat": xr.Variable("lat", lat, {"units": "deg", "long_name": f"{self.frame} latitude{exact.replace('row', 'column')}"}),
+            "pix_lon": xr.Variable("lon", np.arange(nx, dtype=np.int64)),
+            "pix_lat": xr.Variable("lat", np.arange(ny, dtype=np.int64)),
+            "wcs": xr.Variable((), self.header_text),
         }
-        if self.energy_edges is not None:
-            coords.update(energy_coords(self.energy_edges))
-        return coords
+        indexes = {"lon": sky_index("lon", lon, separable=self.separable),
+                   "lat": sky_index("lat", lat, separable=self.separable)}
+        coords = xr.Coordinates(variables, indexes=indexes)
+        return coords if self.energy_edges is None else coords.assign(self.energy_coords())
+
+    def energy_coords(self, dim: str = "energy"):
+        """The ``energy`` (bin centres, TeV, with an `~xgamma.geometry.indexes.EnergyIndex`),
+        ``energy_min`` and ``energy_max`` coordinates (an `xarray.Coordinates`); with
+        ``dim="energy_true"`` the same for a true-energy axis (``energy_true``, ...)."""
+        import pandas as pd
+        import xarray as xr
+
+        from xgamma.geometry.indexes import EnergyIndex
+
+        if self.energy_edges is None:
+            raise GeometryError("this geometry has no energy axis")
+        edges = self.energy_edges.to_value("TeV")
+        centres = np.sqrt(edges[:-1] * edges[1:])
+        variables = {dim: xr.Variable(dim, centres, {"units": "TeV"}),
+                     f"{dim}_min": xr.Variable(dim, edges[:-1], {"units": "TeV"}),
+                     f"{dim}_max": xr.Variable(dim, edges[1:], {"units": "TeV"})}
+        return xr.Coordinates(variables, indexes={dim: EnergyIndex(pd.Index(centres), dim)})
 
 
 @lru_cache(maxsize=32)

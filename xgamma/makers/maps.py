@@ -392,12 +392,11 @@ def make_observation_maps(
     """
     data = _build_array(observations, geometry, offset_max=offset_max, safe_energy=SafeEnergy.parse(safe_energy),
                         chunks=chunks, per_observation=True, energy_true=energy_true)
-    coords = {
-        **geometry.coords(),
-        "obs_id": ("obs_id", [int(o.obs_id) for o in observations]),
-        "pointing_ra": ("obs_id", [float(o.pointing.ra.deg) for o in observations], {"units": "deg"}),
-        "pointing_dec": ("obs_id", [float(o.pointing.dec.deg) for o in observations], {"units": "deg"}),
-    }
+    coords = geometry.coords().assign(  # keeps the sky and energy indexes of the geometry
+        obs_id=("obs_id", [int(o.obs_id) for o in observations]),
+        pointing_ra=("obs_id", [float(o.pointing.ra.deg) for o in observations], {"units": "deg"}),
+        pointing_dec=("obs_id", [float(o.pointing.dec.deg) for o in observations], {"units": "deg"}),
+    )
     variables = {
         name: xr.DataArray(data[:, index], dims=("obs_id", "energy", "lat", "lon"), coords=coords, name=name,
                            attrs={"units": _UNITS[name]})

@@ -73,11 +73,14 @@ def spectral_weights(energy_edges_tev: np.ndarray, spectrum: Mapping[str, Any] |
     return fluxes / total
 
 
-def _image_coords(da: xr.DataArray) -> dict:
-    image_coords = map_geometry(da).to_image().coords()
-    coords = {name: coord for name, coord in da.coords.items() if "energy" not in coord.dims}
-    coords.update({name: image_coords[name] for name in ("energy", "energy_min", "energy_max")})
-    return coords
+def _image_coords(da: xr.DataArray) -> xr.Coordinates:
+    """``da``'s coordinates with the energy axis replaced by one bin over the whole range.
+
+    Coordinates objects, not dicts: the sky and energy indexes of the map are kept.
+    """
+    image_coords = map_geometry(da).to_image().energy_coords()
+    return da.drop_vars([name for name, coord in da.coords.items() if "energy" in coord.dims]).coords.assign(
+        image_coords)
 
 
 def _as_image(data: xr.DataArray, like: xr.DataArray, name: str, units: str) -> xr.DataArray:

@@ -41,6 +41,7 @@ from xgamma.simulate.events import (
     source_from_dict,
 )
 from xgamma.simulate.irfs import AnalyticIRF
+from xgamma.simulate.survey import galactic_catalogue, survey, survey_pointings
 from xgamma.simulate.writer import (
     SITE,
     ObservationInfo,
@@ -64,6 +65,9 @@ __all__ = [
     "demo_sources",
     "DEMO_TRUTH",
     "DEMO_CONFIG",
+    "survey",
+    "survey_pointings",
+    "galactic_catalogue",
 ]
 
 #: Start of the first simulated observation: 2021-06-01 00:00 TT, in s since MJDREF (MJD 51544.5).

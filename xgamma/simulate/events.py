@@ -22,6 +22,7 @@ Choices (documented here because analyses on simulated data rely on them):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,8 @@ __all__ = [
     "expected_background_counts",
     "sample_background",
     "sample_source",
+    "detect_events",
+    "true_energy_range",
 ]
 
 _MIGRA_MIN, _MIGRA_MAX = 0.8, 1.2  # support of the tabulated migration
@@ -279,11 +282,14 @@ def sample_background(rng: np.random.Generator, irf: AnalyticIRF, *, pointing: S
     return ra, dec, energy
 
 
-def _true_energy_grid(irf: AnalyticIRF, source: PointSource, e1: float, e2: float
+def _true_energy_grid(irf: AnalyticIRF, dnde: Callable[[np.ndarray], np.ndarray], e1: float, e2: float
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Log grid of true energies and the cumulative of ``dnde x A_on_axis`` (cm-2 s-1 m2 ...)."""
+    """Log grid of true energies and the cumulative of ``dnde x A_on_axis`` (s-1).
+
+    ``dnde(energy_tev)`` is the differential flux in cm-2 s-1 TeV-1.
+    """
     energy = np.geomspace(e1, e2, 4001)
-    rate = source.dnde(energy) * irf.aeff_on_axis(energy * u.TeV).to_value("cm2")  # s-1 TeV-1
+    rate = dnde(energy) * irf.aeff_on_axis(energy * u.TeV).to_value("cm2")  # s-1 TeV-1
     # Trapezoid in log-log space is close to exact for these smooth curves; rate * E dlnE.
     integrand = rate * energy
     dln = np.log(energy[1] / energy[0])
@@ -304,15 +310,40 @@ def sample_source(rng: np.random.Generator, irf: AnalyticIRF, source: PointSourc
         whose reconstructed energy lies in ``[energy_min, energy_max)``.
     """
     e_lo, e_hi = u.Quantity(energy_min, "TeV").value, u.Quantity(energy_max, "TeV").value
-    # True energies that can migrate into [e_lo, e_hi): E_reco = m * E_true, m in [0.8, 1.2].
-    t_lo = max(e_lo / _MIGRA_MAX, irf.energy_min_tev)
-    t_hi = min(e_hi / _MIGRA_MIN, irf.energy_max_tev)
-    energy_grid, cdf = _true_energy_grid(irf, source, t_lo, t_hi)
+    t_lo, t_hi = true_energy_range(irf, e_lo, e_hi)
+    energy_grid, cdf = _true_energy_grid(irf, source.dnde, t_lo, t_hi)
     n = rng.poisson(cdf[-1] * u.Quantity(livetime, "s").value)
     # Inverse CDF in log energy: the grid is fine (4000 steps over <= 4.5 decades).
     e_true = np.exp(np.interp(rng.random(n) * cdf[-1], cdf, np.log(energy_grid)))
     sep, pa = source._offsets(rng, n)
     ra_true, dec_true = _offset_by(source.position, sep, pa)
+    return detect_events(rng, irf, e_true, ra_true, dec_true, pointing=pointing, energy_min=energy_min,
+                         energy_max=energy_max, max_offset=max_offset)
+
+
+def true_energy_range(irf: AnalyticIRF, e_lo: float, e_hi: float) -> tuple[float, float]:
+    """True energies (TeV) that can migrate into reconstructed ``[e_lo, e_hi)`` (TeV)."""
+    # E_reco = m * E_true with m in [0.8, 1.2] (the tabulated migration support).
+    return max(e_lo / _MIGRA_MAX, irf.energy_min_tev), min(e_hi / _MIGRA_MIN, irf.energy_max_tev)
+
+
+def detect_events(rng: np.random.Generator, irf: AnalyticIRF, e_true: np.ndarray, ra_true: np.ndarray,
+                  dec_true: np.ndarray, *, pointing: SkyCoord, energy_min: u.Quantity, energy_max: u.Quantity,
+                  max_offset: u.Quantity) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The detected events of photons drawn from ``flux x A_on_axis(E)``: thinning, PSF and migration.
+
+    Each photon (true energy in TeV, true ICRS position in deg) is kept with probability
+    ``A(E, offset) / A_on_axis(E)`` within ``max_offset``; its position is smeared by the PSF
+    at its true energy and offset, its energy by the energy migration.
+
+    Returns
+    -------
+    ra, dec, energy : numpy.ndarray
+        Reconstructed ICRS coordinates (deg) and reconstructed energies (TeV) of the events
+        whose reconstructed energy lies in ``[energy_min, energy_max)``.
+    """
+    e_lo, e_hi = u.Quantity(energy_min, "TeV").value, u.Quantity(energy_max, "TeV").value
+    n = e_true.size
     offset = _separation(ra_true, dec_true, pointing)
     # Thinning by the offset dependence of the area; the FoV ends at max_offset.
     keep_prob = np.exp(-0.5 * (offset / irf.aeff_offset_sigma(e_true * u.TeV)) ** 2)

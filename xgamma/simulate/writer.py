@@ -274,9 +274,16 @@ def write_observation(directory: Path, info: ObservationInfo, events: fits.BinTa
 
 
 def write_index_tables(root: Path, infos: list[ObservationInfo], n_events: list[int], *,
-                       data_dir: str = "data") -> None:
-    """Write ``hdu-index.fits.gz`` and ``obs-index.fits.gz`` into ``root``."""
-    rows = [(i.obs_id, t, c, data_dir, i.filename, name) for i in infos for t, c, name in _HDU_ROWS]
+                       data_dir: str = "data", files: dict[tuple[int, str], tuple[str, str]] | None = None) -> None:
+    """Write ``hdu-index.fits.gz`` and ``obs-index.fits.gz`` into ``root``.
+
+    ``files`` maps ``(obs_id, hdu_type)`` to ``(FILE_DIR, FILE_NAME)`` (e.g. IRF files shared by
+    many runs); by default every HDU is in ``data_dir/info.filename``.
+    """
+    def where(info: ObservationInfo, hdu_type: str) -> tuple[str, str]:
+        return files[info.obs_id, hdu_type] if files is not None else (data_dir, info.filename)
+
+    rows = [(i.obs_id, t, c, *where(i, t), name) for i in infos for t, c, name in _HDU_ROWS]
     hdu_table = Table(rows=rows, names=["OBS_ID", "HDU_TYPE", "HDU_CLASS", "FILE_DIR",
                                         "FILE_NAME", "HDU_NAME"],
                       dtype=[np.int64, "U6", "U10", "U64", "U64", "U24"])

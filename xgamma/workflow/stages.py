@@ -169,8 +169,8 @@ def run_fit(analysis: Analysis) -> None:
     analysis.psf_kernel, analysis.dataset, analysis.fit_result = psf, dataset, result
     analysis.residuals = xr.Dataset({"npred": dataset.npred(), **dataset.residual_maps().data_vars})
     analysis.summary["fit"] = {
-        "success": bool(result.success), "statistic": float(result.statistic),
-        "values": result.values, "errors": result.errors, "edisp": bool(edisp),
+        "success": bool(result.success), "message": result.message, "statistic": float(result.statistic),
+        "values": result.values, "errors": result.errors, "ts": result.ts, "edisp": bool(edisp),
         "psf_r68_deg": {name: np.atleast_1d(kernel.r68.to_value("deg")).tolist() for name, kernel in psf.items()},
     }
 
