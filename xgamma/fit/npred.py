@@ -8,7 +8,7 @@ fit of a compact source costs a few thousand pixels per call, not the whole map.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import astropy.units as u
@@ -96,6 +96,16 @@ class DatasetArrays:
     def flux_edges(self) -> np.ndarray:
         """Edges (TeV) of the bins the source fluxes are integrated over (the exposure's)."""
         return self.energy_edges if self.exposure_edges is None else self.exposure_edges
+
+    @cached_property
+    def reco_exposure(self) -> np.ndarray:
+        """The exposure per counts bin (n_energy, n_lat, n_lon), cm2 s: itself without energy
+        dispersion, else folded through the migration kernel (the dataset's, or a source's). For
+        footprints and relative scales across pixels, not for predictions."""
+        edisp = self.edisp if self.edisp is not None else next(iter(self.edisp_by_model.values()), None)
+        if edisp is None:
+            return self.exposure
+        return np.tensordot(edisp, self.exposure, axes=(0, 0))
 
     def psf_for(self, model: SkyModel) -> Any:
         """The PSF kernel object of a source (its own, else the dataset's)."""
@@ -213,7 +223,7 @@ def _npred_point(arrays: DatasetArrays, model: SkyModel, psf: Any) -> tuple[Box 
     per_bin = weights[:, None] * (np.eye(weights.size) if edisp is None else edisp)  # (n_exposure, n_energy)
     counts = per_bin.sum(axis=0)
     out = np.zeros((arrays.shape[0], yhi - ylo, xhi - xlo))
-    used = np.flatnonzero(counts > 0)
+    used = np.flatnonzero(counts != 0)  # a negative amplitude predicts negative counts (smooth through 0)
     if used.size == 0:
         return (slice(ylo, yhi), slice(xlo, xhi)), out
     n_profiles = psf.profile.density.shape[0]
