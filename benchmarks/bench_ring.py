@@ -35,10 +35,16 @@ are identical (``mask``) and whether the peak pixel is the same (``peak``).
 
 xgamma runs on one core (dask synchronous scheduler; BLAS/OpenMP threads = 1) unless ``--threads``.
 
-Usage::
+Each (case, stage) runs ``--rounds`` xgamma processes alternating with as many Gammapy processes
+(``--repeat`` repetitions each): cold = first repetition of the first process, warm = best of all
+the others (>= 5 with the defaults). ``--process`` adds whole processes: ``xgamma run`` of the
+cta-gc configuration without the fit (maps, ring, significance -> FITS) against the same
+Gammapy script, best of ``--rounds`` alternating runs.
 
-    XGAMMA_DATA=/work/shared/data python benchmarks/bench_ring.py [--repeat 3] [--cases cta-gc hess-msh1552]
-        [--stages ring e2e] [--threads] [--keep DIR]
+Usage (one command)::
+
+    XGAMMA_DATA=/work/shared/data python benchmarks/bench_ring.py [--rounds 3] [--repeat 3] [--process]
+        [--cases cta-gc hess-msh1552] [--stages ring e2e] [--threads] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -260,7 +266,18 @@ def select_obs_ids(data: str, case: dict) -> list[int]:
 
 
 def _cold_warm(times: list[float]) -> tuple[float, float]:
+    """First repetition of the first process (cold); best of all other repetitions (warm)."""
     return times[0], min(times[1:] or times)
+
+
+def _merged(rounds: list[dict]) -> dict:
+    """One result from several processes: times concatenated (first process first), peaks maxed."""
+    merged = dict(rounds[-1])
+    for key, entry in rounds[-1].items():
+        if isinstance(entry, dict) and "times" in entry:
+            merged[key] = {"times": [t for r in rounds for t in r[key]["times"]],
+                           "peak_mb": max(r[key]["peak_mb"] for r in rounds)}
+    return merged
 
 
 def compare(ours_file: str, ref_file: str) -> dict:
@@ -290,18 +307,21 @@ def compare(ours_file: str, ref_file: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating xgamma / Gammapy processes (default 3)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions per process (default 3)")
     parser.add_argument("--threads", action="store_true", help="xgamma on dask's threaded scheduler (2 cores)")
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     parser.add_argument("--keep", help="folder to keep the significance maps in (.npy), for inspection")
     parser.add_argument("--stages", nargs="*", default=["ring", "e2e"], choices=["ring", "e2e"])
+    parser.add_argument("--process", action="store_true",
+                        help="also time whole processes: `xgamma run` (maps + ring + significance) vs a Gammapy script")
     args = parser.parse_args()
     data = os.environ.get("XGAMMA_DATA")
     if not data:
         sys.exit("set XGAMMA_DATA to the shared data folder")
     scheduler = "threads" if args.threads else "sync"
     print(f"load average (1, 5, 15 min) at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-          f"{os.cpu_count()} cores; xgamma scheduler: {scheduler}; repeat {args.repeat}")
+          f"{os.cpu_count()} cores; xgamma scheduler: {scheduler}; rounds {args.rounds} x repeat {args.repeat}")
     header = (f"{'case':14s} {'stage':9s} {'xgamma cold':>11s} {'warm':>7s} {'gammapy cold':>12s} {'warm':>7s} "
               f"{'ratio warm':>10s} {'ratio cold':>10s} {'xg MB':>6s} {'gp MB':>6s} {'max|dS|':>8s} {'same on':>8s} "
               f"{'mask':>4s} {'peak':>4s} {'load1':>5s}")
@@ -314,8 +334,11 @@ def main() -> None:
             for stage in args.stages:
                 xg_file = os.path.join(tmp, f"{name}-{stage}-xg.npy")
                 gp_file = os.path.join(tmp, f"{name}-{stage}-gp.npy")
-                ours = _run(XGAMMA, case, data, args.repeat, stage, xg_file, scheduler)
-                ref = _run(GAMMAPY, case, data, args.repeat, stage, gp_file, "")
+                rounds_x, rounds_g = [], []
+                for _ in range(args.rounds):  # alternating processes: both tools see the same machine
+                    rounds_x.append(_run(XGAMMA, case, data, args.repeat, stage, xg_file, scheduler))
+                    rounds_g.append(_run(GAMMAPY, case, data, args.repeat, stage, gp_file, ""))
+                ours, ref = _merged(rounds_x), _merged(rounds_g)
                 if ours["obs_ids"] != ref["obs_ids"]:
                     raise RuntimeError(f"{name}: different runs: xgamma {ours['obs_ids']} gammapy {ref['obs_ids']}")
                 check = compare(xg_file, gp_file)
@@ -339,7 +362,89 @@ def main() -> None:
                 print(f"  {name}: runs {ours['obs_ids']}; {check['n_finite']} pixels finite in both; "
                       f"{check['n_diff_on']} of them with different correlated counts; "
                       f"peak significance {check['peak_sigma']:.2f} sigma", flush=True)
+    if args.process:
+        process(data, args.rounds)
     print(f"load average (1, 5, 15 min) at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+# `xgamma run` of the reference configuration without the fit: maps, exclusion, ring, significance.
+RING_CONFIG = """
+data: {datastore: "${XGAMMA_DATA}/cta-1dc/index/gps", obs_ids: [110380, 111140, 111159]}
+geometry:
+  center: {lon: 0 deg, lat: 0 deg, frame: galactic}
+  width: [10 deg, 8 deg]
+  binsz: 0.02 deg
+  projection: CAR
+  energy: {min: 0.1 TeV, max: 10 TeV, nbins: 10}
+maps: {offset_max: 4 deg}
+exclusion: {regions: ["galactic; circle(-0.054, -0.053, 0.3)"]}
+ring: {r_in: 0.3 deg, width: 0.3 deg, offset_max: 3 deg}
+significance: {correlation_radius: 0.1 deg}
+"""
+
+# The same as a Gammapy script, writing the maps, the images and the significance / excess maps.
+GAMMAPY_PROCESS = textwrap.dedent("""
+    import sys, warnings, logging
+    warnings.simplefilter("ignore"); logging.disable(logging.WARNING)
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from regions import CircleSkyRegion
+    from gammapy.data import DataStore
+    from gammapy.datasets import MapDataset
+    from gammapy.estimators import ExcessMapEstimator
+    from gammapy.makers import MapDatasetMaker, RingBackgroundMaker, SafeMaskMaker
+    from gammapy.maps import MapAxis, WcsGeom
+    data, out = sys.argv[1], sys.argv[2]
+    observations = DataStore.from_dir(f"{data}/cta-1dc/index/gps").get_observations([110380, 111140, 111159])
+    axis = MapAxis.from_energy_bounds(0.1, 10, 10, "TeV")
+    geom = WcsGeom.create(skydir=(0, 0), binsz=0.02, width=(10, 8), frame="galactic", proj="CAR", axes=[axis])
+    region = CircleSkyRegion(SkyCoord(-0.054, -0.053, unit="deg", frame="galactic"), 0.3 * u.deg)
+    exclusion = ~geom.to_image().region_mask([region])
+    stacked = MapDataset.create(geom=geom)
+    maker = MapDatasetMaker(selection=["counts", "exposure", "background"])
+    safe = SafeMaskMaker(methods=["offset-max"], offset_max=3 * u.deg)
+    ring = RingBackgroundMaker(r_in="0.3 deg", width="0.3 deg", exclusion_mask=exclusion)
+    on_off = None
+    for obs in observations:
+        dataset = maker.run(stacked.copy(name=str(obs.obs_id)), obs)
+        stacked.stack(dataset)
+        image = ring.run(safe.run(dataset, obs).to_image())
+        if on_off is None:
+            on_off = image.to_masked(name="stacked")
+        else:
+            on_off.stack(image)
+    stacked.write(f"{out}/maps.fits", overwrite=True)
+    stacked.to_image().write(f"{out}/images.fits", overwrite=True)
+    maps = ExcessMapEstimator(correlation_radius="0.1 deg", correlate_off=True).run(on_off)
+    maps.write(f"{out}/significance.fits", overwrite=True)
+""")
+
+
+def process(data: str, rounds: int) -> None:
+    """Whole processes, best of ``rounds`` alternating runs: interpreter start and imports included."""
+    import time
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", XGAMMA_DATA=data)
+    times = {"xgamma run": [], "gammapy script": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        config = os.path.join(scratch, "ring.yaml")
+        with open(config, "w") as f:
+            f.write(RING_CONFIG)
+        for _ in range(rounds):
+            for label in times:
+                out = tempfile.mkdtemp(dir=scratch)
+                args = ([sys.executable, "-m", "xgamma.cli.main", "run", config, "--quiet", "--output", out]
+                        if label == "xgamma run" else [sys.executable, "-c", GAMMAPY_PROCESS, data, out])
+                t0 = time.perf_counter()
+                result = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
+                times[label].append(time.perf_counter() - t0)
+                if result.returncode != 0 or not os.path.isfile(os.path.join(out, "significance.fits")):
+                    raise RuntimeError(f"{label} failed: {result.stderr[-3000:]}")
+    best = {label: min(t) for label, t in times.items()}
+    print(f"\nwhole process, cta-gc maps + ring + significance (-> FITS), best of {rounds} alternating runs:")
+    for label, t in times.items():
+        print(f"  {label:15s} best {best[label]:6.2f} s   all: {' '.join(f'{x:.2f}' for x in t)}")
+    print(f"  ratio {best['gammapy script'] / best['xgamma run']:.1f}x; load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,19 +1,24 @@
-"""The ``.sky`` accessor: sky-map behaviour on xarray objects (thin; delegates to functions)."""
+"""The ``.sky`` accessor: sky-map behaviour on xarray objects (thin; delegates to functions).
+
+Imported by `xgamma` right after xarray itself (possibly while another xgamma module is being
+imported): so it imports nothing of xgamma or astropy at module level, only in its methods.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import astropy.units as u
-import numpy as np
 import xarray as xr
-from astropy.coordinates import SkyCoord
 
-from xgamma.geometry import SkyGeometry
-from xgamma.maps import map_geometry
+if TYPE_CHECKING:
+    import astropy.units as u
+    import numpy as np
+    from astropy.coordinates import SkyCoord
+
+    from xgamma.geometry import SkyGeometry
 
 __all__ = ["SkyAccessor"]
 
@@ -27,6 +32,8 @@ class _SkyAccessorBase:
     @property
     def geometry(self) -> SkyGeometry:
         """The map's `~xgamma.geometry.SkyGeometry` (re-derived from the coordinates)."""
+        from xgamma.maps import map_geometry
+
         return map_geometry(self._obj)
 
     @property
@@ -124,6 +131,9 @@ class SkyAccessor(_SkyAccessorBase):
     @property
     def quantity(self) -> u.Quantity:
         """Values as an `~astropy.units.Quantity` (computes lazy data)."""
+        import astropy.units as u
+        import numpy as np
+
         from xgamma.maps import map_units
 
         return u.Quantity(np.asarray(self._obj.values), map_units(self._obj))
@@ -138,3 +148,9 @@ class SkyAccessor(_SkyAccessorBase):
 @xr.register_dataset_accessor("sky")
 class SkyDatasetAccessor(_SkyAccessorBase):
     """Sky-map methods on a `xarray.Dataset` of maps sharing one geometry."""
+
+    def ts_map(self, **kwargs: Any) -> xr.Dataset:
+        """TS, flux and upper-limit maps of a point-like or Gaussian source (see `xgamma.estimators.ts_map`)."""
+        from xgamma.estimators.ts_map import ts_map
+
+        return ts_map(self._obj, **kwargs)

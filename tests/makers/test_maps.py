@@ -13,7 +13,7 @@ from flat_store import AREA_M2, LIVETIME, ONTIME, RATE
 from xgamma.exceptions import ConfigError, DataStoreError, GeometryError
 from xgamma.geometry import SkyGeometry, energy_edges
 from xgamma.io.datastore import DataStore
-from xgamma.makers import make_maps, make_observation_maps, squash_energy
+from xgamma.makers import make_map_products, make_maps, make_observation_maps, squash_energy
 from xgamma.testing import raise_if_dask_computes
 
 
@@ -91,6 +91,52 @@ def test_observation_maps_sum_to_stack(flat_obs, flat_geom):
     images = squash_energy(per_obs).compute()
     assert images.counts.dims == ("obs_id", "energy", "lat", "lon") and images.sizes["energy"] == 1
     np.testing.assert_array_equal(images.counts.values[0], squash_energy(stacked).counts.values)
+
+
+@pytest.fixture(scope="module")
+def hess_runs(hess_datastore_dir):
+    """Six PKS 2155-304 runs and a 4 x 4 deg TAN geometry (chunks of 70 x 90 pixels: runs of a group
+    reach different chunks)."""
+    observations = DataStore(hess_datastore_dir).select(object_name="PKS 2155-304").observations()[:6]
+    geometry = SkyGeometry.create((329.717, -30.2256), width=4 * u.deg, binsz=0.04 * u.deg, frame="icrs",
+                                  projection="TAN", energy_edges=energy_edges(0.1 * u.TeV, 10 * u.TeV, 5))
+    return observations, geometry
+
+
+def test_products_of_one_graph_agree_and_do_not_depend_on_grouping(hess_runs):
+    """Stacked cube, per-run cubes and fused per-run images agree, for any number of runs per task."""
+    observations, geometry = hess_runs
+    options = dict(offset_max=2 * u.deg, safe_energy="aeff-default", chunks=(30, 40))
+    reference = make_observation_maps(observations, geometry, runs_per_task=1, **options).compute()
+    for runs_per_task in (2, 4, 6):
+        with raise_if_dask_computes():
+            products = make_map_products(observations, geometry, observation_images=True,
+                                         runs_per_task=runs_per_task, **options)
+        assert products.observation_maps is None
+        images = products.observation_images
+        assert images.counts.data.chunks[0] == tuple(
+            min(runs_per_task, len(observations) - s) for s in range(0, len(observations), runs_per_task))
+        maps, images = dask.compute(products.maps, images)
+        xr.testing.assert_allclose(maps, reference.sum("obs_id"), rtol=1e-13, atol=0)
+        expected = squash_energy(reference[["counts", "background"]])
+        xr.testing.assert_allclose(images, expected, rtol=1e-13, atol=0)
+        assert images.counts.attrs["units"] == "" and images.obs_id.values.tolist() == reference.obs_id.values.tolist()
+    assert reference.counts.sum() > 100 and (reference.counts.sum(("energy", "lat", "lon")) > 0).all()
+
+
+def test_graph_grows_with_runs_times_chunks_touched(hess_runs):
+    observations, geometry = hess_runs
+    maps = make_maps(observations, geometry, offset_max=1 * u.deg, chunks=10, runs_per_task=2)
+    graph = dict(maps.counts.data.__dask_graph__())
+    kinds = [k[0].split("-")[1] for k in graph if isinstance(k, tuple)]
+    n_chunks = len(maps.counts.data.chunks[1]) * len(maps.counts.data.chunks[2])
+    # 3 groups of 2 runs; a run reaches ~ (2 deg / 0.4 deg per chunk)^2 * pi / 4 chunks, far fewer than all
+    assert kinds.count("load") == 3
+    assert 0 < kinds.count("block") < 3 * n_chunks / 2
+    with pytest.raises(ConfigError, match="runs_per_task"):
+        make_maps(observations, geometry, offset_max=1 * u.deg, runs_per_task=0)
+    with dask.config.set({"xgamma.runs_per_task": "x"}), pytest.raises(ConfigError, match="xgamma.runs_per_task"):
+        make_maps(observations, geometry, offset_max=1 * u.deg)
 
 
 def test_squash_exposure_weighting(flat_obs, flat_geom):

@@ -65,7 +65,17 @@ def _scheduler(args: argparse.Namespace) -> Iterator[None]:
     workers = getattr(args, "workers", None)
     address = getattr(args, "scheduler", None)
     if workers is None and address is None:
-        yield
+        import dask
+
+        if dask.config.get("scheduler", None):
+            yield
+            return
+        from xgamma.workflow.progress import threaded_get
+
+        # dask's default for arrays, as a function: otherwise every compute (e.g. `.values` of a
+        # lazy map) imports distributed (~0.3 s) to look for a client that cannot exist here.
+        with dask.config.set(scheduler=threaded_get()):
+            yield
         return
     from distributed import Client
 

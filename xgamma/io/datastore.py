@@ -101,6 +101,7 @@ class DataStore:
     def _subset(cls, parent: DataStore, obs_mask: np.ndarray) -> DataStore:
         new = cls.__new__(cls)
         new.__dict__.update(parent.__dict__)
+        new.__dict__.pop("_rows", None)  # rows of the parent's tables
         new.obs_table = parent.obs_table[obs_mask]
         ids = set(int(i) for i in new.obs_table["OBS_ID"])
         new.hdu_table = parent.hdu_table[np.isin(np.asarray(parent.hdu_table["OBS_ID"]), list(ids))]
@@ -191,27 +192,41 @@ class DataStore:
             If ``obs_id`` is in neither index table.
         """
         obs_id = int(obs_id)
-        rows = np.nonzero(np.asarray(self.hdu_table["OBS_ID"]).astype(np.int64) == obs_id)[0]
-        obs_rows = np.nonzero(np.asarray(self.obs_table["OBS_ID"]).astype(np.int64) == obs_id)[0]
-        if rows.size == 0 and obs_rows.size == 0:
+        rows = self._index_rows()
+        hdu_rows, obs_row = rows["hdu"].get(obs_id, []), rows["obs"].get(obs_id)
+        if not hdu_rows and obs_row is None:
             raise DataStoreError(f"unknown obs id {obs_id} in data store {self.path}")
         hdus = {}
-        for i in rows:
-            row = self.hdu_table[i]
-            file = self.base_dir / str(_plain(row["FILE_DIR"])) / str(_plain(row["FILE_NAME"]))
-            hdus[str(row["HDU_TYPE"])] = (str(file.resolve()), str(_plain(row["HDU_NAME"])), str(row["HDU_CLASS"]))
+        for hdu_type, file_dir, file_name, hdu_name, hdu_class in hdu_rows:
+            file = self.base_dir / file_dir / file_name
+            hdus[hdu_type] = (str(file.resolve()), hdu_name, hdu_class)
         info: dict[str, Any] = {}
-        if obs_rows.size:
-            row = self.obs_table[obs_rows[0]]
-            for key in _INFO_KEYS:
-                if key in self.obs_table.colnames:
-                    info[key] = _plain(row[key])
+        if obs_row is not None:
+            info = {key: values[obs_row] for key, values in rows["info"].items()}
         meta = self.obs_table.meta
         time_ref = time_reference(meta)
         location = tuple(header_float(meta, k) for k in _LOCATION_KEYS)
         if None in location[:2]:
             location = None
         return Observation(obs_id, hdus, info, time_ref=time_ref, location=location)
+
+    def _index_rows(self) -> dict[str, Any]:
+        """The index tables as plain Python, once per store: row access on an astropy Table costs
+        ~50 us, which made building 1000 observation handles take most of a second."""
+        rows = self.__dict__.get("_rows")
+        if rows is None:
+            hdu, obs = self.hdu_table, self.obs_table
+            columns = [[str(_plain(v)) if name.startswith(("FILE", "HDU_NAME")) else str(v) for v in hdu[name]]
+                       for name in ("HDU_TYPE", "FILE_DIR", "FILE_NAME", "HDU_NAME", "HDU_CLASS")]
+            by_obs: dict[int, list[tuple[str, ...]]] = {}
+            for obs_id, *entry in zip(np.asarray(hdu["OBS_ID"]).astype(np.int64).tolist(), *columns):
+                by_obs.setdefault(obs_id, []).append(tuple(entry))
+            first = {}
+            for row, obs_id in enumerate(np.asarray(obs["OBS_ID"]).astype(np.int64).tolist()):
+                first.setdefault(obs_id, row)
+            info = {key: [_plain(v) for v in obs[key]] for key in _INFO_KEYS if key in obs.colnames}
+            rows = self.__dict__["_rows"] = {"hdu": by_obs, "obs": first, "info": info}
+        return rows
 
     def observations(self, obs_ids: list[int] | None = None) -> list[Observation]:
         """Handles of the given (default: all) observations, in the order given."""
@@ -287,13 +302,19 @@ class Observation:
         return None if value is None else float(value)
 
     @property
+    def pointing_radec(self) -> tuple[float, float]:
+        """Pointing (RA, Dec) in deg, ICRS, from RA_PNT/DEC_PNT (plain floats: cheap in loops)."""
+        ra, dec = self._value("RA_PNT"), self._value("DEC_PNT")
+        if ra is None or dec is None:
+            raise DataStoreError(f"obs {self.obs_id}: no RA_PNT/DEC_PNT in obs index or events header")
+        return ra, dec
+
+    @property
     def pointing(self) -> SkyCoord:
         """Pointing position (ICRS SkyCoord) from RA_PNT/DEC_PNT."""
         from astropy.coordinates import SkyCoord
 
-        ra, dec = self._value("RA_PNT"), self._value("DEC_PNT")
-        if ra is None or dec is None:
-            raise DataStoreError(f"obs {self.obs_id}: no RA_PNT/DEC_PNT in obs index or events header")
+        ra, dec = self.pointing_radec
         return SkyCoord(ra, dec, unit="deg", frame="icrs")
 
     @property

@@ -24,7 +24,7 @@ import numpy as np
 
 from xgamma.exceptions import IRFError, UnitError
 
-__all__ = ["IRFAxis", "GridInterpolator", "to_value", "BLOCK"]
+__all__ = ["IRFAxis", "GridInterpolator", "CellTable", "to_value", "BLOCK"]
 
 Scale = Literal["lin", "log"]
 
@@ -281,6 +281,26 @@ class GridInterpolator:
             sub = (1.0 - w) * self.table[lk.idx] + w * self.table[lk.idx + 1]
         return sub, lk.valid
 
+    def cell_table(self, x0: np.ndarray) -> CellTable | None:
+        """`CellTable` of the other axes after interpolating the first at ``x0`` (cached per ``x0``).
+
+        None when the other axes do not fit the cell scheme (not 1 or 2 of them, an axis of one
+        node, or a custom ``mask_rule``); callers then use the corner loop.
+        """
+        rest_axes = self.axes[1:]
+        if self.mask_rule is not None or not 1 <= len(rest_axes) <= 2 or any(a.nbin < 2 for a in rest_axes):
+            return None
+        x0 = np.ascontiguousarray(x0, dtype=float)
+        key = x0.tobytes()
+        cache = self.__dict__.setdefault("_cell_tables", {})
+        table = cache.get(key)
+        if table is None:
+            sub, _ = self.first_axis_slices(x0)
+            if len(cache) >= 8:  # a few energy grids per IRF in practice
+                cache.pop(next(iter(cache)))
+            table = cache[key] = CellTable(rest_axes, sub)
+        return table
+
     def outer_blocks(self, x0: np.ndarray, rest: list[np.ndarray], *, block: int = BLOCK):
         """Scaled interpolated values at the outer product of ``x0`` (1-D) and points ``rest``.
 
@@ -297,12 +317,19 @@ class GridInterpolator:
         valid : ndarray
             Bool (block size,): points inside the edges of the other axes.
         """
+        flat = [np.ravel(c) for c in rest]
+        npts = flat[0].size if flat else 1
+        cells = self.cell_table(x0) if flat else None
+        if cells is not None:
+            for start in range(0, npts, block):
+                sl = slice(start, min(start + block, npts))
+                values, valid = cells([c[sl] for c in flat])
+                yield sl, values, valid
+            return
         sub, _ = self.first_axis_slices(x0)
         n0 = x0.size
         rest_axes = self.axes[1:]
         sub = sub.reshape(n0, -1)
-        flat = [np.ravel(c) for c in rest]
-        npts = flat[0].size if flat else 1
         strides = np.cumprod([1] + [a.nbin for a in rest_axes[::-1]])[:-1][::-1]
         for start in range(0, npts, block):
             sl = slice(start, min(start + block, npts))
@@ -333,7 +360,7 @@ class GridInterpolator:
 
         Returns shape (len(x0), *rest[0].shape); fill and clipping as `__call__`.
         """
-        _, valid0 = self.first_axis_slices(x0)
+        valid0 = _AxisLookup(self.axes[0], x0).valid
         shape = rest[0].shape if rest else ()
         out = np.empty((x0.size, int(np.prod(shape))))
         for sl, values, valid in self.outer_blocks(x0, rest):
@@ -345,3 +372,56 @@ class GridInterpolator:
                     values[~np.isfinite(values)] = 0.0
             out[:, sl] = values
         return out.reshape((x0.size,) + shape)
+
+
+class CellTable:
+    """Linear or bilinear interpolation of many rows of values on one or two `IRFAxis`.
+
+    The table of each cell (interval between neighbouring nodes) is stored as its value at the
+    lower corner and its differences along the axes, so that a point costs one index lookup per
+    axis and, per row, ``a + wx dx`` (1-D) or ``a + wx dx + wy (dy + wx dxy)`` (2-D): the
+    multilinear formula of `GridInterpolator` with fewer operations (same values to rounding).
+
+    Parameters
+    ----------
+    axes : tuple of IRFAxis
+        One or two axes, each with at least two nodes.
+    table : ndarray
+        Values, shape (n_rows, *[a.nbin for a in axes]) (already scaled, e.g. log values).
+    """
+
+    def __init__(self, axes: tuple[IRFAxis, ...], table: np.ndarray) -> None:
+        self.axes = tuple(axes)
+        n_rows = table.shape[0]
+        if len(self.axes) == 1:
+            self.parts = (table[:, :-1].copy(), np.diff(table, axis=1))
+            self.stride = 0
+        else:
+            a = table[:, :-1, :-1]
+            dx = table[:, 1:, :-1] - a
+            dy = table[:, :-1, 1:] - a
+            dxy = table[:, 1:, 1:] - table[:, 1:, :-1] - dy
+            # Flattened cells: index i * stride + j with stride = n_nodes_y - 1.
+            self.parts = tuple(np.ascontiguousarray(p.reshape(n_rows, -1)) for p in (a, dx, dy, dxy))
+            self.stride = self.axes[1].nbin - 1
+
+    def __call__(self, coords: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Values (n_rows, n) and validity (n,) at points given by one 1-D array per axis."""
+        lookups = [_AxisLookup(a, c) for a, c in zip(self.axes, coords)]
+        if len(lookups) == 1:
+            (lk,) = lookups
+            a, dx = (np.take(p, lk.idx, axis=1) for p in self.parts)
+            dx *= lk.weight
+            dx += a
+            return dx, lk.valid
+        lx, ly = lookups
+        cell = lx.idx * self.stride
+        cell += ly.idx
+        a, dx, dy, dxy = (np.take(p, cell, axis=1) for p in self.parts)
+        dxy *= lx.weight
+        dxy += dy
+        dxy *= ly.weight
+        dx *= lx.weight
+        dxy += dx
+        dxy += a
+        return dxy, lx.valid & ly.valid

@@ -11,6 +11,8 @@ from xgamma.irf._table import IRFTable, threshold
 
 __all__ = ["EffectiveArea2D"]
 
+_M2 = u.Unit("m2")
+
 
 class EffectiveArea2D:
     """Effective area table A(E_true, offset).
@@ -80,7 +82,7 @@ class EffectiveArea2D:
         """
         e = to_value(energy_true, self.axes[0].unit, name="energy_true")
         o = to_value(offset, self.axes[1].unit, name="offset")
-        return u.Quantity(self._interp(e, o), "m2", copy=False)
+        return u.Quantity(self._interp(e, o), _M2, copy=False)
 
     def __repr__(self) -> str:
         return f"EffectiveArea2D(energy_true={self.axes[0]!r}, offset={self.axes[1]!r})"

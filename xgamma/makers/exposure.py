@@ -18,8 +18,9 @@ import numpy as np
 import xarray as xr
 
 from xgamma.exceptions import GeometryError
-from xgamma.geometry.spherical import chord_separation, transform_lonlat, unit_vectors
-from xgamma.makers.maps import _chunk_slices, _check_inputs, _normalise_chunks, _overlaps, _pixel_block
+from xgamma.geometry.spherical import transform_lonlat, unit_vectors
+from xgamma.makers.maps import _check_inputs, _chunk_slices, _ChunkIndex, _normalise_chunks
+from xgamma.makers.observation import offsets, pixel_block
 from xgamma.makers.safe_energy import SafeEnergy, safe_offset_max
 from xgamma.maps import make_map
 
@@ -41,10 +42,10 @@ class _Exposure:
 
 
 def _load(observation: Observation, frame: str, offset_max_deg: float) -> _Exposure:
-    pointing = observation.pointing
+    ra, dec = observation.pointing_radec
     return _Exposure(
         aeff=observation.aeff,
-        pointing_vector=unit_vectors(*transform_lonlat(pointing.ra.deg, pointing.dec.deg, "icrs", frame)),
+        pointing_vector=unit_vectors(*transform_lonlat(ra, dec, "icrs", frame)),
         livetime_s=u.Quantity(observation.livetime).to_value("s"),
         offset_max_deg=offset_max_deg,
     )
@@ -52,13 +53,13 @@ def _load(observation: Observation, frame: str, offset_max_deg: float) -> _Expos
 
 def _block(data: _Exposure, pixels: Any, centres_tev: np.ndarray) -> np.ndarray:
     """Exposure (m2 s) of one observation on one pixel block, shape (n_true, n_lat, n_lon)."""
-    offset = chord_separation(pixels.vectors, data.pointing_vector)
-    inside = offset < data.offset_max_deg
-    out = np.zeros((centres_tev.size, *offset.shape))
-    if inside.any():
+    offset = offsets(pixels, data.pointing_vector)
+    inside = np.flatnonzero(offset < data.offset_max_deg)
+    out = np.zeros((centres_tev.size, offset.size))
+    if inside.size:
         area = data.aeff.evaluate(energy_true=centres_tev[:, None], offset=offset[inside][None, :])
         out[:, inside] = area.to_value("m2") * data.livetime_s
-    return out
+    return out.reshape(centres_tev.size, *pixels.shape)
 
 
 def _add(total: np.ndarray, block: np.ndarray) -> np.ndarray:
@@ -111,29 +112,30 @@ def make_exposure_true(
     size_y, size_x = _normalise_chunks(chunks, geometry.shape)
     lat_slices = _chunk_slices(geometry.shape[0], size_y)
     lon_slices = _chunk_slices(geometry.shape[1], size_x)
-    token = tokenize([str(o) for o in observations], geometry.header_text, geometry.shape, edges.value,
+    token = tokenize([(o.obs_id, sorted(o.hdus.items())) for o in observations], geometry.header_text, geometry.shape, edges.value,
                      offset_max_deg, run_offset_max, size_y, size_x)
     load, pixels, block, total, out = (f"xgamma-exposure-true-{kind}-{token}"
                                        for kind in ("load", "pixels", "block", "sum", "out"))
     graph: dict[Any, Any] = {}
-    pointings = []
+    index = _ChunkIndex(geometry, lat_slices, lon_slices, run_offset_max)
+    n_lon = len(lon_slices)
+    blocks_of_chunk: dict[int, list[tuple]] = {}
     for k, observation in enumerate(observations):
         graph[(load, k)] = (_load, observation, geometry.frame, run_offset_max)
-        lon0, lat0 = transform_lonlat(observation.pointing.ra.deg, observation.pointing.dec.deg, "icrs",
-                                      geometry.frame)
+        ra, dec = observation.pointing_radec
+        lon0, lat0 = transform_lonlat(ra, dec, "icrs", geometry.frame)
         x0, y0 = geometry.wcs.wcs_world2pix(lon0, lat0, 0)
-        pointings.append((float(lon0), float(lat0), float(x0), float(y0)))
+        for chunk in index.reached(unit_vectors(lon0, lat0), (float(x0), float(y0))):
+            key = (block, k, chunk)
+            graph[key] = (_block, (load, k), (pixels, chunk), centres)
+            blocks_of_chunk.setdefault(chunk, []).append(key)
     for i, lat in enumerate(lat_slices):
         for j, lon in enumerate(lon_slices):
-            keys = []
-            for k in range(len(observations)):
-                if _overlaps(geometry, pointings[k], lat, lon, run_offset_max):
-                    graph[(block, k, i, j)] = (_block, (load, k), (pixels, i, j), centres)
-                    keys.append((block, k, i, j))
+            keys = blocks_of_chunk.get(i * n_lon + j, [])
             if not keys:
                 graph[(out, 0, i, j)] = (np.zeros, (centres.size, lat.stop - lat.start, lon.stop - lon.start))
                 continue
-            graph[(pixels, i, j)] = (_pixel_block, geometry, lat, lon)
+            graph[(pixels, i * n_lon + j)] = (pixel_block, geometry, lat, lon)
             running = keys[0]
             for m, key in enumerate(keys[1:], start=1):
                 graph[(total, m, i, j)] = (_add, running, key)

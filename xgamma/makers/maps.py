@@ -1,17 +1,24 @@
 """Lazy map making: counts, exposure and background per observation, stacked by summing.
 
-The dask graph has three kinds of tasks:
+The dask graph groups observations (`resolve_runs_per_task` consecutive runs, the ``"xgamma.runs_per_task"``
+dask config key) and has three kinds of tasks:
 
-* one ``load`` task per observation (read events and IRFs, bin event positions to pixels);
-* one ``block`` task per (observation, spatial chunk) that the observation overlaps within
-  ``offset_max`` (counts, exposure and background of that pixel block);
-* one ``stack`` task per spatial chunk that sums the blocks of all observations touching it.
+* one ``load`` task per group (read events and IRFs, place events on pixels and energy bins:
+  `~xgamma.makers.observation.prepare_observation`);
+* one ``block`` task per (group, spatial chunk) that some run of the group reaches within
+  ``offset_max``: counts, exposure and background of those runs on that chunk, summed over the
+  group and, when asked, each run's energy-squashed counts and background images (the squash is
+  fused into the block, no cube per run is made);
+* a tree of ``sum`` tasks per chunk adding the groups' partial cubes.
 
-So memory grows with a chunk, not with the map, and chunks far from every pointing cost nothing.
+So the graph grows with runs x chunks touched, memory with a chunk, and chunks far from every
+pointing cost nothing. `make_map_products` returns the stacked cube and the per-run images of one
+graph; `make_maps` and `make_observation_maps` are its special cases.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,48 +26,50 @@ from typing import TYPE_CHECKING, Any
 import astropy.units as u
 import numpy as np
 import xarray as xr
-from astropy.coordinates import Angle, SkyCoord
+from astropy.coordinates import Angle
 
 from xgamma.exceptions import ConfigError, DataStoreError, GeometryError
 from xgamma.geometry import SkyGeometry
-from xgamma.geometry.spherical import (
-    angular_distance,
-    chord_separation,
-    lonlat_from_vectors,
-    rotation_matrix,
-    transform_lonlat,
-    unit_vectors,
-)
-from xgamma.makers.safe_energy import SafeEnergy, safe_energy_mask, safe_offset_max
+from xgamma.geometry.spherical import transform_lonlat, unit_vectors
+from xgamma.makers.observation import add_observation, pixel_block, prepare_observation
+from xgamma.makers.safe_energy import SafeEnergy
 from xgamma.maps import make_map
 
 if TYPE_CHECKING:
     from xgamma.io.datastore import Observation
 
-__all__ = ["make_maps", "make_observation_maps", "DEFAULT_CHUNK", "MAP_VARIABLES"]
+__all__ = ["make_maps", "make_observation_maps", "make_map_products", "MapProducts", "resolve_runs_per_task",
+           "DEFAULT_CHUNK", "DEFAULT_RUNS_PER_TASK", "MAP_VARIABLES", "IMAGE_VARIABLES"]
 
 DEFAULT_CHUNK = 256
+#: Default of the ``"xgamma.runs_per_task"`` dask config key.
+DEFAULT_RUNS_PER_TASK = 8
 MAP_VARIABLES = ("counts", "exposure", "background")
+#: Per-observation energy-squashed images `make_map_products` can add to the block tasks.
+IMAGE_VARIABLES = ("counts", "background")
 _UNITS = {"counts": "", "exposure": "m2 s", "background": ""}
+# Partial cubes added per sum task (a tree: the graph stays shallow with thousands of runs).
+_SPLIT_EVERY = 8
 
 
-@dataclass(frozen=True)
-class _ObservationData:
-    """What the block tasks need from one observation, loaded once per observation."""
+def resolve_runs_per_task(value: int | None = None) -> int:
+    """Observations per load / block task: ``value``, else the ``"xgamma.runs_per_task"`` config key.
 
-    obs_id: int
-    pointing: SkyCoord
-    pointing_vector: np.ndarray  # unit vector of the pointing in the map frame
-    livetime_s: float
-    ontime_s: float
-    event_ix: np.ndarray  # 0-based pixel column of each event inside the map and energy axis
-    event_iy: np.ndarray  # pixel row
-    event_energy_bin: np.ndarray  # energy bin index
-    aeff: Any
-    bkg: Any
-    observation: Any
-    energy_mask: np.ndarray  # bool per energy bin: inside the safe range
-    offset_max_deg: float  # the map's offset cut, tightened by the safe range's offset-max
+    A H.E.S.S. run costs ~10 ms per chunk it touches: eight of them give a task well above the
+    1-3 ms a `distributed` scheduler spends on it. Set it with
+    ``dask.config.set({"xgamma.runs_per_task": n})``.
+    """
+    if value is None:
+        import dask
+
+        value = dask.config.get("xgamma.runs_per_task", DEFAULT_RUNS_PER_TASK)
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        value = 0
+    if value < 1:
+        raise ConfigError(f"runs_per_task ('xgamma.runs_per_task') must be an integer >= 1, got {value!r}")
+    return value
 
 
 def _chunk_slices(n: int, size: int) -> list[slice]:
@@ -76,146 +85,96 @@ def _normalise_chunks(chunks: int | Sequence[int] | None, shape: tuple[int, int]
     return int(min(sizes[0], shape[0])), int(min(sizes[1], shape[1]))
 
 
-def _load_observation(observation: Observation, geometry: SkyGeometry, safe_energy: SafeEnergy | None,
-                      offset_max_deg: float, energy_true: u.Quantity | None = None) -> _ObservationData:
-    """Read one observation's events and IRFs and place events on the pixel grid."""
-    events = observation.events
-    edges = geometry.energy_edges.to_value("TeV")
-    # A fixed rotation (not SkyCoord) to the map frame: same numbers as astropy to 1e-13 deg.
-    lon, lat = transform_lonlat(np.asarray(events.ra, float), np.asarray(events.dec, float), "icrs", geometry.frame)
-    x, y = geometry.wcs.wcs_world2pix(lon, lat, 0)
-    # Pixel index = floor(x + 0.5): pixel i spans [i - 0.5, i + 0.5) in 0-based pixel coordinates.
-    ix = np.floor(x + 0.5)
-    iy = np.floor(y + 0.5)
-    energy = np.asarray(events.energy, dtype=float)
-    energy_bin = np.searchsorted(edges, energy, side="right") - 1
-    keep = ((energy >= edges[0]) & (energy < edges[-1]) & (ix >= 0) & (ix < geometry.shape[1])
-            & (iy >= 0) & (iy < geometry.shape[0]))
-    aeff = observation.aeff
-    return _ObservationData(
-        obs_id=int(observation.obs_id),
-        pointing=observation.pointing,
-        pointing_vector=unit_vectors(*transform_lonlat(observation.pointing.ra.deg, observation.pointing.dec.deg,
-                                                       "icrs", geometry.frame)),
-        livetime_s=u.Quantity(observation.livetime).to_value("s"),
-        ontime_s=u.Quantity(observation.ontime).to_value("s"),
-        event_ix=ix[keep].astype(np.int32),
-        event_iy=iy[keep].astype(np.int32),
-        event_energy_bin=energy_bin[keep].astype(np.int32),
-        aeff=aeff,
-        bkg=observation.bkg,
-        observation=observation,
-        energy_mask=safe_energy_mask(observation, geometry, safe_energy, energy_true=energy_true),
-        offset_max_deg=safe_offset_max(safe_energy, offset_max_deg),
-    )
+def _load_group(observations: Sequence[Observation], geometry: SkyGeometry, safe_energy: SafeEnergy | None,
+                energy_true: u.Quantity | None) -> list:
+    return [prepare_observation(o, geometry, safe_energy, energy_true) for o in observations]
 
 
-def _block_counts(data: _ObservationData, geometry: SkyGeometry, lat: slice, lon: slice) -> np.ndarray:
-    nbins = geometry.nbins
-    ny, nx = lat.stop - lat.start, lon.stop - lon.start
-    ix = data.event_ix - lon.start
-    iy = data.event_iy - lat.start
-    keep = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
-    flat = (data.event_energy_bin[keep].astype(np.int64) * ny + iy[keep]) * nx + ix[keep]
-    return np.bincount(flat, minlength=nbins * ny * nx).reshape(nbins, ny, nx).astype(float)
+def _group_block(runs: list, members: tuple[int, ...], geometry: SkyGeometry, lat: slice, lon: slice,
+                 offset_max_deg: float, outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Maps of the runs ``members`` of a group on one chunk.
 
-
-@dataclass(frozen=True)
-class _PixelBlock:
-    """Geometry of one spatial chunk, computed once and shared by every observation touching it."""
-
-    lat: slice
-    lon: slice
-    vectors: np.ndarray  # unit vectors of pixel centres in the map frame, (n_lat, n_lon, 3)
-    ra_deg: np.ndarray  # pixel centres in ICRS (for field-of-view coordinates)
-    dec_deg: np.ndarray
-    solid_angle: np.ndarray  # sr
-
-
-def _pixel_block(geometry: SkyGeometry, lat: slice, lon: slice) -> _PixelBlock:
-    lon_deg, lat_deg = geometry.lonlat(lat, lon)
-    vectors = unit_vectors(lon_deg, lat_deg)
-    ra, dec = lonlat_from_vectors(vectors @ rotation_matrix(geometry.frame, "icrs").T)
-    return _PixelBlock(lat, lon, vectors, ra, dec, geometry.solid_angle(lat, lon))
-
-
-def _background_rate(data: _ObservationData, edges: u.Quantity, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    """Background rate integrated over each energy bin (s-1 sr-1), shape (n_energy, n_pixels)."""
-    from xgamma.irf.background import Background3D, fov_coordinates, fov_coordinates_radec, fov_rotation_times
-
-    bkg = data.bkg
-    if not isinstance(bkg, Background3D) or bkg.fov_alignment == "RADEC":
-        pointing = data.pointing
-        fov_lon, fov_lat = fov_coordinates_radec(ra, dec, pointing.ra.deg, pointing.dec.deg)
-        return bkg.integrate_energy(edges, fov_lon, fov_lat).to_value("s-1 sr-1")
-    # ALTAZ-aligned model: the field of view rotates on the sky during the run. Average the rate
-    # over time steps small enough that the rotation stays below 1 deg, weighted by duration.
-    times = fov_rotation_times(data.observation)
-    mids = times[:-1] + 0.5 * (times[1:] - times[:-1])
-    weights = (times[1:] - times[:-1]).to_value("s")
-    pixels = SkyCoord(ra, dec, unit="deg", frame="icrs")
-    rate = np.zeros((edges.size - 1, ra.size))
-    for time, weight in zip(mids, weights / weights.sum()):
-        fov_lon, fov_lat = fov_coordinates(data.observation, pixels, alignment="ALTAZ", time=time)
-        rate += weight * bkg.integrate_energy(edges, fov_lon, fov_lat).to_value("s-1 sr-1")
-    return rate
-
-
-def _make_block(
-    data: _ObservationData, pixels: _PixelBlock, geometry: SkyGeometry, offset_max_deg: float
-) -> np.ndarray:
-    """Counts, exposure (m2 s) and background (counts) of one observation on one pixel block.
-
-    Returns an array of shape (3, n_energy, n_lat_block, n_lon_block).
+    ``outputs``: ``"maps"`` (3, n_energy, ny, nx) summed over the group, ``"observation_maps"``
+    (n_group, 3, n_energy, ny, nx) and ``"observation_images"`` (n_group, 2, 1, ny, nx), one
+    entry per run of the group (zeros for runs that do not reach the chunk).
     """
-    edges = geometry.energy_edges
-    offset = chord_separation(pixels.vectors, data.pointing_vector)
-    inside = offset < min(offset_max_deg, data.offset_max_deg)
-    out = np.zeros((3, geometry.nbins, *offset.shape))
-    if not inside.any():
-        return out
-    counts = _block_counts(data, geometry, pixels.lat, pixels.lon)
-    counts[:, ~inside] = 0.0
-    out[0] = counts
-
-    # Evaluate the IRFs only on pixels within offset_max (1-D pixel list keeps temporaries small);
-    # exposure and background stay zero elsewhere.
-    offset_in = u.Quantity(offset[inside], "deg")
-    centers = u.Quantity(np.sqrt(edges.value[:-1] * edges.value[1:]), edges.unit)
-    aeff = data.aeff.evaluate(energy_true=centers[:, None], offset=offset_in[None, :])
-    out[1][:, inside] = aeff.to_value("m2") * data.livetime_s
-
-    rate = _background_rate(data, edges, pixels.ra_deg[inside], pixels.dec_deg[inside])
-    # The background rate is per unit wall-clock time (dead time included), hence ontime.
-    out[2][:, inside] = rate * (pixels.solid_angle[inside] * data.ontime_s)
-
-    if not data.energy_mask.all():
-        out[:, ~data.energy_mask] = 0.0
-    return out
+    block = pixel_block(geometry, lat, lon)
+    ny, nx = block.shape
+    shape = (3, geometry.nbins, ny * nx)
+    per_run = np.zeros((len(runs), *shape)) if "observation_maps" in outputs else None
+    cube = np.zeros(shape) if per_run is None and "maps" in outputs else None
+    images = np.zeros((len(runs), 2, ny * nx)) if "observation_images" in outputs else None
+    for k in members:
+        add_observation(cube if per_run is None else per_run[k], runs[k], block, geometry, offset_max_deg,
+                        image=None if images is None else images[k])
+    result = {}
+    if "maps" in outputs:
+        result["maps"] = (cube if per_run is None else per_run.sum(axis=0)).reshape(3, -1, ny, nx)
+    if per_run is not None:
+        result["observation_maps"] = per_run.reshape(len(runs), 3, -1, ny, nx)
+    if images is not None:
+        result["observation_images"] = images.reshape(len(runs), 2, 1, ny, nx)
+    return result
 
 
-def _add_blocks(total: np.ndarray, block: np.ndarray) -> np.ndarray:
-    return total + block
+def _sum(*parts: np.ndarray) -> np.ndarray:
+    total = parts[0] + parts[1]
+    for part in parts[2:]:
+        total += part
+    return total
 
 
-def _overlaps(geometry: SkyGeometry, pointing: tuple[float, float, float, float], lat: slice, lon: slice,
-              offset_max_deg: float) -> bool:
-    """Whether any pixel centre of the block lies within ``offset_max`` of the pointing.
+class _ChunkIndex:
+    """Which spatial chunks each pointing reaches: a cheap bound, then the exact border test.
 
-    The nearest pixel of a block to an outside point lies on the block's border, so the border
-    pixels plus a "pointing inside the block" test decide it; one pixel of margin covers the
-    curvature of the projection.
+    A chunk is reached when a pixel centre lies within ``offset_max`` of the pointing. The
+    nearest pixel of a chunk to an outside point lies on the chunk's border, so the border
+    pixels (plus "pointing inside the chunk") decide it; one and a half pixels of margin cover
+    the curvature of the projection. Chunks farther than offset_max + the chunk's own radius
+    (angular distance from its centre pixel to its farthest border pixel) are skipped without
+    the border test, so building the graph costs runs x chunks touched, not runs x chunks.
     """
-    lon0, lat0, x, y = pointing
-    if lon.start - 0.5 <= x < lon.stop - 0.5 and lat.start - 0.5 <= y < lat.stop - 0.5:
-        return True
-    ys = np.arange(lat.start, lat.stop)
-    xs = np.arange(lon.start, lon.stop)
-    border_x = np.concatenate([xs, xs, np.full(ys.size, xs[0]), np.full(ys.size, xs[-1])])
-    border_y = np.concatenate([np.full(xs.size, ys[0]), np.full(xs.size, ys[-1]), ys, ys])
-    lon_deg, lat_deg = geometry.wcs.wcs_pix2world(border_x, border_y, 0)
-    distance = angular_distance(lon_deg, lat_deg, lon0, lat0)
-    return bool(distance.min() < offset_max_deg + 1.5 * geometry.pixel_scale)
+
+    def __init__(self, geometry: SkyGeometry, lat_slices: list[slice], lon_slices: list[slice],
+                 offset_max_deg: float) -> None:
+        self.geometry = geometry
+        self.lat_slices, self.lon_slices = lat_slices, lon_slices
+        self.limit = np.radians(offset_max_deg + 1.5 * geometry.pixel_scale)
+        self.borders = []
+        centres, radii = [], []
+        for lat in lat_slices:
+            for lon in lon_slices:
+                ys, xs = np.arange(lat.start, lat.stop), np.arange(lon.start, lon.stop)
+                border_x = np.concatenate([xs, xs, np.full(ys.size, xs[0]), np.full(ys.size, xs[-1])])
+                border_y = np.concatenate([np.full(xs.size, ys[0]), np.full(xs.size, ys[-1]), ys, ys])
+                border_x = np.append(border_x, (xs[0] + xs[-1]) / 2)
+                border_y = np.append(border_y, (ys[0] + ys[-1]) / 2)
+                vectors = unit_vectors(*geometry.wcs.wcs_pix2world(border_x, border_y, 0))
+                finite = np.all(np.isfinite(vectors), axis=1)
+                centre, border = vectors[-1], vectors[:-1][finite[:-1]]
+                self.borders.append(border)
+                centres.append(centre)
+                radii.append(np.arccos(np.clip(border @ centre, -1, 1)).max() if border.size else np.pi)
+        self.centres = np.array(centres)
+        self.radii = np.array(radii)
+
+    def reached(self, pointing_vector: np.ndarray, pixel: tuple[float, float]) -> list[int]:
+        """Flat indices (i_lat * n_lon_chunks + i_lon) of the chunks a pointing reaches."""
+        with np.errstate(invalid="ignore"):
+            to_centres = np.arccos(np.clip(self.centres @ pointing_vector, -1, 1))
+        candidates = np.flatnonzero(~(to_centres > self.limit + self.radii))  # NaN centres stay candidates
+        x, y = pixel
+        n_lon = len(self.lon_slices)
+        reached = []
+        for index in candidates:
+            lat, lon = self.lat_slices[index // n_lon], self.lon_slices[index % n_lon]
+            if lon.start - 0.5 <= x < lon.stop - 0.5 and lat.start - 0.5 <= y < lat.stop - 0.5:
+                reached.append(int(index))
+                continue
+            border = self.borders[index]
+            if border.size and np.arccos(np.clip(border @ pointing_vector, -1, 1)).min() < self.limit:
+                reached.append(int(index))
+        return reached
 
 
 def _check_inputs(observations: Sequence[Observation], geometry: SkyGeometry, offset_max: Any) -> float:
@@ -232,6 +191,120 @@ def _check_inputs(observations: Sequence[Observation], geometry: SkyGeometry, of
     return offset_max_deg
 
 
+@dataclass(frozen=True)
+class MapProducts:
+    """What `make_map_products` returns (lazy).
+
+    Attributes
+    ----------
+    maps : `xarray.Dataset` or None
+        Stacked ``counts``, ``exposure`` (m2 s) and ``background`` cubes, dims ``("energy", "lat", "lon")``.
+    observation_maps : `xarray.Dataset` or None
+        The same per observation, dims ``("obs_id", "energy", "lat", "lon")``.
+    observation_images : `xarray.Dataset` or None
+        Per-observation energy-squashed ``counts`` and ``background`` (a length-1 ``energy`` dim),
+        dims ``("obs_id", "energy", "lat", "lon")``; what the ring background takes.
+    """
+
+    maps: xr.Dataset | None = None
+    observation_maps: xr.Dataset | None = None
+    observation_images: xr.Dataset | None = None
+
+
+def make_map_products(
+    observations: Sequence[Observation],
+    geometry: SkyGeometry,
+    *,
+    offset_max: u.Quantity,
+    safe_energy: SafeEnergy | str | Sequence[str] | dict | None = None,
+    energy_true: u.Quantity | None = None,
+    chunks: int | Sequence[int] | None = None,
+    maps: bool = True,
+    observation_maps: bool = False,
+    observation_images: bool = False,
+    runs_per_task: int | None = None,
+) -> MapProducts:
+    """Stacked cubes, per-observation cubes and per-observation images from one graph (lazy).
+
+    Every product comes from the same block tasks (one per group of runs and chunk), so each
+    run is read and each pixel's IRFs evaluated once, whichever products are asked for.
+
+    Parameters
+    ----------
+    observations : sequence of `~xgamma.io.datastore.Observation`
+        Observations, grouped in this order (`runs_per_task` at a time): give neighbouring runs
+        next to each other so that a group touches few chunks.
+    geometry : `~xgamma.geometry.SkyGeometry`
+        Map geometry with an energy axis.
+    offset_max : `~astropy.units.Quantity`
+        Maximum field-of-view offset (angle) of a pixel centre; pixels beyond are zero.
+    safe_energy : `~xgamma.makers.safe_energy.SafeEnergy`, method name(s) or mapping, optional
+        Safe data range per observation (`~xgamma.makers.safe_energy`): counts, background
+        and exposure are zeroed in the reco-energy bins outside it (and beyond its
+        ``offset-max``). Default is None (no energy cut).
+    energy_true : `~astropy.units.Quantity`, optional
+        True-energy bin edges. When given, the stacked maps also hold ``exposure_true`` (dims
+        ``("energy_true", "lat", "lon")``, not cut in energy: with energy dispersion the safe
+        range acts on reconstructed energy, through the migration kernel), and the
+        ``aeff-max`` / ``edisp-bias`` safe ranges evaluate the IRFs on this axis.
+    chunks : int or (int, int), optional
+        Spatial chunk size (n_lat, n_lon) in pixels. Default is 256.
+    maps, observation_maps, observation_images : bool
+        Which products to build (default: the stacked cubes only).
+    runs_per_task : int, optional
+        Observations per task (default: the ``"xgamma.runs_per_task"`` dask config key, 8).
+
+    Returns
+    -------
+    products : MapProducts
+        The requested products (None for the others); nothing is computed.
+    """
+    outputs = tuple(name for name, wanted in (("maps", maps), ("observation_maps", observation_maps),
+                                              ("observation_images", observation_images)) if wanted)
+    if not outputs:
+        raise ConfigError("make_map_products: ask for at least one of maps, observation_maps, observation_images")
+    safe_energy = SafeEnergy.parse(safe_energy)
+    arrays = _build_arrays(observations, geometry, offset_max=offset_max, safe_energy=safe_energy, chunks=chunks,
+                           outputs=outputs, group_size=resolve_runs_per_task(runs_per_task), energy_true=energy_true)
+    offset_max_deg = Angle(offset_max).to_value("deg")
+    obs_ids = [int(o.obs_id) for o in observations]
+    result = {}
+    if "maps" in arrays:
+        stacked = arrays["maps"]
+        dataset = xr.Dataset({name: make_map(stacked[index], geometry, name=name, units=_UNITS[name])
+                              for index, name in enumerate(MAP_VARIABLES)})
+        if energy_true is not None:
+            from xgamma.makers.exposure import make_exposure_true
+
+            dataset["exposure_true"] = make_exposure_true(observations, geometry, energy_true, offset_max=offset_max,
+                                                          safe_energy=safe_energy, chunks=chunks)
+        dataset.attrs.update(obs_ids=obs_ids, offset_max_deg=offset_max_deg)
+        result["maps"] = dataset
+    if "observation_maps" in arrays:
+        result["observation_maps"] = _per_observation(arrays["observation_maps"], MAP_VARIABLES, observations,
+                                                      geometry, offset_max_deg)
+    if "observation_images" in arrays:
+        result["observation_images"] = _per_observation(arrays["observation_images"], IMAGE_VARIABLES,
+                                                        observations, geometry.to_image(), offset_max_deg)
+    return MapProducts(**result)
+
+
+def _per_observation(data: Any, names: Sequence[str], observations: Sequence[Observation], geometry: SkyGeometry,
+                     offset_max_deg: float) -> xr.Dataset:
+    pointings = [o.pointing_radec for o in observations]
+    coords = geometry.coords().assign(  # keeps the sky and energy indexes of the geometry
+        obs_id=("obs_id", [int(o.obs_id) for o in observations]),
+        pointing_ra=("obs_id", [ra for ra, _ in pointings], {"units": "deg"}),
+        pointing_dec=("obs_id", [dec for _, dec in pointings], {"units": "deg"}),
+    )
+    variables = {
+        name: xr.DataArray(data[:, index], dims=("obs_id", "energy", "lat", "lon"), coords=coords, name=name,
+                           attrs={"units": _UNITS[name]})
+        for index, name in enumerate(names)
+    }
+    return xr.Dataset(variables, attrs={"offset_max_deg": offset_max_deg})
+
+
 def make_maps(
     observations: Sequence[Observation],
     geometry: SkyGeometry,
@@ -240,6 +313,7 @@ def make_maps(
     safe_energy: SafeEnergy | str | Sequence[str] | dict | None = None,
     energy_true: u.Quantity | None = None,
     chunks: int | Sequence[int] | None = None,
+    runs_per_task: int | None = None,
 ) -> xr.Dataset:
     """Stacked counts, exposure and background cubes of observations, as a lazy Dataset.
 
@@ -257,112 +331,24 @@ def make_maps(
         and exposure are zeroed in the reco-energy bins outside it (and beyond its
         ``offset-max``). Default is None (no energy cut).
     energy_true : `~astropy.units.Quantity`, optional
-        True-energy bin edges. When given, the Dataset also holds ``exposure_true`` (dims
+        True-energy bin edges. When given, the stacked maps also hold ``exposure_true`` (dims
         ``("energy_true", "lat", "lon")``, not cut in energy: with energy dispersion the safe
         range acts on reconstructed energy, through the migration kernel), and the
         ``aeff-max`` / ``edisp-bias`` safe ranges evaluate the IRFs on this axis.
     chunks : int or (int, int), optional
         Spatial chunk size (n_lat, n_lon) in pixels. Default is 256.
+    runs_per_task : int, optional
+        Observations per task (default: the ``"xgamma.runs_per_task"`` dask config key, 8).
 
     Returns
     -------
     maps : `xarray.Dataset`
         ``counts`` (counts), ``exposure`` (m2 s) and ``background`` (counts) with dims
-        ``("energy", "lat", "lon")`` (plus ``exposure_true``), each a dask array; nothing is
+        ``("energy", "lat", "lon")`` (and ``exposure_true``), each a dask array; nothing is
         computed.
     """
-    safe_energy = SafeEnergy.parse(safe_energy)
-    stacked = _build_array(observations, geometry, offset_max=offset_max, safe_energy=safe_energy, chunks=chunks,
-                           per_observation=False, energy_true=energy_true)
-    variables = {
-        name: make_map(stacked[index], geometry, name=name, units=_UNITS[name])
-        for index, name in enumerate(MAP_VARIABLES)
-    }
-    if energy_true is not None:
-        from xgamma.makers.exposure import make_exposure_true
-
-        variables["exposure_true"] = make_exposure_true(observations, geometry, energy_true, offset_max=offset_max,
-                                                        safe_energy=safe_energy, chunks=chunks)
-    dataset = xr.Dataset(variables)
-    dataset.attrs["obs_ids"] = [int(o.obs_id) for o in observations]
-    dataset.attrs["offset_max_deg"] = Angle(offset_max).to_value("deg")
-    return dataset
-
-
-def _build_array(
-    observations: Sequence[Observation],
-    geometry: SkyGeometry,
-    *,
-    offset_max: Any,
-    safe_energy: SafeEnergy | None,
-    chunks: int | Sequence[int] | None,
-    per_observation: bool,
-    energy_true: u.Quantity | None = None,
-):
-    """The dask array (3, energy, lat, lon) of the stack, or (obs, 3, energy, lat, lon) per observation."""
-    import dask.array as da
-    from dask.base import tokenize
-    from dask.highlevelgraph import HighLevelGraph
-
-    offset_max_deg = _check_inputs(observations, geometry, offset_max)
-    size_y, size_x = _normalise_chunks(chunks, geometry.shape)
-    lat_slices = _chunk_slices(geometry.shape[0], size_y)
-    lon_slices = _chunk_slices(geometry.shape[1], size_x)
-    token = tokenize([o.obs_id for o in observations], [str(o) for o in observations], geometry.header_text,
-                     geometry.shape, geometry.energy_edges.value, offset_max_deg, repr(safe_energy), size_y, size_x,
-                     per_observation, None if energy_true is None else u.Quantity(energy_true, "TeV").value)
-    load_name, pixel_name, block_name, sum_name, out_name = (
-        f"xgamma-{kind}-{token}" for kind in ("load", "pixels", "block", "sum", "maps")
-    )
-
-    graph: dict[Any, Any] = {}
-    pointings = []
-    for observation in observations:
-        lon0, lat0 = transform_lonlat(observation.pointing.ra.deg, observation.pointing.dec.deg, "icrs",
-                                      geometry.frame)
-        x0, y0 = geometry.wcs.wcs_world2pix(lon0, lat0, 0)
-        pointings.append((float(lon0), float(lat0), float(x0), float(y0)))
-    for k, observation in enumerate(observations):
-        graph[(load_name, k)] = (_load_observation, observation, geometry, safe_energy, offset_max_deg, energy_true)
-    for i, lat in enumerate(lat_slices):
-        for j, lon in enumerate(lon_slices):
-            shape = (3, geometry.nbins, lat.stop - lat.start, lon.stop - lon.start)
-            block_keys = {}
-            for k in range(len(observations)):
-                if _overlaps(geometry, pointings[k], lat, lon, offset_max_deg):
-                    key = (block_name, k, i, j)
-                    graph[key] = (_make_block, (load_name, k), (pixel_name, i, j), geometry, offset_max_deg)
-                    block_keys[k] = key
-            if block_keys:
-                graph[(pixel_name, i, j)] = (_pixel_block, geometry, lat, lon)
-            if per_observation:
-                for k in range(len(observations)):
-                    graph[(out_name, k, 0, 0, i, j)] = (
-                        (_expand, block_keys[k]) if k in block_keys else (np.zeros, (1, *shape))
-                    )
-                continue
-            if not block_keys:
-                graph[(out_name, 0, 0, i, j)] = (np.zeros, shape)
-                continue
-            # Stack as a chain (block 0 + block 1, + block 2, ...) so that each block is added and
-            # released as soon as it exists: memory stays ~ one chunk per observation in flight.
-            keys = list(block_keys.values())
-            total = keys[0]
-            for m, key in enumerate(keys[1:], start=1):
-                graph[(sum_name, m, i, j)] = (_add_blocks, total, key)
-                total = (sum_name, m, i, j)
-            graph[(out_name, 0, 0, i, j)] = (np.copy, total)
-
-    chunks_out = ((3,), (geometry.nbins,), tuple(s.stop - s.start for s in lat_slices),
-                  tuple(s.stop - s.start for s in lon_slices))
-    if per_observation:
-        chunks_out = ((1,) * len(observations), *chunks_out)
-    hlg = HighLevelGraph.from_collections(out_name, graph, dependencies=())
-    return da.Array(hlg, out_name, chunks=chunks_out, dtype=float)
-
-
-def _expand(block: np.ndarray) -> np.ndarray:
-    return block[np.newaxis]
+    return make_map_products(observations, geometry, offset_max=offset_max, safe_energy=safe_energy,
+                             energy_true=energy_true, chunks=chunks, runs_per_task=runs_per_task).maps
 
 
 def make_observation_maps(
@@ -373,33 +359,126 @@ def make_observation_maps(
     safe_energy: SafeEnergy | str | Sequence[str] | dict | None = None,
     energy_true: u.Quantity | None = None,
     chunks: int | Sequence[int] | None = None,
+    runs_per_task: int | None = None,
 ) -> xr.Dataset:
     """Per-observation counts, exposure and background along an ``obs_id`` dim (lazy).
 
-    Same parameters as `make_maps` (``energy_true`` only sets the axis of the safe-range
-    methods; ``exposure_true`` is not made per observation); ``maps.sum("obs_id")`` equals its
-    result. Estimators that
-    must not mix observations before a non-linear step (the ring background) use these. The
-    blocks are the tasks of `make_maps` (one per observation and overlapping chunk; chunks an
-    observation does not reach are zeros), so computing a stack and per-observation products
-    together reads each observation once.
+    Same parameters as `make_maps` (``energy_true`` only sets the axis of the safe-range methods:
+    no ``exposure_true`` per observation); ``maps.sum("obs_id")`` equals its result. Estimators that
+    must not mix observations before a non-linear step (the ring background) use these, or
+    rather their energy-squashed images, which `make_map_products` makes without per-run cubes.
 
     Returns
     -------
     maps : `xarray.Dataset`
         ``counts``, ``exposure`` (m2 s), ``background`` with dims ``("obs_id", "energy", "lat",
-        "lon")`` and coordinates ``obs_id``, ``pointing_ra``, ``pointing_dec`` (ICRS, deg).
+        "lon")`` and coordinates ``obs_id``, ``pointing_ra``, ``pointing_dec`` (ICRS, deg); the
+        ``obs_id`` axis is chunked by task groups.
     """
-    data = _build_array(observations, geometry, offset_max=offset_max, safe_energy=SafeEnergy.parse(safe_energy),
-                        chunks=chunks, per_observation=True, energy_true=energy_true)
-    coords = geometry.coords().assign(  # keeps the sky and energy indexes of the geometry
-        obs_id=("obs_id", [int(o.obs_id) for o in observations]),
-        pointing_ra=("obs_id", [float(o.pointing.ra.deg) for o in observations], {"units": "deg"}),
-        pointing_dec=("obs_id", [float(o.pointing.dec.deg) for o in observations], {"units": "deg"}),
-    )
-    variables = {
-        name: xr.DataArray(data[:, index], dims=("obs_id", "energy", "lat", "lon"), coords=coords, name=name,
-                           attrs={"units": _UNITS[name]})
-        for index, name in enumerate(MAP_VARIABLES)
-    }
-    return xr.Dataset(variables, attrs={"offset_max_deg": Angle(offset_max).to_value("deg")})
+    return make_map_products(observations, geometry, offset_max=offset_max, safe_energy=safe_energy,
+                             energy_true=energy_true, chunks=chunks, maps=False, observation_maps=True,
+                             runs_per_task=runs_per_task).observation_maps
+
+
+def _build_arrays(
+    observations: Sequence[Observation],
+    geometry: SkyGeometry,
+    *,
+    offset_max: Any,
+    safe_energy: SafeEnergy | None,
+    chunks: int | Sequence[int] | None,
+    outputs: tuple[str, ...],
+    group_size: int,
+    energy_true: u.Quantity | None = None,
+) -> dict[str, Any]:
+    """The dask arrays of ``outputs``: ``"maps"`` (3, energy, lat, lon), ``"observation_maps"`` (obs, 3,
+    energy, lat, lon), ``"observation_images"`` (obs, 2, 1, lat, lon)."""
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    offset_max_deg = _check_inputs(observations, geometry, offset_max)
+    size_y, size_x = _normalise_chunks(chunks, geometry.shape)
+    lat_slices = _chunk_slices(geometry.shape[0], size_y)
+    lon_slices = _chunk_slices(geometry.shape[1], size_x)
+    token = tokenize([(o.obs_id, sorted(o.hdus.items())) for o in observations], geometry.header_text, geometry.shape,
+                     geometry.energy_edges.value, offset_max_deg, repr(safe_energy), size_y, size_x, outputs, group_size,
+                     None if energy_true is None else u.Quantity(energy_true, "TeV").value)
+    name = {kind: f"xgamma-{kind}-{token}" for kind in ("load", "block", "sum", *outputs)}
+
+    # Pointings in the map frame (vectors, pixel positions), all runs at once.
+    radec = np.array([o.pointing_radec for o in observations], dtype=float)
+    lon0, lat0 = transform_lonlat(radec[:, 0], radec[:, 1], "icrs", geometry.frame)
+    vectors = unit_vectors(lon0, lat0)
+    x0, y0 = geometry.wcs.wcs_world2pix(lon0, lat0, 0)
+    index = _ChunkIndex(geometry, lat_slices, lon_slices, offset_max_deg)
+    n_lon = len(lon_slices)
+
+    graph: dict[Any, Any] = {}
+    groups = [list(range(start, min(start + group_size, len(observations))))
+              for start in range(0, len(observations), group_size)]
+    blocks_of_chunk: dict[int, list[tuple]] = {}
+    group_blocks: list[dict[int, tuple]] = []
+    for g, members in enumerate(groups):
+        reached: dict[int, list[int]] = {}
+        for position, k in enumerate(members):
+            for chunk in index.reached(vectors[k], (float(x0[k]), float(y0[k]))):
+                reached.setdefault(chunk, []).append(position)
+        keys = {}
+        if reached:
+            graph[(name["load"], g)] = (_load_group, [observations[k] for k in members], geometry, safe_energy,
+                                        energy_true)
+        for chunk, positions in sorted(reached.items()):
+            lat, lon = lat_slices[chunk // n_lon], lon_slices[chunk % n_lon]
+            key = (name["block"], g, chunk)
+            graph[key] = (_group_block, (name["load"], g), tuple(positions), geometry, lat, lon, offset_max_deg,
+                          outputs)
+            keys[chunk] = key
+            blocks_of_chunk.setdefault(chunk, []).append(key)
+        group_blocks.append(keys)
+
+    n_energy = geometry.nbins
+    arrays = {}
+    if "maps" in outputs:
+        for i, lat in enumerate(lat_slices):
+            for j, lon in enumerate(lon_slices):
+                parts = [(operator.getitem, key, "maps") for key in blocks_of_chunk.get(i * n_lon + j, [])]
+                out_key = (name["maps"], 0, 0, i, j)
+                if not parts:
+                    graph[out_key] = (np.zeros, (3, n_energy, lat.stop - lat.start, lon.stop - lon.start))
+                    continue
+                level = 0
+                while len(parts) > 1:  # tree sum, _SPLIT_EVERY partial cubes per task
+                    merged = []
+                    for m in range(0, len(parts), _SPLIT_EVERY):
+                        batch = parts[m:m + _SPLIT_EVERY]
+                        if len(batch) == 1:
+                            merged.append(batch[0])
+                            continue
+                        key = (name["sum"], level, m, i, j)
+                        graph[key] = (_sum, *batch)
+                        merged.append(key)
+                    parts, level = merged, level + 1
+                graph[out_key] = parts[0]
+        arrays["maps"] = ((3,), (n_energy,))
+    for output, channels in (("observation_maps", (3, n_energy)), ("observation_images", (2, 1))):
+        if output not in outputs:
+            continue
+        for g, members in enumerate(groups):
+            for i, lat in enumerate(lat_slices):
+                for j, lon in enumerate(lon_slices):
+                    block_key = group_blocks[g].get(i * n_lon + j)
+                    out_key = (name[output], g, 0, 0, i, j)
+                    if block_key is None:
+                        graph[out_key] = (np.zeros, (len(members), *channels, lat.stop - lat.start,
+                                                     lon.stop - lon.start))
+                    else:
+                        graph[out_key] = (operator.getitem, block_key, output)
+        arrays[output] = (tuple(len(m) for m in groups), *((c,) for c in channels))
+
+    spatial = (tuple(s.stop - s.start for s in lat_slices), tuple(s.stop - s.start for s in lon_slices))
+    result = {}
+    for output, leading in arrays.items():
+        hlg = HighLevelGraph.from_collections(name[output], graph, dependencies=())
+        result[output] = da.Array(hlg, name[output], chunks=(*leading, *spatial), dtype=float)
+    return result

@@ -86,41 +86,32 @@ def observation_images(analysis: Analysis) -> xr.Dataset:
     """Per-observation squashed counts and background along an ``obs_id`` dim, with pointings.
 
     The maps stage computes these together with the stacked cube when a later stage asks for
-    them (`OBSERVATION_IMAGES`); otherwise they are built here, lazily.
+    them (`OBSERVATION_IMAGES`); otherwise they are built here, lazily (the squash is fused into
+    the map-making tasks: no per-observation cube is made).
     """
     if analysis.observation_images is not None:
         return analysis.observation_images
-    from xgamma.makers import squash_energy
+    from xgamma.makers import make_map_products
 
-    per_observation = observation_maps(analysis)
-    return squash_energy(per_observation[["counts", "background"]], spectrum=_squash_spectrum(analysis.config))
+    return make_map_products(analysis.observations, analysis.geometry, maps=False, observation_images=True,
+                             **_map_options(analysis.config)).observation_images
 
 
 def run_maps(analysis: Analysis) -> None:
     """Stacked cube (`Analysis.maps`, computed) and squashed images (`Analysis.images`)."""
-    from xgamma.makers import make_maps, squash_energy
-    from xgamma.maps import with_units
+    from xgamma.makers import make_map_products, squash_energy
 
     config = analysis.config
     spectrum = _squash_spectrum(config)
-    if OBSERVATION_IMAGES in analysis.requested:
-        # Compute the per-observation images and the stacked cube from the same block tasks,
-        # so each observation is read and binned once.
-        per_observation = observation_maps(analysis)
-        cube = per_observation.sum("obs_id")
-        cube = cube.assign({name: with_units(cube[name], per_observation[name].attrs["units"]) for name in cube})
-        options = _map_options(config)
-        if options["energy_true"] is not None:
-            from xgamma.makers.exposure import make_exposure_true
-
-            cube["exposure_true"] = make_exposure_true(analysis.observations, analysis.geometry,
-                                                       options.pop("energy_true"), **options)
-        cube.attrs = {"obs_ids": [int(o.obs_id) for o in analysis.observations],
-                      "offset_max_deg": per_observation.attrs["offset_max_deg"]}
-        obs_images = squash_energy(per_observation[["counts", "background"]], spectrum=spectrum)
-        cube, analysis.observation_images = analysis.compute(cube, obs_images)
+    # With per-observation images asked for, they come from the same block tasks as the cube:
+    # each observation is read and binned once.
+    wanted = OBSERVATION_IMAGES in analysis.requested
+    products = make_map_products(analysis.observations, analysis.geometry, observation_images=wanted,
+                                 **_map_options(config))
+    if wanted:
+        cube, analysis.observation_images = analysis.compute(products.maps, products.observation_images)
     else:
-        (cube,) = analysis.compute(make_maps(analysis.observations, analysis.geometry, **_map_options(config)))
+        (cube,) = analysis.compute(products.maps)
     analysis.maps = cube
     # The images derive from the computed cube without re-reading data.
     analysis.images = squash_energy(cube, spectrum=spectrum)

@@ -1,0 +1,270 @@
+"""One observation's contribution to the maps: prepared once per run, evaluated per block of pixels.
+
+`prepare_observation` reads a run (events, IRFs) and keeps what does not depend on the part of
+the sky being computed: event pixel and energy-bin indices, the rotation to the field-of-view
+frame, times and the safe energy bins (the IRF tables on the map's energy grid are cached on
+the shared IRF objects, see `xgamma.irf._grid.GridInterpolator.cell_table`). `add_observation`
+then adds the run's counts, exposure and background to a block of pixels (a `PixelBlock`,
+shared by every run of the task), working on the pixels inside ``offset_max`` in slices of
+`~xgamma.irf._grid.BLOCK` pixels so that no temporary grows with the map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import astropy.units as u
+import numpy as np
+
+from xgamma.geometry.spherical import rotate, rotation_matrix, transform_lonlat, unit_vectors
+from xgamma.irf._grid import BLOCK
+from xgamma.makers.safe_energy import SafeEnergy, safe_energy_mask, safe_offset_max
+
+if TYPE_CHECKING:
+    from xgamma.geometry import SkyGeometry
+    from xgamma.io.datastore import Observation
+
+__all__ = ["PreparedObservation", "PixelBlock", "prepare_observation", "pixel_block", "add_observation",
+           "SafeEnergy"]
+
+_M2 = u.Unit("m2")
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedObservation:
+    """What the block tasks need from one observation (picklable, a few arrays of events).
+
+    Attributes
+    ----------
+    obs_id : int
+        Observation id.
+    pointing_vector : ndarray
+        Unit vector (3,) of the pointing in the map frame.
+    fov_matrix : ndarray or None
+        3 x 3 rotation taking map-frame unit vectors to the RADEC field-of-view frame (x towards
+        the pointing), or None for ALTAZ-aligned background models (evaluated over time steps).
+    livetime_s, ontime_s : float
+        Livetime (exposure) and ontime (background: the rate is per wall-clock second), s.
+    energy_mask : ndarray
+        Bool per energy bin: inside the safe energy range.
+    offset_max_deg : float
+        The safe range's ``offset-max`` (inf without it): pixels this far get nothing.
+    event_ix, event_iy : ndarray
+        0-based pixel column / row (int32) of the events inside the map, energy axis and safe range.
+    event_energy_bin : ndarray
+        Energy bin (int32) of these events.
+    aeff, bkg : IRF objects
+        Effective area and background model of the run.
+    observation : Observation
+        The handle (ALTAZ background models need its times and location).
+    """
+
+    obs_id: int
+    pointing_vector: np.ndarray
+    fov_matrix: np.ndarray | None
+    livetime_s: float
+    ontime_s: float
+    energy_mask: np.ndarray
+    offset_max_deg: float
+    event_ix: np.ndarray
+    event_iy: np.ndarray
+    event_energy_bin: np.ndarray
+    aeff: Any
+    bkg: Any
+    observation: Any
+
+
+@dataclass(frozen=True, eq=False)
+class PixelBlock:
+    """Pixel geometry of one spatial block, computed once per task for all its runs.
+
+    Attributes
+    ----------
+    lat, lon : slice
+        Rows and columns of the block in the map.
+    vectors : ndarray
+        Unit vectors of the pixel centres in the map frame, (n_lat * n_lon, 3).
+    solid_angle : ndarray
+        Pixel solid angles (sr), (n_lat * n_lon,).
+    """
+
+    lat: slice
+    lon: slice
+    vectors: np.ndarray
+    solid_angle: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.lat.stop - self.lat.start, self.lon.stop - self.lon.start
+
+
+def _fov_matrix(observation: Observation, frame: str) -> np.ndarray | None:
+    """Rotation from map-frame vectors to the RADEC FoV frame of `xgamma.irf.background.fov_coordinates_radec`."""
+    from xgamma.irf.background import Background3D, fov_frame_matrix
+
+    bkg = observation.bkg
+    if isinstance(bkg, Background3D) and bkg.fov_alignment == "ALTAZ":
+        return None
+    ra, dec = observation.pointing_radec
+    return fov_frame_matrix(ra, dec) @ rotation_matrix(frame, "icrs")
+
+
+def prepare_observation(observation: Observation, geometry: SkyGeometry, safe_energy: SafeEnergy | None,
+                        energy_true: u.Quantity | None = None) -> PreparedObservation:
+    """Read one observation's events and IRFs; place the events on the map's pixels and energy bins.
+
+    Events are placed in float64 (fixed ICRS -> map-frame rotation, then the WCS); pixel i spans
+    [i - 0.5, i + 0.5) in 0-based pixel coordinates. Events in energy bins outside the safe
+    range (`~xgamma.makers.safe_energy`; ``energy_true`` is the axis of its ``aeff-max`` and
+    ``edisp-bias`` methods) are dropped here.
+    """
+    events = observation.events
+    edges = geometry.energy_edges.to_value("TeV")
+    aeff = observation.aeff
+    energy_mask = safe_energy_mask(observation, geometry, safe_energy, energy_true=energy_true)
+    lon, lat = transform_lonlat(np.asarray(events.ra, float), np.asarray(events.dec, float), "icrs", geometry.frame)
+    x, y = geometry.wcs.wcs_world2pix(lon, lat, 0)
+    ix = np.floor(x + 0.5)
+    iy = np.floor(y + 0.5)
+    energy = np.asarray(events.energy, dtype=float)
+    energy_bin = np.searchsorted(edges, energy, side="right") - 1
+    keep = ((energy >= edges[0]) & (energy < edges[-1]) & (ix >= 0) & (ix < geometry.shape[1])
+            & (iy >= 0) & (iy < geometry.shape[0]))
+    if not energy_mask.all():
+        keep &= energy_mask[np.clip(energy_bin, 0, edges.size - 2)]
+    ra, dec = observation.pointing_radec
+    return PreparedObservation(
+        obs_id=int(observation.obs_id),
+        pointing_vector=unit_vectors(*transform_lonlat(ra, dec, "icrs", geometry.frame)),
+        fov_matrix=_fov_matrix(observation, geometry.frame),
+        livetime_s=u.Quantity(observation.livetime).to_value("s"),
+        ontime_s=u.Quantity(observation.ontime).to_value("s"),
+        energy_mask=energy_mask,
+        offset_max_deg=safe_offset_max(safe_energy, np.inf),
+        event_ix=ix[keep].astype(np.int32),
+        event_iy=iy[keep].astype(np.int32),
+        event_energy_bin=energy_bin[keep].astype(np.int32),
+        aeff=aeff,
+        bkg=observation.bkg,
+        observation=observation,
+    )
+
+
+def pixel_block(geometry: SkyGeometry, lat: slice, lon: slice) -> PixelBlock:
+    """Unit vectors and solid angles of the pixel centres of one block."""
+    lon_deg, lat_deg = geometry.lonlat(lat, lon)
+    return PixelBlock(lat, lon, unit_vectors(lon_deg, lat_deg).reshape(-1, 3),
+                      geometry.solid_angle(lat, lon).ravel())
+
+
+def offsets(block: PixelBlock, pointing_vector: np.ndarray) -> np.ndarray:
+    """Angular distance (deg) of the block's pixel centres from a pointing (chord formula, ~1e-13 deg)."""
+    d = block.vectors - pointing_vector
+    d *= d
+    chord = d.sum(axis=1)
+    np.sqrt(chord, out=chord)
+    chord *= 0.5
+    np.minimum(chord, 1.0, out=chord)
+    np.arcsin(chord, out=chord)
+    chord *= 2 * 180 / np.pi
+    return chord
+
+
+def _add_counts(counts: np.ndarray, image: np.ndarray | None, run: PreparedObservation, block: PixelBlock,
+                inside: np.ndarray) -> None:
+    """Add the events whose pixel is in the block and inside offset_max to ``counts`` (n_energy, n_pixels).
+
+    `numpy.add.at` into the output: a `numpy.bincount` would make a fresh cube-sized histogram
+    per run and block (5 MB for 10 x 256 x 256), 7x slower here in page faults.
+    """
+    ny, nx = block.shape
+    ix = run.event_ix - block.lon.start
+    iy = run.event_iy - block.lat.start
+    in_block = np.flatnonzero((ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny))
+    pixel = iy[in_block] * nx + ix[in_block]
+    keep = inside[pixel]
+    pixel = pixel[keep]
+    np.add.at(counts.reshape(-1), run.event_energy_bin[in_block[keep]].astype(np.intp) * (ny * nx) + pixel, 1.0)
+    if image is not None:
+        np.add.at(image, pixel, 1.0)
+
+
+def _background_rate_altaz(run: PreparedObservation, edges: u.Quantity, vectors: np.ndarray,
+                           frame: str) -> np.ndarray:
+    """Rate (s-1 sr-1) of an ALTAZ-aligned model, averaged over steps of < 1 deg field rotation."""
+    from astropy.coordinates import SkyCoord
+
+    from xgamma.geometry.spherical import lonlat_from_vectors
+    from xgamma.irf.background import RATE_UNIT, fov_coordinates, fov_rotation_times
+
+    ra, dec = lonlat_from_vectors(rotate(vectors, rotation_matrix(frame, "icrs")))
+    times = fov_rotation_times(run.observation)
+    mids = times[:-1] + 0.5 * (times[1:] - times[:-1])
+    weights = (times[1:] - times[:-1]).to_value("s")
+    pixels = SkyCoord(ra, dec, unit="deg", frame="icrs")
+    rate = np.zeros((edges.size - 1, ra.size))
+    for time, weight in zip(mids, weights / weights.sum()):
+        fov_lon, fov_lat = fov_coordinates(run.observation, pixels, alignment="ALTAZ", time=time)
+        rate += weight * run.bkg.integrate_energy(edges, fov_lon, fov_lat).to_value(RATE_UNIT)
+    return rate
+
+
+def add_observation(
+    out: np.ndarray,
+    run: PreparedObservation,
+    block: PixelBlock,
+    geometry: SkyGeometry,
+    offset_max_deg: float,
+    image: np.ndarray | None = None,
+) -> None:
+    """Add one run's counts, exposure (m2 s) and background (counts) on a pixel block to ``out``.
+
+    Parameters
+    ----------
+    out : ndarray
+        (3, n_energy, n_lat_block * n_lon_block) float64, added to in place.
+    run : PreparedObservation
+        The run.
+    block : PixelBlock
+        The pixels.
+    geometry : SkyGeometry
+        The map geometry (energy edges, frame).
+    offset_max_deg : float
+        Pixels whose centre lies at or beyond this offset from the pointing (or the run's own
+        safe-range ``offset-max``) get nothing.
+    image : ndarray, optional
+        (2, n_pixels) float64: the run's energy-summed counts and background are added here.
+    """
+    from xgamma.irf.background import RATE_UNIT, fov_coordinates_from_vectors
+
+    offset = offsets(block, run.pointing_vector)
+    inside = offset < min(offset_max_deg, run.offset_max_deg)
+    pixels = np.flatnonzero(inside)
+    if pixels.size == 0:
+        return
+    _add_counts(out[0], None if image is None else image[0], run, block, inside)
+
+    edges = geometry.energy_edges
+    centers = np.sqrt(edges.value[:-1] * edges.value[1:])[:, None] * edges.unit
+    energy_mask = run.energy_mask
+    all_safe = energy_mask.all()
+    for start in range(0, pixels.size, BLOCK):
+        pix = pixels[start:start + BLOCK]
+        exposure = run.aeff.evaluate(energy_true=centers, offset=offset[pix][None, :]).to_value(_M2)
+        exposure *= run.livetime_s
+        vectors = block.vectors[pix]
+        if run.fov_matrix is None:
+            rate = _background_rate_altaz(run, edges, vectors, geometry.frame)
+        else:
+            fov_lon, fov_lat = fov_coordinates_from_vectors(vectors, run.fov_matrix)
+            rate = run.bkg.integrate_energy(edges, fov_lon, fov_lat).to_value(RATE_UNIT)
+        # The background rate is per unit wall-clock time (dead time included), hence ontime.
+        rate *= block.solid_angle[pix] * run.ontime_s
+        if not all_safe:
+            exposure[~energy_mask] = 0.0
+            rate[~energy_mask] = 0.0
+        out[1][:, pix] += exposure
+        out[2][:, pix] += rate
+        if image is not None:
+            image[1][pix] += rate.sum(axis=0)
