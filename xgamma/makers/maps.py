@@ -326,15 +326,9 @@ def make_maps(
         exposure is evaluated at the same bin centres).
     offset_max : `~astropy.units.Quantity`
         Maximum field-of-view offset (angle) of a pixel centre; pixels beyond are zero.
-    safe_energy : `~xgamma.makers.safe_energy.SafeEnergy`, method name(s) or mapping, optional
-        Safe data range per observation (`~xgamma.makers.safe_energy`): counts, background
-        and exposure are zeroed in the reco-energy bins outside it (and beyond its
-        ``offset-max``). Default is None (no energy cut).
-    energy_true : `~astropy.units.Quantity`, optional
-        True-energy bin edges. When given, the stacked maps also hold ``exposure_true`` (dims
-        ``("energy_true", "lat", "lon")``, not cut in energy: with energy dispersion the safe
-        range acts on reconstructed energy, through the migration kernel), and the
-        ``aeff-max`` / ``edisp-bias`` safe ranges evaluate the IRFs on this axis.
+    safe_energy, energy_true
+        The safe data range and the true-energy axis of ``exposure_true``: see
+        `make_map_products`. Default: no energy cut, no true-energy axis.
     chunks : int or (int, int), optional
         Spatial chunk size (n_lat, n_lon) in pixels. Default is 256.
     runs_per_task : int, optional

@@ -38,17 +38,16 @@ def build_geometry(config: Mapping[str, Any]) -> SkyGeometry:
     )
 
 
-def energy_true_edges(config: Mapping[str, Any]) -> Any:
+def energy_true_edges(config: Mapping[str, Any], geometry: SkyGeometry) -> Any:
     """True-energy edges of the exposure (``geometry.energy_true``; with ``fit.edisp`` and no such
-    axis, the reconstructed-energy edges), or None when the analysis needs no true-energy axis."""
+    axis, the reconstructed-energy edges of ``geometry``), or None when the analysis needs none."""
     from xgamma.geometry import energy_edges
 
-    axis = config["geometry"].get("energy_true")
+    axis = config.get("geometry", {}).get("energy_true")
     if axis is not None:
         return energy_edges(axis["min"], axis["max"], axis["nbins"])
     if config.get("fit", {}).get("edisp", False):
-        energy = config["geometry"]["energy"]
-        return energy_edges(energy["min"], energy["max"], energy["nbins"])
+        return geometry.energy_edges
     return None
 
 

@@ -65,10 +65,10 @@ class Stage:
     needs: frozenset[str] = frozenset()
 
 
-def _map_options(config: Mapping[str, Any]) -> dict[str, Any]:
-    section = config["maps"]
+def _map_options(analysis: Analysis) -> dict[str, Any]:
+    section = analysis.config["maps"]
     return dict(offset_max=section["offset_max"], safe_energy=section.get("safe_energy"),
-                energy_true=inputs.energy_true_edges(config), chunks=section.get("chunks"))
+                energy_true=inputs.energy_true_edges(analysis.config, analysis.geometry), chunks=section.get("chunks"))
 
 
 def _squash_spectrum(config: Mapping[str, Any]) -> Any:
@@ -79,7 +79,7 @@ def observation_maps(analysis: Analysis) -> xr.Dataset:
     """Lazy per-observation cube (``obs_id`` dim) with the options of the ``maps`` section."""
     from xgamma.makers import make_observation_maps
 
-    return make_observation_maps(analysis.observations, analysis.geometry, **_map_options(analysis.config))
+    return make_observation_maps(analysis.observations, analysis.geometry, **_map_options(analysis))
 
 
 def observation_images(analysis: Analysis) -> xr.Dataset:
@@ -94,7 +94,7 @@ def observation_images(analysis: Analysis) -> xr.Dataset:
     from xgamma.makers import make_map_products
 
     return make_map_products(analysis.observations, analysis.geometry, maps=False, observation_images=True,
-                             **_map_options(analysis.config)).observation_images
+                             **_map_options(analysis)).observation_images
 
 
 def run_maps(analysis: Analysis) -> None:
@@ -107,7 +107,7 @@ def run_maps(analysis: Analysis) -> None:
     # each observation is read and binned once.
     wanted = OBSERVATION_IMAGES in analysis.requested
     products = make_map_products(analysis.observations, analysis.geometry, observation_images=wanted,
-                                 **_map_options(config))
+                                 **_map_options(analysis))
     if wanted:
         cube, analysis.observation_images = analysis.compute(products.maps, products.observation_images)
     else:
@@ -144,7 +144,7 @@ def run_fit(analysis: Analysis) -> None:
     if not analysis.models:
         raise ConfigError("fit: no models configured (add a 'models' section)")
     edisp = fit_section.get("edisp", False)
-    options = _map_options(config)
+    options = _map_options(analysis)
     psf, migration = source_kernels(
         analysis.observations, analysis.geometry, analysis.models, offset_max=options["offset_max"],
         safe_energy=options["safe_energy"], energy_true=options["energy_true"], edisp=edisp,
