@@ -89,7 +89,7 @@ XGAMMA = _RSS + textwrap.dedent("""
     import astropy.units as u, dask, numpy as np
     from astropy.coordinates import SkyCoord
     from xgamma.background.exclusion import make_exclusion_mask
-    from xgamma.background.ring import RingBackground
+    from xgamma.background import RingBackground
     from xgamma.workflow import Analysis
     from xgamma.workflow.stages import observation_images
     from xgamma.estimators.significance import significance_maps

@@ -114,3 +114,4 @@ def test_split_channels_matches_slicing_and_stays_lazy():
     # numpy in, views out
     plain = split_channels(values, ["a", "b", "c"])
     assert np.shares_memory(plain["b"], values)
+

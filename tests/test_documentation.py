@@ -87,7 +87,7 @@ def _default_of(func, name):
 
 def test_documented_defaults_match_the_api():
     from xgamma.background import RingBackground
-    from xgamma.background.exclusion import iterate_exclusion_mask
+    from xgamma.workflow.exclusion import iterate_exclusion_mask
     from xgamma.estimators import significance_maps
     from xgamma.fit import MapDataset, psf_kernel_for_geometry
     from xgamma.makers.maps import DEFAULT_CHUNK

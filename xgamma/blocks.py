@@ -309,3 +309,4 @@ def split_channels(array: Any, names: Sequence[str]) -> dict[str, Any]:
                            align_arrays=False, name=f"{name}-{array.name}")
         for i, name in enumerate(names)
     }
+

@@ -14,11 +14,15 @@ from astropy.wcs import WCS
 from xgamma.exceptions import GeometryError
 from xgamma.geometry import ENERGY_DIMS, SkyGeometry
 
-__all__ = ["SPATIAL_DIMS", "MAP_DIMS", "computed_coords", "in_order", "make_map", "map_geometry", "map_units",
-           "with_indexes", "with_units"]
+__all__ = ["SPATIAL_DIMS", "MAP_DIMS", "GEOMETRY_INDEXES", "dataset_from_arrays", "in_order", "index_geometry_coords",
+           "make_map", "map_geometry", "map_units", "with_indexes", "with_units"]
 
 SPATIAL_DIMS = ("lat", "lon")
 MAP_DIMS = ("energy", "lat", "lon")
+#: Non-dimension coordinates that carry the geometry. `SkyGeometry.coords` indexes them: xarray
+#: keeps indexed coordinates in memory, so `Dataset.chunk` never makes them dask arrays and
+#: recovering the geometry of a lazy map (`map_geometry`) computes nothing.
+GEOMETRY_INDEXES = ("pix_lon", "pix_lat", "energy_min", "energy_max")
 
 
 def make_map(data: Any, geometry: SkyGeometry, *, name: str | None = None, units: str | u.UnitBase = "",
@@ -62,7 +66,10 @@ def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
     """The `SkyGeometry` of a map (or of a Dataset of maps), re-derived after any slicing.
 
     The WCS stored in the ``wcs`` coordinate is shifted by the first ``pix_lon`` / ``pix_lat`` index
-    so that a cutout made with ``isel`` gets its own, correct reference pixel.
+    so that a cutout made with ``isel`` gets its own, correct reference pixel. The maps xgamma makes
+    keep these coordinates in memory (indexed, see `GEOMETRY_INDEXES`), so nothing is computed;
+    coordinates that are dask arrays (maps assembled by hand, then chunked) are computed with the
+    scheduler in use, where `~xgamma.testing.raise_if_dask_computes` sees it.
     """
     missing = [c for c in ("wcs", "pix_lon", "pix_lat") if c not in obj.coords]
     if missing or any(d not in obj.dims for d in SPATIAL_DIMS):
@@ -70,7 +77,6 @@ def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
             f"not an xgamma sky map: needs dims {SPATIAL_DIMS} and coordinates wcs, pix_lon, pix_lat "
             f"(missing {missing}); build maps with xgamma.maps.make_map or read them with xgamma.io"
         )
-    obj = computed_coords(obj)
     pix_lon = np.asarray(obj.coords["pix_lon"].values)
     pix_lat = np.asarray(obj.coords["pix_lat"].values)
     if pix_lon.size and (np.any(np.diff(pix_lon) != 1) or np.any(np.diff(pix_lat) != 1)):
@@ -113,24 +119,31 @@ def with_indexes(obj: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.Dataset:
     coords = geometry.coords()
     names = ["lon", "lat"] + (["energy"] if "energy" in obj.dims and geometry.energy_edges is not None else [])
     rebuilt = xr.Coordinates({k: coords.variables[k] for k in names}, indexes={k: coords.xindexes[k] for k in names})
-    return obj.drop_vars(names, errors="ignore").assign_coords(rebuilt)
+    return index_geometry_coords(obj.drop_vars(names, errors="ignore").assign_coords(rebuilt))
 
 
-def computed_coords(obj: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.Dataset:
-    """``obj`` with its dask-backed coordinates computed, in one go (data stay lazy).
+def index_geometry_coords(obj: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.Dataset:
+    """``obj`` with its in-memory geometry coordinates (`GEOMETRY_INDEXES`) indexed, as
+    `SkyGeometry.coords` makes them; those already indexed, absent or lazy are left as they are."""
+    from xgamma.blocks import is_dask
 
-    `Dataset.chunk` also makes the small coordinates (WCS header, pixel indices, energy edges,
-    pointings) dask arrays. They are a few kB of geometry, not map data, so they are computed
-    with the synchronous scheduler, outside any user scheduler.
+    for name in GEOMETRY_INDEXES:
+        if name in obj.coords and name not in obj.xindexes and not is_dask(obj.coords[name].data):
+            obj = obj.set_xindex(name)
+    return obj
+
+
+def dataset_from_arrays(template: xr.DataArray, arrays: dict[str, Any], *,
+                        extra: dict[str, Any] | None = None) -> xr.Dataset:
+    """Dataset of arrays (numpy or dask) shaped like ``template``: its dims and coords, units ``""``.
+
+    ``extra`` adds variables of other shapes (name -> DataArray, Variable or (dims, data, attrs)).
+    Built in one go: merging DataArrays one by one would re-compare the coordinates each time.
     """
-    # Variables, not DataArrays: building a DataArray per coordinate costs more than the check.
-    lazy = {name: v for name, v in obj.coords.variables.items() if hasattr(v._data, "dask")}
-    if not lazy:
-        return obj
-    import dask
-
-    values = dask.compute(*[v.data for v in lazy.values()], scheduler="sync", optimize_graph=False)
-    return obj.assign_coords({name: (v.dims, value, v.attrs) for (name, v), value in zip(lazy.items(), values)})
+    variables = {name: (template.dims, data, {"units": ""}) for name, data in arrays.items()}
+    for name, value in (extra or {}).items():
+        variables[name] = value.variable if isinstance(value, xr.DataArray) else value
+    return xr.Dataset(variables, coords=template.coords)
 
 
 def in_order(obj: Any, dims: tuple[str, ...] | list[str]) -> Any:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import astropy.units as u
 import numpy as np
 import pytest
-import xarray as xr
 from astropy.coordinates import SkyCoord
 from regions import CircleSkyRegion
 
 from xgamma.background import (
-    RingBackground,
-    iterate_exclusion_mask,
     make_exclusion_mask,
     parse_regions,
     threshold_exclusion_mask,
@@ -77,22 +74,3 @@ def test_threshold_mask_dilation(geometry):
     assert np.array_equal(combined.values, mask.values & base.values)
 
 
-def test_iterative_mask_finds_source(geometry):
-    # A bright simulated source on a flat background: the iteration must exclude it and stop.
-    rng = np.random.default_rng(7)
-    geom3 = geometry.with_energy([1, 10] * u.TeV)
-    acceptance = np.full(geom3.data_shape, 2.0)
-    expected = acceptance.copy()
-    y, x = np.mgrid[: geometry.shape[0], : geometry.shape[1]]
-    expected[0] += 30 * np.exp(-((x - 75) ** 2 + (y - 50) ** 2) / (2 * 3.0**2))
-    counts = rng.poisson(expected).astype(float)
-    ds = xr.Dataset({"counts": make_map(counts, geom3), "background": make_map(acceptance, geom3)})
-    mask, n_iter = iterate_exclusion_mask(
-        ds, background_estimator=RingBackground(r_in="0.3 deg", width="0.2 deg"),
-        correlation_radius="0.1 deg", threshold=5, dilation="0.1 deg", max_iterations=6,
-    )
-    assert 2 <= n_iter < 6  # converged before the limit
-    assert not mask.values[50, 75]  # the source is excluded
-    assert mask.values.mean() > 0.9  # and not much else
-    with pytest.raises(EstimatorError, match="max_iterations"):
-        iterate_exclusion_mask(ds, background_estimator=RingBackground(), max_iterations=0)

@@ -165,8 +165,8 @@ def _runs_dataset(geometry, n_runs, chunks=None):
     pointings = SkyCoord(np.linspace(-0.6, 0.6, n_runs), np.zeros(n_runs), unit="deg", frame="galactic").icrs
     return xr.Dataset(
         {"counts": (dims, wrap(counts)), "background": (dims, wrap(acceptance))},
-        coords={**template.coords, "obs_id": np.arange(n_runs),
-                "pointing_ra": ("obs_id", pointings.ra.deg), "pointing_dec": ("obs_id", pointings.dec.deg)},
+        coords=template.coords.assign(obs_id=np.arange(n_runs), pointing_ra=("obs_id", pointings.ra.deg),
+                                      pointing_dec=("obs_id", pointings.dec.deg)),
     )
 
 
@@ -223,3 +223,44 @@ def test_mismatched_inputs(geometry):
         RingBackground(exclusion=np.ones((3, 3), bool)).run(ds)
     with pytest.raises(EstimatorError, match="background"):
         RingBackground().run(ds.drop_vars("background"))
+
+
+def test_dataset_chunk_builds_ring_and_significance_without_computing(geometry):
+    # `Dataset.chunk` chunks the coordinates too (pointings on obs_id become dask arrays; the
+    # geometry coordinates are indexed and stay in memory): the ring + significance graph is still
+    # built without a single compute, and gives the numpy result.
+    from xgamma.estimators import significance_maps
+
+    exclusion = make_exclusion_mask(geometry, "galactic; circle(0, 0, 0.4)")
+    estimator = RingBackground(r_in=R_IN * u.deg, width=WIDTH * u.deg, exclusion=exclusion)
+    numpy_maps = _runs_dataset(geometry, 3).drop_vars(["pointing_ra", "pointing_dec"])
+    reference = significance_maps(estimator.run(numpy_maps))
+    chunked = numpy_maps.chunk({"obs_id": 1, "lat": 30, "lon": 40})
+    with raise_if_dask_computes():
+        lazy = significance_maps(estimator.run(chunked))
+    assert isinstance(lazy["significance"].data, da.Array)
+    np.testing.assert_allclose(lazy["significance"].values, reference["significance"].values, rtol=1e-10,
+                               equal_nan=True)
+
+
+@pytest.mark.parametrize("offset_max", [None, "1.2 deg"])
+def test_fast_ring_block_equals_the_reference_equations(geometry, offset_max):
+    # ring_block (FFT over each run's field of view, in-place channels) against the equations as
+    # written (ring_reference) on the run's cut maps.
+    from xgamma.background.ring_blocks import ring_reference
+
+    shape = geometry.data_shape
+    rng = np.random.default_rng(8)
+    counts, acceptance = rng.poisson(3.0, size=shape).astype(float), 1.0 + rng.random(shape)
+    exclusion = make_exclusion_mask(geometry, "galactic; circle(0.3, 0, 0.3)")
+    pointing = SkyCoord(0.2, 0.1, unit="deg", frame="galactic")
+    out = ring_background(make_map(counts, geometry), make_map(acceptance, geometry), r_in=R_IN * u.deg,
+                          width=WIDTH * u.deg, exclusion=exclusion, offset_max=offset_max, pointing=pointing)
+    inside = np.ones(geometry.shape, bool) if offset_max is None else geometry.separation(pointing) < 1.2
+    expected = ring_reference(counts * inside, acceptance * inside, exclusion.values,
+                              ring_kernel(R_IN / BINSZ, WIDTH / BINSZ))
+    has_off = inside & (expected["acceptance_off"] > 0)
+    np.testing.assert_array_equal(out["off"].values, np.where(has_off, expected["off"], 0.0))
+    for name in ("acceptance_off", "alpha", "background"):
+        np.testing.assert_allclose(out[name].values[has_off], expected[name][has_off], rtol=1e-10)
+    assert np.all(np.isnan(out["alpha"].values[~has_off]))

@@ -95,3 +95,37 @@ def test_bad_input(kwargs, match):
     args = {"width": 1 * u.deg, "binsz": 0.1 * u.deg} | kwargs
     with pytest.raises(GeometryError, match=match):
         SkyGeometry.create((0, 0), **args)
+
+
+def test_geometry_is_an_immutable_value(geom):
+    wcs = geom.wcs  # a copy: changing it does not change the geometry
+    wcs.wcs.crpix = [1.0, 1.0]
+    wcs.wcs.set()
+    assert geom.wcs.wcs.crpix[0] != 1.0
+    with pytest.raises(AttributeError, match="immutable"):
+        geom.shape = (1, 1)
+    assert not geom.with_energy([1, 10] * u.TeV).energy_edges.flags.writeable
+
+
+def test_each_thread_has_its_own_wcs(geom):
+    # astropy.wcs objects are not thread-safe (astropy issue 19174): a geometry shared by dask
+    # worker threads gives each thread its own WCS, built from the same header text.
+    import threading
+
+    seen, results = {}, {}
+    expected = geom.lonlat()
+
+    def work(name):
+        seen[name] = geom._wcs
+        results[name] = [geom.lonlat() for _ in range(5)]
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(w) for w in seen.values()} | {id(geom._wcs)}) == 5
+    for runs in results.values():
+        for lon, lat in runs:
+            np.testing.assert_array_equal(lon, expected[0])
+            np.testing.assert_array_equal(lat, expected[1])

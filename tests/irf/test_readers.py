@@ -38,6 +38,23 @@ def test_read_irf_dispatches_on_class(cta_irf_file, hdu, hdu_class):
     assert type(read_irf(cta_irf_file, hdu, hdu_class.upper())) is EXPECTED[hdu_class]
 
 
+def test_cached_reads_share_no_mutable_state(cta_irf_file):
+    # One read per file (cached), but each caller gets its own object: attributes and meta set on
+    # one do not reach another, and the shared arrays are read-only.
+    import numpy as np
+
+    first = read_irf(cta_irf_file, "BACKGROUND", "bkg_3d")
+    second = read_irf(cta_irf_file, "BACKGROUND", "bkg_3d")
+    assert first is not second and first.data is second.data  # read once
+    first.fov_alignment = "ALTAZ"
+    first.meta["NOTE"] = "mine"
+    assert second.fov_alignment != "ALTAZ" and "NOTE" not in second.meta
+    with pytest.raises(ValueError, match="read-only"):
+        first.data.value[0, 0, 0] = 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        np.asarray(first.axes[0].edges)[0] = 0.0
+
+
 def test_read_psf_king_and_table(king_file, hess_run_file):
     king = read_irf(king_file, "PSF_2D_KING", "psf_king")
     assert isinstance(king, PSFKing) and king.axes[0].nbin == 18

@@ -191,7 +191,7 @@ def test_empty_selection_and_missing_energy_axis(flat_obs, flat_geom):
 def test_reference_workflow_graph_builds_without_computing(cta_datastore_dir):
     """Maps -> squashed images -> per-observation ring background -> Li & Ma: zero dask computes."""
     from xgamma.background.exclusion import make_exclusion_mask
-    from xgamma.background.ring import RingBackground
+    from xgamma.background import RingBackground
     from xgamma.estimators.significance import significance_maps
 
     observations = DataStore(cta_datastore_dir).observations([110380, 111140, 111159])

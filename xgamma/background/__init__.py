@@ -1,16 +1,20 @@
-"""Background estimation: exclusion masks, ring and adaptive ring backgrounds, their kernels."""
+"""Background estimation: exclusion masks, offset cuts, ring and adaptive ring backgrounds.
+
+Modules, one job each: ``exclusion`` (masks from regions or a significance threshold),
+``offset`` (field-of-view offset cuts), ``inputs`` (checked inputs of the ring-type estimators),
+``ring_blocks`` (the ring's numpy block functions and its reference equations), ``ring`` and
+``adaptive_ring`` (the lazy functions), ``stacking`` (per-run results stacked), ``estimator``
+(the estimator classes registered as plugins).
+"""
 
 from __future__ import annotations
 
-from xgamma.background.adaptive_ring import AdaptiveRingBackground, adaptive_ring_background
-from xgamma.background.exclusion import (
-    iterate_exclusion_mask,
-    make_exclusion_mask,
-    parse_regions,
-    threshold_exclusion_mask,
-)
+from xgamma.background.adaptive_ring import adaptive_ring_background
+from xgamma.background.estimator import AdaptiveRingBackground, RingBackground
+from xgamma.background.exclusion import make_exclusion_mask, parse_regions, threshold_exclusion_mask
 from xgamma.background.offset import offset_mask
-from xgamma.background.ring import RingBackground, ring_background, stack_ring_maps
+from xgamma.background.ring import ring_background, stacked_ring_background
+from xgamma.background.stacking import stack_ring_maps
 from xgamma.convolution import convolve_image, ring_kernel, tophat_kernel
 
 __all__ = [
@@ -18,13 +22,13 @@ __all__ = [
     "RingBackground",
     "adaptive_ring_background",
     "convolve_image",
-    "iterate_exclusion_mask",
     "make_exclusion_mask",
     "offset_mask",
     "parse_regions",
     "ring_background",
     "ring_kernel",
     "stack_ring_maps",
+    "stacked_ring_background",
     "threshold_exclusion_mask",
     "tophat_kernel",
 ]

@@ -15,25 +15,19 @@ convention as the plain ring, so that the result feeds `significance_maps` uncha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
 
+from xgamma.background.inputs import ring_inputs, to_pixels
+from xgamma.background.ring_blocks import RING_MAPS, block_exclusion, block_offset_cut
+from xgamma.blocks import overlap_apply, split_channels
 from xgamma.convolution import convolve_block, kernel_radius, ring_kernel, tophat_kernel
-from xgamma.background.ring import (
-    OBS_DIM,
-    _exclusion_data,
-    _offset_cut,
-    _pointings_from_dataset,
-    _spatial_last,
-    dataset_from_arrays,
-    stack_ring_maps,
-)
 from xgamma.exceptions import EstimatorError
+from xgamma.maps import dataset_from_arrays
 
-__all__ = ["AdaptiveRingBackground", "adaptive_ring_background", "adaptive_ring_kernels"]
+__all__ = ["adaptive_ring_background", "adaptive_ring_kernels", "adaptive_ring_block"]
 
 
 def adaptive_ring_kernels(
@@ -56,14 +50,10 @@ def _pad_to(kernel: np.ndarray, size: int) -> np.ndarray:
     return np.pad(kernel, pad) if pad > 0 else kernel
 
 
-def _adaptive_block(
-    block: np.ndarray,
-    kernels: list[np.ndarray],
-    tophat: np.ndarray,
-    threshold: float,
-    min_area_fraction: float,
-) -> np.ndarray:
-    counts_excl, acc_excl, excl, acc = block
+def _adaptive_sums(counts_excl: np.ndarray, acc_excl: np.ndarray, excl: np.ndarray, acc: np.ndarray,
+                   kernels: list[np.ndarray], tophat: np.ndarray, threshold: float,
+                   min_area_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Off counts, off acceptance (NaN where no ring qualifies) and the index of the ring used (-1)."""
     acc_on = convolve_block(acc, tophat)
     off = np.full(acc.shape, np.nan)
     acc_off = np.full(acc.shape, np.nan)
@@ -84,7 +74,53 @@ def _adaptive_block(
             done |= select
         if done.all():
             break
-    return np.stack([off, acc_off, index, np.zeros_like(off)])
+    return off, acc_off, index
+
+
+def adaptive_ring_block(counts: np.ndarray, acceptance: np.ndarray, *extra: np.ndarray, window: Any,
+                        core: tuple[slice, slice], kernels: list[np.ndarray], tophat: np.ndarray, threshold: float,
+                        min_area_fraction: float, geometry: Any, pointings: np.ndarray | None, limit: float | None,
+                        obs_axis: bool, exclusion: np.ndarray | None) -> np.ndarray:
+    """Adaptive ring maps of one (overlapped) block (a `~xgamma.blocks.overlap_apply` block function).
+
+    Channels: `~xgamma.background.ring_blocks.RING_MAPS` then ``ring_index``, on the block's core.
+    The other arguments are those of `~xgamma.background.ring_blocks.ring_block`, plus the kernels.
+    """
+    inside = block_offset_cut(window, geometry=geometry, pointings=pointings, limit=limit, obs_axis=obs_axis)
+    if inside is not None:
+        # (runs, lat, lon) -> broadcast against (runs, ..., lat, lon), or the single run's image
+        inside = inside.reshape(inside.shape[:1] + (1,) * (counts.ndim - 3) + inside.shape[1:]) if obs_axis \
+            else inside[0]
+        counts, acceptance = np.where(inside, counts, 0.0), np.where(inside, acceptance, 0.0)
+    excl = block_exclusion(extra, exclusion, window)
+    excl = np.ones(counts.shape[-2:]) if excl is None else excl
+    off, acc_off, index = _adaptive_sums(counts * excl, acceptance * excl, np.broadcast_to(excl, counts.shape),
+                                         acceptance, kernels, tophat, threshold, min_area_fraction)
+    cy, cx = core
+    counts, acceptance, off, acc_off = (a[..., cy, cx] for a in (counts, acceptance, off, acc_off))
+    valid = acc_off > 0  # False for NaN (no ring qualified) too
+    if inside is not None:
+        valid &= inside[..., cy, cx]
+    out = np.empty((len(RING_MAPS) + 1, *counts.shape))
+    out[0], out[1] = counts, acceptance
+    out[2], out[3] = np.where(valid, off, 0.0), np.where(valid, acc_off, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[4] = np.where(valid, acceptance / np.where(valid, out[3], 1.0), np.nan)
+    np.multiply(out[4], out[2], out=out[5])
+    out[6] = index[..., cy, cx]
+    return out
+
+
+def _check(px: dict[str, float], shape: tuple[int, int], r_out_max: Any, threshold_alpha: float,
+           min_area_fraction: float) -> None:
+    if not px["r_out_max"] > px["r_in"] + px["width"]:
+        raise EstimatorError(f"adaptive ring r_out_max={r_out_max!r} must exceed r_in + width")
+    if 2 * px["r_out_max"] > max(shape):
+        raise EstimatorError(f"adaptive ring r_out_max={r_out_max!r} is wider than the map")
+    if not (threshold_alpha > 0 and np.isfinite(threshold_alpha)):
+        raise EstimatorError(f"threshold_alpha must be positive, got {threshold_alpha!r}")
+    if not 0 <= min_area_fraction <= 1:
+        raise EstimatorError(f"min_area_fraction must be within [0, 1], got {min_area_fraction!r}")
 
 
 def adaptive_ring_background(
@@ -130,130 +166,25 @@ def adaptive_ring_background(
         As `~xgamma.background.ring_background`, plus ``ring_index`` (index of the ring used,
         -1 where none qualified).
     """
-    import dask.array as dask_array
-
-    from xgamma.maps import map_geometry
-    from xgamma.units import parse_angle
-
-    counts = _spatial_last(counts, "counts")
-    acceptance = _spatial_last(acceptance, "acceptance")
-    if counts.shape != acceptance.shape or counts.dims != acceptance.dims:
-        raise EstimatorError(f"counts {dict(counts.sizes)} and acceptance {dict(acceptance.sizes)} maps do not match")
-    geometry = map_geometry(counts).to_image().with_energy(None)
-    scale = geometry.pixel_scale
-    px = {}
-    for key, value in dict(r_in=r_in, width=width, r_out_max=r_out_max, stepsize=stepsize, theta=theta).items():
-        px[key] = parse_angle(value, name=key).to_value("deg") / scale
-        if not px[key] > 0:
-            raise EstimatorError(f"adaptive ring {key} must be positive, got {value!r}")
-    if not px["r_out_max"] > px["r_in"] + px["width"]:
-        raise EstimatorError(f"adaptive ring r_out_max={r_out_max!r} must exceed r_in + width")
-    if 2 * px["r_out_max"] > max(geometry.shape):
-        raise EstimatorError(f"adaptive ring r_out_max={r_out_max!r} is wider than the map")
-    if not (threshold_alpha > 0 and np.isfinite(threshold_alpha)):
-        raise EstimatorError(f"threshold_alpha must be positive, got {threshold_alpha!r}")
-    if not 0 <= min_area_fraction <= 1:
-        raise EstimatorError(f"min_area_fraction must be within [0, 1], got {min_area_fraction!r}")
+    inputs = ring_inputs(counts, acceptance, exclusion=exclusion, offset_max=offset_max, pointing=pointing)
+    px = to_pixels(inputs.geometry, what="adaptive ring", r_in=r_in, width=width, r_out_max=r_out_max,
+                   stepsize=stepsize, theta=theta)
+    _check(px, inputs.geometry.shape, r_out_max, threshold_alpha, min_area_fraction)
     kernels = adaptive_ring_kernels(px["r_in"], px["width"], px["r_out_max"], px["stepsize"], method)
     size = max(k.shape[0] for k in kernels)
     kernels = [_pad_to(k, size) for k in kernels]
-    tophat = _pad_to(tophat_kernel(px["theta"]), max(size, tophat_kernel(px["theta"]).shape[0]))
-    exclusion_data = _exclusion_data(exclusion, geometry.shape)
-
-    counts, acceptance, inside = _offset_cut(counts, acceptance, geometry, offset_max, pointing)
-
-    lazy = isinstance(counts.data, dask_array.Array) or isinstance(acceptance.data, dask_array.Array)
-    xp = dask_array if lazy else np
-    c, a = counts.data, acceptance.data
-    if lazy:
-        chunks = counts.chunks if counts.chunks is not None else acceptance.chunks
-        c, a = dask_array.asarray(c).rechunk(chunks), dask_array.asarray(a).rechunk(chunks)
-    excl = np.ones(geometry.shape) if exclusion_data is None else exclusion_data.astype(float)
-    excl = xp.broadcast_to(excl, c.shape)
-    if lazy:
-        excl = dask_array.asarray(excl).rechunk(c.chunks)
-    stacked_in = xp.stack([c * excl, a * excl, excl, a])
-    args = dict(kernels=kernels, tophat=tophat, threshold=float(threshold_alpha),
-                min_area_fraction=float(min_area_fraction))
-    if lazy:
-        r = kernel_radius(kernels[0])
-        depth = {0: 0, **{i + 1: 0 for i in range(c.ndim)}}
-        for axis in (c.ndim - 1, c.ndim):
-            if len(stacked_in.chunks[axis]) > 1:
-                if stacked_in.shape[axis] <= 2 * r:
-                    stacked_in = stacked_in.rechunk({axis: -1})
-                else:
-                    depth[axis] = r
-        stacked_in = stacked_in.rechunk({0: -1})
-        result = stacked_in.map_overlap(_adaptive_block, depth=depth, boundary=0, dtype=float, **args)
-    else:
-        result = _adaptive_block(stacked_in, **args)
-    off, acc_off, index = result[0], result[1], result[2]
-    valid = acc_off > 0  # False for NaN (no ring qualified) too
-    if inside is not None:
-        valid = valid & inside.data
-    off = xp.where(valid, off, 0.0)
-    acc_off = xp.where(valid, acc_off, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        alpha = xp.where(valid, a / xp.where(valid, acc_off, 1.0), np.nan)
-
-    ds = dataset_from_arrays(
-        counts,
-        {
-            "counts": c,
-            "acceptance": a,
-            "off": off,
-            "acceptance_off": acc_off,
-            "alpha": alpha,
-            "background": alpha * off,
-            "ring_index": index,
-        },
-    )
-    mask = exclusion_data if exclusion_data is not None else np.ones(geometry.shape, dtype=bool)
-    ds["exclusion"] = xr.DataArray(mask, dims=("lat", "lon"), attrs={"units": ""})
+    tophat = tophat_kernel(px["theta"])
+    tophat = _pad_to(tophat, max(size, tophat.shape[0]))
+    arrays, keywords = inputs.block_inputs()
+    depth = max(kernel_radius(kernels[0]), kernel_radius(tophat))
+    out = overlap_apply(adaptive_ring_block, *arrays, depth=depth, n_out=len(RING_MAPS) + 1,
+                        kernels=kernels, tophat=tophat, threshold=float(threshold_alpha),
+                        min_area_fraction=float(min_area_fraction), **keywords)
+    maps = split_channels(out, (*RING_MAPS, "ring_index"))
+    if inputs.limit is None:  # nothing cut: keep the inputs as they are (dtype included)
+        maps["counts"], maps["acceptance"] = inputs.template.data, inputs.acceptance
+    ds = dataset_from_arrays(inputs.template, maps, extra=inputs.exclusion_variable())
+    if inputs.template.dims != inputs.dims:
+        ds = ds.transpose(*inputs.dims)
     ds.attrs = {"background_method": "adaptive_ring", "n_rings": len(kernels)}
     return ds
-
-
-@dataclass(frozen=True, eq=False)
-class AdaptiveRingBackground:
-    """Adaptive ring background estimator (``name = "adaptive_ring"``); see `adaptive_ring_background`."""
-
-    name: ClassVar[str] = "adaptive_ring"
-
-    r_in: Any = "0.7 deg"
-    width: Any = "0.44 deg"
-    r_out_max: Any = "1.7 deg"
-    stepsize: Any = "0.02 deg"
-    threshold_alpha: float = 0.1
-    theta: Any = "0.22 deg"
-    min_area_fraction: float = 0.0
-    method: Literal["fixed_width", "fixed_r_in"] = "fixed_width"
-    exclusion: xr.DataArray | None = None
-    offset_max: Any = None
-
-    def run(self, dataset: xr.Dataset, *, pointing: Any = None) -> xr.Dataset:
-        """Add ``off``, ``acceptance_off``, ``alpha``, ``background`` (and ``acceptance``) to ``dataset``.
-
-        As `RingBackground.run` (per-observation rings along ``obs_id``, then stacked).
-        """
-        missing = {"counts", "background"} - set(dataset.data_vars)
-        if missing:
-            raise EstimatorError(f"adaptive ring background needs dataset variables {sorted(missing)}")
-        if pointing is None:
-            pointing = _pointings_from_dataset(dataset)
-        ring = adaptive_ring_background(
-            dataset["counts"], dataset["background"],
-            r_in=self.r_in, width=self.width, r_out_max=self.r_out_max, stepsize=self.stepsize,
-            threshold_alpha=self.threshold_alpha, theta=self.theta,
-            min_area_fraction=self.min_area_fraction, method=self.method,
-            exclusion=self.exclusion, offset_max=self.offset_max, pointing=pointing,
-        )
-        if OBS_DIM in ring.dims:
-            ring = stack_ring_maps(ring.drop_vars("ring_index"))
-        keep = dataset.drop_vars(["counts", "background"])
-        if OBS_DIM in dataset.dims:
-            keep = keep.drop_dims(OBS_DIM, errors="ignore")
-        out = keep.merge(ring, compat="override", join="override")
-        out.attrs = {**dataset.attrs, **ring.attrs}
-        return out

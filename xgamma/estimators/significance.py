@@ -224,13 +224,11 @@ def significance_maps(
     """
     from xgamma.blocks import overlap_apply, split_channels
     from xgamma.convolution import kernel_radius
-    from xgamma.background.ring import dataset_from_arrays
     from xgamma.estimators.correlate import correlation_kernel
-    from xgamma.maps import computed_coords, in_order, map_geometry
+    from xgamma.maps import dataset_from_arrays, in_order, map_geometry
 
     if "counts" not in dataset:
         raise EstimatorError("significance maps need a 'counts' variable")
-    dataset = computed_coords(dataset)
     counts = dataset["counts"]
     dims = counts.dims
     spatial = (*[d for d in dims if d not in ("lat", "lon")], "lat", "lon")

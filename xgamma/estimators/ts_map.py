@@ -278,7 +278,7 @@ def ts_map(
     import astropy.units as u
 
     from xgamma.estimators.ts_kernel import ts_kernel
-    from xgamma.maps import computed_coords, map_geometry
+    from xgamma.maps import map_geometry
 
     arrays, dataset_psf = _inputs(maps)
     unknown = set(selection_optional) - set(SELECTION_OPTIONAL)
@@ -287,7 +287,7 @@ def ts_map(
     for name, value in (("n_sigma", n_sigma), ("n_sigma_ul", n_sigma_ul), ("tolerance", tolerance)):
         if not (np.isfinite(value) and value > 0):
             raise EstimatorError(f"{name} must be a positive number, got {value!r}")
-    counts = computed_coords(arrays["counts"])
+    counts = arrays["counts"]
     geometry = map_geometry(counts)
     shape_name = morphology if kernel is None else "kernel"
     if kernel is None:

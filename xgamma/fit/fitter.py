@@ -270,9 +270,9 @@ def minimize(
     status = (f"MIGRAD edm={m.fmin.edm:.3g}, {m.nfcn} calls, covariance "
               f"{'accurate' if covariance_ok else 'not accurate'}")
     message = "; ".join([("converged: " if not reasons else "failed: ") + status, *reasons, *notes])
+    statistic = float(m.fval) if finite else float(likelihood(best))
     return FitResult(parameters=_rows(pairs, errors), covariance=_covariance(pairs, labels, cov_free),
-                     statistic=float(m.fval) if finite else float(likelihood(best)), success=not reasons, nfev=int(m.nfcn), message=message,
-                     minos=minos_errors)
+                     statistic=statistic, success=not reasons, nfev=int(m.nfcn), message=message, minos=minos_errors)
 
 
 def _rows(pairs: list[tuple[str, Parameter]], errors: dict[str, float]) -> list[dict]:

@@ -308,7 +308,9 @@ def make_psf_kernel(
 def _substeps(n: int, oversample: int) -> np.ndarray:
     """Sub-pixel centre offsets (pixels) of a (2n+1)-pixel stamp axis, ``oversample`` per pixel."""
     offsets = (np.arange(oversample) + 0.5) / oversample - 0.5
-    return (np.arange(-n, n + 1)[:, None] + offsets).ravel()
+    steps = (np.arange(-n, n + 1)[:, None] + offsets).ravel()
+    steps.flags.writeable = False  # cached and shared: read-only
+    return steps
 
 
 def kernel_at_offset(profile: PSFProfile, *, n: int, size_x: float, size_y: float, dx: float, dy: float,

@@ -27,11 +27,14 @@ class FitResult:
     statistic : float
         Cash statistic at the best fit.
     success : bool
-        MIGRAD converged to a valid minimum and HESSE gave a positive-definite covariance.
+        True only when MIGRAD found a valid minimum, HESSE an accurate covariance, no parameter
+        sits at a bound and (from :func:`xgamma.fit.fit`) every source centre is on the data, every
+        TS is >= 0 and no lower minimum was found elsewhere (see :mod:`xgamma.fit.fitter`).
     nfev : int
         Number of statistic evaluations.
     message : str
-        Minimizer status summary.
+        ``"converged: ..."`` or ``"failed: ..."`` with MIGRAD's status, then every reason for a
+        failure and notes (strategy-2 rerun, restarts, MINOS skipped).
     minos : dict
         ``{"model.name": (lower, upper)}`` asymmetric errors when MINOS ran.
     ts : dict

@@ -138,7 +138,8 @@ class Likelihood:
         xlo = min(b[1].start for b, _ in parts)
         xhi = max(b[1].stop for b, _ in parts)
         union = (slice(None), slice(ylo, yhi), slice(xlo, xhi))
-        local = np.zeros((a.shape[0], yhi - ylo, xhi - xlo)) if a.background is None else a.background[union] * scale[:, None, None]
+        local = (np.zeros((a.shape[0], yhi - ylo, xhi - xlo)) if a.background is None
+                 else a.background[union] * scale[:, None, None])
         for b, v in parts:
             local[:, b[0].start - ylo:b[0].stop - ylo, b[1].start - xlo:b[1].stop - xlo] += v
         inside = {k: v[union].sum(axis=(1, 2)) for k, v in terms.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from xgamma.geometry.energy import ENERGY_DIMS, energy_centers, energy_edges
-from xgamma.geometry.sky import FRAMES, PROJECTIONS, SkyGeometry, wcs_frame
+from xgamma.geometry.sky import FRAMES, PROJECTIONS, SkyGeometry, wcs_frame, wrap_longitude
 
-__all__ = ["ENERGY_DIMS", "FRAMES", "PROJECTIONS", "SkyGeometry", "energy_centers", "energy_edges", "wcs_frame"]
+__all__ = ["ENERGY_DIMS", "FRAMES", "PROJECTIONS", "SkyGeometry", "energy_centers", "energy_edges", "wcs_frame",
+           "wrap_longitude"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import threading
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Literal
 
@@ -40,6 +40,11 @@ def wrap_longitude(lon: float | np.ndarray, frame: str) -> float | np.ndarray:
     return float(out) if np.ndim(out) == 0 else out
 
 
+def _parse_wcs(header: str) -> WCS:
+    """A new WCS from FITS header text (the only way a geometry makes one)."""
+    return WCS(fits.Header.fromstring(header))
+
+
 def wcs_frame(wcs: WCS) -> str:
     """The sky frame (``"galactic"`` or ``"icrs"``) of a celestial WCS, from its CTYPE1."""
     ctype = wcs.wcs.ctype[0][:4]
@@ -49,41 +54,84 @@ def wcs_frame(wcs: WCS) -> str:
     raise GeometryError(f"unsupported celestial WCS CTYPE1={wcs.wcs.ctype[0]!r}: expected GLON-* or RA---*")
 
 
-@dataclass(frozen=True, eq=False)
 class SkyGeometry:
     """Pixel grid of a sky map: a celestial WCS, the image shape and (optionally) energy bin edges.
+
+    An immutable value: the WCS is kept as its FITS header text (`header_text`), and each thread
+    works on its own `~astropy.wcs.WCS` built from that text (astropy.wcs objects are not
+    thread-safe, astropy issue 19174, so dask worker threads never share one). `wcs` returns a
+    copy; the geometry's methods (`lonlat`, `pixel_to_world`, ...) use the thread's own WCS.
 
     Parameters
     ----------
     wcs : `~astropy.wcs.WCS`
-        Two-dimensional celestial WCS.
+        Two-dimensional celestial WCS (read once: changing it later does not change the geometry).
     shape : tuple of int
         Image shape ``(n_lat, n_lon)`` in numpy order.
     energy_edges : `~astropy.units.Quantity`, optional
         Energy bin edges (TeV). None for a purely spatial geometry.
+
+    Attributes
+    ----------
+    header_text : str
+        The celestial WCS as FITS header text (what pickles, tokens and maps carry).
 
     See Also
     --------
     SkyGeometry.create : build a geometry from a centre, size and pixel size.
     """
 
-    wcs: WCS
     shape: tuple[int, int]
-    energy_edges: u.Quantity | None = None
+    energy_edges: u.Quantity | None
+    header_text: str
 
-    def __post_init__(self) -> None:
-        if self.wcs.naxis != 2 or not self.wcs.has_celestial:
+    def __init__(self, wcs: WCS, shape: tuple[int, int], energy_edges: u.Quantity | None = None) -> None:
+        if wcs.naxis != 2 or not wcs.has_celestial:
             raise GeometryError("SkyGeometry needs a 2-D celestial WCS")
-        shape = tuple(int(n) for n in self.shape)
+        wcs_frame(wcs)
+        header = wcs.to_header_string(relax=True)
+        self._init(header, _parse_wcs(header), shape, energy_edges)
+
+    def _init(self, header: str, wcs: WCS, shape: tuple[int, int], energy_edges: u.Quantity | None) -> None:
+        """Set the fields; ``wcs`` is this thread's WCS, parsed from ``header``."""
+        shape = tuple(int(n) for n in shape)
         if len(shape) != 2 or min(shape) < 1:
-            raise GeometryError(f"image shape must be two positive integers (n_lat, n_lon), got {self.shape!r}")
-        object.__setattr__(self, "shape", shape)
-        if self.energy_edges is not None:
-            edges = u.Quantity(self.energy_edges).to("TeV")
-            if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges.value) <= 0):
+            raise GeometryError(f"image shape must be two positive integers (n_lat, n_lon), got {shape!r}")
+        if energy_edges is not None:
+            energy_edges = u.Quantity(energy_edges).to("TeV")
+            if energy_edges.ndim != 1 or energy_edges.size < 2 or np.any(np.diff(energy_edges.value) <= 0):
                 raise GeometryError("energy_edges must be a strictly increasing 1-D array of >= 2 energies")
-            object.__setattr__(self, "energy_edges", edges)
-        wcs_frame(self.wcs)
+            energy_edges.flags.writeable = False
+        local = threading.local()
+        local.wcs = wcs
+        self.__dict__.update(shape=shape, energy_edges=energy_edges, header_text=header, _local=local)
+
+    @classmethod
+    def _from_header_text(cls, header: str, shape: tuple[int, int], energy_edges: u.Quantity | None,
+                          wcs: WCS | None = None) -> SkyGeometry:
+        """A geometry of WCS header text (``wcs``: this thread's WCS of that text, if at hand)."""
+        out = cls.__new__(cls)
+        out._init(header, _parse_wcs(header) if wcs is None else wcs, shape, energy_edges)
+        return out
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"SkyGeometry is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"SkyGeometry is immutable: cannot delete {name!r}")
+
+    @property
+    def _wcs(self) -> WCS:
+        """This thread's WCS (built from the header text on first use in a thread; never shared)."""
+        wcs = getattr(self._local, "wcs", None)
+        if wcs is None:
+            wcs = self._local.wcs = _parse_wcs(self.header_text)
+        return wcs
+
+    @property
+    def wcs(self) -> WCS:
+        """The celestial `~astropy.wcs.WCS` (a copy: modifying it does not change the geometry)."""
+        return self._wcs.deepcopy()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -160,7 +208,7 @@ class SkyGeometry:
 
     def to_header(self) -> fits.Header:
         """Celestial WCS header with NAXIS1/NAXIS2."""
-        header = self.wcs.to_header()
+        header = self._wcs.to_header()
         header.insert(0, ("NAXIS", 2))
         header.insert(1, ("NAXIS1", self.shape[1]))
         header.insert(2, ("NAXIS2", self.shape[0]))
@@ -170,16 +218,16 @@ class SkyGeometry:
     @property
     def frame(self) -> str:
         """Celestial frame, "galactic" or "icrs"."""
-        return wcs_frame(self.wcs)
+        return wcs_frame(self._wcs)
 
     @property
     def projection(self) -> str:
-        return self.wcs.wcs.ctype[0][-3:]
+        return self._wcs.wcs.ctype[0][-3:]
 
     @property
     def pixel_scale(self) -> float:
         """Pixel size in degrees (absolute CDELT2)."""
-        return float(abs(self.wcs.wcs.cdelt[1]))
+        return float(abs(self._wcs.wcs.cdelt[1]))
 
     @property
     def nbins(self) -> int:
@@ -211,7 +259,7 @@ class SkyGeometry:
             and self.energy_edges.shape == other.energy_edges.shape
             and np.allclose(self.energy_edges.value, other.energy_edges.value, rtol=1e-12, atol=0)
         )
-        return self.shape == other.shape and self.wcs.wcs.compare(other.wcs.wcs, tolerance=1e-10) and same_edges
+        return self.shape == other.shape and self._wcs.wcs.compare(other._wcs.wcs, tolerance=1e-10) and same_edges
 
     def __reduce__(self):
         # Pickle as header text: cheap to send, and a worker rebuilds each geometry only once.
@@ -220,11 +268,6 @@ class SkyGeometry:
 
     def __hash__(self) -> int:
         return hash((self.shape, self.header_text, self.nbins))
-
-    @cached_property
-    def header_text(self) -> str:
-        """The WCS as FITS header text (computed once: a geometry is an immutable value)."""
-        return self.wcs.to_header_string(relax=True)
 
     def __repr__(self) -> str:
         c = self.center
@@ -245,9 +288,8 @@ class SkyGeometry:
 
     def with_energy(self, energy_edges: u.Quantity | None) -> SkyGeometry:
         """The same pixels with other energy bin edges (or none)."""
-        out = SkyGeometry(self.wcs, self.shape, energy_edges)
-        out.__dict__["header_text"] = self.header_text  # same WCS: computed once, shared
-        return out
+        # same WCS: its header text and this thread's WCS are shared, not rebuilt
+        return SkyGeometry._from_header_text(self.header_text, self.shape, energy_edges, wcs=self._wcs)
 
     def sliced(self, lat: slice, lon: slice) -> SkyGeometry:
         """Sub-geometry of the pixel ranges ``lat``, ``lon`` (unit-step slices)."""
@@ -255,7 +297,7 @@ class SkyGeometry:
         x0, x1, _ = lon.indices(self.shape[1])
         if y1 <= y0 or x1 <= x0:
             raise GeometryError(f"empty cutout: lat {lat}, lon {lon} of an image of shape {self.shape}")
-        wcs = self.wcs.deepcopy()
+        wcs = self._wcs.deepcopy()
         wcs.wcs.crpix = [wcs.wcs.crpix[0] - x0, wcs.wcs.crpix[1] - y0]
         wcs.wcs.set()
         return SkyGeometry(wcs, (y1 - y0, x1 - x0), self.energy_edges)
@@ -283,13 +325,13 @@ class SkyGeometry:
     # ------------------------------------------------------------------ coordinates
     def pixel_to_skycoord(self, x: np.ndarray | float, y: np.ndarray | float) -> SkyCoord:
         """Sky coordinates of 0-based pixel positions."""
-        lon, lat = self.wcs.wcs_pix2world(x, y, 0)
+        lon, lat = self._wcs.wcs_pix2world(x, y, 0)
         return SkyCoord(lon, lat, unit="deg", frame=self.frame)
 
     def skycoord_to_pixel(self, coord: SkyCoord) -> tuple[np.ndarray, np.ndarray]:
         """0-based pixel positions (x along lon, y along lat) of sky coordinates."""
         coord = coord.transform_to(self.frame)
-        return self.wcs.wcs_world2pix(coord.spherical.lon.deg, coord.spherical.lat.deg, 0)
+        return self._wcs.wcs_world2pix(coord.spherical.lon.deg, coord.spherical.lat.deg, 0)
 
     def pixel_of(self, position: SkyCoord | None = None, *, lon=None, lat=None) -> tuple[np.ndarray, np.ndarray]:
         """Indices (row, column) of the pixels containing sky positions, exact through the WCS.
@@ -324,17 +366,26 @@ class SkyGeometry:
                     & (row >= 0) & (row < self.shape[0]))
         if np.any(outside):
             bad = np.atleast_1d(position.transform_to(self.frame))[np.atleast_1d(outside)][0]
-            raise GeometryError(f"position ({bad.spherical.lon.deg:.6g}, {bad.spherical.lat.deg:.6g}) deg {self.frame} "
-                                f"is outside the map ({self.shape[1]} x {self.shape[0]} pixels around "
-                                f"({self.center.spherical.lon.deg:.4f}, {self.center.spherical.lat.deg:.4f}))")
+            centre = self.center.spherical
+            raise GeometryError(f"position ({bad.spherical.lon.deg:.6g}, {bad.spherical.lat.deg:.6g}) deg "
+                                f"{self.frame} is outside the map ({self.shape[1]} x {self.shape[0]} pixels around "
+                                f"({centre.lon.deg:.4f}, {centre.lat.deg:.4f}))")
         return row.astype(np.int64), column.astype(np.int64)
+
+    def pixel_to_world(self, x: np.ndarray | float, y: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """(lon, lat) in degrees in the geometry's frame of 0-based pixel positions (x along lon)."""
+        return self._wcs.wcs_pix2world(x, y, 0)
+
+    def world_to_pixel(self, lon: np.ndarray | float, lat: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """0-based pixel positions (x along lon, y along lat) of (lon, lat) in degrees in the frame."""
+        return self._wcs.wcs_world2pix(lon, lat, 0)
 
     def lonlat(self, lat: slice = slice(None), lon: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """2-D arrays (n_lat, n_lon) of pixel-centre longitude and latitude in degrees."""
         ys = np.arange(self.shape[0])[lat]
         xs = np.arange(self.shape[1])[lon]
         x, y = np.meshgrid(xs, ys)
-        return self.wcs.wcs_pix2world(x, y, 0)
+        return self._wcs.wcs_pix2world(x, y, 0)
 
     def skycoord(self, lat: slice = slice(None), lon: slice = slice(None)) -> SkyCoord:
         """Pixel-centre sky coordinates, shape (n_lat, n_lon) (optionally of a pixel block)."""
@@ -360,7 +411,7 @@ class SkyGeometry:
         ys = np.append(y_idx, y_idx[-1] + 1) - 0.5
         xs = np.append(x_idx, x_idx[-1] + 1) - 0.5
         xc, yc = np.meshgrid(xs, ys)
-        lon_c, lat_c = self.wcs.wcs_pix2world(xc, yc, 0)
+        lon_c, lat_c = self._wcs.wcs_pix2world(xc, yc, 0)
         v = unit_vectors(lon_c, lat_c)
         a, b, c, d = v[:-1, :-1], v[:-1, 1:], v[1:, 1:], v[1:, :-1]
         return triangle_solid_angle(a, b, c) + triangle_solid_angle(a, c, d)
@@ -386,19 +437,19 @@ class SkyGeometry:
         for region in regions:
             if not isinstance(region, SkyRegion):
                 raise GeometryError(f"expected a regions.SkyRegion, got {type(region).__name__}")
-            mask |= region.to_pixel(self.wcs).contains(pixels)
+            mask |= region.to_pixel(self._wcs).contains(pixels)
         return mask if inside else ~mask
 
     # ------------------------------------------------------------------ xarray coordinates
     def _axis_labels(self) -> tuple[np.ndarray, np.ndarray]:
         """World coordinates (deg) of pixel centres along the reference row (lon) and column (lat)."""
         ny, nx = self.shape
-        ref_x = float(np.clip(np.round(self.wcs.wcs.crpix[0] - 1), 0, nx - 1))
-        ref_y = float(np.clip(np.round(self.wcs.wcs.crpix[1] - 1), 0, ny - 1))
-        lon, _ = self.wcs.wcs_pix2world(np.arange(nx, dtype=float), np.full(nx, ref_y), 0)
-        _, lat = self.wcs.wcs_pix2world(np.full(ny, ref_x), np.arange(ny, dtype=float), 0)
+        ref_x = float(np.clip(np.round(self._wcs.wcs.crpix[0] - 1), 0, nx - 1))
+        ref_y = float(np.clip(np.round(self._wcs.wcs.crpix[1] - 1), 0, ny - 1))
+        lon, _ = self._wcs.wcs_pix2world(np.arange(nx, dtype=float), np.full(nx, ref_y), 0)
+        _, lat = self._wcs.wcs_pix2world(np.full(ny, ref_x), np.arange(ny, dtype=float), 0)
         # Keep longitudes continuous around the reference value (e.g. -5..5 rather than 355..5).
-        lon0 = self.wcs.wcs.crval[0]
+        lon0 = self._wcs.wcs.crval[0]
         return (lon - lon0 + 180.0) % 360.0 - 180.0 + lon0, lat
 
     @cached_property
@@ -413,11 +464,11 @@ class SkyGeometry:
         lon_ref, lat_ref = self._axis_labels()
         tolerance = 1e-6 * self.pixel_scale
         for y in {0, ny // 2, ny - 1}:
-            lon, lat = self.wcs.wcs_pix2world(np.arange(nx, dtype=float), np.full(nx, float(y)), 0)
+            lon, lat = self._wcs.wcs_pix2world(np.arange(nx, dtype=float), np.full(nx, float(y)), 0)
             if np.max(np.abs((lon - lon_ref + 180.0) % 360.0 - 180.0)) > tolerance or np.ptp(lat) > tolerance:
                 return False
         for x in {0, nx // 2, nx - 1}:
-            lon, lat = self.wcs.wcs_pix2world(np.full(ny, float(x)), np.arange(ny, dtype=float), 0)
+            lon, lat = self._wcs.wcs_pix2world(np.full(ny, float(x)), np.arange(ny, dtype=float), 0)
             if np.max(np.abs(lat - lat_ref)) > tolerance or np.ptp((lon - lon[0] + 180.0) % 360.0) > tolerance:
                 return False
         return True
@@ -428,24 +479,31 @@ class SkyGeometry:
         ``lon``/``lat`` carry a :class:`~xgamma.geometry.indexes.SkyAxisIndex` on separable grids
         (exact labels) and a :class:`~xgamma.geometry.indexes.ProjectedSkyAxisIndex` otherwise
         (labels along the reference row and column only: ``.sel`` refuses them); ``energy``
-        carries an :class:`~xgamma.geometry.indexes.EnergyIndex`.
+        carries an :class:`~xgamma.geometry.indexes.EnergyIndex`. ``pix_lon``, ``pix_lat``,
+        ``energy_min`` and ``energy_max`` carry a plain `~xarray.indexes.PandasIndex`: xarray keeps
+        indexed coordinates in memory, so chunking a map never makes its geometry a dask array.
         """
         import xarray as xr
 
-        from xgamma.geometry.indexes import EnergyIndex, sky_index
+        from xgamma.geometry.indexes import sky_index
 
         ny, nx = self.shape
         lon, lat = self._axis_labels()
-        exact = "" if self.separable else " along the reference row (not exact elsewhere: use .sky.sel)"
+        note = "" if self.separable else " along the reference {} (not exact elsewhere: use .sky.sel)"
         variables = {
-            "lon": xr.Variable("lon", lon, {"units": "deg", "long_name": f"{self.frame} longitude{exact}"}),
-            "lat": xr.Variable("lat", lat, {"units": "deg", "long_name": f"{self.frame} latitude{exact.replace('row', 'column')}"}),
+            "lon": xr.Variable("lon", lon, {"units": "deg",
+                                            "long_name": f"{self.frame} longitude{note.format('row')}"}),
+            "lat": xr.Variable("lat", lat, {"units": "deg",
+                                            "long_name": f"{self.frame} latitude{note.format('column')}"}),
             "pix_lon": xr.Variable("lon", np.arange(nx, dtype=np.int64)),
             "pix_lat": xr.Variable("lat", np.arange(ny, dtype=np.int64)),
             "wcs": xr.Variable((), self.header_text),
         }
         indexes = {"lon": sky_index("lon", lon, separable=self.separable),
-                   "lat": sky_index("lat", lat, separable=self.separable)}
+                   "lat": sky_index("lat", lat, separable=self.separable),
+                   # indexed so that they stay in memory: Dataset.chunk never makes them dask arrays
+                   "pix_lon": _plain_index(variables["pix_lon"], "pix_lon"),
+                   "pix_lat": _plain_index(variables["pix_lat"], "pix_lat")}
         coords = xr.Coordinates(variables, indexes=indexes)
         return coords if self.energy_edges is None else coords.assign(self.energy_coords())
 
@@ -465,10 +523,19 @@ class SkyGeometry:
         variables = {dim: xr.Variable(dim, centres, {"units": "TeV"}),
                      f"{dim}_min": xr.Variable(dim, edges[:-1], {"units": "TeV"}),
                      f"{dim}_max": xr.Variable(dim, edges[1:], {"units": "TeV"})}
-        return xr.Coordinates(variables, indexes={dim: EnergyIndex(pd.Index(centres), dim)})
+        return xr.Coordinates(variables, indexes={dim: EnergyIndex(pd.Index(centres), dim),
+                                                  f"{dim}_min": _plain_index(variables[f"{dim}_min"], f"{dim}_min"),
+                                                  f"{dim}_max": _plain_index(variables[f"{dim}_max"], f"{dim}_max")})
+
+
+def _plain_index(variable, name: str):
+    """A plain `~xarray.indexes.PandasIndex` of a 1-D non-dimension coordinate."""
+    from xarray.indexes import PandasIndex
+
+    return PandasIndex(variable.to_index().rename(name), variable.dims[0], coord_dtype=variable.dtype)
 
 
 @lru_cache(maxsize=32)
 def _restore_geometry(header: str, shape: tuple[int, int], edges: tuple[float, ...] | None) -> SkyGeometry:
-    wcs = WCS(fits.Header.fromstring(header))
-    return SkyGeometry(wcs, shape, None if edges is None else u.Quantity(edges, "TeV"))
+    # Cached: geometries are immutable values, and a worker rebuilds each one only once.
+    return SkyGeometry._from_header_text(header, shape, None if edges is None else u.Quantity(edges, "TeV"))

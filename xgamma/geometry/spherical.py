@@ -54,12 +54,15 @@ def chord_separation(vectors: np.ndarray, vector: np.ndarray) -> np.ndarray:
 def rotation_matrix(from_frame: str, to_frame: str) -> np.ndarray:
     """3 x 3 matrix taking cartesian vectors from one celestial frame to another ("icrs", "galactic")."""
     if from_frame == to_frame:
-        return np.eye(3)
+        identity = np.eye(3)
+        identity.flags.writeable = False
+        return identity
     from astropy.coordinates import CartesianRepresentation, SkyCoord
 
     basis = SkyCoord(CartesianRepresentation(np.eye(3)), frame=from_frame)
-    rotated = basis.transform_to(to_frame).cartesian.xyz.value  # columns = images of the basis vectors
-    return np.asarray(rotated)
+    rotated = np.array(basis.transform_to(to_frame).cartesian.xyz.value)  # columns = images of the basis vectors
+    rotated.flags.writeable = False  # cached and shared: read-only
+    return rotated
 
 
 def rotate(vectors: np.ndarray, matrix: np.ndarray) -> np.ndarray:

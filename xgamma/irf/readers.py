@@ -79,7 +79,9 @@ def read_irf(
     if stat is None:  # let the reader raise its "file not found" error
         return _registry_reader(key, path, hdu)(path, hdu)
     # Many observations share one IRF file (CTA): read each (file version, HDU) once per process.
-    return _read_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size, hdu, key)
+    # The cached object is frozen (read-only arrays) and each caller gets its own shallow copy, so
+    # no caller (nor dask worker thread) can change what another one reads.
+    return _own_copy(_read_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size, hdu, key))
 
 
 def _registry_reader(key: str, path: Path, hdu: str | int) -> IRFReader:
@@ -96,4 +98,39 @@ def _registry_reader(key: str, path: Path, hdu: str | int) -> IRFReader:
 
 @lru_cache(maxsize=64)
 def _read_cached(path: str, mtime_ns: int, size: int, hdu: str | int, key: str) -> Any:
-    return _registry_reader(key, Path(path), hdu)(Path(path), hdu)
+    irf = _registry_reader(key, Path(path), hdu)(Path(path), hdu)
+    _freeze(irf, set())
+    return irf
+
+
+def _freeze(value: Any, seen: set[int]) -> None:
+    """Make every numpy array reachable from ``value``'s attributes read-only (in place)."""
+    import numpy as np
+
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, dict):
+        for item in value.values():
+            _freeze(item, seen)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _freeze(item, seen)
+    elif hasattr(value, "__dict__") and not isinstance(value, type):
+        for item in vars(value).values():
+            _freeze(item, seen)
+
+
+def _own_copy(irf: Any) -> Any:
+    """A shallow copy of a cached IRF with its own dicts (``meta``): attributes set on it, or entries
+    put in its dicts, stay with the caller; its arrays are the cache's, read-only."""
+    import copy
+
+    out = copy.copy(irf)
+    if hasattr(out, "__dict__"):
+        for name, value in vars(out).items():
+            if isinstance(value, dict):
+                out.__dict__[name] = dict(value)  # (frozen dataclasses too)
+    return out

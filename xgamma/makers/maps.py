@@ -149,7 +149,7 @@ class _ChunkIndex:
                 border_y = np.concatenate([np.full(xs.size, ys[0]), np.full(xs.size, ys[-1]), ys, ys])
                 border_x = np.append(border_x, (xs[0] + xs[-1]) / 2)
                 border_y = np.append(border_y, (ys[0] + ys[-1]) / 2)
-                vectors = unit_vectors(*geometry.wcs.wcs_pix2world(border_x, border_y, 0))
+                vectors = unit_vectors(*geometry.pixel_to_world(border_x, border_y))
                 finite = np.all(np.isfinite(vectors), axis=1)
                 centre, border = vectors[-1], vectors[:-1][finite[:-1]]
                 self.borders.append(border)
@@ -404,7 +404,7 @@ def _build_arrays(
     radec = np.array([o.pointing_radec for o in observations], dtype=float)
     lon0, lat0 = transform_lonlat(radec[:, 0], radec[:, 1], "icrs", geometry.frame)
     vectors = unit_vectors(lon0, lat0)
-    x0, y0 = geometry.wcs.wcs_world2pix(lon0, lat0, 0)
+    x0, y0 = geometry.world_to_pixel(lon0, lat0)
     index = _ChunkIndex(geometry, lat_slices, lon_slices, offset_max_deg)
     n_lon = len(lon_slices)
 

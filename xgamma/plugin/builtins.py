@@ -44,8 +44,8 @@ _SPATIAL_MODELS = [
     ("template", "Template", ("TemplateSpatialModel",)),
 ]
 _BACKGROUND_ESTIMATORS = [
-    ("ring", "xgamma.background.ring:RingBackground"),
-    ("adaptive_ring", "xgamma.background.adaptive_ring:AdaptiveRingBackground"),
+    ("ring", "xgamma.background.estimator:RingBackground"),
+    ("adaptive_ring", "xgamma.background.estimator:AdaptiveRingBackground"),
 ]
 # GADF HDU class -> reader(path, hdu) (see xgamma.irf.readers).
 _IRF_READERS = [

@@ -185,7 +185,7 @@ def run_significance(analysis: Analysis) -> None:
     section = config.get("exclusion", {})
     if "threshold" in section:
         # Grow the exclusion around significant pixels, iterating background -> significance -> mask.
-        from xgamma.background.exclusion import iterate_exclusion_mask
+        from xgamma.workflow.exclusion import iterate_exclusion_mask
 
         exclusion, iterations = iterate_exclusion_mask(
             images, background_estimator=make_estimator(exclusion), correlation_radius=radius,
