@@ -36,6 +36,7 @@ def _documented_rows() -> dict[str, list[str]]:
     return rows
 
 
+@pytest.mark.slow
 def test_sphinx_build_is_warning_free(tmp_path):
     # sphinx and myst-parser are test dependencies: a missing one fails here, it does not skip.
     import myst_parser  # noqa: F401

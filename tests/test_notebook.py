@@ -52,6 +52,7 @@ def summary(data_dir, tmp_path_factory) -> dict:
     return json.loads(text)
 
 
+@pytest.mark.slow  # executes the tutorial notebook once (~15 s)
 def test_notebook_point_source_fit(summary):
     assert summary["fit_success"]
     # The old Gammapy tutorial users know (same three runs, same model) found (-0.054, -0.051) deg;
@@ -66,6 +67,7 @@ def test_notebook_point_source_fit(summary):
     assert 1e-11 < summary["gc_amplitude"] < 1e-10
 
 
+@pytest.mark.slow  # executes the tutorial notebook once (~15 s)
 def test_notebook_significance_and_distribution(summary):
     # A > 20 sigma source in 1.5 h of CTA data; at least the detection threshold.
     assert summary["peak_significance"] > 5
@@ -77,6 +79,7 @@ def test_notebook_significance_and_distribution(summary):
     assert abs(summary["distribution_2_std"] - 1) <= abs(summary["distribution_std"] - 1)
 
 
+@pytest.mark.slow  # executes the tutorial notebook once (~15 s)
 def test_notebook_second_source(summary):
     assert summary["fit_2_success"]
     # The second source is G0.9+0.1 at (0.87, 0.08) deg; 0.05 deg covers its fit error (0.005 deg)

@@ -14,8 +14,7 @@ import sys
 from typing import Any
 
 from xgamma.exceptions import XgammaError
-
-__version__ = "0.1.0"
+from xgamma.version import __version__
 
 _LAZY = {
     "SkyGeometry": "xgamma.geometry",

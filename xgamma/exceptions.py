@@ -3,6 +3,8 @@
 Every error a user can cause (bad file, bad config key, bad parameter) raises a subclass of
 :class:`XgammaError`, with a message naming the file, HDU, column, key or parameter at fault.
 Subclasses also derive from the builtin a caller would expect (``ValueError``, ``KeyError``...).
+Warnings xgamma emits are subclasses of :class:`XgammaWarning` (the test suite turns them into
+errors unless a test expects them).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ __all__ = [
     "EstimatorError",
     "PluginError",
     "SimulationError",
+    "XgammaWarning",
 ]
 
 
@@ -64,3 +67,7 @@ class PluginError(XgammaError):
 
 class SimulationError(XgammaError, ValueError):
     """A simulation request is invalid."""
+
+
+class XgammaWarning(UserWarning):
+    """Base class of the warnings xgamma emits (e.g. `xgamma.plugin.PluginWarning`)."""

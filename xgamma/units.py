@@ -9,13 +9,23 @@ from typing import Any
 
 import astropy.units as u
 
-from xgamma.exceptions import UnitError
+from xgamma.exceptions import UnitError, XgammaError
 
 __all__ = ["parse_quantity", "parse_angle"]
 
 
-def parse_quantity(value: Any, unit_like: str | u.UnitBase, *, name: str) -> u.Quantity:
-    """Convert ``value`` to a Quantity in ``unit_like``.
+def _kind(unit: u.UnitBase) -> str:
+    """Physical type of a unit for messages ("angle", "energy", ...)."""
+    return str(unit.physical_type).split("/")[0]  # "energy", not "energy/torque/work"
+
+
+def parse_quantity(
+    value: Any, unit_like: str | u.UnitBase, *, name: str, error: type[XgammaError] = UnitError
+) -> u.Quantity:
+    """Convert ``value`` to a Quantity in ``unit_like``: the one parser of user quantities.
+
+    Configuration keys, keyword arguments of the API and the simulator all read quantities
+    through it, so they accept the same input and fail with the same messages.
 
     Parameters
     ----------
@@ -26,6 +36,8 @@ def parse_quantity(value: Any, unit_like: str | u.UnitBase, *, name: str) -> u.Q
         Target unit; also the default unit of bare numbers.
     name : str
         Name of the parameter or config key, used in error messages.
+    error : type of `~xgamma.exceptions.XgammaError`
+        Exception raised for bad values (`ConfigError` for config keys, ...). Default: `UnitError`.
 
     Returns
     -------
@@ -34,7 +46,7 @@ def parse_quantity(value: Any, unit_like: str | u.UnitBase, *, name: str) -> u.Q
 
     Raises
     ------
-    UnitError
+    UnitError (or ``error``)
         When ``value`` cannot be parsed or its unit is not convertible to ``unit_like``.
 
     Examples
@@ -48,13 +60,12 @@ def parse_quantity(value: Any, unit_like: str | u.UnitBase, *, name: str) -> u.Q
         unit = u.Unit(unit_like)
     except (ValueError, TypeError) as exc:
         raise UnitError(f"{name}: invalid target unit {unit_like!r} ({exc})") from None
+    example = f"e.g. '1.5 {unit.to_string()}'" if unit != u.dimensionless_unscaled else "e.g. '1.5'"
     if isinstance(value, str):
         try:
             quantity = u.Quantity(value)
         except (ValueError, TypeError):
-            raise UnitError(
-                f"{name}: cannot parse {value!r} as a quantity; expected e.g. '1.5 {unit}'"
-            ) from None
+            raise error(f"{name}: cannot read {value!r} as a quantity ({_kind(unit)}), {example}") from None
         # A bare number in a string ("0.02") takes the default unit.
         if quantity.unit == u.dimensionless_unscaled and unit != u.dimensionless_unscaled:
             quantity = quantity.value * unit
@@ -64,14 +75,13 @@ def parse_quantity(value: Any, unit_like: str | u.UnitBase, *, name: str) -> u.Q
         try:
             quantity = u.Quantity(value, unit)
         except (ValueError, TypeError):
-            raise UnitError(f"{name}: cannot interpret {value!r} as a quantity in {unit}") from None
+            raise error(f"{name}: cannot read {value!r} as a quantity in {unit.to_string() or 'dimensionless'}, "
+                        f"{example}") from None
     try:
         return quantity.to(unit)
     except u.UnitConversionError:
-        raise UnitError(
-            f"{name}: unit {quantity.unit.to_string() or 'dimensionless'!r} of {value!r} is not "
-            f"convertible to {unit.to_string() or 'dimensionless'!r}"
-        ) from None
+        raise error(f"{name}: expected units of {_kind(unit)} ({example}), got {value!r} "
+                    f"({_kind(quantity.unit)})") from None
 
 
 def parse_angle(value: Any, *, name: str, unit: str = "deg") -> u.Quantity:

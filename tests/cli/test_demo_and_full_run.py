@@ -21,6 +21,7 @@ def demo_output(tmp_path_factory) -> Path:
     return output
 
 
+@pytest.mark.slow
 def test_demo_recovers_injected_sources(demo_output):
     report = json.loads((demo_output / "demo.json").read_text())
     rows = {(r["model"], r["parameter"]): r for r in report["truth_comparison"]}
@@ -47,6 +48,7 @@ def test_demo_fails_loudly_when_its_recovery_is_off(tmp_path, monkeypatch, capsy
     assert not report["recovered"] and len(report["problems"]) == 7
 
 
+@pytest.mark.slow
 def test_demo_writes_products_and_summary(demo_output):
     for name in ("maps.fits", "images.fits", "fit.json", "models.yaml", "residuals.fits", "significance.fits",
                  "significance.json", "summary.txt", "demo.json"):

@@ -46,6 +46,7 @@ def test_failing_run_prints_one_line_and_leaves_no_product(tmp_path):
     assert not (tmp_path / "out" / "maps.fits").exists()
 
 
+@pytest.mark.slow
 def test_run_on_a_local_cluster_gives_the_same_maps(data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("XGAMMA_DATA", str(data_dir))
     config = EXAMPLES / "cta-gc-maps.yaml"

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from xgamma.exceptions import FitError, GeometryError, UnitError
-from xgamma.fit import MapDataset, cash, residual_significance
+from xgamma.estimators import cash_significance
+from xgamma.fit import MapDataset, cash
 from xgamma.maps import make_map
 from xgamma.models import BackgroundModel, Gaussian, Point, PowerLaw, PowerLaw2, SkyModel
 from xgamma.testing import raise_if_dask_computes
@@ -93,12 +94,14 @@ def test_residual_maps(flat_image):
     # mu = 2) is the reference: the sample mean of 3600 pixels agrees within 4 standard errors.
     n = np.arange(40.0)
     logp = n * np.log(2.0) - 2.0 - np.array([math.lgamma(k + 1) for k in n])
-    z = residual_significance(n, np.full_like(n, 2.0))
+    z = cash_significance(n, np.full_like(n, 2.0))
     mean = float((np.exp(logp) * z).sum())
     std = float(np.sqrt((np.exp(logp) * (z - mean) ** 2).sum()))
     far = mu[0] < 2.0 + 1e-3  # pixels where the source adds < 1e-3 counts
     assert sig[0][far].mean() == pytest.approx(mean, abs=4 * std / np.sqrt(far.sum()))
-    assert residual_significance(np.array([4.0]), np.array([4.0]))[0] == 0.0
+    assert cash_significance(np.array([4.0]), np.array([4.0]))[0] == 0.0
+    # Where nothing is predicted the significance is undefined: NaN, in the residual maps too.
+    assert np.isnan(cash_significance(np.array([3.0]), np.array([0.0]))[0])
 
 
 def test_dataset_from_dask_maps_builds_lazily(flat_image):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from xgamma.fit import Likelihood, MapDataset, minimize
 from xgamma.models import BackgroundModel, Gaussian, Point, PowerLaw2, SkyModel
@@ -52,6 +53,7 @@ def test_point_source_pulls(flat_image):
     _check(_pulls(flat_image, truth, names, seed=1), names)
 
 
+@pytest.mark.slow
 def test_gaussian_sigma_pulls(flat_image):
     # sigma = 0.03 deg (1.5 pixels, below the 0.04 deg PSF) with 2000 counts: sigma is measured
     # to ~10 %, far from its lower bound 0.

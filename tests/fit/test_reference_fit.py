@@ -88,6 +88,7 @@ def test_cube_fit_agrees_with_image_fit(reference):
         assert abs(result.values[name] - image.values[name]) < 1.5 * image.errors[name], name
 
 
+@pytest.mark.slow
 @pytest.mark.gammapy
 def test_reference_fit_matches_gammapy(reference, gammapy_gc_image, gammapy_point_models):
     from gammapy.modeling import Fit

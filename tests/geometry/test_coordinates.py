@@ -145,6 +145,19 @@ def test_outputs_keep_the_indexes(tmp_path):
         "separation": da.sky.separation(SkyCoord(228.53, -59.16, unit="deg")),
         "mask": da.sky.region_mask(CircleSkyRegion(SkyCoord(228.53, -59.16, unit="deg"), 0.3 * u.deg)),
     }
+    from xgamma.estimators.ts_map import ts_map
+    from xgamma.maps import with_units
+
+    exposure = with_units(da + 1e6, "m2 s", name="exposure")
+    from xgamma.background import RingBackground, make_exclusion_mask
+    from xgamma.estimators.significance import significance_maps
+
+    ring = RingBackground(exclusion=make_exclusion_mask(da.sky.geometry.to_image(), None), r_in="0.3 deg",
+                          width="0.3 deg").run(maps)
+    products["ring_alpha"] = ring["alpha"]
+    products["significance"] = significance_maps(ring, correlation_radius="0.1 deg")["significance"]
+    products["ts_map"] = ts_map(xr.Dataset({"counts": da, "background": da + 1.0, "exposure": exposure}),
+                                psf=None, selection_optional=())["ts"]
     da.sky.to_zarr(tmp_path / "m.zarr")
     products["zarr"] = read_zarr(tmp_path / "m.zarr")["counts"]
     da.sky.to_fits(tmp_path / "m.fits")

@@ -289,7 +289,7 @@ def test_missing_index_column(cta, tmp_path):
 def test_gzipped_run_file_read_once_and_truncated_file_named(hess, tmp_path):
     # A H.E.S.S. run file holds events and IRFs: its decompressed bytes are kept, so the same
     # tables come back for every HDU; a truncated gzip file gets an error naming it.
-    from xgamma.io.fits_utils import _gunzipped, read_table_hdu
+    from xgamma.fits_tables import _gunzipped, read_table_hdu
 
     path = Path(hess.observation(23523).hdus["events"][0])
     _gunzipped.cache_clear()

@@ -143,7 +143,8 @@ def test_squash_exposure_weighting(flat_obs, flat_geom):
     maps = make_maps(flat_obs, flat_geom, offset_max=1.5 * u.deg)
     images = squash_energy(maps, spectrum={"type": "powerlaw", "index": 2.0}).compute()
     assert images.counts.shape == (1, *flat_geom.shape)
-    np.testing.assert_allclose(images.energy_min.values, [0.1]) and np.testing.assert_allclose(images.energy_max.values, [10])
+    np.testing.assert_allclose(images.energy_min.values, [0.1])
+    np.testing.assert_allclose(images.energy_max.values, [10])
     # npred = sum_i F_i A_i = F_total x squashed exposure for the weighting spectrum.
     edges = flat_geom.energy_edges.to_value("TeV")
     fluxes = 1 / edges[:-1] - 1 / edges[1:]  # integral of E^-2 over each bin
@@ -153,6 +154,7 @@ def test_squash_exposure_weighting(flat_obs, flat_geom):
     np.testing.assert_array_equal(images.counts.values[0], maps.counts.values.sum(axis=0))
 
 
+@pytest.mark.slow
 def test_distributed_local_cluster_gives_same_maps(flat_obs, flat_geom):
     distributed = pytest.importorskip("distributed")
     reference = make_maps(flat_obs, flat_geom, offset_max=1.5 * u.deg, chunks=40).compute(scheduler="sync")

@@ -61,6 +61,7 @@ def _compare(ours, reference):
     return moved
 
 
+@pytest.mark.slow
 def test_cta_galactic_centre_matches_gammapy(cta_datastore_dir):
     obs_ids = [110380, 111140, 111159]
     geometry = SkyGeometry.create((0, 0), width=(10 * u.deg, 8 * u.deg), binsz=0.02 * u.deg,

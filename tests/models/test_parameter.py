@@ -1,4 +1,4 @@
-"""Parameters: units, bounds, validation, mapping input, repr/eq generated from ``_params``."""
+"""Parameters: units, bounds, validation, mapping input, repr/eq generated from ``Model.parameter_names``."""
 
 from __future__ import annotations
 

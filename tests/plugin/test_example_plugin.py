@@ -152,3 +152,57 @@ def test_example_plugin_against_gammapy(installed):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.test_against_gammapy(get_registry())  # sbpl to 1e-10, elliptical Gaussian to 2e-3 of peak
+
+
+def test_the_example_plugin_uses_only_public_names():
+    """Plugin authors copy the example: it must need no private (underscore) name, of xgamma or its own."""
+    import ast
+
+    private = []
+    for path in sorted((EXAMPLE / "src").rglob("*.py")) + sorted((EXAMPLE / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [*(node.module or "").split("."), *(alias.name for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [part for alias in node.names for part in alias.name.split(".")]
+            elif isinstance(node, ast.Attribute):
+                names = [node.attr]
+            elif isinstance(node, ast.Name):
+                names = [node.id]
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names = [node.name]
+            private += [f"{path.name}:{node.lineno}: {name}" for name in names
+                        if name.startswith("_") and not (name.startswith("__") and name.endswith("__"))]
+    assert not private, private
+
+
+def test_models_declare_parameters_with_parameter_specs_only():
+    """The public model contract: ParameterSpec attributes give parameter_names; Model.__init__ sets them."""
+    from xgamma.exceptions import ModelError
+    from xgamma.models import ParameterSpec, SpatialModel, SpectralModel
+
+    class Cutoff(SpectralModel):
+        tag = "cutoff_test"
+        index = ParameterSpec(2.0, "")
+        amplitude = ParameterSpec(1e-12, "TeV-1 cm-2 s-1")
+        ecut = ParameterSpec(10.0, "TeV", min=0.0)
+
+        @staticmethod
+        def evaluate(energy, index, amplitude, ecut):
+            return amplitude * energy**-index * (energy < ecut)
+
+    class Ring(SpatialModel):
+        tag = "ring_test"
+        radius = ParameterSpec(0.5, "deg", min=0.0)
+
+    assert Cutoff.parameter_names == ("index", "amplitude", "ecut")
+    assert Ring.parameter_names == ("lon_0", "lat_0", "radius")  # the centre first, as Gammapy writes it
+    model = Cutoff(ecut="3 TeV", index={"value": 2.5, "frozen": True})
+    assert model.ecut.value == 3.0 and model.index.frozen and model.amplitude.value == 1e-12
+    ring = Ring(lon_0="1 deg", radius=0.2, frame="galactic")
+    assert (ring.frame, ring.lon_0.value, ring.radius.value) == ("galactic", 1.0, 0.2)
+    with pytest.raises(ModelError, match=r"Cutoff: unknown parameter\(s\) \['cut'\]; parameters are "):
+        Cutoff(cut=1)
+    with pytest.raises(ModelError, match=r"spatial model frame 'fk5' is not one of"):
+        Ring(frame="fk5")

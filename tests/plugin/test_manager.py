@@ -265,3 +265,48 @@ def test_trylast_plugin_cannot_take_a_builtin_name():
     with pytest.warns(PluginWarning, match=r"spatial model 'point' from plugin 'sneaky' .* is rejected"):
         registry = Registry(create_plugin_manager(entrypoints=False, plugins=[("sneaky", Sneaky())]))
     assert registry.get_spatial_model("point").__module__ == "xgamma.models.spatial"
+
+
+def test_hooks_are_called_through_pluggy_so_wrappers_and_tracing_apply():
+    """A hook wrapper sees (and may edit) every plugin's entries; pluggy's tracing logs each call."""
+    class Model:
+        pass
+
+    calls = []
+
+    class Provider:
+        @hookimpl
+        def xgamma_spectral_models(self):
+            return [SpectralModelEntry("wrapped", Model), SpectralModelEntry("dropped", Model)]
+
+    class Observer:
+        @hookimpl(wrapper=True)
+        def xgamma_spectral_models(self):
+            entries = yield
+            calls.append([entry.name for result in entries for entry in result])
+            return [[entry for entry in result if entry.name != "dropped"] for result in entries]
+
+    pm = create_plugin_manager(entrypoints=False, plugins=[("provider", Provider()), ("observer", Observer())])
+    traced = []
+    pm.trace.root.setwriter(traced.append)
+    undo = pm.enable_tracing()
+    try:
+        registry = Registry(pm)
+    finally:
+        undo()
+    assert ["wrapped", "dropped"] in calls and any("powerlaw" in names for names in calls)  # once per provider
+    assert registry.get_spectral_model("wrapped") is Model
+    assert "dropped" not in registry.spectral_models
+    assert "observer" not in {row.plugin for row in registry.rows()}  # a wrapper provides nothing
+    assert any("xgamma_spectral_models" in line for line in traced)
+
+
+def test_hook_under_another_function_name_is_refused():
+    class Renamed:
+        @hookimpl(specname="xgamma_spectral_models")
+        def models(self):
+            return []
+
+    with pytest.warns(PluginWarning, match=r"implements xgamma_spectral_models under another function name"):
+        pm = create_plugin_manager(entrypoints=False, plugins=[("renamed", Renamed())])
+    assert pm.get_plugin("renamed") is None

@@ -11,7 +11,7 @@ from astropy.coordinates import SkyCoord
 
 from xgamma.workflow.config import load_config
 from xgamma.workflow import run_analysis
-from xgamma.simulate import GaussianSource, simulate_datastore, wobble_pointings
+from xgamma.simulate import gaussian_source, simulate_datastore, wobble_pointings
 
 pytest_plugins = ["tests.plugin.test_example_plugin"]
 
@@ -19,7 +19,7 @@ pytest_plugins = ["tests.plugin.test_example_plugin"]
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory):
     target = SkyCoord(83.63, 22.01, unit="deg")
-    source = GaussianSource(position=target, sigma=0.15 * u.deg, flux=4e-11 * u.Unit("cm-2 s-1"), index=2.0)
+    source = gaussian_source(position=target, sigma=0.15 * u.deg, flux=4e-11 * u.Unit("cm-2 s-1"), index=2.0)
     return simulate_datastore(tmp_path_factory.mktemp("store") / "dl3", observations=wobble_pointings(target, n=2),
                               sources=[source], seed=3)
 

@@ -8,7 +8,7 @@ import astropy.units as u
 import pytest
 from astropy.coordinates import SkyCoord
 
-from xgamma.simulate import PointSource, demo_datastore, simulate_datastore, wobble_pointings
+from xgamma.simulate import point_source, demo_datastore, simulate_datastore, wobble_pointings
 
 #: Target of the point-source fixture (ICRS deg) and its injected truth.
 POINT_TARGET = SkyCoord(83.63, 22.01, unit="deg")
@@ -30,7 +30,7 @@ def demo_store(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def point_store(tmp_path_factory) -> Path:
     """Two 30-min wobble runs on a single point source with background."""
-    src = PointSource(position=POINT_TARGET, flux=POINT_FLUX, index=POINT_INDEX, name="pt")
+    src = point_source(position=POINT_TARGET, flux=POINT_FLUX, index=POINT_INDEX, name="pt")
     return simulate_datastore(
         tmp_path_factory.mktemp("sim") / "point",
         observations=wobble_pointings(POINT_TARGET, n=2, offset=0.7 * u.deg),

@@ -12,7 +12,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from xgamma.exceptions import SimulationError
-from xgamma.simulate import GaussianSource, PointSource, galactic_catalogue, survey, survey_pointings
+from xgamma.simulate import gaussian_source, point_source, galactic_catalogue, survey, survey_pointings
 from xgamma.simulate.events import sample_source
 from xgamma.simulate.survey import HESS_LIKE_IRF, ZENITH_BANDS, sample_model, survey_irf
 
@@ -127,7 +127,7 @@ def test_sample_model_matches_the_simulator_source_specs(kind):
     model = SkyModel(PowerLaw2(amplitude=flux, index=index, emin=0.1, emax=100), spatial, name=kind)
     spec_args = dict(position=position, flux=flux * u.Unit("cm-2 s-1"), index=index, flux_energy_min=0.1 * u.TeV,
                      flux_energy_max=100 * u.TeV)
-    spec = PointSource(**spec_args) if kind == "point" else GaussianSource(sigma=0.2 * u.deg, **spec_args)
+    spec = point_source(**spec_args) if kind == "point" else gaussian_source(sigma=0.2 * u.deg, **spec_args)
     common = dict(pointing=pointing, livetime=4 * u.h, energy_min=0.3 * u.TeV, energy_max=100 * u.TeV,
                   max_offset=3 * u.deg)
     irf = survey_irf(20.0)

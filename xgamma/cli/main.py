@@ -126,7 +126,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from xgamma.plugin.registry import format_plugin_table
+    from xgamma.plugin.session import format_plugin_table
 
     print(format_plugin_table())
     return 0

@@ -1,4 +1,7 @@
-"""Significance distribution: histogram of finite pixels (all, and outside the exclusion), normal fit (plotted by `xgamma.plotting.plot_significance_distribution`)."""
+"""Significance distribution: histogram of finite pixels (all, and outside the exclusion), normal fit.
+
+Plotted by `xgamma.plotting.plot_significance_distribution`.
+"""
 
 from __future__ import annotations
 

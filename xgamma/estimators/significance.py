@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from xgamma.exceptions import EstimatorError
+from xgamma.fit.statistic import cash_significance
 
 __all__ = [
     "li_ma_significance",
@@ -95,28 +96,6 @@ def _li_ma_into(n_on: np.ndarray, n_off: np.ndarray, alpha: np.ndarray, out: np.
         valid = (alpha > 0) & np.isfinite(alpha) & (n_on >= 0) & (n_off >= 0) & (total > 0) & np.isfinite(total)
         out += np.divide(0.0, valid, out=arg)  # 0 where valid, 0 / 0 = NaN elsewhere
     return out
-
-
-def cash_significance(n_on: Any, mu_bkg: Any) -> np.ndarray:
-    r"""Significance of ``n_on`` counts over a known background ``mu_bkg`` (Cash statistic).
-
-    .. math::
-        S = \mathrm{sign}(N_{on} - \mu) \sqrt{2 \left[ N_{on} \ln(N_{on} / \mu) - (N_{on} - \mu)
-        \right]}
-
-    Examples
-    --------
-    >>> round(float(cash_significance(5, 1)), 7)
-    2.8450622
-    """
-    from scipy.special import xlogy
-
-    n_on, mu = (np.asarray(x, dtype=float) for x in (n_on, mu_bkg))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ts = 2 * (xlogy(n_on, n_on / mu) - (n_on - mu))
-        sig = np.sign(n_on - mu) * np.sqrt(np.clip(ts, 0, None))
-    valid = (mu > 0) & np.isfinite(mu) & (n_on >= 0) & np.isfinite(n_on)
-    return np.where(valid, sig, np.nan)
 
 
 def excess_error(n_on: Any, n_off: Any, alpha: Any) -> np.ndarray:

@@ -354,9 +354,9 @@ def _result(blocks: list, names: tuple[str, ...], counts: xr.DataArray, geometry
     channels = split_channels(stacked, names)
     group_edges = np.array([edges[g.start] for g in groups] + [edges[groups[-1].stop]])
     image = geometry.with_energy(group_edges * geometry.energy_edges.unit)
-    energy = {k: v for k, v in image.coords().items() if k.startswith("energy")}
-    coords = {k: v for k, v in counts.coords.items() if "energy" not in counts.coords[k].dims}
-    coords.update(energy)
+    # Coordinates objects, not dicts: the sky and energy indexes (xgamma.geometry.indexes) are kept.
+    coords = counts.drop_vars([k for k, c in counts.coords.items() if "energy" in c.dims]).coords
+    coords = coords.assign(image.energy_coords())
     dims = ("energy", "lat", "lon")
     units = {"ts": "", "norm": "", "norm_err": "", "npred_excess": "", "niter": "", "success": "",
              "norm_ul": "", "norm_errn": "", "norm_errp": ""}

@@ -17,13 +17,13 @@ import xarray as xr
 from xgamma.exceptions import FitError, GeometryError, UnitError
 from xgamma.fit.npred import DatasetArrays, npred_background, npred_source
 from xgamma.fit.psf_kernel import PSFKernel
+from xgamma.fit.statistic import Likelihood, cash_significance, cash_sum
 from xgamma.makers.edisp import EDispKernel
-from xgamma.fit.statistic import Likelihood, cash_sum
 from xgamma.models.background_model import BackgroundModel
 from xgamma.models.sky_model import SkyModel
 from xgamma.models.spatial import PixelGrid
 
-__all__ = ["MapDataset", "residual_significance", "residual_images"]
+__all__ = ["MapDataset", "residual_images"]
 
 
 def _as_cube(da: xr.DataArray, name: str, energy_dims: tuple[str, ...] = ("energy",)) -> xr.DataArray:
@@ -47,20 +47,6 @@ def _kernels(value, kind: type, name: str) -> tuple[object | None, dict]:
                    f"got {type(value).__name__}")
 
 
-def residual_significance(counts: np.ndarray, npred: np.ndarray) -> np.ndarray:
-    """Signed per-pixel significance of counts vs npred from the Cash likelihood ratio.
-
-    sign(n - mu) sqrt(2 (n ln(n / mu) - (n - mu))) (0 where mu <= 0).
-    """
-    n = np.asarray(counts, dtype=float)
-    mu = np.asarray(npred, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        term = np.where(n > 0, n * np.log(n / mu), 0.0)
-        ts = 2.0 * (term - (n - mu))
-        out = np.sign(n - mu) * np.sqrt(np.clip(ts, 0.0, None))
-    return np.where(mu > 0, out, 0.0)
-
-
 def residual_images(residuals: xr.Dataset) -> xr.Dataset:
     """Residual maps (``npred``, ``residual``, ``residual_significance``) summed over energy.
 
@@ -72,7 +58,7 @@ def residual_images(residuals: xr.Dataset) -> xr.Dataset:
     from xgamma.makers.squash import squash_energy
 
     summed = squash_energy(residuals[["npred", "residual"]])
-    significance = residual_significance((summed["residual"] + summed["npred"]).values, summed["npred"].values)
+    significance = cash_significance((summed["residual"] + summed["npred"]).values, summed["npred"].values)
     return summed.assign(residual_significance=summed["residual"].copy(data=significance))
 
 
@@ -379,16 +365,17 @@ class MapDataset:
     def residual_maps(self, *, method: Literal["cash", "diff/sqrt(model)"] = "cash") -> xr.Dataset:
         """``npred``, ``residual`` and ``residual_significance`` maps.
 
-        ``method="cash"`` gives the signed Cash likelihood-ratio significance per pixel;
-        ``"diff/sqrt(model)"`` gives (n - mu) / sqrt(mu).
+        ``method="cash"`` gives the signed Cash likelihood-ratio significance per pixel
+        (`xgamma.fit.statistic.cash_significance`); ``"diff/sqrt(model)"`` gives (n - mu) / sqrt(mu).
+        Both are NaN where npred is not positive (no prediction: the significance is undefined).
         """
         npred = self.npred()
         counts = self.arrays.counts
         if method == "cash":
-            sig = residual_significance(counts, npred.values)
+            sig = cash_significance(counts, npred.values)
         elif method == "diff/sqrt(model)":
             with np.errstate(divide="ignore", invalid="ignore"):
-                sig = np.where(npred.values > 0, (counts - npred.values) / np.sqrt(npred.values), 0.0)
+                sig = np.where(npred.values > 0, (counts - npred.values) / np.sqrt(npred.values), np.nan)
         else:
             raise FitError(f"unknown residual method {method!r}; use 'cash' or 'diff/sqrt(model)'")
         return xr.Dataset({

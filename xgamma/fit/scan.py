@@ -124,7 +124,7 @@ def _refit_at(likelihood: Likelihood, source, lon: float, lat: float, limits: di
 
     Returns the fit result and the refitted copies of all models.
     """
-    from xgamma.fit.fitter import minimize
+    from xgamma.fit.minimize import minimize
 
     trial = [m.copy() for m in likelihood.models]
     for m in trial:

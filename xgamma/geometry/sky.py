@@ -226,8 +226,11 @@ class SkyGeometry:
 
     @property
     def pixel_scale(self) -> float:
-        """Pixel size in degrees (absolute CDELT2)."""
-        return float(abs(self._wcs.wcs.cdelt[1]))
+        """Pixel size in degrees: the smaller side of a pixel in the projection plane at the
+        reference point (CDELT with the PC matrix, or CD), as `astropy.wcs.utils.proj_plane_pixel_scales`."""
+        from astropy.wcs.utils import proj_plane_pixel_scales
+
+        return float(np.min(proj_plane_pixel_scales(self._wcs)))
 
     @property
     def nbins(self) -> int:

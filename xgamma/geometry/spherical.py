@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["unit_vectors", "lonlat_from_vectors", "angular_distance", "chord_separation",
+__all__ = ["unit_vectors", "lonlat_from_vectors", "angular_distance", "chord_separation", "position_angle",
            "rotation_matrix", "rotate", "transform_lonlat", "triangle_solid_angle"]
 
 
@@ -30,24 +30,37 @@ def lonlat_from_vectors(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lon, lat
 
 
-def angular_distance(lon1: np.ndarray, lat1: np.ndarray, lon2: float, lat2: float) -> np.ndarray:
-    """Great-circle distance in degrees (Vincenty formula, stable at all separations)."""
-    l1, b1, l2, b2 = (np.radians(v) for v in (lon1, lat1, lon2, lat2))
-    dlon = l1 - l2
-    num1 = np.cos(b1) * np.sin(dlon)
-    num2 = np.cos(b2) * np.sin(b1) - np.sin(b2) * np.cos(b1) * np.cos(dlon)
-    den = np.sin(b2) * np.sin(b1) + np.cos(b2) * np.cos(b1) * np.cos(dlon)
-    return np.degrees(np.arctan2(np.hypot(num1, num2), den))
-
-
 def chord_separation(vectors: np.ndarray, vector: np.ndarray) -> np.ndarray:
     """Angular distance (deg) between unit ``vectors`` (..., 3) and one unit ``vector`` (3,).
 
-    From the chord length, 2 arcsin(|a - b| / 2): accurate to ~1e-13 deg at small separations,
-    unlike arccos of the dot product.
+    The one great-circle distance of xgamma (`angular_distance` is this on (lon, lat)): from the
+    chord length, 2 arcsin(|a - b| / 2), accurate to ~1e-13 deg up to 90 deg (unlike arccos of
+    the dot product at small separations) and to ~1e-6 deg near 180 deg.
     """
     chord = np.sqrt(((vectors - vector) ** 2).sum(axis=-1))
     return np.degrees(2.0 * np.arcsin(np.minimum(chord / 2.0, 1.0)))
+
+
+def angular_distance(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray) -> np.ndarray:
+    """Great-circle distance in degrees between (lon1, lat1) and (lon2, lat2), all in degrees.
+
+    Broadcasts like numpy; see `chord_separation` for the accuracy. (Unlike
+    `astropy.coordinates.angular_separation`, inputs and output are in degrees.)
+    """
+    first = unit_vectors(*np.broadcast_arrays(np.asarray(lon1, dtype=float), np.asarray(lat1, dtype=float)))
+    second = unit_vectors(*np.broadcast_arrays(np.asarray(lon2, dtype=float), np.asarray(lat2, dtype=float)))
+    return chord_separation(first, second)
+
+
+def position_angle(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray) -> np.ndarray:
+    """Position angle in degrees, east of north, of (lon2, lat2) seen from (lon1, lat1) (degrees).
+
+    North and east are those of the frame the longitudes and latitudes are given in; in (-180, 180].
+    """
+    l1, b1, l2, b2 = (np.radians(v) for v in (lon1, lat1, lon2, lat2))
+    dlon = l2 - l1
+    return np.degrees(np.arctan2(np.cos(b2) * np.sin(dlon),
+                                 np.cos(b1) * np.sin(b2) - np.sin(b1) * np.cos(b2) * np.cos(dlon)))
 
 
 @lru_cache(maxsize=8)

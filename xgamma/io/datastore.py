@@ -12,7 +12,7 @@ import numpy as np
 
 from xgamma.exceptions import DataStoreError
 from xgamma.io.events import GTI, EventList, met_to_time, read_events, read_gti, time_reference
-from xgamma.io.fits_utils import header_float
+from xgamma.fits_tables import header_float
 
 if TYPE_CHECKING:
     from astropy.coordinates import EarthLocation, SkyCoord

@@ -9,7 +9,7 @@ import astropy.units as u
 import numpy as np
 
 from xgamma.exceptions import DataStoreError
-from xgamma.io.fits_utils import column_quantity, header_float, read_table_hdu
+from xgamma.fits_tables import column_quantity, header_float, read_table_hdu
 
 __all__ = ["EventList", "GTI", "read_events", "read_gti", "time_reference"]
 

@@ -90,13 +90,19 @@ class atomic_path:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             os.replace(self._tmp, self.path)
-        elif self._tmp.exists():
-            if self._tmp.is_dir():
-                import shutil
+        elif self._tmp.is_dir():
+            import shutil
+            import time
 
+            # A failed dask write raises while other worker threads may still be writing their
+            # chunks into the folder: remove it until it stays removed (bounded, ~2 s).
+            for _ in range(20):
                 shutil.rmtree(self._tmp, ignore_errors=True)
-            else:
-                self._tmp.unlink()
+                time.sleep(0.1)
+                if not self._tmp.exists():
+                    break
+        elif self._tmp.exists():
+            self._tmp.unlink()
 
 
 def write_maps(

@@ -7,7 +7,7 @@ from pathlib import Path
 import astropy.units as u
 
 from xgamma.exceptions import IRFError
-from xgamma.io.fits_utils import column_row_array, read_table_hdu
+from xgamma.fits_tables import column_row_array, read_table_hdu
 from xgamma.irf._grid import IRFAxis
 
 __all__ = ["IRFTable", "AXIS_COLUMNS", "threshold"]

@@ -15,27 +15,18 @@ IRFReader = Callable[[Path, "str | int"], Any]
 
 
 def builtin_irf_readers() -> dict[str, IRFReader]:
-    """Readers of the GADF IRF HDU classes that xgamma implements.
+    """Readers of the GADF IRF HDU classes that xgamma implements (listed in `xgamma.plugin.builtins`).
 
     Returns
     -------
     readers : dict
         ``{hdu_class: reader}`` where ``reader(path, hdu)`` returns the IRF object.
     """
-    from xgamma.irf.aeff import EffectiveArea2D
-    from xgamma.irf.background import Background2D, Background3D
-    from xgamma.irf.edisp import EnergyDispersion2D
-    from xgamma.irf.psf import PSF3Gauss, PSFKing, PSFTable
+    from xgamma.plugin import builtins
+    from xgamma.plugin.types import load_reference
 
-    return {
-        "aeff_2d": EffectiveArea2D.read,
-        "bkg_3d": Background3D.read,
-        "bkg_2d": Background2D.read,
-        "edisp_2d": EnergyDispersion2D.read,
-        "psf_3gauss": PSF3Gauss.read,
-        "psf_table": PSFTable.read,
-        "psf_king": PSFKing.read,
-    }
+    return {entry.name: load_reference(entry.target) if isinstance(entry.target, str) else entry.target
+            for entry in builtins.xgamma_irf_readers()}
 
 
 def read_irf(
@@ -86,7 +77,7 @@ def read_irf(
 
 def _registry_reader(key: str, path: Path, hdu: str | int) -> IRFReader:
     from xgamma.exceptions import PluginError
-    from xgamma.plugin.registry import get_registry
+    from xgamma.plugin.session import get_registry
 
     try:
         return get_registry().get_irf_reader(key)

@@ -54,12 +54,9 @@ def spectral_weights(energy_edges_tev: np.ndarray, spectrum: Mapping[str, Any] |
         unknown = set(spectrum) - {"type", "index"}
         if unknown:
             raise ConfigError(f"squash.spectrum: unknown keys {sorted(unknown)}; expected type, index")
-        index = float(spectrum.get("index", 2.0))
-        # Analytic integral of E^-index over each bin.
-        if np.isclose(index, 1.0):
-            fluxes = np.log(edges[1:] / edges[:-1])
-        else:
-            fluxes = (edges[1:] ** (1 - index) - edges[:-1] ** (1 - index)) / (1 - index)
+        from xgamma.models.spectral import powerlaw_integral
+
+        fluxes = powerlaw_integral(edges[:-1], edges[1:], float(spectrum.get("index", 2.0)))
     else:
         import astropy.units as u
 

@@ -35,13 +35,12 @@ class BackgroundModel(Model):
     tilt = ParameterSpec(0.0, "", frozen=True)
     norm = ParameterSpec(1.0, "")
     reference = ParameterSpec(1.0, "TeV", frozen=True)
-    _params = ("tilt", "norm", "reference")
 
     def __init__(self, *, norm: ParamInput = None, tilt: ParamInput = None, reference: ParamInput = None,
                  name: str = "background", datasets_names: list[str] | None = None) -> None:
         self.name = str(name)
         self.datasets_names = list(datasets_names) if datasets_names else None
-        self._init_params({"tilt": tilt, "norm": norm, "reference": reference})
+        super().__init__(tilt=tilt, norm=norm, reference=reference)
 
     evaluate = staticmethod(PowerLawNorm.evaluate)
 

@@ -2,44 +2,76 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
 import numpy as np
 
 from xgamma.exceptions import ModelError
-from xgamma.models.parameter import Parameter, ParameterSpec
+from xgamma.models.parameter import Parameter, ParameterSpec, ParamInput
 
 __all__ = ["Model"]
+
+
+def _keyword_signature(cls: type) -> inspect.Signature:
+    """The inherited ``__init__`` signature with ``**values`` spelled out as the parameter names."""
+    inherited = [p for p in inspect.signature(cls.__init__).parameters.values()
+                 if p.name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD]
+    declared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation="ParamInput")
+                for name in cls.parameter_names]
+    return inspect.Signature(inherited + declared)
 
 
 class Model:
     """A set of named parameters declared on the class.
 
-    Subclasses declare :class:`~xgamma.models.parameter.ParameterSpec` attributes and list
-    their names in ``_params`` (the order of the Gammapy YAML files). ``repr``, ``==``,
-    ``copy`` and ``to_dict`` are generated from ``_params``.
+    A model class declares its parameters as `~xgamma.models.ParameterSpec` class attributes;
+    `parameter_names` lists them in declaration order, base-class parameters first (a spatial
+    model starts with ``lon_0``, ``lat_0``): the order of the Gammapy YAML files and of the
+    arguments of ``evaluate``. A class attribute set to None removes an inherited parameter.
+    ``Model.__init__(**values)`` sets every parameter (a class needs no ``__init__`` of its own:
+    its signature lists the parameters as keywords); ``repr``, ``==``, ``copy`` and ``to_dict``
+    follow `parameter_names`.
     """
 
     tag: ClassVar[str] = ""
     gammapy_tags: ClassVar[tuple[str, ...]] = ()
-    _params: ClassVar[tuple[str, ...]] = ()
+    parameter_names: ClassVar[tuple[str, ...]] = ()
 
-    def _init_params(self, values: dict[str, Any]) -> None:
-        """Set every declared parameter from ``values`` (None: the class default)."""
-        self._parameters: dict[str, Parameter] = {}
-        for name in self._params:
-            spec: ParameterSpec = getattr(type(self), name)
-            self._parameters[name] = spec.make(values.get(name))
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        names: list[str] = []
+        for klass in reversed(cls.__mro__):
+            names += [name for name, value in vars(klass).items()
+                      if isinstance(value, ParameterSpec) and name not in names]
+        cls.parameter_names = tuple(name for name in names if isinstance(getattr(cls, name), ParameterSpec))
+        # A class without its own __init__ shows its parameters as keywords (help(), inspect).
+        cls.__signature__ = None if "__init__" in vars(cls) else _keyword_signature(cls)
+
+    def __init__(self, **values: ParamInput) -> None:
+        """Set every declared parameter from ``values`` (a missing or None value: the declared default).
+
+        Raises
+        ------
+        ModelError
+            For a name that is not a parameter of the model, or a bad value.
+        """
+        unknown = sorted(set(values) - set(self.parameter_names))
+        if unknown:
+            raise ModelError(f"{type(self).__name__}: unknown parameter(s) {unknown}; "
+                             f"parameters are {list(self.parameter_names)}")
+        self._parameters: dict[str, Parameter] = {
+            name: getattr(type(self), name).make(values.get(name)) for name in self.parameter_names}
 
     @property
     def parameters(self) -> list[Parameter]:
         """The parameters, in declaration order."""
-        return [self._parameters[name] for name in self._params]
+        return [self._parameters[name] for name in self.parameter_names]
 
     @property
     def values(self) -> np.ndarray:
         """Parameter values in canonical units, declaration order (float array)."""
-        return np.array([self._parameters[name].value for name in self._params])
+        return np.array([self._parameters[name].value for name in self.parameter_names])
 
     def _extra_dict(self) -> dict[str, Any]:
         """Non-parameter fields written next to ``parameters`` (e.g. ``frame``)."""
@@ -64,9 +96,9 @@ class Model:
 
     def set_values(self, values: np.ndarray) -> None:
         """Set all parameter values (canonical units, declaration order)."""
-        if len(values) != len(self._params):
-            raise ModelError(f"{type(self).__name__}: expected {len(self._params)} values, got {len(values)}")
-        for name, value in zip(self._params, values):
+        if len(values) != len(self.parameter_names):
+            raise ModelError(f"{type(self).__name__}: expected {len(self.parameter_names)} values, got {len(values)}")
+        for name, value in zip(self.parameter_names, values):
             self._parameters[name].value = value
 
     def __eq__(self, other: object) -> bool:

@@ -41,7 +41,7 @@ _CIRCULAR_ONLY = {"e": 0.0, "phi": None}
 
 def _param_inputs(entry: dict[str, Any], cls: type, where: str) -> dict[str, Any]:
     """Map parameter name -> input (mapping/number/string) from either layout."""
-    known = set(cls._params)
+    known = set(cls.parameter_names)
     if "parameters" in entry:
         items = {}
         for p in entry["parameters"]:
@@ -58,7 +58,8 @@ def _param_inputs(entry: dict[str, Any], cls: type, where: str) -> dict[str, Any
                 raise ModelError(f"{where}: parameter {name!r}={v}: elongated models are not supported")
             continue
         if name not in known:
-            raise ModelError(f"{where}: unknown parameter {name!r} for {cls.__name__}; known: {list(cls._params)}")
+            raise ModelError(f"{where}: unknown parameter {name!r} for {cls.__name__}; "
+                             f"known: {list(cls.parameter_names)}")
         out[name] = value
     return out
 

@@ -1,7 +1,7 @@
 """Model parameters: a value in a fixed unit with bounds, a frozen flag and an error.
 
 A model class declares its parameters with :class:`ParameterSpec` descriptors (default value,
-canonical unit, default bounds and frozen state) and lists their names, in order, in ``_params``.
+canonical unit, default bounds and frozen state); `Model.parameter_names` lists them in order.
 Each model instance holds one :class:`Parameter` per name. Values are always stored in the
 canonical unit of the spec, so the physics (``evaluate`` staticmethods) works on plain floats.
 """

@@ -7,27 +7,14 @@ The built-ins are registered by :mod:`xgamma.plugin.builtins` through the same h
 
 from __future__ import annotations
 
-
-__all__ = ["builtin_spectral_models", "builtin_spatial_models", "get_spectral_model_class",
-           "get_spatial_model_class"]
+__all__ = ["model_class", "get_spectral_model_class", "get_spatial_model_class"]
 
 
-def builtin_spectral_models() -> dict[str, type]:
-    """The built-in spectral model classes, keyed by xgamma name."""
-    from xgamma.models import spectral as s
+def model_class(kind: str, name: str) -> type:
+    """The model class of ``kind`` (``"spectral_model"`` or ``"spatial_model"``) registered as ``name``.
 
-    return {cls.tag: cls for cls in (s.PowerLaw, s.PowerLaw2, s.ExpCutoffPowerLaw, s.LogParabola)}
-
-
-def builtin_spatial_models() -> dict[str, type]:
-    """The built-in spatial model classes, keyed by xgamma name."""
-    from xgamma.models import spatial as s
-
-    return {cls.tag: cls for cls in (s.Point, s.Gaussian, s.Disk, s.Shell, s.Template)}
-
-
-def get_spectral_model_class(name: str) -> type:
-    """Spectral model class for an xgamma name (``"powerlaw2"``) or Gammapy tag (``"PowerLaw2SpectralModel"``).
+    ``name`` is an xgamma name (``"powerlaw2"``, ``"point"``) or a Gammapy tag
+    (``"PowerLaw2SpectralModel"``), case-insensitive.
 
     Raises
     ------
@@ -38,19 +25,14 @@ def get_spectral_model_class(name: str) -> type:
     """
     from xgamma.plugin import get_registry  # lazy: the registry is built on first look-up
 
-    return get_registry().get_spectral_model(name)
+    return get_registry().get(kind, name)
+
+
+def get_spectral_model_class(name: str) -> type:
+    """Spectral model class for an xgamma name or Gammapy tag (see `model_class`)."""
+    return model_class("spectral_model", name)
 
 
 def get_spatial_model_class(name: str) -> type:
-    """Spatial model class for an xgamma name (``"point"``) or Gammapy tag (``"PointSpatialModel"``).
-
-    Raises
-    ------
-    ModelError
-        For an unknown name; the message lists the known ones.
-    PluginError
-        If the name is claimed by two plugins, or is unknown while a plugin failed to load.
-    """
-    from xgamma.plugin import get_registry
-
-    return get_registry().get_spatial_model(name)
+    """Spatial model class for an xgamma name or Gammapy tag (see `model_class`)."""
+    return model_class("spatial_model", name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -29,29 +30,41 @@ _MAX_OVERSAMPLE = 16
 
 @dataclass
 class PixelGrid:
-    """The pixels of a sky image: celestial WCS, shape, frame and per-pixel solid angle.
+    """The pixels of a sky image prepared for model integration: a geometry and its pixel solid angles.
 
-    Built once per map (``PixelGrid.from_geometry``) and reused for every model evaluation.
+    Built once per map (``PixelGrid.from_geometry``) and reused for every model evaluation; its
+    ``shape``, ``frame`` and ``pixel_scale`` are those of the `~xgamma.geometry.SkyGeometry`.
     """
 
-    wcs: Any
-    shape: tuple[int, int]
-    frame: str
+    geometry: Any
     solid_angle: np.ndarray  # (n_lat, n_lon) sr
 
     @classmethod
     def from_geometry(cls, geometry: Any) -> PixelGrid:
-        """From an :class:`xgamma.geometry.SkyGeometry` (``.wcs``, ``.shape``, ``.frame``, ``.solid_angle()``)."""
+        """From an :class:`xgamma.geometry.SkyGeometry` (its solid angles are computed once here)."""
         omega = geometry.solid_angle()
         omega = np.asarray(getattr(omega, "value", omega), dtype=float)
-        shape = tuple(int(n) for n in geometry.shape[-2:])
-        return cls(wcs=geometry.wcs.celestial, shape=shape, frame=geometry.frame,
-                   solid_angle=omega.reshape(shape))
+        return cls(geometry=geometry, solid_angle=omega.reshape(geometry.shape))
+
+    @cached_property
+    def wcs(self) -> Any:
+        """The celestial WCS (one object per grid, reused by every evaluation)."""
+        return self.geometry.wcs
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Image shape (n_lat, n_lon)."""
+        return self.geometry.shape
+
+    @property
+    def frame(self) -> str:
+        """Frame of the pixel coordinates ("galactic" or "icrs")."""
+        return self.geometry.frame
 
     @property
     def pixel_scale(self) -> float:
-        """Smallest absolute pixel size along the axes (deg)."""
-        return float(np.min(np.abs(self.wcs.wcs.cdelt * np.diag(self.wcs.wcs.get_pc()))))
+        """Pixel size (deg): `SkyGeometry.pixel_scale`."""
+        return self.geometry.pixel_scale
 
     def to_pixel(self, lon: float, lat: float) -> tuple[float, float]:
         """0-based pixel coordinates (x, y) of a world position in the grid's frame (deg)."""
@@ -81,23 +94,31 @@ class PixelGrid:
         return world[:, 0].reshape(xx.shape), world[:, 1].reshape(xx.shape)
 
 
-#: Great-circle distance (deg) between points given in deg (Vincenty formula); kept under
-#: this name for model code and plugins.
-angular_separation = angular_distance
-
-
-def _check_frame(frame: str) -> str:
-    if frame not in _FRAMES:
-        raise ModelError(f"spatial model frame {frame!r} is not one of {_FRAMES}")
-    return frame
-
-
 class SpatialModel(Model):
-    """Base class of spatial models with a centre (``lon_0``, ``lat_0``) in ``frame``."""
+    """Base class of spatial models with a centre (``lon_0``, ``lat_0``) in ``frame``.
+
+    Parameters
+    ----------
+    frame : {"icrs", "galactic"}
+        Frame of the centre (and of any direction-dependent parameter). Default is "icrs".
+    **values
+        Parameter values (see `Model`); ``lon_0`` and ``lat_0`` in deg.
+
+    Raises
+    ------
+    ModelError
+        For another frame, or a bad parameter value.
+    """
 
     lon_0 = ParameterSpec(0.0, "deg")
     lat_0 = ParameterSpec(0.0, "deg", min=-90.0, max=90.0)
     frame: str = "icrs"
+
+    def __init__(self, *, frame: str = "icrs", **values: ParamInput) -> None:
+        if frame not in _FRAMES:
+            raise ModelError(f"spatial model frame {frame!r} is not one of {_FRAMES}")
+        self.frame = frame
+        super().__init__(**values)
 
     def _extra_dict(self) -> dict[str, Any]:
         return {"frame": self.frame}
@@ -160,7 +181,7 @@ class SpatialModel(Model):
         sub-pixel integration of `integrate_grid` is shared.
         """
         lon0, lat0 = self.position_in(frame)
-        return self.evaluate(angular_separation(lon0, lat0, lon, lat), *self.values[2:])
+        return self.evaluate(angular_distance(lon0, lat0, lon, lat), *self.values[2:])
 
     def integrate_geom(self, geometry: Any, *, oversample: int | None = None) -> np.ndarray:
         """Flux fraction in each pixel of ``geometry`` (2-D, n_lat x n_lon; sums to ~1 inside the map).
@@ -185,13 +206,6 @@ class Point(SpatialModel):
 
     tag = "point"
     gammapy_tags = ("PointSpatialModel", "Point", "point")
-    lon_0 = SpatialModel.lon_0
-    lat_0 = SpatialModel.lat_0
-    _params = ("lon_0", "lat_0")
-
-    def __init__(self, *, lon_0: ParamInput = None, lat_0: ParamInput = None, frame: str = "icrs") -> None:
-        self.frame = _check_frame(frame)
-        self._init_params({"lon_0": lon_0, "lat_0": lat_0})
 
     def evaluation_radius(self) -> float:
         return 0.0
@@ -215,15 +229,7 @@ class Gaussian(SpatialModel):
 
     tag = "gaussian"
     gammapy_tags = ("GaussianSpatialModel", "Gaussian", "gauss")
-    lon_0 = SpatialModel.lon_0
-    lat_0 = SpatialModel.lat_0
     sigma = ParameterSpec(1.0, "deg", min=0.0)
-    _params = ("lon_0", "lat_0", "sigma")
-
-    def __init__(self, *, lon_0: ParamInput = None, lat_0: ParamInput = None,
-                 sigma: ParamInput = None, frame: str = "icrs") -> None:
-        self.frame = _check_frame(frame)
-        self._init_params({"lon_0": lon_0, "lat_0": lat_0, "sigma": sigma})
 
     @staticmethod
     def evaluate(sep, sigma):
@@ -256,8 +262,8 @@ class Gaussian(SpatialModel):
             return None, np.zeros((0, 0))
         corners = grid.wcs.wcs_pix2world(np.array([[x0 - 0.5, y0], [x0 + 0.5, y0], [x0, y0 - 0.5],
                                                    [x0, y0 + 0.5]]), 0)
-        size_x = angular_separation(*corners[0], *corners[1])
-        size_y = angular_separation(*corners[2], *corners[3])
+        size_x = angular_distance(*corners[0], *corners[1])
+        size_y = angular_distance(*corners[2], *corners[3])
         ex = (np.arange(box[1].start, box[1].stop + 1) - 0.5 - x0) * size_x / sigma
         ey = (np.arange(box[0].start, box[0].stop + 1) - 0.5 - y0) * size_y / sigma
         return box, np.outer(np.diff(ndtr(ey)), np.diff(ndtr(ex)))
@@ -268,16 +274,8 @@ class Disk(SpatialModel):
 
     tag = "disk"
     gammapy_tags = ("DiskSpatialModel", "Disk", "disk")
-    lon_0 = SpatialModel.lon_0
-    lat_0 = SpatialModel.lat_0
     r_0 = ParameterSpec(1.0, "deg", min=0.0)
     edge_width = ParameterSpec(0.01, "", min=0.0, max=1.0, frozen=True)
-    _params = ("lon_0", "lat_0", "r_0", "edge_width")
-
-    def __init__(self, *, lon_0: ParamInput = None, lat_0: ParamInput = None, r_0: ParamInput = None,
-                 edge_width: ParamInput = None, frame: str = "icrs") -> None:
-        self.frame = _check_frame(frame)
-        self._init_params({"lon_0": lon_0, "lat_0": lat_0, "r_0": r_0, "edge_width": edge_width})
 
     @staticmethod
     def evaluate(sep, r_0, edge_width):
@@ -300,16 +298,8 @@ class Shell(SpatialModel):
 
     tag = "shell"
     gammapy_tags = ("ShellSpatialModel", "Shell", "shell")
-    lon_0 = SpatialModel.lon_0
-    lat_0 = SpatialModel.lat_0
     radius = ParameterSpec(1.0, "deg", min=0.0)
     width = ParameterSpec(0.2, "deg", min=0.0)
-    _params = ("lon_0", "lat_0", "radius", "width")
-
-    def __init__(self, *, lon_0: ParamInput = None, lat_0: ParamInput = None, radius: ParamInput = None,
-                 width: ParamInput = None, frame: str = "icrs") -> None:
-        self.frame = _check_frame(frame)
-        self._init_params({"lon_0": lon_0, "lat_0": lat_0, "radius": radius, "width": width})
 
     @staticmethod
     def evaluate(sep, radius, width):
@@ -349,18 +339,17 @@ class Template(SpatialModel):
 
     tag = "template"
     gammapy_tags = ("TemplateSpatialModel", "Template", "template")
-    _params = ()
+    lon_0 = lat_0 = None  # no centre: a template has no parameters
 
     def __init__(self, data: np.ndarray, wcs: Any, *, frame: str = "icrs", normalize: bool = True,
                  filename: str | None = None) -> None:
         data = np.asarray(data, dtype=float)
         if data.ndim != 2:
             raise GeometryError(f"template map must be 2-D (n_lat, n_lon), got shape {data.shape}")
-        self.frame = _check_frame(frame)
+        super().__init__(frame=frame)
         self.wcs = wcs.celestial
         self.filename = filename
         self.normalize = normalize
-        self._init_params({})
         if normalize:
             from astropy.wcs.utils import proj_plane_pixel_area
 

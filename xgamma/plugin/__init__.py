@@ -29,21 +29,15 @@ Set ``XGAMMA_DISABLE_PLUGINS=name1,name2`` to block installed plugins by entry-p
 
 from __future__ import annotations
 
-from xgamma.plugin.manager import (
-    DISABLE_ENV_VAR,
-    ENTRY_POINT_GROUP,
-    PluginManager,
-    create_plugin_manager,
-    get_plugin_manager,
-    refresh_plugins,
-    register_plugin,
-)
-from xgamma.plugin.registry import (
-    PluginRow,
-    Registry,
+from xgamma.plugin.manager import DISABLE_ENV_VAR, ENTRY_POINT_GROUP, PluginManager, create_plugin_manager
+from xgamma.plugin.registry import PluginRow, Registry
+from xgamma.plugin.session import (
     format_plugin_table,
+    get_plugin_manager,
     get_registry,
     list_plugins,
+    refresh_plugins,
+    register_plugin,
 )
 from xgamma.plugin.spec import hookimpl
 from xgamma.plugin.types import (

@@ -1,8 +1,9 @@
 """The plugin manager: discovers plugins through entry points and calls their hooks safely.
 
-Nothing here runs at ``import xgamma``. :func:`get_plugin_manager` builds the manager on first
-use (cached); :func:`refresh_plugins` drops the cache so that the next call rediscovers the
-installed plugins (tests, or after ``pip install`` in a running session).
+Nothing here runs at ``import xgamma``: :func:`create_plugin_manager` builds a manager, and
+`xgamma.plugin.session` keeps the session's one (cached, rebuilt by ``refresh_plugins``).
+Hooks are called through pluggy (``pm.subset_hook_caller``, one plugin at a time), so hook
+wrappers and ``pm.enable_tracing()`` apply.
 
 Unlike ``pluggy.PluginManager.load_setuptools_entrypoints``, a plugin that fails to import,
 declares a misspelled hook, raises in a hook or returns something that is not an entry does not
@@ -14,7 +15,6 @@ provided is requested.
 
 from __future__ import annotations
 
-import functools
 import os
 import warnings
 from collections.abc import Iterable
@@ -24,18 +24,9 @@ from typing import Any
 
 import pluggy
 
-from xgamma.exceptions import PluginError
 from xgamma.plugin import spec
-from xgamma.plugin.types import (
-    BackgroundEstimatorEntry,
-    ComponentKind,
-    IRFReaderEntry,
-    PluginFailure,
-    PluginInfo,
-    PluginWarning,
-    SpatialModelEntry,
-    SpectralModelEntry,
-)
+from xgamma.plugin.types import (BackgroundEstimatorEntry, ComponentKind, IRFReaderEntry, PluginFailure, PluginInfo,
+                                 PluginWarning, SpatialModelEntry, SpectralModelEntry)
 
 __all__ = [
     "BUILTIN_PLUGIN_NAME",
@@ -45,9 +36,6 @@ __all__ = [
     "PluginManager",
     "create_plugin_manager",
     "disabled_plugins",
-    "get_plugin_manager",
-    "refresh_plugins",
-    "register_plugin",
 ]
 
 ENTRY_POINT_GROUP = "xgamma"
@@ -105,12 +93,13 @@ class PluginManager(pluggy.PluginManager):
         """
         if self.is_blocked(info.name):
             return False
-        failure = self._try_register(plugin, info)
+        failure = self.try_register(plugin, info)
         if failure is not None:
             self._fail(failure)
         return failure is None
 
-    def _try_register(self, plugin: Any, info: PluginInfo) -> PluginFailure | None:
+    def try_register(self, plugin: Any, info: PluginInfo) -> PluginFailure | None:
+        """Register ``plugin`` under ``info.name``; return the failure (not recorded) or None."""
         try:
             self.register(plugin, name=info.name)
         except Exception as exc:  # pluggy.PluginValidationError, or a name clash
@@ -125,13 +114,22 @@ class PluginManager(pluggy.PluginManager):
             return PluginFailure(info, "register", None,
                                  f"{info.describe()} implements unknown hook(s) {', '.join(unknown)}; "
                                  f"xgamma hooks are: {known}")
+        # `collect` calls one plugin at a time with pluggy's subset_hook_caller, which tells
+        # plugins apart by attribute name: a hook implemented under another name (specname) is refused.
+        callers = self.get_hookcallers(plugin) or []
+        renamed = sorted(caller.name for caller in callers if not hasattr(plugin, caller.name))
+        if renamed:
+            self.unregister(plugin)
+            return PluginFailure(info, "register", None,
+                                 f"{info.describe()} implements {', '.join(renamed)} under another function name "
+                                 f"(hookimpl specname); name the function after the hook")
         self.infos[info.name] = info
         return None
 
     def load_builtins(self) -> None:
         """Register xgamma's own components, through the same hooks as third-party plugins."""
-        from xgamma import __version__
         from xgamma.plugin import builtins
+        from xgamma.version import __version__
 
         info = PluginInfo(BUILTIN_PLUGIN_NAME, builtins.__name__, "xgamma", __version__, builtin=True)
         self.register_plugin(builtins, info)
@@ -211,13 +209,16 @@ class PluginManager(pluggy.PluginManager):
             warnings.warn(message, PluginWarning, stacklevel=4)
 
         # Built-ins first whatever tryfirst/trylast say, so a plugin can never take their names.
-        impls = sorted(caller.get_hookimpls(), key=lambda impl: not self.info(impl.plugin_name).builtin)
-        for impl in impls:
-            if impl.hookwrapper or getattr(impl, "wrapper", False):
-                continue  # wrappers observe calls, they do not provide entries
+        providers = [impl for impl in caller.get_hookimpls() if not _is_wrapper(impl)]  # wrappers only observe
+        providers.sort(key=lambda impl: not self.info(impl.plugin_name).builtin)
+        for impl in providers:
             info = self.info(impl.plugin_name)
+            # Through pluggy (so wrappers and tracing apply), one plugin at a time: a plugin that
+            # raises does not hide the others' entries, and each entry keeps its provenance.
+            call = self.subset_hook_caller(hook_name, [other.plugin for other in providers if other is not impl])
             try:
-                result = impl.function()
+                results = call()
+                result = results[0] if results else None  # pluggy drops None results
                 items = _as_list(result)
             except Exception as exc:
                 fail(info, f"{info.describe()} raised in {hook_name}(): {_cause(exc)}", exc)
@@ -233,6 +234,10 @@ class PluginManager(pluggy.PluginManager):
                     fail(info, f"{info.describe()}: {hook_name}() returned {type(item).__name__} "
                                f"{item!r:.80}, expected {entry_type.__name__}")
         return entries, failures
+
+
+def _is_wrapper(impl: Any) -> bool:
+    return bool(impl.hookwrapper or getattr(impl, "wrapper", False))
 
 
 def _as_list(result: Any) -> list[Any] | None:
@@ -290,58 +295,3 @@ def create_plugin_manager(
         pm.register_plugin(plugin, PluginInfo(name, getattr(plugin, "__name__", type(plugin).__name__)))
     pm.check_pending()  # every remaining impl has a spec (misspelled hooks were rejected above)
     return pm
-
-
-@functools.lru_cache(maxsize=1)
-def get_plugin_manager() -> PluginManager:
-    """The session's plugin manager: built-ins plus installed plugins, built on first call.
-
-    Raises nothing for broken plugins: they are reported as
-    :class:`~xgamma.plugin.types.PluginWarning` and kept in ``.failures``.
-    """
-    return create_plugin_manager()
-
-
-def register_plugin(plugin: Any, *, name: str) -> PluginInfo:
-    """Register a plugin in the session (a module or object with ``@hookimpl`` functions).
-
-    For notebooks and tests: the components become available through
-    :func:`~xgamma.plugin.get_registry` at once (until :func:`refresh_plugins`).
-
-    Parameters
-    ----------
-    plugin : module or object
-        Holds the hook implementations.
-    name : str
-        Plugin name (shown by ``xgamma plugins``; must not be taken).
-
-    Raises
-    ------
-    PluginError
-        If the name is taken or blocked, or the plugin implements an unknown hook.
-    """
-    from xgamma.plugin.registry import get_registry
-
-    pm = get_plugin_manager()
-    if pm.is_blocked(name):
-        raise PluginError(f"plugin name {name!r} is blocked ({DISABLE_ENV_VAR})")
-    info = PluginInfo(name, getattr(plugin, "__name__", type(plugin).__name__))
-    failure = pm._try_register(plugin, info)
-    if failure is not None:
-        raise failure.error()
-    get_registry.cache_clear()
-    return info
-
-
-def refresh_plugins() -> None:
-    """Forget the cached manager and registry; the next use rediscovers installed plugins."""
-    from xgamma.plugin.registry import get_registry
-
-    get_plugin_manager.cache_clear()
-    get_registry.cache_clear()
-    # New distributions installed in this session must be visible to importlib.metadata.
-    import importlib
-
-    importlib.invalidate_caches()
-
-

@@ -1,6 +1,6 @@
 """The component registry: every model, background estimator and IRF reader, by name.
 
-:func:`get_registry` merges the entries all plugins (built-ins included) return from their hooks.
+:class:`Registry` merges the entries all plugins (built-ins included) return from their hooks.
 Look-ups are case-insensitive and accept aliases (e.g. Gammapy tags). Model YAML files,
 ``xgamma run`` configs and the Python API resolve ``type:`` names through it.
 
@@ -13,12 +13,11 @@ Name conflicts
 
 from __future__ import annotations
 
-import functools
 import warnings
 from typing import Any, NamedTuple
 
 from xgamma.exceptions import EstimatorError, IRFError, ModelError, PluginError, XgammaError
-from xgamma.plugin.manager import HOOKS, DISABLE_ENV_VAR, PluginManager, get_plugin_manager
+from xgamma.plugin.manager import DISABLE_ENV_VAR, HOOKS, PluginManager
 from xgamma.plugin.types import (
     Component,
     ComponentKind,
@@ -31,9 +30,7 @@ from xgamma.plugin.types import (
 __all__ = [
     "PluginRow",
     "Registry",
-    "format_plugin_table",
-    "get_registry",
-    "list_plugins",
+
 ]
 
 _LABELS: dict[ComponentKind, str] = {
@@ -140,25 +137,12 @@ class Registry:
         """Registered components of ``kind`` by canonical name (a copy)."""
         return dict(self._components[kind])
 
-    @property
-    def spectral_models(self) -> dict[str, Component]:
-        """Spectral models by name; ``component.load()`` returns the class."""
-        return self.components("spectral_model")
-
-    @property
-    def spatial_models(self) -> dict[str, Component]:
-        """Spatial models by name; ``component.load()`` returns the class."""
-        return self.components("spatial_model")
-
-    @property
-    def background_estimators(self) -> dict[str, Component]:
-        """Background estimators by name; ``component.load()`` returns the class."""
-        return self.components("background_estimator")
-
-    @property
-    def irf_readers(self) -> dict[str, Component]:
-        """IRF readers by HDU class; ``component.load()`` returns the reader."""
-        return self.components("irf_reader")
+    # Components of each kind by canonical name; ``component.load()`` returns the class (or reader).
+    spectral_models = property(lambda self: self.components("spectral_model"), doc="Spectral models by name.")
+    spatial_models = property(lambda self: self.components("spatial_model"), doc="Spatial models by name.")
+    background_estimators = property(lambda self: self.components("background_estimator"),
+                                     doc="Background estimators by name.")
+    irf_readers = property(lambda self: self.components("irf_reader"), doc="IRF readers by HDU class.")
 
     def find(self, kind: ComponentKind, name: str) -> Component:
         """The component registered as ``name`` (or an alias of it), without importing it.
@@ -242,33 +226,3 @@ class Registry:
     def __repr__(self) -> str:
         counts = ", ".join(f"{kind}s={len(c)}" for kind, c in self._components.items())
         return f"<Registry {counts}, failures={len(self.failures)}>"
-
-
-@functools.lru_cache(maxsize=1)
-def get_registry() -> Registry:
-    """The session's component registry (built on first call from :func:`get_plugin_manager`).
-
-    Call :func:`xgamma.plugin.refresh_plugins` to rebuild it after installing a plugin.
-    """
-    return Registry(get_plugin_manager())
-
-
-def list_plugins(registry: Registry | None = None) -> list[PluginRow]:
-    """Rows ``(kind, name, plugin, distribution, version)`` of every registered component.
-
-    Cheap: entries holding import references are not imported.
-    """
-    return (registry or get_registry()).rows()
-
-
-def format_plugin_table(registry: Registry | None = None) -> str:
-    """The text printed by ``xgamma plugins``: a component table, then any plugin failures."""
-    registry = registry or get_registry()
-    header = PluginRow("KIND", "NAME", "PLUGIN", "DISTRIBUTION", "VERSION")
-    rows = [header, *registry.rows()]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    if registry.failures:
-        lines += ["", f"{len(registry.failures)} problem(s):"]
-        lines += [f"  - {failure.message}" for failure in registry.failures]
-    return "\n".join(lines) + "\n"

@@ -57,9 +57,11 @@ def xgamma_spectral_models() -> Iterable[SpectralModelEntry]:
 
     A spectral model class follows the contract of the built-in ones
     (:class:`xgamma.models.spectral.PowerLaw`): class attribute ``tag`` equal to the entry name,
-    parameters declared with :class:`xgamma.models.parameter.ParameterSpec` and listed in
-    ``_params``, and a pure, vectorised staticmethod ``evaluate(energy, *values)`` (energy in
-    TeV, values in ``_params`` order and canonical units) returning dN/dE in ``flux_unit``;
+    parameters declared as :class:`xgamma.models.ParameterSpec` class attributes (their
+    order is `~xgamma.models.Model.parameter_names`; ``Model.__init__`` takes them as keywords, so
+    no ``__init__`` is needed), and a pure, vectorised staticmethod
+    ``evaluate(energy, *values)`` (energy in TeV, values in declaration order and canonical
+    units) returning dN/dE in ``flux_unit``;
     the base class :class:`xgamma.models.spectral.SpectralModel` provides ``__call__``,
     ``integral`` and ``to_dict``. Run :func:`xgamma.testing.check_spectral_model` on it.
 
@@ -87,8 +89,7 @@ def xgamma_spectral_models() -> Iterable[SpectralModelEntry]:
     the model (``mymodels/spectral.py``)::
 
         import numpy as np
-        from xgamma.models.parameter import ParameterSpec
-        from xgamma.models.spectral import SpectralModel
+        from xgamma.models import ParameterSpec, SpectralModel
 
 
         class SuperExpCutoff(SpectralModel):
@@ -99,11 +100,6 @@ def xgamma_spectral_models() -> Iterable[SpectralModelEntry]:
             amplitude = ParameterSpec(1e-12, "TeV-1 cm-2 s-1")
             ecut = ParameterSpec(10.0, "TeV", min=0.0)
             reference = ParameterSpec(1.0, "TeV", frozen=True)
-            _params = ("index", "amplitude", "ecut", "reference")
-
-            def __init__(self, *, index=None, amplitude=None, ecut=None, reference=None):
-                self._init_params(dict(index=index, amplitude=amplitude, ecut=ecut,
-                                       reference=reference))
 
             @staticmethod
             def evaluate(energy, index, amplitude, ecut, reference):
@@ -137,10 +133,14 @@ def xgamma_spatial_models() -> Iterable[SpatialModelEntry]:
 
     A spatial model class follows the contract of the built-ins
     (:class:`xgamma.models.spatial.Gaussian`): derived from
-    :class:`xgamma.models.spatial.SpatialModel`, class attribute ``tag``, parameters ``lon_0``,
-    ``lat_0`` (deg) then its shape parameters, a ``frame`` keyword, and either a radial
-    ``evaluate(sep, *shape_values)`` (surface brightness in ``sr-1``, normalised to 1 over the
-    sky) or an ``integrate_grid`` override for other shapes.
+    :class:`xgamma.models.spatial.SpatialModel` (which declares ``lon_0``, ``lat_0`` in deg and
+    takes the parameters and the ``frame`` as keywords: no ``__init__`` is needed), class
+    attribute ``tag``, its shape parameters declared as `~xgamma.models.ParameterSpec`
+    attributes, and
+    either a radial ``evaluate(sep, *shape_values)`` (surface brightness in ``sr-1``,
+    normalised to 1 over the sky) or a ``surface_brightness(lon, lat, frame)`` override for
+    shapes that depend on the direction (`xgamma.geometry.angular_distance` and
+    `xgamma.geometry.position_angle` give both from degrees).
     Run :func:`xgamma.testing.check_spatial_model` on it.
 
     Returns
@@ -150,27 +150,17 @@ def xgamma_spatial_models() -> Iterable[SpatialModelEntry]:
         ``"package.module:Class"``. Duplicate names or aliases are rejected as for
         :func:`xgamma_spectral_models`.
 
-    Notes
-    -----
-    .. versionadded:: 0.1
-
     Examples
     --------
-    ::
-
-        # mymodels/plugin.py  ([project.entry-points.xgamma] mymodels = "mymodels.plugin")
-        from xgamma.plugin import SpatialModelEntry, hookimpl
-
+    In the hook module of the package laid out as in :func:`xgamma_spectral_models`, with
+    ``SpatialModelEntry`` and ``hookimpl`` imported from :mod:`xgamma.plugin`::
 
         @hookimpl
         def xgamma_spatial_models():
-            return [
-                SpatialModelEntry(
-                    name="elliptical_gaussian",
-                    cls="mymodels.spatial:EllipticalGaussian",
-                    aliases=("egauss",),
-                )
-            ]
+            return [SpatialModelEntry(name="elliptical_gaussian", cls="mymodels.spatial:EllipticalGaussian",
+                                      aliases=("egauss",))]
+
+    .. versionadded:: 0.1
     """
 
 
@@ -200,21 +190,18 @@ def xgamma_background_estimators() -> Iterable[BackgroundEstimatorEntry]:
         ``"package.module:Class"``. Duplicate names are rejected as for
         :func:`xgamma_spectral_models`.
 
-    Notes
-    -----
-    .. versionadded:: 0.1
-
     Examples
     --------
-    ::
+    The estimator's entry, by import reference (``mybkg/plugin.py``, the module named by the
+    entry point ``mybkg = "mybkg.plugin"``)::
 
-        # mybkg/plugin.py  ([project.entry-points.xgamma] mybkg = "mybkg.plugin")
         from xgamma.plugin import BackgroundEstimatorEntry, hookimpl
-
 
         @hookimpl
         def xgamma_background_estimators():
             yield BackgroundEstimatorEntry(name="fov", cls="mybkg.fov:FoVBackground")
+
+    .. versionadded:: 0.1
     """
 
 
@@ -244,19 +231,16 @@ def xgamma_irf_readers() -> Iterable[IRFReaderEntry]:
         ``"package.module:function"``. A HDU class that is already handled is rejected as for
         :func:`xgamma_spectral_models`.
 
-    Notes
-    -----
-    .. versionadded:: 0.1
-
     Examples
     --------
-    ::
+    A reader of a new background format, registered with ``@hookimpl`` from :mod:`xgamma.plugin`::
 
-        # myirf/plugin.py  ([project.entry-points.xgamma] myirf = "myirf.plugin")
-        from xgamma.plugin import IRFReaderEntry, hookimpl
+        def read_bkg_v2(path, hdu):                  # myirf/readers.py
+            return BackgroundV2.from_hdu(fits.getheader(path, hdu), fits.getdata(path, hdu))
 
-
-        @hookimpl
+        @hookimpl                                    # myirf/plugin.py
         def xgamma_irf_readers():
             yield IRFReaderEntry(hdu_class="bkg_cube_v2", reader="myirf.readers:read_bkg_v2")
+
+    .. versionadded:: 0.1
     """

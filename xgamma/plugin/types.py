@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from xgamma.exceptions import EstimatorError, IRFError, ModelError, PluginError
+from xgamma.exceptions import EstimatorError, IRFError, ModelError, PluginError, XgammaWarning
 
 __all__ = [
     "BackgroundEstimatorEntry",
@@ -44,7 +44,7 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_.\-]*$")
 _REF_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
-class PluginWarning(UserWarning):
+class PluginWarning(XgammaWarning):
     """A plugin could not be loaded or one of its entries was rejected (the rest still load)."""
 
 

@@ -7,9 +7,9 @@ Examples
 --------
 >>> from astropy.coordinates import SkyCoord
 >>> import astropy.units as u
->>> from xgamma.simulate import PointSource, simulate_datastore, wobble_pointings
+>>> from xgamma.simulate import point_source, simulate_datastore, wobble_pointings
 >>> target = SkyCoord(83.63, 22.01, unit="deg")
->>> src = PointSource(position=target, flux=2e-11 * u.Unit("cm-2 s-1"), index=2.5)
+>>> src = point_source(target, flux=2e-11 * u.Unit("cm-2 s-1"), index=2.5)
 >>> path = simulate_datastore(tmp_path / "store", observations=wobble_pointings(target),
 ...                           sources=[src], seed=1)  # doctest: +SKIP
 """
@@ -30,18 +30,18 @@ from astropy.coordinates import SkyCoord
 
 from xgamma.exceptions import SimulationError
 from xgamma.simulate.events import (
-    DiskSource,
-    GaussianSource,
-    PointSource,
-    Source,
     _to_quantity,
+    disk_source,
     expected_background_counts,
+    gaussian_source,
+    has_exact_sampler,
+    point_source,
     sample_background,
     sample_source,
     source_from_dict,
 )
 from xgamma.simulate.irfs import AnalyticIRF
-from xgamma.simulate.survey import galactic_catalogue, survey, survey_pointings
+from xgamma.simulate.survey import galactic_catalogue, sample_model, survey, survey_pointings
 from xgamma.simulate.writer import (
     SITE,
     ObservationInfo,
@@ -53,10 +53,9 @@ from xgamma.simulate.writer import (
 
 __all__ = [
     "AnalyticIRF",
-    "PointSource",
-    "GaussianSource",
-    "DiskSource",
-    "Source",
+    "point_source",
+    "gaussian_source",
+    "disk_source",
     "source_from_dict",
     "wobble_pointings",
     "expected_background_counts",
@@ -164,7 +163,7 @@ def simulate_datastore(
     path: str | os.PathLike,
     *,
     observations: Sequence[SkyCoord],
-    sources: Sequence[PointSource | dict[str, Any]] = (),
+    sources: Sequence[Any] = (),
     livetime: u.Quantity | float = 30 * u.min,
     deadc: float = 0.98,
     irf: AnalyticIRF | None = None,
@@ -187,8 +186,10 @@ def simulate_datastore(
         Directory of the data store to create.
     observations : sequence of SkyCoord
         One pointing position per observation (see `wobble_pointings`).
-    sources : sequence of source specs or dicts
-        `PointSource`, `GaussianSource`, `DiskSource` or dicts for `source_from_dict`.
+    sources : sequence of `xgamma.models.SkyModel` or dicts
+        Source models (e.g. from `point_source`, `gaussian_source`, `disk_source`, or any sky
+        model: point, Gaussian and disk shapes are drawn exactly, others from pixels of at
+        most 0.02 deg, see `xgamma.simulate.survey.sample_model`), or dicts for `source_from_dict`.
     livetime : Quantity
         Livetime of each observation (s). Default 30 min. ONTIME is ``livetime / deadc``.
         Source counts scale with the livetime, background counts with ONTIME (GADF).
@@ -241,10 +242,10 @@ def simulate_datastore(
         raise SimulationError(f"irf: expected an AnalyticIRF, got {type(irf).__name__}")
     specs = [source_from_dict(s) if isinstance(s, dict) else s for s in sources]
     for k, s in enumerate(specs):
-        if not isinstance(s, PointSource):
+        if not (hasattr(s, "spatial") and hasattr(s, "spectral")):
             raise SimulationError(
-                f"sources[{k}]: unknown source type {type(s).__name__}; use PointSource, "
-                "GaussianSource, DiskSource or a dict with 'type'"
+                f"sources[{k}]: unknown source type {type(s).__name__}; use an xgamma.models.SkyModel "
+                "(e.g. point_source(...)) or a dict with 'type'"
             )
     livetime = _to_quantity(livetime, "s", name="livetime")
     if not np.isfinite(livetime.value) or livetime.value <= 0:
@@ -292,7 +293,8 @@ def simulate_datastore(
             bkg_irf = dataclasses.replace(irf, bkg_norm=irf.bkg_norm * background_norm)
             parts = ([sample_background(rng, bkg_irf, ontime=ontime * u.s, **common)]
                      if background and background_norm > 0 else [])
-            parts += [sample_source(rng, irf, s, livetime=livetime, **common) for s in specs]
+            parts += [(sample_source if has_exact_sampler(s) else sample_model)(rng, irf, s, livetime=livetime,
+                                                                                **common) for s in specs]
             ra, dec, energy = (np.concatenate([p[i] for p in parts]) if parts else np.zeros(0)
                                for i in range(3))
             time = np.sort(rng.uniform(info.tstart, info.tstop, ra.size))
@@ -351,9 +353,9 @@ DEMO_TRUTH: dict[str, dict[str, Any]] = {
 }
 
 
-def demo_sources() -> list[PointSource]:
-    """The sources of `DEMO_TRUTH` as source specs."""
-    out: list[PointSource] = []
+def demo_sources() -> list[Any]:
+    """The sources of `DEMO_TRUTH` as `xgamma.models.SkyModel` objects."""
+    out: list[Any] = []
     for name, t in DEMO_TRUTH.items():
         common = dict(
             position=SkyCoord(t["glon"], t["glat"], unit="deg", frame="galactic"),
@@ -362,9 +364,9 @@ def demo_sources() -> list[PointSource]:
             name=name,
         )
         if t["type"] == "gaussian":
-            out.append(GaussianSource(sigma=t["sigma_deg"] * u.deg, **common))
+            out.append(gaussian_source(sigma=t["sigma_deg"] * u.deg, **common))
         else:
-            out.append(PointSource(**common))
+            out.append(point_source(**common))
     return out
 
 

@@ -2,8 +2,9 @@
 
 Choices (documented here because analyses on simulated data rely on them):
 
-* Source spectra are power laws ``dN/dE ~ E**-index`` normalised by their integral flux
-  between ``flux_energy_min`` and ``flux_energy_max`` (``PowerLaw2`` convention).
+* Sources are `xgamma.models.SkyModel` objects: `point_source`, `gaussian_source` and
+  `disk_source` build them (power laws ``dN/dE ~ E**-index`` normalised by their integral flux
+  between ``flux_energy_min`` and ``flux_energy_max``, a `PowerLaw2`), any spectral model works.
 * Source events are a Poisson process with intensity ``flux x A(E_true, offset) x livetime``.
   They are drawn by thinning: energies from ``flux x A_on_axis``, positions from the
   morphology, and each candidate is kept with probability ``A(E, offset) / A_on_axis(E)``.
@@ -23,7 +24,6 @@ Choices (documented here because analyses on simulated data rely on them):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import astropy.units as u
@@ -32,15 +32,16 @@ from astropy.coordinates import SkyCoord
 
 from xgamma.exceptions import SimulationError
 from xgamma.geometry.spherical import angular_distance
+from xgamma.models import Disk, Gaussian, Point, PowerLaw2, SkyModel
 from xgamma.simulate.irfs import AnalyticIRF
+from xgamma.units import parse_quantity
 
 __all__ = [
-    "PointSource",
-    "GaussianSource",
-    "DiskSource",
-    "Source",
+    "point_source",
+    "gaussian_source",
+    "disk_source",
     "source_from_dict",
-    "powerlaw_integral_flux",
+    "has_exact_sampler",
     "expected_background_counts",
     "sample_background",
     "sample_source",
@@ -53,13 +54,7 @@ _MIGRA_MIN, _MIGRA_MAX = 0.8, 1.2  # support of the tabulated migration
 
 def _to_quantity(value: Any, unit: str, *, name: str) -> u.Quantity:
     """Quantity in ``unit`` from a Quantity, number or string; SimulationError names ``name``."""
-    try:
-        q = u.Quantity(value) if isinstance(value, str) else u.Quantity(value, unit)
-        if q.unit == u.dimensionless_unscaled and u.Unit(unit) != u.dimensionless_unscaled:
-            q = q.value * u.Unit(unit)
-        return q.to(unit)
-    except (TypeError, ValueError, u.UnitsError) as exc:
-        raise SimulationError(f"{name}: cannot interpret {value!r} as a quantity in {unit} ({exc})") from None
+    return parse_quantity(value, unit, name=name, error=SimulationError)
 
 
 def _check_position(position: Any, *, name: str) -> SkyCoord:
@@ -68,14 +63,40 @@ def _check_position(position: Any, *, name: str) -> SkyCoord:
     return position
 
 
-@dataclass(frozen=True)
-class PointSource:
-    """A point source with a power-law spectrum.
+def _source(spatial_cls: type, position: Any, flux: Any, index: float, flux_energy_min: Any, flux_energy_max: Any,
+            name: str, **shape: Any) -> SkyModel:
+    """A `SkyModel` of ``spatial_cls`` at ``position`` with a `PowerLaw2` spectrum, checked."""
+    prefix = f"source {name!r}"
+    position = _check_position(position, name=f"{prefix}.position")
+    flux = _to_quantity(flux, "cm-2 s-1", name=f"{prefix}.flux")
+    if not np.isfinite(flux.value) or flux.value < 0:
+        raise SimulationError(f"{prefix}.flux: must be >= 0, got {flux}")
+    if not np.isfinite(index):
+        raise SimulationError(f"{prefix}.index: must be finite, got {index!r}")
+    emin = _to_quantity(flux_energy_min, "TeV", name=f"{prefix}.flux_energy_min")
+    emax = _to_quantity(flux_energy_max, "TeV", name=f"{prefix}.flux_energy_max")
+    if not 0 < emin.value < emax.value:
+        raise SimulationError(f"{prefix}.flux_energy_min/max: need 0 < min < max, got {emin}, {emax}")
+    for key, value in shape.items():
+        angle = _to_quantity(value, "deg", name=f"{prefix}.{key}")
+        if not 0 < angle.value < 5:
+            raise SimulationError(f"{prefix}.{key}: must be in (0, 5) deg, got {angle}")
+        shape[key] = angle.value
+    frame = "galactic" if position.frame.name == "galactic" else "icrs"
+    centre = position.transform_to(frame).spherical
+    spatial = spatial_cls(lon_0=centre.lon.deg, lat_0=centre.lat.deg, frame=frame, **shape)
+    spectral = PowerLaw2(amplitude=flux.value, index=float(index), emin=emin.value, emax=emax.value)
+    return SkyModel(spectral, spatial, name=name)
+
+
+def point_source(position: SkyCoord, flux: Any, *, index: float = 2.0, flux_energy_min: Any = 0.1 * u.TeV,
+                 flux_energy_max: Any = 10 * u.TeV, name: str = "point") -> SkyModel:
+    """A point source with a power-law spectrum, as an `xgamma.models.SkyModel` (`Point` x `PowerLaw2`).
 
     Parameters
     ----------
     position : SkyCoord
-        Source position (any frame).
+        Source position (any frame; the model is in galactic or ICRS coordinates).
     flux : Quantity
         Integral flux between ``flux_energy_min`` and ``flux_energy_max`` (cm-2 s-1).
     index : float
@@ -83,94 +104,44 @@ class PointSource:
     flux_energy_min, flux_energy_max : Quantity
         Energy range of the integral flux (TeV). Default 0.1-10 TeV.
     name : str
-        Label (used in summaries only).
+        Model name.
+
+    Raises
+    ------
+    SimulationError
+        For a bad value (the message names the source and the parameter).
     """
-
-    position: SkyCoord
-    flux: u.Quantity
-    index: float = 2.0
-    flux_energy_min: u.Quantity = 0.1 * u.TeV
-    flux_energy_max: u.Quantity = 10 * u.TeV
-    name: str = "point"
-
-    def __post_init__(self) -> None:
-        prefix = f"source {self.name!r}"
-        _check_position(self.position, name=f"{prefix}.position")
-        flux = _to_quantity(self.flux, "cm-2 s-1", name=f"{prefix}.flux")
-        if not np.isfinite(flux.value) or flux.value < 0:
-            raise SimulationError(f"{prefix}.flux: must be >= 0, got {flux}")
-        object.__setattr__(self, "flux", flux)
-        if not np.isfinite(self.index):
-            raise SimulationError(f"{prefix}.index: must be finite, got {self.index!r}")
-        emin = _to_quantity(self.flux_energy_min, "TeV", name=f"{prefix}.flux_energy_min")
-        emax = _to_quantity(self.flux_energy_max, "TeV", name=f"{prefix}.flux_energy_max")
-        if not 0 < emin.value < emax.value:
-            raise SimulationError(f"{prefix}.flux_energy_min/max: need 0 < min < max, got {emin}, {emax}")
-        object.__setattr__(self, "flux_energy_min", emin)
-        object.__setattr__(self, "flux_energy_max", emax)
-
-    def dnde(self, energy_tev: np.ndarray) -> np.ndarray:
-        """Differential flux at ``energy_tev`` (cm-2 s-1 TeV-1)."""
-        e1, e2 = self.flux_energy_min.value, self.flux_energy_max.value
-        norm = self.flux.value / _pl_integral(e1, e2, self.index)
-        return norm * np.asarray(energy_tev, dtype=float) ** -self.index
-
-    def integral_flux(self, energy_min: u.Quantity, energy_max: u.Quantity) -> u.Quantity:
-        """Integral flux between two energies (cm-2 s-1)."""
-        return powerlaw_integral_flux(self, energy_min, energy_max)
-
-    def _offsets(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Separation (deg) and position angle (rad) of true positions from the centre."""
-        return np.zeros(n), np.zeros(n)
+    return _source(Point, position, flux, index, flux_energy_min, flux_energy_max, name)
 
 
-@dataclass(frozen=True)
-class GaussianSource(PointSource):
-    """A symmetric 2-D Gaussian source, ``exp(-r**2 / (2 sigma**2))`` (small-angle density).
+def gaussian_source(position: SkyCoord, flux: Any, *, sigma: Any = 0.1 * u.deg, index: float = 2.0,
+                    flux_energy_min: Any = 0.1 * u.TeV, flux_energy_max: Any = 10 * u.TeV,
+                    name: str = "gaussian") -> SkyModel:
+    """A symmetric Gaussian source (`Gaussian` x `PowerLaw2`) of width ``sigma`` (angle, < 5 deg).
 
-    Parameters are those of `PointSource` plus ``sigma`` (Quantity, angle).
+    Other parameters as `point_source`. Event offsets are drawn from the small-angle Gaussian
+    (Rayleigh radii), which is the model's profile to a relative ``sigma**2`` (1e-5 at 0.2 deg).
     """
-
-    sigma: u.Quantity = 0.1 * u.deg
-    name: str = "gaussian"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        sigma = _to_quantity(self.sigma, "deg", name=f"source {self.name!r}.sigma")
-        if not 0 < sigma.value < 5:
-            raise SimulationError(f"source {self.name!r}.sigma: must be in (0, 5) deg, got {sigma}")
-        object.__setattr__(self, "sigma", sigma)
-
-    def _offsets(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-        # Radius of a 2-D Gaussian: Rayleigh distributed.
-        return self.sigma.value * np.sqrt(-2.0 * np.log1p(-rng.random(n))), rng.uniform(0, 2 * np.pi, n)
+    return _source(Gaussian, position, flux, index, flux_energy_min, flux_energy_max, name, sigma=sigma)
 
 
-@dataclass(frozen=True)
-class DiskSource(PointSource):
-    """A uniform disk source of angular ``radius`` (Quantity, angle); see `PointSource`."""
+def disk_source(position: SkyCoord, flux: Any, *, radius: Any = 0.1 * u.deg, index: float = 2.0,
+                flux_energy_min: Any = 0.1 * u.TeV, flux_energy_max: Any = 10 * u.TeV,
+                name: str = "disk") -> SkyModel:
+    """A uniform disk (`Disk` with a sharp edge x `PowerLaw2`) of angular ``radius`` (< 5 deg).
 
-    radius: u.Quantity = 0.1 * u.deg
-    name: str = "disk"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        radius = _to_quantity(self.radius, "deg", name=f"source {self.name!r}.radius")
-        if not 0 < radius.value < 5:
-            raise SimulationError(f"source {self.name!r}.radius: must be in (0, 5) deg, got {radius}")
-        object.__setattr__(self, "radius", radius)
-
-    def _offsets(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.radius.value * np.sqrt(rng.random(n)), rng.uniform(0, 2 * np.pi, n)
+    Other parameters as `point_source`.
+    """
+    model = _source(Disk, position, flux, index, flux_energy_min, flux_energy_max, name, r_0=radius)
+    model.spatial.edge_width.value = 0.0  # uniform out to r_0, as the events are drawn
+    return model
 
 
-Source = PointSource  # the common base class of all source specs
-
-_SOURCE_TYPES = {"point": PointSource, "gaussian": GaussianSource, "disk": DiskSource}
+_SOURCE_TYPES = {"point": point_source, "gaussian": gaussian_source, "disk": disk_source}
 
 
-def source_from_dict(spec: dict[str, Any]) -> PointSource:
-    """Build a source from a dict such as ``{"type": "gaussian", "lon": 1.0, "lat": 0.0,
+def source_from_dict(spec: dict[str, Any]) -> SkyModel:
+    """A source `SkyModel` from a dict such as ``{"type": "gaussian", "lon": 1.0, "lat": 0.0,
     "frame": "galactic", "flux": "1e-12 cm-2 s-1", "index": 2.2, "sigma": "0.2 deg"}``.
 
     Raises
@@ -200,19 +171,18 @@ def source_from_dict(spec: dict[str, Any]) -> PointSource:
         raise SimulationError(f"sources[]: bad keys for a {kind!r} source ({exc})") from None
 
 
-def _pl_integral(e1: float, e2: float, index: float) -> float:
-    """Integral of ``E**-index`` from e1 to e2 (E in TeV)."""
-    if abs(index - 1.0) < 1e-10:
-        return float(np.log(e2 / e1))
-    g = 1.0 - index
-    return float((e2**g - e1**g) / g)
+def has_exact_sampler(model: Any) -> bool:
+    """Whether `sample_source` draws this model's positions exactly (point, Gaussian and disk shapes)."""
+    return isinstance(getattr(model, "spatial", None), (Point, Gaussian, Disk))
 
 
-def powerlaw_integral_flux(source: PointSource, energy_min: u.Quantity, energy_max: u.Quantity) -> u.Quantity:
-    """Integral flux of ``source`` between ``energy_min`` and ``energy_max`` (cm-2 s-1)."""
-    e1, e2 = u.Quantity(energy_min, "TeV").value, u.Quantity(energy_max, "TeV").value
-    ref = _pl_integral(source.flux_energy_min.value, source.flux_energy_max.value, source.index)
-    return source.flux * _pl_integral(e1, e2, source.index) / ref
+def _offsets(spatial: Any, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Separation (deg) and position angle (rad) of true positions from the model's centre."""
+    if isinstance(spatial, Gaussian):  # the radius of a 2-D Gaussian is Rayleigh distributed
+        return spatial.sigma.value * np.sqrt(-2.0 * np.log1p(-rng.random(n))), rng.uniform(0, 2 * np.pi, n)
+    if isinstance(spatial, Disk):
+        return spatial.r_0.value * np.sqrt(rng.random(n)), rng.uniform(0, 2 * np.pi, n)
+    return np.zeros(n), np.zeros(n)
 
 
 def _sample_powerlaw(rng: np.random.Generator, n: int, e1: float, e2: float, index: float) -> np.ndarray:
@@ -297,11 +267,15 @@ def _true_energy_grid(irf: AnalyticIRF, dnde: Callable[[np.ndarray], np.ndarray]
     return energy, cdf
 
 
-def sample_source(rng: np.random.Generator, irf: AnalyticIRF, source: PointSource, *,
+def sample_source(rng: np.random.Generator, irf: AnalyticIRF, source: SkyModel, *,
                   pointing: SkyCoord, livetime: u.Quantity, energy_min: u.Quantity,
                   energy_max: u.Quantity, max_offset: u.Quantity
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Draw the events of one source in one observation (see the module docstring).
+    """Draw the events of one source model in one observation (see the module docstring).
+
+    ``source`` is an `xgamma.models.SkyModel` with a `Point`, `Gaussian` or `Disk` spatial
+    model (`has_exact_sampler`; others: `xgamma.simulate.survey.sample_model`) and any spectral
+    model: true energies follow ``spectral(E) x A_on_axis(E)``.
 
     Returns
     -------
@@ -309,14 +283,23 @@ def sample_source(rng: np.random.Generator, irf: AnalyticIRF, source: PointSourc
         Reconstructed ICRS coordinates (deg) and reconstructed energies (TeV) of events
         whose reconstructed energy lies in ``[energy_min, energy_max)``.
     """
+    if not has_exact_sampler(source):
+        raise SimulationError(f"source {getattr(source, 'name', source)!r}: sample_source draws point, Gaussian "
+                              "and disk shapes; use xgamma.simulate.survey.sample_model for other models")
+    spatial = source.spatial
+
+    def dnde(energy_tev: np.ndarray) -> np.ndarray:
+        return source.spectral(energy_tev * u.TeV).to_value("cm-2 s-1 TeV-1")
+
     e_lo, e_hi = u.Quantity(energy_min, "TeV").value, u.Quantity(energy_max, "TeV").value
     t_lo, t_hi = true_energy_range(irf, e_lo, e_hi)
-    energy_grid, cdf = _true_energy_grid(irf, source.dnde, t_lo, t_hi)
+    energy_grid, cdf = _true_energy_grid(irf, dnde, t_lo, t_hi)
     n = rng.poisson(cdf[-1] * u.Quantity(livetime, "s").value)
     # Inverse CDF in log energy: the grid is fine (4000 steps over <= 4.5 decades).
     e_true = np.exp(np.interp(rng.random(n) * cdf[-1], cdf, np.log(energy_grid)))
-    sep, pa = source._offsets(rng, n)
-    ra_true, dec_true = _offset_by(source.position, sep, pa)
+    sep, pa = _offsets(spatial, rng, n)
+    centre = SkyCoord(spatial.lon_0.value, spatial.lat_0.value, unit="deg", frame=spatial.frame)
+    ra_true, dec_true = _offset_by(centre, sep, pa)
     return detect_events(rng, irf, e_true, ra_true, dec_true, pointing=pointing, energy_min=energy_min,
                          energy_max=energy_max, max_offset=max_offset)
 

@@ -210,9 +210,9 @@ class AnalyticIRF:
 
     def bkg_energy_integral(self, energy_min: u.Quantity, energy_max: u.Quantity) -> u.Quantity:
         """On-axis background rate integrated over ``[energy_min, energy_max]`` (s-1 sr-1)."""
-        e1, e2 = _tev(energy_min), _tev(energy_max)
-        g = 1.0 - self.bkg_index
-        integral_tev = (e2**g - e1**g) / g  # of (E / TeV)**-index dE, in TeV
+        from xgamma.models.spectral import powerlaw_integral
+
+        integral_tev = powerlaw_integral(_tev(energy_min), _tev(energy_max), self.bkg_index)  # of (E / TeV)**-index
         return self.bkg_norm * 1e6 * integral_tev * u.Unit("s-1 sr-1")
 
     # ----------------------------------------------------------------- table grids

@@ -35,29 +35,20 @@ def _expand(value: Any, path: str) -> Any:
     return value
 
 
-def _quantity(value: Any, path: str, physical_type: str, default_unit: str | None = None):
-    import astropy.units as u
+def _quantity(value: Any, path: str, unit: str):
+    from xgamma.units import parse_quantity
 
-    try:
-        if isinstance(value, (int, float)) and default_unit is not None:
-            quantity = u.Quantity(value, default_unit)
-        else:
-            quantity = u.Quantity(value)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{path}: cannot read {value!r} as a quantity ({physical_type}), e.g. '1 {default_unit or 'deg'}'") from error
-    if quantity.unit.physical_type != physical_type:
-        raise ConfigError(f"{path}: expected units of {physical_type}, got {value!r} ({quantity.unit.physical_type})")
-    return quantity
+    return parse_quantity(value, unit, name=path, error=ConfigError)
 
 
 def parse_angle(value: Any, path: str):
     """An angle Quantity from '0.02 deg', a Quantity or a number (degrees)."""
-    return _quantity(value, path, "angle", "deg")
+    return _quantity(value, path, "deg")
 
 
 def parse_energy(value: Any, path: str):
     """An energy Quantity from '1 TeV', a Quantity or a number (TeV)."""
-    return _quantity(value, path, "energy", "TeV")
+    return _quantity(value, path, "TeV")
 
 
 def _number(value: Any, path: str) -> float:

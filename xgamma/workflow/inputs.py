@@ -119,7 +119,7 @@ def background_estimator_factory(config: Mapping[str, Any]) -> Any:
     The other keys of ``ring`` are the estimator's parameters; an unknown one is a `ConfigError`
     listing the accepted ones.
     """
-    from xgamma.plugin.registry import get_registry
+    from xgamma.plugin.session import get_registry
 
     ring = dict(config.get("ring", {}))
     method = ring.pop("method", "ring")

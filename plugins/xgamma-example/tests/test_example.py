@@ -69,7 +69,7 @@ def test_elliptical_gaussian_orientation(registry):
     np.testing.assert_allclose(rotated, along_major, rtol=1e-4)
 
 
-def _flat_maps(source_in_exclusion: bool):
+def flat_maps(source_in_exclusion: bool):
     import dask.array as da
 
     from xgamma.background.exclusion import make_exclusion_mask
@@ -94,7 +94,7 @@ def _flat_maps(source_in_exclusion: bool):
 
 
 def test_fov_norm_ignores_the_excluded_source(registry):
-    dataset, exclusion = _flat_maps(True)
+    dataset, exclusion = flat_maps(True)
     fov = registry.get_background_estimator("fov")
     with raise_if_dask_computes():
         out = fov(exclusion=exclusion).run(dataset)
@@ -110,7 +110,7 @@ def test_fov_norm_ignores_the_excluded_source(registry):
 
 
 def test_fov_errors(registry):
-    dataset, exclusion = _flat_maps(False)
+    dataset, exclusion = flat_maps(False)
     fov = registry.get_background_estimator("fov")
     with pytest.raises(EstimatorError, match=r"fov background needs dataset variables \['counts'\]"):
         fov().run(dataset.drop_vars("counts"))

@@ -9,9 +9,10 @@ import xarray as xr
 
 from xgamma.exceptions import EstimatorError
 
-__all__ = ["FoVBackground"]
+__all__ = ["FoVBackground", "SPATIAL_DIMS"]
 
-_SPATIAL = ("lat", "lon")
+#: The image dims of a map (the norm is fitted over them).
+SPATIAL_DIMS = ("lat", "lon")
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,8 +56,8 @@ class FoVBackground:
         counts, model = dataset["counts"], dataset["background"]
         if counts.sizes != model.sizes:
             raise EstimatorError(f"counts {dict(counts.sizes)} and background {dict(model.sizes)} differ")
-        mask = self._mask(dataset)
-        reduce_dims = [d for d in counts.dims if d in _SPATIAL or (d == "energy" and not self.per_energy)]
+        mask = self.usable_pixels(dataset)
+        reduce_dims = [d for d in counts.dims if d in SPATIAL_DIMS or (d == "energy" and not self.per_energy)]
         n_sum = counts.where(mask, 0.0).sum(reduce_dims)
         b_sum = model.where(mask, 0.0).sum(reduce_dims)
         norm = (n_sum / b_sum.where(b_sum > 0)).drop_vars("wcs", errors="ignore")
@@ -65,16 +66,17 @@ class FoVBackground:
         background.attrs = dict(model.attrs)  # same units as the model (counts)
         return dataset.assign(background=background, background_norm=norm)
 
-    def _mask(self, dataset: xr.Dataset) -> Any:
+    def usable_pixels(self, dataset: xr.Dataset) -> Any:
+        """The pixels the norm is fitted on: the exclusion mask (True = usable), or True for all."""
         exclusion = self.exclusion
         if exclusion is None and "exclusion" in dataset:
             exclusion = dataset["exclusion"]
         if exclusion is None:
             return True
-        exclusion = exclusion.squeeze([d for d in exclusion.dims if d not in _SPATIAL and exclusion.sizes[d] == 1])
-        if exclusion.dims != _SPATIAL:
-            raise EstimatorError(f"fov background: exclusion must have dims {_SPATIAL}, got {exclusion.dims}")
-        shape = tuple(dataset["counts"].sizes[d] for d in _SPATIAL)
+        exclusion = exclusion.squeeze([d for d in exclusion.dims if d not in SPATIAL_DIMS and exclusion.sizes[d] == 1])
+        if exclusion.dims != SPATIAL_DIMS:
+            raise EstimatorError(f"fov background: exclusion must have dims {SPATIAL_DIMS}, got {exclusion.dims}")
+        shape = tuple(dataset["counts"].sizes[d] for d in SPATIAL_DIMS)
         if exclusion.shape != shape:
             raise EstimatorError(f"fov background: exclusion shape {exclusion.shape} != map shape {shape}")
         return exclusion.astype(bool).variable  # positional: ignore coordinate round-off

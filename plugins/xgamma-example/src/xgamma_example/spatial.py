@@ -6,19 +6,13 @@ import math
 
 import numpy as np
 
-from xgamma.models.parameter import ParameterSpec, ParamInput
-from xgamma.models.spatial import SpatialModel, angular_separation
+from xgamma.geometry import angular_distance, position_angle
+from xgamma.models import ParameterSpec, SpatialModel
 
-__all__ = ["EllipticalGaussian"]
+__all__ = ["EllipticalGaussian", "MAX_OVERSAMPLE"]
 
-_MAX_OVERSAMPLE = 16
-
-
-def _position_angle(lon_0, lat_0, lon, lat):
-    """Position angle (rad, east of north) of (lon, lat) seen from (lon_0, lat_0), inputs in deg."""
-    l0, b0, l1, b1 = (np.radians(v) for v in (lon_0, lat_0, lon, lat))
-    dl = l1 - l0
-    return np.arctan2(np.cos(b1) * np.sin(dl), np.cos(b0) * np.sin(b1) - np.sin(b0) * np.cos(b1) * np.cos(dl))
+#: Largest number of sub-pixels per axis when integrating over map pixels.
+MAX_OVERSAMPLE = 16
 
 
 class EllipticalGaussian(SpatialModel):
@@ -47,25 +41,17 @@ class EllipticalGaussian(SpatialModel):
 
     tag = "elliptical_gaussian"
     gammapy_tags = ()
-    lon_0 = SpatialModel.lon_0
-    lat_0 = SpatialModel.lat_0
+    # Parameters after the centre (lon_0, lat_0) that SpatialModel declares, in this order. No
+    # __init__ is needed: SpatialModel's takes them as keywords and checks the ``frame`` keyword.
     sigma = ParameterSpec(0.5, "deg", min=0.0)
     e = ParameterSpec(0.0, "", min=0.0, max=0.999)
     phi = ParameterSpec(0.0, "deg")
-    _params = ("lon_0", "lat_0", "sigma", "e", "phi")
-
-    def __init__(self, *, lon_0: ParamInput = None, lat_0: ParamInput = None, sigma: ParamInput = None,
-                 e: ParamInput = None, phi: ParamInput = None, frame: str = "icrs") -> None:
-        from xgamma.models.spatial import _check_frame
-
-        self.frame = _check_frame(frame)
-        self._init_params({"lon_0": lon_0, "lat_0": lat_0, "sigma": sigma, "e": e, "phi": phi})
 
     @staticmethod
     def evaluate(lon, lat, lon_0, lat_0, sigma, e, phi):
         """Surface brightness (sr-1) at (lon, lat) (deg, same frame as the centre)."""
-        sep = np.radians(angular_separation(lon_0, lat_0, lon, lat))
-        angle = _position_angle(lon_0, lat_0, lon, lat) - np.radians(phi)
+        sep = np.radians(angular_distance(lon_0, lat_0, lon, lat))
+        angle = np.radians(position_angle(lon_0, lat_0, lon, lat) - phi)
         s_maj = np.radians(sigma)
         s_min = s_maj * np.sqrt(1.0 - e**2)
         x, y = sep * np.cos(angle), sep * np.sin(angle)
@@ -77,7 +63,7 @@ class EllipticalGaussian(SpatialModel):
     def oversampling(self, pixel_scale: float) -> int:
         # The midpoint rule is accurate once the step is below ~half the minor axis.
         minor = self.sigma.value * math.sqrt(1.0 - self.e.value**2)
-        return int(np.clip(math.ceil(2.0 * pixel_scale / max(minor, 1e-12)), 1, _MAX_OVERSAMPLE))
+        return int(np.clip(math.ceil(2.0 * pixel_scale / max(minor, 1e-12)), 1, MAX_OVERSAMPLE))
 
     def surface_brightness(self, lon, lat, frame: str):
         # The shape depends on the direction, not only on the separation: evaluate on (lon, lat)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from xgamma.models.parameter import ParameterSpec, ParamInput
-from xgamma.models.spectral import SpectralModel
+from xgamma.models import ParameterSpec, SpectralModel
 
 __all__ = ["SmoothBrokenPowerLaw"]
 
@@ -37,13 +36,7 @@ class SmoothBrokenPowerLaw(SpectralModel):
     ebreak = ParameterSpec(1.0, "TeV", min=0.0)
     reference = ParameterSpec(1.0, "TeV", frozen=True)
     beta = ParameterSpec(1.0, "", min=0.0, frozen=True)
-    _params = ("index1", "index2", "amplitude", "ebreak", "reference", "beta")
-
-    def __init__(self, *, index1: ParamInput = None, index2: ParamInput = None,
-                 amplitude: ParamInput = None, ebreak: ParamInput = None,
-                 reference: ParamInput = None, beta: ParamInput = None) -> None:
-        self._init_params({"index1": index1, "index2": index2, "amplitude": amplitude,
-                           "ebreak": ebreak, "reference": reference, "beta": beta})
+    # No __init__ is needed: Model.__init__ takes the parameters above as keywords.
 
     @staticmethod
     def evaluate(energy, index1, index2, amplitude, ebreak, reference, beta):
