@@ -19,7 +19,7 @@ import xarray as xr
 
 from xgamma.exceptions import GeometryError
 from xgamma.geometry.spherical import transform_lonlat, unit_vectors
-from xgamma.makers.maps import _check_inputs, _chunk_slices, _ChunkIndex, _normalise_chunks
+from xgamma.makers.chunks import ChunkIndex, check_inputs, chunk_slices, normalise_chunks
 from xgamma.makers.observation import offsets, pixel_block
 from xgamma.makers.safe_energy import SafeEnergy, safe_offset_max
 from xgamma.maps import make_map
@@ -106,18 +106,18 @@ def make_exposure_true(
     if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges.value) <= 0):
         raise GeometryError("energy_true: expected >= 2 strictly increasing bin edges")
     true_geometry = geometry.with_energy(edges)
-    offset_max_deg = _check_inputs(observations, true_geometry, offset_max)
+    offset_max_deg = check_inputs(observations, true_geometry, offset_max)
     run_offset_max = safe_offset_max(SafeEnergy.parse(safe_energy), offset_max_deg)
     centres = np.sqrt(edges.value[:-1] * edges.value[1:])
-    size_y, size_x = _normalise_chunks(chunks, geometry.shape)
-    lat_slices = _chunk_slices(geometry.shape[0], size_y)
-    lon_slices = _chunk_slices(geometry.shape[1], size_x)
+    size_y, size_x = normalise_chunks(chunks, geometry.shape)
+    lat_slices = chunk_slices(geometry.shape[0], size_y)
+    lon_slices = chunk_slices(geometry.shape[1], size_x)
     token = tokenize([(o.obs_id, sorted(o.hdus.items())) for o in observations], geometry.header_text, geometry.shape, edges.value,
                      offset_max_deg, run_offset_max, size_y, size_x)
     load, pixels, block, total, out = (f"xgamma-exposure-true-{kind}-{token}"
                                        for kind in ("load", "pixels", "block", "sum", "out"))
     graph: dict[Any, Any] = {}
-    index = _ChunkIndex(geometry, lat_slices, lon_slices, run_offset_max)
+    index = ChunkIndex(geometry, lat_slices, lon_slices, run_offset_max)
     n_lon = len(lon_slices)
     blocks_of_chunk: dict[int, list[tuple]] = {}
     for k, observation in enumerate(observations):

@@ -28,9 +28,10 @@ import numpy as np
 import xarray as xr
 from astropy.coordinates import Angle
 
-from xgamma.exceptions import ConfigError, DataStoreError, GeometryError
+from xgamma.exceptions import ConfigError
 from xgamma.geometry import SkyGeometry
 from xgamma.geometry.spherical import transform_lonlat, unit_vectors
+from xgamma.makers.chunks import DEFAULT_CHUNK, ChunkIndex, check_inputs, chunk_slices, normalise_chunks
 from xgamma.makers.observation import add_observation, pixel_block, prepare_observation
 from xgamma.makers.safe_energy import SafeEnergy
 from xgamma.maps import make_map
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["make_maps", "make_observation_maps", "make_map_products", "MapProducts", "resolve_runs_per_task",
            "DEFAULT_CHUNK", "DEFAULT_RUNS_PER_TASK", "MAP_VARIABLES", "IMAGE_VARIABLES"]
 
-DEFAULT_CHUNK = 256
 #: Default of the ``"xgamma.runs_per_task"`` dask config key.
 DEFAULT_RUNS_PER_TASK = 8
 MAP_VARIABLES = ("counts", "exposure", "background")
@@ -70,19 +70,6 @@ def resolve_runs_per_task(value: int | None = None) -> int:
     if value < 1:
         raise ConfigError(f"runs_per_task ('xgamma.runs_per_task') must be an integer >= 1, got {value!r}")
     return value
-
-
-def _chunk_slices(n: int, size: int) -> list[slice]:
-    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
-
-
-def _normalise_chunks(chunks: int | Sequence[int] | None, shape: tuple[int, int]) -> tuple[int, int]:
-    if chunks is None:
-        chunks = DEFAULT_CHUNK
-    sizes = np.broadcast_to(np.asarray(chunks, dtype=int), (2,))
-    if np.any(sizes < 1):
-        raise GeometryError(f"spatial chunk sizes must be positive, got {chunks}")
-    return int(min(sizes[0], shape[0])), int(min(sizes[1], shape[1]))
 
 
 def _load_group(observations: Sequence[Observation], geometry: SkyGeometry, safe_energy: SafeEnergy | None,
@@ -122,73 +109,6 @@ def _sum(*parts: np.ndarray) -> np.ndarray:
     for part in parts[2:]:
         total += part
     return total
-
-
-class _ChunkIndex:
-    """Which spatial chunks each pointing reaches: a cheap bound, then the exact border test.
-
-    A chunk is reached when a pixel centre lies within ``offset_max`` of the pointing. The
-    nearest pixel of a chunk to an outside point lies on the chunk's border, so the border
-    pixels (plus "pointing inside the chunk") decide it; one and a half pixels of margin cover
-    the curvature of the projection. Chunks farther than offset_max + the chunk's own radius
-    (angular distance from its centre pixel to its farthest border pixel) are skipped without
-    the border test, so building the graph costs runs x chunks touched, not runs x chunks.
-    """
-
-    def __init__(self, geometry: SkyGeometry, lat_slices: list[slice], lon_slices: list[slice],
-                 offset_max_deg: float) -> None:
-        self.geometry = geometry
-        self.lat_slices, self.lon_slices = lat_slices, lon_slices
-        self.limit = np.radians(offset_max_deg + 1.5 * geometry.pixel_scale)
-        self.borders = []
-        centres, radii = [], []
-        for lat in lat_slices:
-            for lon in lon_slices:
-                ys, xs = np.arange(lat.start, lat.stop), np.arange(lon.start, lon.stop)
-                border_x = np.concatenate([xs, xs, np.full(ys.size, xs[0]), np.full(ys.size, xs[-1])])
-                border_y = np.concatenate([np.full(xs.size, ys[0]), np.full(xs.size, ys[-1]), ys, ys])
-                border_x = np.append(border_x, (xs[0] + xs[-1]) / 2)
-                border_y = np.append(border_y, (ys[0] + ys[-1]) / 2)
-                vectors = unit_vectors(*geometry.pixel_to_world(border_x, border_y))
-                finite = np.all(np.isfinite(vectors), axis=1)
-                centre, border = vectors[-1], vectors[:-1][finite[:-1]]
-                self.borders.append(border)
-                centres.append(centre)
-                radii.append(np.arccos(np.clip(border @ centre, -1, 1)).max() if border.size else np.pi)
-        self.centres = np.array(centres)
-        self.radii = np.array(radii)
-
-    def reached(self, pointing_vector: np.ndarray, pixel: tuple[float, float]) -> list[int]:
-        """Flat indices (i_lat * n_lon_chunks + i_lon) of the chunks a pointing reaches."""
-        with np.errstate(invalid="ignore"):
-            to_centres = np.arccos(np.clip(self.centres @ pointing_vector, -1, 1))
-        candidates = np.flatnonzero(~(to_centres > self.limit + self.radii))  # NaN centres stay candidates
-        x, y = pixel
-        n_lon = len(self.lon_slices)
-        reached = []
-        for index in candidates:
-            lat, lon = self.lat_slices[index // n_lon], self.lon_slices[index % n_lon]
-            if lon.start - 0.5 <= x < lon.stop - 0.5 and lat.start - 0.5 <= y < lat.stop - 0.5:
-                reached.append(int(index))
-                continue
-            border = self.borders[index]
-            if border.size and np.arccos(np.clip(border @ pointing_vector, -1, 1)).min() < self.limit:
-                reached.append(int(index))
-        return reached
-
-
-def _check_inputs(observations: Sequence[Observation], geometry: SkyGeometry, offset_max: Any) -> float:
-    if geometry.energy_edges is None:
-        raise GeometryError("map making needs a geometry with an energy axis (energy_edges)")
-    if len(observations) == 0:
-        raise DataStoreError("no observations to make maps from: the selection is empty")
-    try:
-        offset_max_deg = Angle(offset_max).to_value("deg")
-    except (u.UnitsError, ValueError, TypeError) as error:
-        raise ConfigError(f"maps.offset_max: expected an angle, got {offset_max!r}") from error
-    if not offset_max_deg > 0:
-        raise ConfigError(f"maps.offset_max must be positive, got {offset_max}")
-    return offset_max_deg
 
 
 @dataclass(frozen=True)
@@ -391,10 +311,10 @@ def _build_arrays(
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
 
-    offset_max_deg = _check_inputs(observations, geometry, offset_max)
-    size_y, size_x = _normalise_chunks(chunks, geometry.shape)
-    lat_slices = _chunk_slices(geometry.shape[0], size_y)
-    lon_slices = _chunk_slices(geometry.shape[1], size_x)
+    offset_max_deg = check_inputs(observations, geometry, offset_max)
+    size_y, size_x = normalise_chunks(chunks, geometry.shape)
+    lat_slices = chunk_slices(geometry.shape[0], size_y)
+    lon_slices = chunk_slices(geometry.shape[1], size_x)
     token = tokenize([(o.obs_id, sorted(o.hdus.items())) for o in observations], geometry.header_text, geometry.shape,
                      geometry.energy_edges.value, offset_max_deg, repr(safe_energy), size_y, size_x, outputs, group_size,
                      None if energy_true is None else u.Quantity(energy_true, "TeV").value)
@@ -405,7 +325,7 @@ def _build_arrays(
     lon0, lat0 = transform_lonlat(radec[:, 0], radec[:, 1], "icrs", geometry.frame)
     vectors = unit_vectors(lon0, lat0)
     x0, y0 = geometry.world_to_pixel(lon0, lat0)
-    index = _ChunkIndex(geometry, lat_slices, lon_slices, offset_max_deg)
+    index = ChunkIndex(geometry, lat_slices, lon_slices, offset_max_deg)
     n_lon = len(lon_slices)
 
     graph: dict[Any, Any] = {}
