@@ -138,6 +138,18 @@ class SkyAccessor(_SkyAccessorBase):
 
         return u.Quantity(np.asarray(self._obj.values), map_units(self._obj))
 
+    def find_peaks(self, threshold: Any, **kwargs: Any):
+        """Local maxima above ``threshold`` as a table (see `xgamma.estimators.find_peaks`)."""
+        from xgamma.estimators.peaks import find_peaks
+
+        return find_peaks(self._obj, threshold, **kwargs)
+
+    def peak_mask(self, threshold: Any, **kwargs: Any) -> xr.DataArray:
+        """Lazy boolean map of the local maxima above ``threshold`` (see `xgamma.estimators.peak_mask`)."""
+        from xgamma.estimators.peaks import peak_mask
+
+        return peak_mask(self._obj, threshold, **kwargs)
+
     def plot(self, **kwargs: Any):
         """Plot an image on WCS axes with a colour bar (see `xgamma.plotting.plot_map`)."""
         from xgamma.plotting import plot_map
@@ -154,3 +166,9 @@ class SkyDatasetAccessor(_SkyAccessorBase):
         from xgamma.estimators.ts_map import ts_map
 
         return ts_map(self._obj, **kwargs)
+
+    def flux_maps(self, **kwargs: Any) -> xr.Dataset:
+        """Correlated flux, error, UL and sensitivity maps (see `xgamma.estimators.flux_maps`)."""
+        from xgamma.estimators.flux_maps import flux_maps
+
+        return flux_maps(self._obj, **kwargs)

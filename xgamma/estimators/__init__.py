@@ -1,4 +1,4 @@
-"""Estimators on sky maps: correlation, Li & Ma / Cash significance, TS maps, distributions."""
+"""Estimators on sky maps: correlation, significance, TS, flux and upper-limit maps, peaks, distributions."""
 
 from __future__ import annotations
 
@@ -8,8 +8,19 @@ from xgamma.estimators.distribution import (
     significance_distribution,
     significance_summary,
 )
+from xgamma.estimators.counts_statistics import (
+    cash_errors,
+    cash_sensitivity,
+    cash_upper_limit,
+    on_off_errors,
+    on_off_sensitivity,
+    on_off_upper_limit,
+    wstat,
+)
+from xgamma.estimators.flux_maps import flux_maps, survey_flux_maps
 from xgamma.estimators.model_maps import npred_map
 from xgamma.estimators.norm_fit import NormFit, NormFits, fit_norm
+from xgamma.estimators.peaks import find_peaks, peak_mask, peaks_dataset
 from xgamma.estimators.significance import (
     SignificanceEstimator,
     cash_significance,
@@ -26,16 +37,28 @@ __all__ = [
     "SignificanceDistribution",
     "SignificanceEstimator",
     "TSMapEstimator",
+    "cash_errors",
+    "cash_sensitivity",
     "cash_significance",
+    "cash_upper_limit",
     "correlate",
     "correlation_kernel",
     "excess_error",
+    "find_peaks",
     "fit_norm",
+    "flux_maps",
     "li_ma_significance",
     "npred_map",
+    "on_off_errors",
+    "on_off_sensitivity",
+    "on_off_upper_limit",
+    "peak_mask",
+    "peaks_dataset",
     "significance_distribution",
     "significance_maps",
     "significance_summary",
+    "survey_flux_maps",
     "ts_kernel",
     "ts_map",
+    "wstat",
 ]
