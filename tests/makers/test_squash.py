@@ -84,3 +84,16 @@ def test_squash_is_lazy(masked_cube):
         images = squash_energy(lazy)
     xr.testing.assert_allclose(images.compute(), squash_energy(masked_cube), rtol=1e-13)
     assert images.exposure.chunks is not None
+
+
+def test_full_band_exposure_is_per_unit_flux_in_the_whole_band(masked_cube):
+    # What flux maps quote: the exposure per unit flux of the whole 0.1-10 TeV band, i.e. the
+    # index-2 weights normalised over all bins (bins without exposure contribute nothing).
+    from xgamma.makers.squash import full_band_exposure, spectral_weights
+
+    images = squash_energy(masked_cube)
+    weights = spectral_weights(EDGES.to_value("TeV"))
+    expected = (weights[:, None, None] * masked_cube.exposure.values).sum(axis=0)
+    np.testing.assert_allclose(full_band_exposure(images).values[0], expected, rtol=1e-12)
+    plain = images.drop_vars(["safe_energy_min", "safe_energy_max"])  # images made otherwise: unchanged
+    xr.testing.assert_identical(full_band_exposure(plain), images.exposure)

@@ -19,13 +19,24 @@ import xarray as xr
 from xgamma.exceptions import ConfigError, GeometryError
 from xgamma.maps import map_geometry, map_units
 
-__all__ = ["squash_energy", "spectral_weights", "SUMMED", "WEIGHTED", "BAND_VARIABLES"]
+__all__ = ["squash_energy", "spectral_weights", "full_band_exposure", "SUMMED", "WEIGHTED", "BAND_VARIABLES"]
 
 #: Variables squashed by summing (counts-like) and by spectrum-weighted averaging (exposure-like).
 SUMMED = ("counts", "background", "npred", "excess", "off")
 WEIGHTED = ("exposure",)
 #: Per-pixel edges (TeV) of the valid energy range of a squashed image (from its exposure).
 BAND_VARIABLES = ("safe_energy_min", "safe_energy_max")
+
+
+def _band_flux(lo: np.ndarray, hi: np.ndarray, spectrum: Mapping[str, Any] | Any) -> np.ndarray:
+    """Integral of ``spectrum`` (as in `spectral_weights`) between ``lo`` and ``hi`` (TeV, arrays)."""
+    if spectrum is None or isinstance(spectrum, Mapping):
+        from xgamma.models.spectral import powerlaw_integral
+
+        return powerlaw_integral(lo, hi, 2.0 if spectrum is None else float(spectrum.get("index", 2.0)))
+    import astropy.units as u
+
+    return u.Quantity(spectrum.integral(u.Quantity(lo, "TeV"), u.Quantity(hi, "TeV"))).value
 
 
 def spectral_weights(energy_edges_tev: np.ndarray, spectrum: Mapping[str, Any] | Any = None) -> np.ndarray:
@@ -54,16 +65,7 @@ def spectral_weights(energy_edges_tev: np.ndarray, spectrum: Mapping[str, Any] |
         unknown = set(spectrum) - {"type", "index"}
         if unknown:
             raise ConfigError(f"squash.spectrum: unknown keys {sorted(unknown)}; expected type, index")
-        from xgamma.models.spectral import powerlaw_integral
-
-        fluxes = powerlaw_integral(edges[:-1], edges[1:], float(spectrum.get("index", 2.0)))
-    else:
-        import astropy.units as u
-
-        fluxes = np.array([
-            u.Quantity(spectrum.integral(u.Quantity(lo, "TeV"), u.Quantity(hi, "TeV"))).value
-            for lo, hi in zip(edges[:-1], edges[1:])
-        ])
+    fluxes = np.asarray(_band_flux(edges[:-1], edges[1:], spectrum), dtype=float)
     total = fluxes.sum()
     if not np.isfinite(total) or total <= 0:
         raise ConfigError("squash.spectrum: the spectrum integrates to a non-positive or non-finite flux")
@@ -171,6 +173,26 @@ def squash_energy(maps: xr.Dataset | xr.DataArray, *, spectrum: Mapping[str, Any
     attrs = dict(maps.attrs)
     attrs["squash_spectrum"] = _describe(spectrum)
     return xr.Dataset(images, attrs=attrs)
+
+
+def full_band_exposure(images: xr.Dataset, spectrum: Mapping[str, Any] | Any = None) -> xr.DataArray:
+    """The squashed exposure per unit flux in the image's whole band (lazy), for flux maps.
+
+    `squash_energy` gives each pixel the weighted mean exposure over its own valid range, so that
+    the flux *in that range* times the exposure predicts the counts. Flux maps quote one band for
+    every pixel; this converts: exposure x (flux of ``spectrum`` in the pixel's range) / (flux in
+    the image's band), exact for the weighting spectrum. Without ``safe_energy_min`` /
+    ``safe_energy_max`` (images made otherwise) the exposure is returned as it is.
+    """
+    exposure = images["exposure"]
+    if not all(name in images for name in BAND_VARIABLES):
+        return exposure
+    edges = map_geometry(exposure).energy_edges.to_value("TeV")
+    full = float(np.asarray(_band_flux(edges[:1], edges[-1:], spectrum)).ravel()[0])
+    lo, hi = (xr.DataArray(images[name].data, dims=images[name].dims) for name in BAND_VARIABLES)
+    fraction = xr.apply_ufunc(lambda a, b: _band_flux(a, b, spectrum) / full, lo, hi, dask="parallelized",
+                              output_dtypes=[float])
+    return exposure.copy(data=(exposure.variable * fraction.transpose(*exposure.dims).variable).data)
 
 
 def _describe(spectrum: Mapping[str, Any] | Any) -> str:
