@@ -137,7 +137,7 @@ def minimize(
 ) -> FitResult:
     """Minimise a :class:`~xgamma.fit.statistic.Likelihood` (numpy only: runs on a worker).
 
-    Steps 2-4 of the module docstring plus the checks on the minimum itself (valid, accurate
+    Steps 2-4 of :mod:`xgamma.fit.fitter` plus the checks on the minimum itself (valid, accurate
     covariance, no parameter at a bound). The likelihood's models are left at the best fit, with
     their errors set; longitudes are wrapped to the frame's usual range.
 

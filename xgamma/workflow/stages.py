@@ -15,6 +15,7 @@ then insert its `Stage` record into `REFERENCE_STAGES` (after `SIGNIFICANCE` for
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,6 +158,8 @@ def run_fit(analysis: Analysis) -> None:
     if fit_section.get("on", "images") == "images":
         dataset = dataset.to_image(name="stacked")
     result = fit(dataset, minos=fit_section.get("minos", ()))
+    if not result.success:  # fit.json says why too; the run goes on (the maps are still valid)
+        logging.getLogger("xgamma").warning("fit %s", result.message)
     analysis.psf_kernel, analysis.dataset, analysis.fit_result = psf, dataset, result
     analysis.residuals = xr.Dataset({"npred": dataset.npred(), **dataset.residual_maps().data_vars})
     analysis.summary["fit"] = {
