@@ -71,7 +71,8 @@ def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
     coordinates that are dask arrays (maps assembled by hand, then chunked) are computed with the
     scheduler in use, where `~xgamma.testing.raise_if_dask_computes` sees it.
     """
-    missing = [c for c in ("wcs", "pix_lon", "pix_lat") if c not in obj.coords]
+    header = _wcs_header(obj)
+    missing = [c for c in ("pix_lon", "pix_lat") if c not in obj.coords] + ([] if header is not None else ["wcs"])
     if missing or any(d not in obj.dims for d in SPATIAL_DIMS):
         raise GeometryError(
             f"not an xgamma sky map: needs dims {SPATIAL_DIMS} and coordinates wcs, pix_lon, pix_lat "
@@ -93,7 +94,17 @@ def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
             raise GeometryError("energy bins of the map are not contiguous")
         edges = tuple(np.append(emin, emax[-1:]).tolist())
     offset = (int(pix_lon[0]), int(pix_lat[0])) if pix_lon.size and pix_lat.size else (0, 0)
-    return _geometry_of(str(obj.coords["wcs"].values), offset, (pix_lat.size, pix_lon.size), edges)
+    return _geometry_of(header, offset, (pix_lat.size, pix_lon.size), edges)
+
+
+def _wcs_header(obj: xr.DataArray | xr.Dataset) -> str | None:
+    """The WCS header text of a map: its ``wcs`` coordinate, or (a store opened with plain
+    ``xr.open_zarr``) the ``wcs_header`` attribute of its ``spatial_ref`` grid-mapping coordinate."""
+    if "wcs" in obj.coords:
+        return str(obj.coords["wcs"].values)
+    if "spatial_ref" in obj.coords and "wcs_header" in obj.coords["spatial_ref"].attrs:
+        return str(obj.coords["spatial_ref"].attrs["wcs_header"])
+    return None
 
 
 @lru_cache(maxsize=64)
@@ -133,17 +144,19 @@ def index_geometry_coords(obj: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.D
     return obj
 
 
-def dataset_from_arrays(template: xr.DataArray, arrays: dict[str, Any], *,
-                        extra: dict[str, Any] | None = None) -> xr.Dataset:
+def dataset_from_arrays(template: xr.DataArray, arrays: dict[str, Any], *, extra: dict[str, Any] | None = None,
+                        dims: tuple[str, ...] | None = None, attrs: dict[str, Any] | None = None) -> xr.Dataset:
     """Dataset of arrays (numpy or dask) shaped like ``template``: its dims and coords, units ``""``.
 
-    ``extra`` adds variables of other shapes (name -> DataArray, Variable or (dims, data, attrs)).
-    Built in one go: merging DataArrays one by one would re-compare the coordinates each time.
+    ``extra`` adds variables of other shapes (name -> DataArray, Variable or (dims, data, attrs));
+    ``dims`` reorders the result's dims, ``attrs`` are its attributes. Built in one go: merging
+    DataArrays one by one would re-compare the coordinates each time.
     """
     variables = {name: (template.dims, data, {"units": ""}) for name, data in arrays.items()}
     for name, value in (extra or {}).items():
         variables[name] = value.variable if isinstance(value, xr.DataArray) else value
-    return xr.Dataset(variables, coords=template.coords)
+    out = xr.Dataset(variables, coords=template.coords, attrs=attrs)
+    return out if dims is None or tuple(dims) == template.dims else out.transpose(*dims)
 
 
 def in_order(obj: Any, dims: tuple[str, ...] | list[str]) -> Any:

@@ -15,7 +15,7 @@ import xarray as xr
 
 from xgamma.background.offset import lonlat_in_frame, offset_limit, pointing_lonlat
 from xgamma.blocks import is_dask
-from xgamma.exceptions import EstimatorError
+from xgamma.exceptions import DataWarning, EstimatorError
 from xgamma.maps import in_order
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def exclusion_data(exclusion: Any, shape: tuple[int, int]) -> Any:
         # Checked only for in-memory masks (the usual case): never compute to warn.
         warnings.warn(
             "the exclusion mask excludes every pixel: no off counts, alpha is undefined (NaN) everywhere",
-            RuntimeWarning,
+            DataWarning,
             stacklevel=4,
         )
     return data

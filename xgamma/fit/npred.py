@@ -124,9 +124,16 @@ def _to_cm2_s(unit: str) -> float:
 
 
 def _convolve(mu: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Full 2-D convolution of each energy plane with its kernel (or the shared one)."""
-    return np.array([convolve_full(mu[i], kernel[i] if kernel.shape[0] > 1 else kernel[0])
-                     for i in range(mu.shape[0])])
+    """Full 2-D convolution of each energy plane with its kernel (or the shared one).
+
+    The FFT leaves round-off of both signs (~1e-17) where the exact result is 0: for non-negative
+    inputs the result is clipped at 0, so predicted counts are never negative.
+    """
+    out = np.array([convolve_full(mu[i], kernel[i] if kernel.shape[0] > 1 else kernel[0])
+                    for i in range(mu.shape[0])])
+    if mu.min(initial=0.0) >= 0 and kernel.min(initial=0.0) >= 0:
+        np.maximum(out, 0.0, out=out)
+    return out
 
 
 def _flux(arrays: DatasetArrays, model: SkyModel, box: Box | None = None, pixel: tuple[int, int] | None = None

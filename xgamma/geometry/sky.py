@@ -269,6 +269,11 @@ class SkyGeometry:
         edges = None if self.energy_edges is None else tuple(self.energy_edges.to_value("TeV").tolist())
         return _restore_geometry, (self.header_text, self.shape, edges)
 
+    def __dask_tokenize__(self) -> tuple:
+        # What identifies the value (dask would otherwise pickle it to name graph layers).
+        edges = None if self.energy_edges is None else tuple(self.energy_edges.to_value("TeV").tolist())
+        return ("SkyGeometry", self.header_text, self.shape, edges)
+
     def __hash__(self) -> int:
         return hash((self.shape, self.header_text, self.nbins))
 

@@ -43,8 +43,7 @@ class EnergyDispersion2D:
         """Read an ``edisp_2d`` HDU (column ``MATRIX``; ``ENERG`` or ``ETRUE``, ``MIGRA``, ``THETA``)."""
         table = IRFTable(path, hdu)
         axes = (table.axis("energy_true"), table.axis("migra"), table.axis("offset"))
-        values = table.unit(table.array("MATRIX"), "", "MATRIX")
-        values = table.oriented(values, tuple(a.nbin for a in axes), "MATRIX")
+        values = table.values("MATRIX", "", tuple(a.nbin for a in axes))
         return cls(axes, values, meta=table.meta())
 
     def evaluate(self, energy_true, offset, migra) -> u.Quantity:

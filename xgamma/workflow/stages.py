@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from xgamma.workflow.analysis import Analysis
 
 __all__ = ["Stage", "REFERENCE_STAGES", "MAPS", "FIT", "SIGNIFICANCE", "PLOTS", "OBSERVATION_IMAGES",
-           "run_maps", "run_fit", "run_significance"]
+           "run_maps", "run_fit", "run_significance", "check_maps", "check_fit", "check_significance"]
 
 #: Product name of the per-observation squashed counts and background (`Analysis.observation_images`).
 OBSERVATION_IMAGES = "observation_images"
@@ -57,6 +57,11 @@ class Stage:
         ``output`` atomically and returns the paths by product name.
     needs : frozenset of str
         Products the stage asks earlier stages to make (e.g. `OBSERVATION_IMAGES`).
+    check : callable, optional
+        ``check(analysis) -> None``: validates the stage's inputs (configuration sections, files,
+        models, regions) cheaply, raising an `XgammaError` naming the key or file. Every selected
+        stage is checked before any stage computes, so a bad fit section fails before the maps
+        are made (and ``xgamma run --dry-run`` runs only the checks).
     """
 
     name: str
@@ -64,6 +69,7 @@ class Stage:
     run: Callable[[Analysis], None] | None = None
     write: Callable[[Analysis, Path], dict[str, Path]] | None = None
     needs: frozenset[str] = frozenset()
+    check: Callable[[Analysis], None] | None = None
 
 
 def _map_options(analysis: Analysis) -> dict[str, Any]:
@@ -98,6 +104,24 @@ def observation_images(analysis: Analysis) -> xr.Dataset:
                              **_map_options(analysis)).observation_images
 
 
+def check_maps(analysis: Analysis) -> None:
+    """The map fits in memory; each observation's pointing and times are valid and its files exist."""
+    from xgamma.exceptions import DataStoreError
+
+    geometry = analysis.geometry
+    if geometry.energy_edges is None:
+        raise ConfigError("geometry: map making needs an energy axis (geometry.energy)")
+    inputs.check_map_size(geometry.shape, geometry.nbins)
+    if not analysis.observations:
+        raise DataStoreError("no observations to make maps from: the selection is empty")
+    for observation in analysis.observations:
+        observation.pointing, observation.livetime  # noqa: B018 (read and checked)
+        for hdu_type in ("events", "aeff", "bkg"):
+            path = getattr(observation, "hdus", {}).get(hdu_type, (None,))[0]
+            if path is not None and not Path(path).is_file():
+                raise DataStoreError(f"obs {observation.obs_id}: {hdu_type} file not found: {path}")
+
+
 def run_maps(analysis: Analysis) -> None:
     """Stacked cube (`Analysis.maps`, computed) and squashed images (`Analysis.images`)."""
     from xgamma.makers import make_map_products, squash_energy
@@ -123,6 +147,36 @@ def run_maps(analysis: Analysis) -> None:
     }
 
 
+def check_fit(analysis: Analysis) -> None:
+    """Models build, have distinct names and a free parameter; MINOS names exist."""
+    if analysis.models is None:
+        analysis.models = inputs.build_models(analysis.config)
+    models = analysis.models
+    if not models:
+        raise ConfigError("fit: no models to fit: add a 'models' section (or 'background_model')")
+    seen: dict[str, int] = {}
+    for i, model in enumerate(models):
+        name = getattr(model, "name", None)
+        if name in seen:
+            raise ConfigError(f"models: two models are named {name!r} (entries {seen[name]} and {i}); "
+                              "parameters are labelled by model name, so names must differ")
+        seen[name] = i
+    labels = {f"{getattr(m, 'name', '')}.{p.name}": p for m in models for p in m.parameters}
+    for label, parameter in labels.items():
+        inside = ((np.isnan(parameter.min) or parameter.value >= parameter.min)
+                  and (np.isnan(parameter.max) or parameter.value <= parameter.max))
+        if not parameter.frozen and not inside:
+            raise ConfigError(f"models: parameter {label} starts at {parameter.value:g}, outside its bounds "
+                              f"[{parameter.min:g}, {parameter.max:g}]")
+    if all(p.frozen for p in labels.values()):
+        raise ConfigError("fit: every parameter of the models is frozen, there is nothing to fit; "
+                          "set 'frozen: false' on at least one parameter")
+    for label in analysis.config.get("fit", {}).get("minos", ()):
+        if label not in labels or labels[label].frozen:
+            free = sorted(k for k, p in labels.items() if not p.frozen)
+            raise ConfigError(f"fit.minos: {label!r} is not a free parameter; free parameters: {free}")
+
+
 def run_fit(analysis: Analysis) -> None:
     """PSF (and migration) kernels of each source, models and the Cash fit with iminuit; residual maps.
 
@@ -141,9 +195,7 @@ def run_fit(analysis: Analysis) -> None:
     fit_section = config.get("fit", {})
     psf_section = config.get("psf", {})
     if analysis.models is None:
-        analysis.models = inputs.build_models(config)
-    if not analysis.models:
-        raise ConfigError("fit: no models configured (add a 'models' section)")
+        check_fit(analysis)
     edisp = fit_section.get("edisp", False)
     options = _map_options(analysis)
     psf, migration = source_kernels(
@@ -167,6 +219,16 @@ def run_fit(analysis: Analysis) -> None:
         "values": result.values, "errors": result.errors, "ts": result.ts, "edisp": bool(edisp),
         "psf_r68_deg": {name: np.atleast_1d(kernel.r68.to_value("deg")).tolist() for name, kernel in psf.items()},
     }
+
+
+def check_significance(analysis: Analysis) -> None:
+    """The background estimator exists and takes the ``ring`` keys; the exclusion leaves pixels."""
+    inputs.background_estimator_factory(analysis.config)
+    if analysis.exclusion is None:
+        analysis.exclusion = inputs.build_exclusion(analysis.config, analysis.geometry)
+    if not bool(np.asarray(analysis.exclusion).any()):
+        raise ConfigError("exclusion.regions exclude every pixel of the map: no pixel is left to estimate the "
+                          "background from; shrink the regions or enlarge the map")
 
 
 def run_significance(analysis: Analysis) -> None:
@@ -202,7 +264,7 @@ def run_significance(analysis: Analysis) -> None:
     maps = significance_maps(result, correlation_radius=radius)
     result, maps = analysis.compute(result, maps)
     layers = {name: result[name] for name in ("counts", "off", "alpha", "background") if name in result}
-    layers.update(excess=maps["excess"], significance=maps["significance"], exclusion=exclusion.astype(np.int16))
+    layers.update(excess=maps["excess"], significance=maps["significance"], exclusion=exclusion.astype(bool))
     dataset = xr.Dataset({name: with_units(_as_image(da), da.attrs.get("units", ""), name=name)
                           for name, da in layers.items()})
     analysis.exclusion = exclusion
@@ -223,14 +285,16 @@ def _has_section(*names: str) -> Callable[[Analysis], bool]:
     return lambda analysis: any(name in analysis.config for name in names)
 
 
-MAPS = Stage("maps", wanted=lambda analysis: True, run=run_maps, write=products.write_maps_products)
+MAPS = Stage("maps", wanted=lambda analysis: True, run=run_maps, write=products.write_maps_products,
+             check=check_maps)
 FIT = Stage("fit", wanted=lambda analysis: analysis.models is not None or _has_section("models", "fit")(analysis),
-            run=run_fit, write=products.write_fit_products)
+            run=run_fit, write=products.write_fit_products, check=check_fit)
 SIGNIFICANCE = Stage(
     "significance",
     wanted=lambda analysis: analysis.exclusion is not None
     or _has_section("ring", "significance", "exclusion")(analysis),
     run=run_significance, write=products.write_significance_products, needs=frozenset({OBSERVATION_IMAGES}),
+    check=check_significance,
 )
 PLOTS = Stage("plots", wanted=lambda analysis: bool(analysis.config.get("plots")), write=products.write_plots)
 
