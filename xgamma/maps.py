@@ -12,7 +12,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from xgamma.exceptions import GeometryError
-from xgamma.geometry import SkyGeometry
+from xgamma.geometry import ENERGY_DIMS, SkyGeometry
 
 __all__ = ["SPATIAL_DIMS", "MAP_DIMS", "GEOMETRY_INDEXES", "dataset_from_arrays", "in_order", "index_geometry_coords",
            "make_map", "map_geometry", "map_units", "with_indexes", "with_units"]
@@ -25,7 +25,8 @@ MAP_DIMS = ("energy", "lat", "lon")
 GEOMETRY_INDEXES = ("pix_lon", "pix_lat", "energy_min", "energy_max")
 
 
-def make_map(data: Any, geometry: SkyGeometry, *, name: str | None = None, units: str | u.UnitBase = "") -> xr.DataArray:
+def make_map(data: Any, geometry: SkyGeometry, *, name: str | None = None, units: str | u.UnitBase = "",
+             energy_dim: str = "energy") -> xr.DataArray:
     """Wrap an array (numpy or dask) of shape ``geometry.data_shape`` as a sky map.
 
     Parameters
@@ -38,19 +39,27 @@ def make_map(data: Any, geometry: SkyGeometry, *, name: str | None = None, units
         Variable name (``counts``, ``exposure``...).
     units : str or `~astropy.units.UnitBase`
         Units of the values. Default is dimensionless.
+    energy_dim : {"energy", "energy_true"}
+        Name of the energy dim: reconstructed (default) or true energy (the exposure of an
+        analysis with energy dispersion; coordinates ``energy_true``, ``energy_true_min``, ...).
 
     Returns
     -------
     map : `xarray.DataArray`
-        Dims ``("energy", "lat", "lon")`` (or ``("lat", "lon")``), coordinates from
+        Dims ``(energy_dim, "lat", "lon")`` (or ``("lat", "lon")``), coordinates from
         `SkyGeometry.coords`, ``attrs["units"]`` set.
     """
-    dims = MAP_DIMS if geometry.energy_edges is not None else SPATIAL_DIMS
+    if energy_dim not in ENERGY_DIMS:
+        raise GeometryError(f"energy_dim must be one of {ENERGY_DIMS}, got {energy_dim!r}")
+    dims = (energy_dim, *SPATIAL_DIMS) if geometry.energy_edges is not None else SPATIAL_DIMS
     shape = tuple(np.shape(data))
     if shape != geometry.data_shape:
         raise GeometryError(f"map {name or ''} has shape {shape}, geometry expects {geometry.data_shape}")
-    return xr.DataArray(data, dims=dims, coords=geometry.coords(), name=name,
-                        attrs={"units": u.Unit(units).to_string()})
+    if energy_dim == "energy" or geometry.energy_edges is None:
+        coords = geometry.coords()
+    else:
+        coords = geometry.with_energy(None).coords().assign(geometry.energy_coords(energy_dim))
+    return xr.DataArray(data, dims=dims, coords=coords, name=name, attrs={"units": u.Unit(units).to_string()})
 
 
 def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
@@ -75,11 +84,13 @@ def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
     if pix_lon.size and (np.any(np.diff(pix_lon) != 1) or np.any(np.diff(pix_lat) != 1)):
         raise GeometryError("map pixels are not contiguous (strided or reordered selection): no single WCS fits")
     edges = None
-    if "energy" in obj.dims:
-        if "energy_min" not in obj.coords or "energy_max" not in obj.coords:
-            raise GeometryError("map has an energy dim but no energy_min/energy_max coordinates")
-        emin = np.asarray(coords["energy_min"].values, dtype=float)
-        emax = np.asarray(coords["energy_max"].values, dtype=float)
+    # A reco-energy axis when there is one (a Dataset may hold both), else the true-energy axis.
+    dim = next((d for d in ENERGY_DIMS if d in obj.dims), None)
+    if dim is not None:
+        if f"{dim}_min" not in coords or f"{dim}_max" not in coords:
+            raise GeometryError(f"map has an {dim} dim but no {dim}_min/{dim}_max coordinates")
+        emin = np.asarray(coords[f"{dim}_min"].values, dtype=float)
+        emax = np.asarray(coords[f"{dim}_max"].values, dtype=float)
         if emin.size > 1 and not np.allclose(emin[1:], emax[:-1], rtol=1e-10):
             raise GeometryError("energy bins of the map are not contiguous")
         edges = tuple(np.append(emin, emax[-1:]).tolist())

@@ -174,10 +174,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from xgamma.cli.demo import run_demo
+    from xgamma.cli.demo import DemoRecoveryError, run_demo
 
     with _scheduler(args):
-        summary = run_demo(output=args.output, data=args.data, seed=args.seed, progress=not args.quiet)
+        try:
+            summary = run_demo(output=args.output, data=args.data, seed=args.seed, progress=not args.quiet)
+        except DemoRecoveryError as error:
+            print(error.summary)  # the pulls, then the one-line error and exit status 1
+            raise
     if not args.quiet:
         print(summary)
     return 0

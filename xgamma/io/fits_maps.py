@@ -27,17 +27,20 @@ from astropy.io.fits.verify import VerifyWarning
 from astropy.table import Table
 
 from xgamma.exceptions import DataStoreError, GeometryError
-from xgamma.geometry import SkyGeometry
+from xgamma.geometry import ENERGY_DIMS, SkyGeometry
 from xgamma.maps import make_map, map_geometry, map_units
 
 __all__ = ["write_maps", "read_maps", "maps_to_hdulist", "provenance_header", "atomic_path"]
+
+_TRUE_COLUMNS = ("ENERGY_TRUE", "ENERGY_TRUE_MIN", "ENERGY_TRUE_MAX")
 
 
 def _image_hdu(da: xr.DataArray) -> list[fits.hdu.base.ExtensionHDU]:
     geometry = map_geometry(da)
     variable = str(da.name or "map")
     name = variable.upper()
-    data = np.asarray(da.transpose(*[d for d in ("energy", "lat", "lon") if d in da.dims]).values)
+    energy_dim = next((d for d in ENERGY_DIMS if d in da.dims), None)
+    data = np.asarray(da.transpose(*[d for d in (energy_dim, "lat", "lon") if d in da.dims]).values)
     header = geometry.wcs.to_header()
     if data.dtype == bool:  # FITS has no boolean images: bytes, in an HDU Gammapy reads as a mask
         data = data.astype(np.uint8)
@@ -51,19 +54,21 @@ def _image_hdu(da: xr.DataArray) -> list[fits.hdu.base.ExtensionHDU]:
     if geometry.energy_edges is not None:
         edges = geometry.energy_edges.to_value("TeV")
         bands_name = f"{name}_BANDS"
-        header["AXCOLS1"] = "E_MIN,E_MAX"
+        # True-energy axes use Gammapy's column names, which also tell the reader the axis.
+        centre, lo, hi = ("ENERGY", "E_MIN", "E_MAX") if energy_dim == "energy" else _TRUE_COLUMNS
+        header["AXCOLS1"] = f"{lo},{hi}"
         header["INTERP1"] = "log"
         header["BANDSHDU"] = bands_name
         table = Table(
             {
                 "CHANNEL": np.arange(edges.size - 1, dtype=np.int64),
-                "ENERGY": u.Quantity(np.sqrt(edges[:-1] * edges[1:]), "TeV"),
-                "E_MIN": u.Quantity(edges[:-1], "TeV"),
-                "E_MAX": u.Quantity(edges[1:], "TeV"),
+                centre: u.Quantity(np.sqrt(edges[:-1] * edges[1:]), "TeV"),
+                lo: u.Quantity(edges[:-1], "TeV"),
+                hi: u.Quantity(edges[1:], "TeV"),
             }
         )
         bands = fits.BinTableHDU(table, name=bands_name)
-        bands.header["AXCOLS1"] = "E_MIN,E_MAX"
+        bands.header["AXCOLS1"] = f"{lo},{hi}"
         bands.header["INTERP1"] = "log"
         hdus.append(bands)
     header["BUNIT"] = map_units(da).to_string("fits") if map_units(da) != u.dimensionless_unscaled else ""
@@ -182,10 +187,11 @@ def write_maps(
     return Path(path)
 
 
-def _read_energy_edges(hdulist: fits.HDUList, header: fits.Header, path: Path) -> u.Quantity | None:
+def _read_energy_edges(hdulist: fits.HDUList, header: fits.Header, path: Path) -> tuple[u.Quantity | None, str]:
+    """Energy edges (TeV) of an image HDU's bands table and the axis name ("energy" or "energy_true")."""
     bands_name = header.get("BANDSHDU")
     if not bands_name:
-        return None
+        return None, "energy"
     if bands_name not in hdulist:
         raise DataStoreError(f"{path}: HDU {header.get('EXTNAME')} refers to missing bands HDU {bands_name!r}")
     table = Table.read(hdulist[bands_name])
@@ -195,7 +201,8 @@ def _read_energy_edges(hdulist: fits.HDUList, header: fits.Header, path: Path) -
     lo, hi = (u.Quantity(table[c]) for c in columns)
     if lo.unit == u.dimensionless_unscaled:
         lo, hi = lo * u.TeV, hi * u.TeV
-    return u.Quantity(np.append(lo.to_value("TeV"), hi.to_value("TeV")[-1]), "TeV")
+    dim = "energy_true" if columns[0].upper() == _TRUE_COLUMNS[1] else "energy"
+    return u.Quantity(np.append(lo.to_value("TeV"), hi.to_value("TeV")[-1]), "TeV"), dim
 
 
 def read_maps(path: str | os.PathLike, *, hdus: Sequence[str] | None = None, chunks: int | None = None) -> xr.Dataset:
@@ -227,7 +234,7 @@ def read_maps(path: str | os.PathLike, *, hdus: Sequence[str] | None = None, chu
             if name not in hdulist:
                 raise DataStoreError(f"{path}: no HDU named {name!r} (has {[h.name for h in hdulist]})")
             hdu = hdulist[name]
-            edges = _read_energy_edges(hdulist, hdu.header, path)
+            edges, energy_dim = _read_energy_edges(hdulist, hdu.header, path)
             geometry = SkyGeometry.from_header(hdu.header, energy_edges=edges)
             data = np.array(hdu.data, dtype=hdu.data.dtype.newbyteorder("="))
             if edges is not None and data.ndim == 2:
@@ -246,5 +253,5 @@ def read_maps(path: str | os.PathLike, *, hdus: Sequence[str] | None = None, chu
             if "MASK" in name.upper() and np.issubdtype(data.dtype, np.integer):
                 data = data.astype(bool)  # the Gammapy convention for masks
             variable = str(hdu.header.get("XGVAR", name.lower()))
-            variables[variable] = make_map(data, geometry, name=variable, units=unit)
+            variables[variable] = make_map(data, geometry, name=variable, units=unit, energy_dim=energy_dim)
     return xr.Dataset(variables)

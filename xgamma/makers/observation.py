@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import astropy.units as u
 import numpy as np
 
-from xgamma.exceptions import ConfigError
 from xgamma.geometry.spherical import rotate, rotation_matrix, transform_lonlat, unit_vectors
 from xgamma.irf._grid import BLOCK
+from xgamma.makers.safe_energy import SafeEnergy, safe_energy_mask, safe_offset_max
 
 if TYPE_CHECKING:
     from xgamma.geometry import SkyGeometry
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["PreparedObservation", "PixelBlock", "prepare_observation", "pixel_block", "add_observation",
            "SafeEnergy"]
 
-SafeEnergy = Literal["aeff-default"] | None
 _M2 = u.Unit("m2")
 
 
@@ -50,6 +49,8 @@ class PreparedObservation:
         Livetime (exposure) and ontime (background: the rate is per wall-clock second), s.
     energy_mask : ndarray
         Bool per energy bin: inside the safe energy range.
+    offset_max_deg : float
+        The safe range's ``offset-max`` (inf without it): pixels this far get nothing.
     event_ix, event_iy : ndarray
         0-based pixel column / row (int32) of the events inside the map, energy axis and safe range.
     event_energy_bin : ndarray
@@ -66,6 +67,7 @@ class PreparedObservation:
     livetime_s: float
     ontime_s: float
     energy_mask: np.ndarray
+    offset_max_deg: float
     event_ix: np.ndarray
     event_iy: np.ndarray
     event_energy_bin: np.ndarray
@@ -98,21 +100,6 @@ class PixelBlock:
         return self.lat.stop - self.lat.start, self.lon.stop - self.lon.start
 
 
-def safe_energy_mask(aeff: Any, edges_tev: np.ndarray, safe_energy: SafeEnergy) -> np.ndarray:
-    """Bool per energy bin: the bin lies entirely inside the run's safe range (all True for None)."""
-    mask = np.ones(edges_tev.size - 1, dtype=bool)
-    if safe_energy is None:
-        return mask
-    if safe_energy != "aeff-default":
-        raise ConfigError(f"maps.safe_energy: unknown method {safe_energy!r}; use 'aeff-default' or null")
-    lo, hi = aeff.lo_threshold, aeff.hi_threshold
-    if lo is not None:
-        mask &= edges_tev[:-1] >= u.Quantity(lo).to_value("TeV") * (1 - 1e-9)
-    if hi is not None:
-        mask &= edges_tev[1:] <= u.Quantity(hi).to_value("TeV") * (1 + 1e-9)
-    return mask
-
-
 def _fov_matrix(observation: Observation, frame: str) -> np.ndarray | None:
     """Rotation from map-frame vectors to the RADEC FoV frame of `xgamma.irf.background.fov_coordinates_radec`."""
     from xgamma.irf.background import Background3D, fov_frame_matrix
@@ -124,17 +111,19 @@ def _fov_matrix(observation: Observation, frame: str) -> np.ndarray | None:
     return fov_frame_matrix(ra, dec) @ rotation_matrix(frame, "icrs")
 
 
-def prepare_observation(observation: Observation, geometry: SkyGeometry, safe_energy: SafeEnergy) -> PreparedObservation:
+def prepare_observation(observation: Observation, geometry: SkyGeometry, safe_energy: SafeEnergy | None,
+                        energy_true: u.Quantity | None = None) -> PreparedObservation:
     """Read one observation's events and IRFs; place the events on the map's pixels and energy bins.
 
     Events are placed in float64 (fixed ICRS -> map-frame rotation, then the WCS); pixel i spans
     [i - 0.5, i + 0.5) in 0-based pixel coordinates. Events in energy bins outside the safe
-    range are dropped here.
+    range (`~xgamma.makers.safe_energy`; ``energy_true`` is the axis of its ``aeff-max`` and
+    ``edisp-bias`` methods) are dropped here.
     """
     events = observation.events
     edges = geometry.energy_edges.to_value("TeV")
     aeff = observation.aeff
-    energy_mask = safe_energy_mask(aeff, edges, safe_energy)
+    energy_mask = safe_energy_mask(observation, geometry, safe_energy, energy_true=energy_true)
     lon, lat = transform_lonlat(np.asarray(events.ra, float), np.asarray(events.dec, float), "icrs", geometry.frame)
     x, y = geometry.world_to_pixel(lon, lat)
     ix = np.floor(x + 0.5)
@@ -153,6 +142,7 @@ def prepare_observation(observation: Observation, geometry: SkyGeometry, safe_en
         livetime_s=u.Quantity(observation.livetime).to_value("s"),
         ontime_s=u.Quantity(observation.ontime).to_value("s"),
         energy_mask=energy_mask,
+        offset_max_deg=safe_offset_max(safe_energy, np.inf),
         event_ix=ix[keep].astype(np.int32),
         event_iy=iy[keep].astype(np.int32),
         event_energy_bin=energy_bin[keep].astype(np.int32),
@@ -266,7 +256,8 @@ def add_observation(
     geometry : SkyGeometry
         The map geometry (energy edges, frame).
     offset_max_deg : float
-        Pixels whose centre lies at or beyond this offset from the pointing get nothing.
+        Pixels whose centre lies at or beyond this offset from the pointing (or the run's own
+        safe-range ``offset-max``) get nothing.
     image : ndarray, optional
         (2, n_pixels) float64: the run's energy-summed counts and background are added here.
     """
@@ -275,7 +266,7 @@ def add_observation(
     if out is None and image is None:
         return
     offset = offsets(block, run.pointing_vector)
-    inside = offset < offset_max_deg
+    inside = offset < min(offset_max_deg, run.offset_max_deg)
     pixels = np.flatnonzero(inside)
     if pixels.size == 0:
         return

@@ -50,14 +50,16 @@ class Analysis:
     requested : frozenset of str
         Products later stages asked the earlier ones for (`Stage.needs`).
     maps : `xarray.Dataset`
-        Stacked cube: ``counts``, ``exposure`` (m2 s), ``background``.
+        Stacked cube: ``counts``, ``exposure`` (m2 s), ``background`` (and ``exposure_true``
+        with a true-energy axis).
     images : `xarray.Dataset`
-        The cube squashed over energy (length-1 energy dim).
+        The cube squashed over energy (length-1 energy dim), with each pixel's valid energy
+        range (``safe_energy_min``, ``safe_energy_max``).
     observation_images : `xarray.Dataset`
         Per-observation squashed ``counts`` and ``background`` (``obs_id`` dim, with pointings),
         made with the cube when the significance stage runs.
-    psf_kernel : `~xgamma.fit.PSFKernel`
-        Mean PSF kernel at ``psf.position``.
+    psf_kernel : dict of `~xgamma.fit.PSFKernel`
+        Mean PSF kernels by source name (at each source's position, or at ``psf.position``).
     dataset : `~xgamma.fit.MapDataset`
         The fitted dataset.
     fit_result : `~xgamma.fit.FitResult`

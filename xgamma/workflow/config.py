@@ -182,12 +182,17 @@ def _positive_angle(value: Any, path: str):
     return angle
 
 
-def _safe_energy(value: Any, path: str) -> str | None:
-    if value is None:
-        return None
-    if value != "aeff-default":
-        raise ConfigError(f"{path}: expected 'aeff-default' or null, got {value!r}")
-    return value
+def _safe_energy(value: Any, path: str) -> Any:
+    """A `SafeEnergy` from a method name, a list of them or a mapping (methods + parameters)."""
+    from xgamma.makers.safe_energy import SafeEnergy
+
+    if value is None or isinstance(value, SafeEnergy):
+        return value
+    if isinstance(value, Mapping):
+        value = _section(value, path, {"methods": _passthrough, "aeff_percent": _number, "bias_percent": _number,
+                                       "position": _position, "fixed_offset": parse_angle,
+                                       "offset_max": _positive_angle}, required=("methods",))
+    return SafeEnergy.parse(value)
 
 
 def _spectrum(value: Any, path: str) -> dict:
@@ -258,14 +263,14 @@ SCHEMA: dict[str, Any] = {
     "data": {"datastore": _datastore, "obs_ids": _list_of(_obs_id, min_items=1), "object": _string,
              "cone": {"center": _position, "radius": _positive_angle}},
     "geometry": {"center": _position, "width": _width, "binsz": _positive_angle, "projection": _string,
-                 "energy": _energy_axis},
+                 "energy": _energy_axis, "energy_true": _energy_axis},
     "maps": {"offset_max": _positive_angle, "safe_energy": _safe_energy, "chunks": _positive_int,
              "squash": {"spectrum": _spectrum}},
     "psf": {"position": _position, "spectrum": _spectrum, "max_radius": _positive_angle,
             "containment": _fraction},
     "models": _list_of(_passthrough),
     "background_model": {"norm": _passthrough, "tilt": _passthrough},
-    "fit": {"on": _fit_on, "minos": _list_of(_string), "point_method": _point_method},
+    "fit": {"on": _fit_on, "edisp": _boolean, "minos": _list_of(_string), "point_method": _point_method},
     "exclusion": {"regions": _list_of(_string), "threshold": _number, "dilation": _positive_angle,
                   "max_iterations": _positive_int},
     "ring": {"method": _string, "r_in": _positive_angle, "width": _positive_angle, "offset_max": _positive_angle,

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
     from xgamma.geometry import SkyGeometry
 
-__all__ = ["build_geometry", "select_observations", "build_models", "build_exclusion", "psf_spectrum",
-           "background_estimator_factory", "estimate_background", "check_map_size", "max_memory"]
+__all__ = ["build_geometry", "energy_true_edges", "select_observations", "build_models", "build_exclusion",
+           "psf_spectrum", "background_estimator_factory", "estimate_background", "check_map_size", "max_memory"]
 
 #: Maps ``xgamma run`` holds in memory per voxel: counts, exposure, background (float64).
 _CUBE_BYTES_PER_VOXEL = 3 * 8
@@ -111,6 +111,19 @@ def build_geometry(config: Mapping[str, Any]) -> SkyGeometry:
         raise ConfigError(f"geometry: {error}") from error
     _check_on_sky(geometry, "geometry")
     return geometry
+
+
+def energy_true_edges(config: Mapping[str, Any], geometry: SkyGeometry) -> Any:
+    """True-energy edges of the exposure (``geometry.energy_true``; with ``fit.edisp`` and no such
+    axis, the reconstructed-energy edges of ``geometry``), or None when the analysis needs none."""
+    from xgamma.geometry import energy_edges
+
+    axis = config.get("geometry", {}).get("energy_true")
+    if axis is not None:
+        return energy_edges(axis["min"], axis["max"], axis["nbins"])
+    if config.get("fit", {}).get("edisp", False):
+        return geometry.energy_edges
+    return None
 
 
 def select_observations(config: Mapping[str, Any]) -> list:

@@ -53,7 +53,7 @@ _FINGERPRINT = "fingerprint.json"
 #: File and folder names of streamed products (a rerun with ``overwrite`` replaces all of them).
 MOSAIC_PRODUCT_NAMES = ("maps.zarr", "images.zarr", "maps", "images", "summary.json", "config.yaml")
 #: Sections of the FITS path that need maps in memory.
-_IN_MEMORY_SECTIONS = ("psf", "models", "background_model", "fit", "plots")
+_IN_MEMORY_SECTIONS = ("psf", "models", "background_model", "fit", "detect", "plots")
 
 
 def check_streamed(config: Any) -> None:

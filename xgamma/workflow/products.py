@@ -134,7 +134,9 @@ def write_plots(analysis: Analysis, output: Path) -> dict[str, Path]:
         products.update(excess=analysis.significance["excess"], significance=analysis.significance["significance"],
                         exclusion=analysis.significance["exclusion"], distribution=analysis.distribution)
     if analysis.residuals is not None:
-        products.update(residuals=analysis.residuals)
+        from xgamma.fit.dataset import residual_images
+
+        products.update(residuals=residual_images(analysis.residuals))
     if analysis.fit_result is not None:
         products.update(fit_result=analysis.fit_result)
     context = {}

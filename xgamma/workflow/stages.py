@@ -72,10 +72,10 @@ class Stage:
     check: Callable[[Analysis], None] | None = None
 
 
-def _map_options(config: Mapping[str, Any]) -> dict[str, Any]:
-    section = config["maps"]
+def _map_options(analysis: Analysis) -> dict[str, Any]:
+    section = analysis.config["maps"]
     return dict(offset_max=section["offset_max"], safe_energy=section.get("safe_energy"),
-                chunks=section.get("chunks"))
+                energy_true=inputs.energy_true_edges(analysis.config, analysis.geometry), chunks=section.get("chunks"))
 
 
 def _squash_spectrum(config: Mapping[str, Any]) -> Any:
@@ -86,7 +86,7 @@ def observation_maps(analysis: Analysis) -> xr.Dataset:
     """Lazy per-observation cube (``obs_id`` dim) with the options of the ``maps`` section."""
     from xgamma.makers import make_observation_maps
 
-    return make_observation_maps(analysis.observations, analysis.geometry, **_map_options(analysis.config))
+    return make_observation_maps(analysis.observations, analysis.geometry, **_map_options(analysis))
 
 
 def observation_images(analysis: Analysis) -> xr.Dataset:
@@ -101,7 +101,7 @@ def observation_images(analysis: Analysis) -> xr.Dataset:
     from xgamma.makers import make_map_products
 
     return make_map_products(analysis.observations, analysis.geometry, maps=False, observation_images=True,
-                             **_map_options(analysis.config)).observation_images
+                             **_map_options(analysis)).observation_images
 
 
 def check_maps(analysis: Analysis) -> None:
@@ -134,7 +134,7 @@ def run_maps(analysis: Analysis) -> None:
     # each observation is read and binned once.
     wanted = OBSERVATION_IMAGES in analysis.requested
     products = make_map_products(analysis.observations, analysis.geometry, observation_images=wanted,
-                                 **_map_options(config))
+                                 **_map_options(analysis))
     if wanted:
         cube, analysis.observation_images = analysis.compute(products.maps, products.observation_images)
     else:
@@ -202,36 +202,47 @@ def _check_model_parameters(model: Any) -> None:
 
 
 def run_fit(analysis: Analysis) -> None:
-    """PSF kernel, models and the Cash fit with iminuit; residual maps."""
+    """PSF (and migration) kernels of each source, models and the Cash fit with iminuit; residual maps.
+
+    ``fit.on: cube`` fits the cube; ``fit.on: images`` fits the counts summed over energy, each
+    source still predicted per energy bin with its own spectrum, exposure and PSF
+    (`MapDataset.to_image`), so no weighting spectrum is assumed. The kernels are each source's
+    own, at its position, unless ``psf.position`` sets one position for all.
+    """
     import xarray as xr
 
     from xgamma.fit.dataset import MapDataset
     from xgamma.fit.fitter import fit
-    from xgamma.fit.psf_kernel import psf_kernel_for_geometry
+    from xgamma.fit.source_irfs import source_kernels
 
     config = analysis.config
     fit_section = config.get("fit", {})
-    on = fit_section.get("on", "images")
     psf_section = config.get("psf", {})
-    kernel = psf_kernel_for_geometry(
-        analysis.observations, analysis.geometry, psf_section.get("position", analysis.geometry.center),
-        spectrum=inputs.psf_spectrum(config), image=on == "images",
-        max_radius=psf_section.get("max_radius"), containment=psf_section.get("containment", 0.999),
-    )
     if analysis.models is None:
         check_fit(analysis)
-    dataset = MapDataset.from_maps(analysis.images if on == "images" else analysis.maps, psf=kernel,
-                                   models=analysis.models, point_method=fit_section.get("point_method", "exact"))
+    edisp = fit_section.get("edisp", False)
+    options = _map_options(analysis)
+    psf, migration = source_kernels(
+        analysis.observations, analysis.geometry, analysis.models, offset_max=options["offset_max"],
+        safe_energy=options["safe_energy"], energy_true=options["energy_true"], edisp=edisp,
+        position=psf_section.get("position"),
+        spectrum=inputs.psf_spectrum(config) if "spectrum" in psf_section else None,
+        max_radius=psf_section.get("max_radius"), containment=psf_section.get("containment", 0.999),
+    )
+    dataset = MapDataset.from_maps(analysis.maps, psf=psf, edisp=migration, models=analysis.models,
+                                   point_method=fit_section.get("point_method", "exact"))
+    if fit_section.get("on", "images") == "images":
+        dataset = dataset.to_image(name="stacked")
     result = fit(dataset, minos=fit_section.get("minos", ()))
     if not result.success:  # fit.json says why too; the run goes on (the maps are still valid)
         logging.getLogger("xgamma").warning("fit %s", result.message)
-    analysis.psf_kernel, analysis.dataset, analysis.fit_result = kernel, dataset, result
+    analysis.psf_kernel, analysis.dataset, analysis.fit_result = psf, dataset, result
     analysis.residuals = _correlated_residuals(dataset.residual_maps(), dataset.counts,
                                                config.get("significance", {}).get("correlation_radius", "0.1 deg"))
     analysis.summary["fit"] = {
         "success": bool(result.success), "message": result.message, "statistic": float(result.statistic),
-        "values": result.values, "errors": result.errors, "ts": result.ts,
-        "psf_r68_deg": np.atleast_1d(np.asarray(getattr(kernel.r68, "value", kernel.r68))).tolist(),
+        "values": result.values, "errors": result.errors, "ts": result.ts, "edisp": bool(edisp),
+        "psf_r68_deg": {name: np.atleast_1d(kernel.r68.to_value("deg")).tolist() for name, kernel in psf.items()},
     }
 
 
