@@ -15,9 +15,10 @@ synchronous scheduler (one core) unless ``--threads``:
 
 Cases: the reference configuration (3 CTA 1DC runs, 10 x 400 x 500 galactic CAR cube), H.E.S.S. DL3
 DR1 PKS 2155-304 runs (1, 4 and 16 runs; 4 x 4 deg TAN, 0.02 deg, safe energy range), and a map-size
-scan on the CTA runs. Columns: ``x/floor`` = xgamma warm / floor warm; ``tasks`` = tasks computed;
-``ovh %`` = share of the xgamma compute not spent inside tasks (scheduler + graph overhead, sync
-scheduler, one extra repetition with a task timer); ``d counts`` = counts xgamma - Gammapy (events
+scan on the CTA runs. Columns: ``x/floor`` = xgamma warm / floor warm; ``graph`` = seconds of the
+xgamma stage before the compute (open the data store, select, build the graph); ``tasks`` = tasks
+computed; ``ovh %`` = share of the compute not spent inside tasks (the scheduler's per-task
+overhead, sync scheduler; one extra repetition timed task by task); ``d counts`` = counts xgamma - Gammapy (events
 within float32 rounding of a pixel edge); ``bkg rel`` = relative difference of the background total.
 
 Usage (one command; ~3 minutes on a quiet 2-core machine)::
@@ -33,10 +34,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import textwrap
-import time
 from pathlib import Path
+
+from common import ENV, python, time_processes
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = "cta-3runs-10x400x500"
@@ -71,7 +72,7 @@ XGAMMA = textwrap.dedent("""
     case, data, repeat, threads = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
     scheduler = "threads" if threads else "sync"
 
-    def stage():
+    def stage(timer=None):
         store = DataStore(f"{data}/{case['store']}")
         if "object" in case:
             store = store.select(object_name=case["object"])
@@ -83,7 +84,12 @@ XGAMMA = textwrap.dedent("""
                                       energy_edges=energy_edges(0.1 * u.TeV, 10 * u.TeV, 10))
         maps = make_maps(store.observations(ids), geometry, offset_max=case["offset_max"] * u.deg,
                          safe_energy="aeff-default" if case["safe"] else None)
-        return maps.compute(scheduler=scheduler)
+        if timer is None:
+            return maps.compute(scheduler=scheduler)
+        t0 = time.perf_counter()
+        with timer:
+            maps.compute(scheduler=scheduler)
+        timer.compute = time.perf_counter() - t0
 
     times = []
     for _ in range(repeat):
@@ -102,13 +108,12 @@ XGAMMA = textwrap.dedent("""
 
     timer = TaskTimer()
     t0 = time.perf_counter()
-    with timer:
-        stage()
+    stage(timer)
     total = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"times": times, "peak_mb": peak, "counts": float(maps.counts.sum()),
                       "background": float(maps.background.sum()), "tasks": timer.tasks,
-                      "inside": timer.inside, "total": total}))
+                      "inside": timer.inside, "compute": timer.compute, "total": total}))
 """)
 
 GAMMAPY = textwrap.dedent("""
@@ -167,9 +172,6 @@ GAMMAPY_PROCESS = textwrap.dedent("""
     stacked.to_image().write(f"{out}/images.fits", overwrite=True)
 """)
 
-ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-
-
 def _json_run(args: list[str]) -> dict:
     out = subprocess.run(args, capture_output=True, text=True, env=ENV, check=False)
     if out.returncode != 0:
@@ -195,10 +197,11 @@ def stage(name: str, data: str, rounds: int, repeat: int, threads: bool) -> None
     xg_cold, xg_warm = _cold_warm([r["times"] for r in xg])
     gp_cold, gp_warm = _cold_warm([r["times"] for r in gp])
     floor_warm = _cold_warm([r["times"] for r in floor])[1] if floor else float("nan")
-    overhead = min(1 - r["inside"] / r["total"] for r in xg)
+    overhead = min(1 - r["inside"] / r["compute"] for r in xg)
+    outside = min(r["total"] - r["compute"] for r in xg)
     last_x, last_g = xg[-1], gp[-1]
     print(f"{name:22s} {xg_cold:7.3f} {xg_warm:7.3f} {gp_cold:7.3f} {gp_warm:7.3f} {gp_warm / xg_warm:6.1f} "
-          f"{floor_warm:7.3f} {xg_warm / floor_warm:7.2f} {last_x['tasks']:5d} {100 * overhead:5.1f} "
+          f"{floor_warm:7.3f} {xg_warm / floor_warm:7.2f} {outside:6.3f} {last_x['tasks']:5d} {100 * overhead:5.1f} "
           f"{max(r['peak_mb'] for r in xg):6.0f} {max(r['peak_mb'] for r in gp):6.0f} "
           f"{last_x['counts'] - last_g['counts']:8.0f} {last_x['background'] / last_g['background'] - 1:8.1e} "
           f"{os.getloadavg()[0]:5.2f}", flush=True)
@@ -206,23 +209,9 @@ def stage(name: str, data: str, rounds: int, repeat: int, threads: bool) -> None
 
 def process(data: str, rounds: int) -> None:
     config = HERE.parent / "examples" / "cta-gc-maps.yaml"
-    xgamma = [sys.executable, "-m", "xgamma.cli.main", "run", str(config), "--quiet", "--output"]
-    times = {"xgamma run": [], "gammapy script": []}
-    env = dict(ENV, XGAMMA_DATA=data)
-    for _ in range(rounds):
-        for label in times:
-            with tempfile.TemporaryDirectory() as out:
-                args = xgamma + [out] if label == "xgamma run" else [sys.executable, "-c", GAMMAPY_PROCESS, data, out]
-                t0 = time.perf_counter()
-                result = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
-                times[label].append(time.perf_counter() - t0)
-                if result.returncode != 0 or not (Path(out) / "images.fits").is_file():
-                    raise RuntimeError(f"{label} failed: {result.stderr[-3000:]}")
-    best = {label: min(t) for label, t in times.items()}
-    print(f"\nwhole process, cta-gc-maps (maps.fits + images.fits), best of {rounds} alternating runs:")
-    for label, t in times.items():
-        print(f"  {label:15s} best {best[label]:6.2f} s   all: {' '.join(f'{x:.2f}' for x in t)}")
-    print(f"  ratio {best['gammapy script'] / best['xgamma run']:.1f}x; load average {os.getloadavg()[0]:.2f}")
+    commands = {"xgamma run": python("-m", "xgamma.cli.main", "run", str(config), "--quiet", "--output"),
+                "gammapy script": python("-c", GAMMAPY_PROCESS, data)}
+    time_processes(commands, rounds, data, "images.fits", "cta-gc-maps (maps.fits + images.fits)")
 
 
 def main() -> None:
@@ -240,7 +229,7 @@ def main() -> None:
           f"{os.cpu_count()} cores; rounds {args.rounds} x repeat {args.repeat}; "
           f"xgamma scheduler: {'threads' if args.threads else 'sync'}")
     print(f"{'case':22s} {'xg cold':>7s} {'warm':>7s} {'gp cold':>7s} {'warm':>7s} {'ratio':>6s} {'floor':>7s} "
-          f"{'x/floor':>7s} {'tasks':>5s} {'ovh %':>5s} {'xg MB':>6s} {'gp MB':>6s} {'d counts':>8s} "
+          f"{'x/floor':>7s} {'graph':>6s} {'tasks':>5s} {'ovh %':>5s} {'xg MB':>6s} {'gp MB':>6s} {'d counts':>8s} "
           f"{'bkg rel':>8s} {'load1':>5s}")
     for name in args.cases:
         stage(name, data, args.rounds, args.repeat, args.threads)

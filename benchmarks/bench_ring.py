@@ -58,6 +58,7 @@ import tempfile
 import textwrap
 
 import numpy as np
+from common import ENV, python, time_processes
 
 CASES = {
     "cta-gc": dict(
@@ -236,9 +237,8 @@ GAMMAPY = _RSS + textwrap.dedent("""
 
 
 def _run(script: str, case: dict, data: str, repeat: int, stage: str, out: str, scheduler: str) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     args = [sys.executable, "-c", script, json.dumps(case), data, str(repeat), stage, out, scheduler]
-    proc = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(args, capture_output=True, text=True, env=ENV, check=False)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -422,30 +422,14 @@ GAMMAPY_PROCESS = textwrap.dedent("""
 
 def process(data: str, rounds: int) -> None:
     """Whole processes, best of ``rounds`` alternating runs: interpreter start and imports included."""
-    import time
-
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", XGAMMA_DATA=data)
-    times = {"xgamma run": [], "gammapy script": []}
     with tempfile.TemporaryDirectory() as scratch:
         config = os.path.join(scratch, "ring.yaml")
         with open(config, "w") as f:
             f.write(RING_CONFIG)
-        for _ in range(rounds):
-            for label in times:
-                out = tempfile.mkdtemp(dir=scratch)
-                args = ([sys.executable, "-m", "xgamma.cli.main", "run", config, "--quiet", "--output", out]
-                        if label == "xgamma run" else [sys.executable, "-c", GAMMAPY_PROCESS, data, out])
-                t0 = time.perf_counter()
-                result = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
-                times[label].append(time.perf_counter() - t0)
-                if result.returncode != 0 or not os.path.isfile(os.path.join(out, "significance.fits")):
-                    raise RuntimeError(f"{label} failed: {result.stderr[-3000:]}")
-    best = {label: min(t) for label, t in times.items()}
-    print(f"\nwhole process, cta-gc maps + ring + significance (-> FITS), best of {rounds} alternating runs:")
-    for label, t in times.items():
-        print(f"  {label:15s} best {best[label]:6.2f} s   all: {' '.join(f'{x:.2f}' for x in t)}")
-    print(f"  ratio {best['gammapy script'] / best['xgamma run']:.1f}x; load average {os.getloadavg()[0]:.2f}")
-
+        commands = {"xgamma run": python("-m", "xgamma.cli.main", "run", config, "--quiet", "--output"),
+                    "gammapy script": python("-c", GAMMAPY_PROCESS, data)}
+        time_processes(commands, rounds, data, "significance.fits",
+                       "cta-gc maps + ring + significance (-> FITS)")
 
 if __name__ == "__main__":
     main()

@@ -141,8 +141,14 @@ def test_plot_significance_is_centred_on_zero(analysis):
     sig = analysis["sig"]
     ax = plot_significance(sig["significance"], exclusion=analysis["exclusion"], levels=(3, 5))
     norm = ax.get_images()[0].norm
-    assert norm.vmin == -norm.vmax
-    assert norm.vmax == pytest.approx(float(np.nanmax(np.abs(sig["significance"].values))))
+    # Capped at -5 .. +10 sigma with white at 0, so 3-10 sigma structure is not washed out by
+    # the peak; the peak value goes into the legend, the contours and the exclusion border too.
+    assert (norm.vmin, norm.vcenter, norm.vmax) == (-5.0, 0.0, 10.0)
+    peak = float(np.nanmax(sig["significance"].values))
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels == ["3, 5 sigma contour", "exclusion border", f"peak {peak:.1f} sigma"]
+    symmetric = plot_significance(sig["significance"], vmin=None, vmax=None).get_images()[0].norm
+    assert symmetric.vmin == -symmetric.vmax == pytest.approx(-float(np.nanmax(np.abs(sig["significance"].values))))
     # Pixels without a value (no off measurement) are grey, not the white of 0 sigma.
     from matplotlib.colors import to_rgba
 
@@ -271,7 +277,7 @@ def test_save_analysis_plots(analysis, tmp_path):
     assert names == ["background.png", "significance.png", "distribution.png"]
 
 
-def test_xgamma_run_with_plots_true_writes_the_pngs(cta_datastore_dir, tmp_path):
+def test_xgamma_run_with_plots_true_writes_the_pngs(cta_datastore_dir, tmp_path, monkeypatch):
     """`plots: true` in a run configuration: the pipeline's plots stage calls save_analysis_plots."""
     from xgamma.workflow.config import validate_config
     from xgamma.workflow import run_analysis
@@ -292,8 +298,47 @@ def test_xgamma_run_with_plots_true_writes_the_pngs(cta_datastore_dir, tmp_path)
         "ring": {"r_in": "0.3 deg", "width": "0.3 deg", "offset_max": "3 deg"},
         "plots": True,
     })
-    run_analysis(config, output=tmp_path / "out")
+    import matplotlib.pyplot as plt
+
+    from xgamma.io.fits_maps import read_maps
+    from xgamma.plotting import plot_residuals
+    from xgamma.plotting.position import position_figure
+
+    analysis = run_analysis(config, output=tmp_path / "out")
     written = sorted(p.name for p in (tmp_path / "out" / "plots").iterdir())
     assert written == sorted(PLOT_FILES.values())
     for name in written:
         assert mpimg.imread(tmp_path / "out" / "plots" / name)[..., :3].std() > 0.05, name
+    # Titles say what was made: energy band, correlation radius, background method and radii.
+    import xgamma.plotting.files as files
+    from xgamma.workflow.products import write_plots
+
+    titles = {}
+
+    def record(fig, path):
+        titles[path.name] = [a.get_title() for a in fig.axes if hasattr(a, "coords")]
+        plt.close(fig)
+        return path
+
+    monkeypatch.setattr(files, "save_figure", record)
+    write_plots(analysis, tmp_path / "titles")
+    assert titles["significance.png"] == ["Significance (0.1-10 TeV, r = 0.1 deg, ring 0.3-0.6 deg)"]
+    assert titles["excess.png"] == ["Excess (0.1-10 TeV, r = 0.1 deg, ring 0.3-0.6 deg)"]
+    assert titles["counts.png"] == ["Counts (0.1-10 TeV, smoothed 0.04 deg)"]
+    # The residual significance is correlated like the significance map (product and plot).
+    residuals = read_maps(tmp_path / "out" / "residuals.fits")
+    assert analysis.residuals["residual_significance"].attrs["correlation_radius"] == "0.1 deg"
+    fig = plot_residuals(analysis.residuals)
+    wcs_axes = [a for a in fig.axes if hasattr(a, "coords")]
+    assert wcs_axes[1].get_title() == "Residual significance (correlated, r = 0.1 deg)"
+    assert np.nanstd(residuals["residual_significance"].values) > 0
+    plt.close("all")
+    # The source-position cutout has a few labelled ticks per axis and its legend below the image.
+    fig = position_figure(analysis.images["counts"], analysis.fit_result, "gc")
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    for coordinate in (ax.coords[0], ax.coords[1]):
+        assert len([t for t in coordinate.ticklabels.text.get(coordinate.ticklabels.get_visible_axes()[0], [])
+                    if t]) >= 3
+    assert ax.get_legend().get_window_extent().y1 < ax.get_window_extent().y0
+    plt.close("all")

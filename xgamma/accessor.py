@@ -97,8 +97,15 @@ class _SkyAccessorBase:
         return self._image(self.geometry.separation(position), "separation", "deg")
 
     def region_mask(self, regions: Any, *, inside: bool = True) -> xr.DataArray:
-        """Boolean (lat, lon) mask of pixels inside (or outside) sky regions."""
-        return self._image(self.geometry.region_mask(regions, inside=inside), "mask", None)
+        """Boolean (lat, lon) mask of pixels inside (or outside) sky regions.
+
+        ``regions``: `regions.SkyRegion` objects, DS9 strings (``"galactic; circle(0, 0, 0.3)"``,
+        as in the ``exclusion.regions`` configuration key) or DS9 region files, or a list of these
+        (see `xgamma.background.exclusion.parse_regions`).
+        """
+        from xgamma.background.exclusion import parse_regions
+
+        return self._image(self.geometry.region_mask(parse_regions(regions), inside=inside), "mask", None)
 
     def cutout(self, position: SkyCoord, width: u.Quantity) -> xr.DataArray | xr.Dataset:
         """Cutout of a box of ``width`` around ``position`` (a new object; lazy data stay lazy)."""

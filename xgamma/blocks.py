@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -208,7 +209,7 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
     Returns
     -------
     out : `numpy.ndarray` or `dask.array.Array`
-        Float64, shape (n_out, *first.shape) (axis 1 reduced to the number of blocks along it with
+        Float64, shape ``(n_out, *first.shape)`` (axis 1 reduced to the number of blocks along it with
         ``reduce_first``); for dask, one chunk along the channel axis.
 
     Notes
@@ -221,8 +222,9 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
       extended block in the full array (use it to look up per-pixel or per-run data);
     * ``core``: ``(slice, slice)`` of the last two axes of the extended block that the block owns.
 
-    What it returns: shape (n_out, *first block's shape[:-2], core lat, core lon), float64, i.e.
-    its ``core`` part only (with ``reduce_first``, axis 1 of length 1).
+    What it returns: its ``core`` part only, float64, shape
+    ``(n_out, *block.shape[:-2], core_lat, core_lon)`` (``block`` the first array's block; with
+    ``reduce_first``, axis 1 of length 1).
 
     Guarantees: one task per block; each pixel of the output is computed by exactly one block; a
     block function that gives the same core values for any extension of at least ``depth``
@@ -272,9 +274,10 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
     return out if out.chunks == want else out.rechunk(want)
 
 
-def _channel(block: np.ndarray, index: int) -> np.ndarray:
-    # A copy: a view would keep the whole block (all channels) alive as long as one channel lives.
-    return block[index].copy()
+def _channel(blocks: list[np.ndarray], index: int) -> np.ndarray:
+    # ``blocks``: the one block along the (contracted, single-chunk) channel axis. A copy of the
+    # channel: a view would keep the whole block (all channels) alive as long as one channel lives.
+    return blocks[0][index].copy()
 
 
 def split_channels(array: Any, names: Sequence[str]) -> dict[str, Any]:
@@ -303,9 +306,10 @@ def split_channels(array: Any, names: Sequence[str]) -> dict[str, Any]:
     index = tuple(range(1, array.ndim))
     meta = np.empty((0,) * (array.ndim - 1), array.dtype)
     # Named and unaligned: a channel is picked from one known array, so dask need not tokenize
-    # the call nor unify chunks (x[i] costs several times more, normalising the index).
+    # the call nor unify chunks (x[i] costs several times more, normalising the index). Not
+    # concatenated: dask would copy the whole block (concatenate3) before the channel is taken.
     return {
-        name: da.blockwise(_channel, index, array, (0, *index), index=i, concatenate=True, meta=meta,
+        name: da.blockwise(partial(_channel, index=i), index, array, (0, *index), concatenate=False, meta=meta,
                            align_arrays=False, name=f"{name}-{array.name}")
         for i, name in enumerate(names)
     }

@@ -55,6 +55,9 @@ def local_cluster(n_workers: int, *, threads_per_worker: int = 1, **kwargs: Any)
         raise ConfigError(f"n_workers must be >= 1, got {n_workers!r}")
     environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_MALLOC_ENVIRON}
     kwargs.setdefault("dashboard_address", None)
+    # Without a dashboard the scheduler still serves its small HTTP API: on any free port, not
+    # on 8787 (which another cluster may hold: a warning each time).
+    kwargs["scheduler_kwargs"] = {"dashboard_address": ":0", **kwargs.get("scheduler_kwargs", {})}
     # The nanny reads this when it spawns a worker, i.e. while the cluster starts.
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         return LocalCluster(n_workers=int(n_workers), threads_per_worker=threads_per_worker, processes=True, **kwargs)

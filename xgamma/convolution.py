@@ -128,7 +128,7 @@ def _same_shape(ny: int, nx: int, kernel: np.ndarray) -> tuple[int, int]:
 
 
 def padded_planes(leading: tuple[int, ...], plane: tuple[int, int], kernel: np.ndarray) -> np.ndarray:
-    """Zeroed FFT buffer for `convolve_padded`: shape (*leading, padded lat, padded lon).
+    """Zeroed FFT buffer for `convolve_padded`: shape ``(*leading, padded_lat, padded_lon)``.
 
     Write the maps into ``buffer[..., :n_lat, :n_lon]``: building the inputs in place saves the
     copies of stacking them and of zero-padding them (on large maps, each fresh copy costs page
@@ -159,7 +159,7 @@ def convolve_padded(buffer: np.ndarray, plane: tuple[int, int], kernel: np.ndarr
     Returns
     -------
     out : `numpy.ndarray`
-        Shape (*leading, n_lat, n_lon), float64 (a view into the inverse transform).
+        Shape ``(*leading, n_lat, n_lon)``, float64 (a view into the inverse transform).
     """
     from scipy import fft
 

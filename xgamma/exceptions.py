@@ -22,6 +22,7 @@ __all__ = [
     "PluginError",
     "SimulationError",
     "XgammaWarning",
+    "DataWarning",
 ]
 
 
@@ -70,4 +71,12 @@ class SimulationError(XgammaError, ValueError):
 
 
 class XgammaWarning(UserWarning):
-    """Base class of the warnings xgamma emits (e.g. `xgamma.plugin.PluginWarning`)."""
+    """Base class of the warnings xgamma emits (e.g. `xgamma.plugin.PluginWarning`); also an input
+    that is odd but usable: the result is right, and the warning says what was done.
+
+    ``xgamma`` prints these as ``xgamma: warning: ...`` lines.
+    """
+
+
+class DataWarning(XgammaWarning, RuntimeWarning):
+    """The inputs make a result undefined or degenerate (e.g. an exclusion mask without usable pixels)."""

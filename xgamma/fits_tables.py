@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,59 @@ from typing import Any
 import astropy.units as u
 import numpy as np
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyError
 
 from xgamma.exceptions import DataStoreError
 
-__all__ = ["read_table_hdu", "column_quantity", "column_row_array", "find_column", "header_float"]
+__all__ = ["read_table_hdu", "read_header", "column_quantity", "column_row_array", "find_column", "header_float"]
+
+
+#: What astropy raises on a damaged FITS file (corrupt cards, short data, bad gzip stream...).
+_FITS_FAILURES = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, zlib.error, VerifyError)
+
+
+def _open_fits(path: Path, error: type) -> fits.HDUList:
+    if not path.is_file():
+        raise error(f"FITS file not found: {path}")
+    try:
+        return fits.open(_fits_source(path), memmap=False)
+    except _FITS_FAILURES as exc:
+        raise error(f"cannot read FITS file {path}: {exc}") from None
+
+
+def _select_hdu(hdul: fits.HDUList, hdu: str | int, path: Path, error: type):
+    try:
+        return hdul[hdu]
+    except (KeyError, IndexError):
+        try:
+            names = [h.name for h in hdul]
+        except _FITS_FAILURES:  # the HDU list itself is damaged after some point
+            names = "unreadable"
+        raise error(f"HDU {hdu!r} not found in {path} (available HDUs: {names})") from None
+
+
+def _check_data_size(table, hdu: str | int, path: Path, file_size: int, error: type) -> None:
+    """Refuse an HDU whose header promises more data bytes than the file holds (truncated file)."""
+    start = table.fileinfo()["datLoc"]
+    needed = table.header.get("NAXIS1", 0) * table.header.get("NAXIS2", 0) + table.header.get("PCOUNT", 0)
+    if start + needed > file_size:
+        raise error(
+            f"HDU {hdu!r} of {path} is truncated: its header announces {needed} data bytes "
+            f"(NAXIS1 x NAXIS2 + PCOUNT) but the file ends {file_size - start} bytes after the header"
+        )
+
+
+def read_header(path: str | Path, hdu: str | int, *, error: type = DataStoreError) -> fits.Header:
+    """The header of one HDU, with errors naming the file and HDU.
+
+    Its cards are parsed lazily: only the keys read cost anything.
+    """
+    path = Path(path)
+    with _open_fits(path, error) as hdul:
+        try:
+            return _select_hdu(hdul, hdu, path, error).header
+        except _FITS_FAILURES as exc:
+            raise error(f"cannot read HDU {hdu!r} of FITS file {path}: {exc}") from None
 
 
 def read_table_hdu(path: str | Path, hdu: str | int, *, error: type = DataStoreError):
@@ -37,26 +87,23 @@ def read_table_hdu(path: str | Path, hdu: str | int, *, error: type = DataStoreE
     Raises
     ------
     DataStoreError
-        When the file or the HDU is missing or is not a table.
+        When the file or the HDU is missing, is not a table, or is damaged (unreadable cards,
+        fewer data bytes than the header announces, a corrupt gzip stream).
     """
     path = Path(path)
-    if not path.is_file():
-        raise error(f"FITS file not found: {path}")
-    try:
-        with fits.open(_fits_source(path), memmap=False) as hdul:
-            try:
-                table = hdul[hdu]
-            except (KeyError, IndexError):
-                names = [h.name for h in hdul]
-                raise error(f"HDU {hdu!r} not found in {path} (available HDUs: {names})") from None
+    with _open_fits(path, error) as hdul:
+        try:
+            table = _select_hdu(hdul, hdu, path, error)
             if not isinstance(table, fits.BinTableHDU | fits.TableHDU):
                 raise error(f"HDU {hdu!r} of {path} is not a table HDU")
+            file_size = hdul.fileinfo(0)["file"].size
+            _check_data_size(table, hdu, path, file_size, error)
             header = table.header.copy()
             data = table.data
             # Touch the data so it is read before the file closes.
             data = data[:] if data is not None else None
-    except (OSError, EOFError) as exc:  # EOFError: a truncated gzip file
-        raise error(f"cannot read FITS file {path}: {exc}") from None
+        except _FITS_FAILURES as exc:
+            raise error(f"cannot read HDU {hdu!r} of FITS file {path}: {exc}") from None
     return header, data
 
 
@@ -145,3 +192,48 @@ def header_float(header: fits.Header, key: str, default: float | None = None) ->
         return float(value)
     except (TypeError, ValueError):
         return default
+
+
+def check_column_values(
+    values: np.ndarray,
+    *,
+    column: str,
+    where: str,
+    error: type = DataStoreError,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    unit: str = "",
+) -> None:
+    """Refuse non-finite values and values outside a range, naming the column and counting the rows.
+
+    Parameters
+    ----------
+    values : ndarray
+        Column values (plain numbers in ``unit``).
+    column, where : str
+        Column name and "HDU ... of FILE" for the message.
+    minimum, maximum : float, optional
+        Inclusive bounds.
+    above : float, optional
+        Exclusive lower bound (e.g. 0 for energies).
+    unit : str
+        Unit of the bounds, for the message.
+    """
+    values = np.asarray(values)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise error(
+            f"column {column!r} in {where} has {int(bad.sum())} non-finite value(s) (NaN or inf) out of "
+            f"{values.size}, e.g. at index {int(np.flatnonzero(bad)[0])}"
+        )
+    checks = ((minimum, values < minimum if minimum is not None else None, ">="),
+              (maximum, values > maximum if maximum is not None else None, "<="),
+              (above, values <= above if above is not None else None, ">"))
+    for bound, outside, relation in checks:
+        if bound is not None and outside.any():
+            first = values.ravel()[int(np.flatnonzero(outside)[0])]
+            raise error(
+                f"column {column!r} in {where} has {int(outside.sum())} value(s) out of {values.size} that are "
+                f"not {relation} {bound:g}{' ' + unit if unit else ''} (e.g. {first:g})"
+            )

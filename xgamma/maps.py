@@ -12,7 +12,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from xgamma.exceptions import GeometryError
-from xgamma.geometry import SkyGeometry
+from xgamma.geometry import ENERGY_DIMS, SkyGeometry
 
 __all__ = ["SPATIAL_DIMS", "MAP_DIMS", "GEOMETRY_INDEXES", "dataset_from_arrays", "in_order", "index_geometry_coords",
            "make_map", "map_geometry", "map_units", "with_indexes", "with_units"]
@@ -25,7 +25,8 @@ MAP_DIMS = ("energy", "lat", "lon")
 GEOMETRY_INDEXES = ("pix_lon", "pix_lat", "energy_min", "energy_max")
 
 
-def make_map(data: Any, geometry: SkyGeometry, *, name: str | None = None, units: str | u.UnitBase = "") -> xr.DataArray:
+def make_map(data: Any, geometry: SkyGeometry, *, name: str | None = None, units: str | u.UnitBase = "",
+             energy_dim: str = "energy") -> xr.DataArray:
     """Wrap an array (numpy or dask) of shape ``geometry.data_shape`` as a sky map.
 
     Parameters
@@ -38,19 +39,27 @@ def make_map(data: Any, geometry: SkyGeometry, *, name: str | None = None, units
         Variable name (``counts``, ``exposure``...).
     units : str or `~astropy.units.UnitBase`
         Units of the values. Default is dimensionless.
+    energy_dim : {"energy", "energy_true"}
+        Name of the energy dim: reconstructed (default) or true energy (the exposure of an
+        analysis with energy dispersion; coordinates ``energy_true``, ``energy_true_min``, ...).
 
     Returns
     -------
     map : `xarray.DataArray`
-        Dims ``("energy", "lat", "lon")`` (or ``("lat", "lon")``), coordinates from
+        Dims ``(energy_dim, "lat", "lon")`` (or ``("lat", "lon")``), coordinates from
         `SkyGeometry.coords`, ``attrs["units"]`` set.
     """
-    dims = MAP_DIMS if geometry.energy_edges is not None else SPATIAL_DIMS
+    if energy_dim not in ENERGY_DIMS:
+        raise GeometryError(f"energy_dim must be one of {ENERGY_DIMS}, got {energy_dim!r}")
+    dims = (energy_dim, *SPATIAL_DIMS) if geometry.energy_edges is not None else SPATIAL_DIMS
     shape = tuple(np.shape(data))
     if shape != geometry.data_shape:
         raise GeometryError(f"map {name or ''} has shape {shape}, geometry expects {geometry.data_shape}")
-    return xr.DataArray(data, dims=dims, coords=geometry.coords(), name=name,
-                        attrs={"units": u.Unit(units).to_string()})
+    if energy_dim == "energy" or geometry.energy_edges is None:
+        coords = geometry.coords()
+    else:
+        coords = geometry.with_energy(None).coords().assign(geometry.energy_coords(energy_dim))
+    return xr.DataArray(data, dims=dims, coords=coords, name=name, attrs={"units": u.Unit(units).to_string()})
 
 
 def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
@@ -62,27 +71,41 @@ def map_geometry(obj: xr.DataArray | xr.Dataset) -> SkyGeometry:
     coordinates that are dask arrays (maps assembled by hand, then chunked) are computed with the
     scheduler in use, where `~xgamma.testing.raise_if_dask_computes` sees it.
     """
-    missing = [c for c in ("wcs", "pix_lon", "pix_lat") if c not in obj.coords]
+    header = _wcs_header(obj)
+    missing = [c for c in ("pix_lon", "pix_lat") if c not in obj.coords] + ([] if header is not None else ["wcs"])
     if missing or any(d not in obj.dims for d in SPATIAL_DIMS):
         raise GeometryError(
             f"not an xgamma sky map: needs dims {SPATIAL_DIMS} and coordinates wcs, pix_lon, pix_lat "
             f"(missing {missing}); build maps with xgamma.maps.make_map or read them with xgamma.io"
         )
-    pix_lon = np.asarray(obj.coords["pix_lon"].values)
-    pix_lat = np.asarray(obj.coords["pix_lat"].values)
+    coords = obj.coords.variables  # Variables: a DataArray per coordinate costs more than the lookup
+    pix_lon = np.asarray(coords["pix_lon"].values)
+    pix_lat = np.asarray(coords["pix_lat"].values)
     if pix_lon.size and (np.any(np.diff(pix_lon) != 1) or np.any(np.diff(pix_lat) != 1)):
         raise GeometryError("map pixels are not contiguous (strided or reordered selection): no single WCS fits")
     edges = None
-    if "energy" in obj.dims:
-        if "energy_min" not in obj.coords or "energy_max" not in obj.coords:
-            raise GeometryError("map has an energy dim but no energy_min/energy_max coordinates")
-        emin = np.asarray(obj.coords["energy_min"].values, dtype=float)
-        emax = np.asarray(obj.coords["energy_max"].values, dtype=float)
+    # A reco-energy axis when there is one (a Dataset may hold both), else the true-energy axis.
+    dim = next((d for d in ENERGY_DIMS if d in obj.dims), None)
+    if dim is not None:
+        if f"{dim}_min" not in coords or f"{dim}_max" not in coords:
+            raise GeometryError(f"map has an {dim} dim but no {dim}_min/{dim}_max coordinates")
+        emin = np.asarray(coords[f"{dim}_min"].values, dtype=float)
+        emax = np.asarray(coords[f"{dim}_max"].values, dtype=float)
         if emin.size > 1 and not np.allclose(emin[1:], emax[:-1], rtol=1e-10):
             raise GeometryError("energy bins of the map are not contiguous")
         edges = tuple(np.append(emin, emax[-1:]).tolist())
     offset = (int(pix_lon[0]), int(pix_lat[0])) if pix_lon.size and pix_lat.size else (0, 0)
-    return _geometry_of(str(obj.coords["wcs"].values), offset, (pix_lat.size, pix_lon.size), edges)
+    return _geometry_of(header, offset, (pix_lat.size, pix_lon.size), edges)
+
+
+def _wcs_header(obj: xr.DataArray | xr.Dataset) -> str | None:
+    """The WCS header text of a map: its ``wcs`` coordinate, or (a store opened with plain
+    ``xr.open_zarr``) the ``wcs_header`` attribute of its ``spatial_ref`` grid-mapping coordinate."""
+    if "wcs" in obj.coords:
+        return str(obj.coords.variables["wcs"].values)
+    if "spatial_ref" in obj.coords and "wcs_header" in obj.coords["spatial_ref"].attrs:
+        return str(obj.coords["spatial_ref"].attrs["wcs_header"])
+    return None
 
 
 @lru_cache(maxsize=64)
@@ -117,22 +140,24 @@ def index_geometry_coords(obj: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.D
     from xgamma.blocks import is_dask
 
     for name in GEOMETRY_INDEXES:
-        if name in obj.coords and name not in obj.xindexes and not is_dask(obj.coords[name].data):
+        if name in obj.coords and name not in obj.xindexes and not is_dask(obj.coords.variables[name].data):
             obj = obj.set_xindex(name)
     return obj
 
 
-def dataset_from_arrays(template: xr.DataArray, arrays: dict[str, Any], *,
-                        extra: dict[str, Any] | None = None) -> xr.Dataset:
+def dataset_from_arrays(template: xr.DataArray, arrays: dict[str, Any], *, extra: dict[str, Any] | None = None,
+                        dims: tuple[str, ...] | None = None, attrs: dict[str, Any] | None = None) -> xr.Dataset:
     """Dataset of arrays (numpy or dask) shaped like ``template``: its dims and coords, units ``""``.
 
-    ``extra`` adds variables of other shapes (name -> DataArray, Variable or (dims, data, attrs)).
-    Built in one go: merging DataArrays one by one would re-compare the coordinates each time.
+    ``extra`` adds variables of other shapes (name -> DataArray, Variable or (dims, data, attrs));
+    ``dims`` reorders the result's dims, ``attrs`` are its attributes. Built in one go: merging
+    DataArrays one by one would re-compare the coordinates each time.
     """
     variables = {name: (template.dims, data, {"units": ""}) for name, data in arrays.items()}
     for name, value in (extra or {}).items():
         variables[name] = value.variable if isinstance(value, xr.DataArray) else value
-    return xr.Dataset(variables, coords=template.coords)
+    out = xr.Dataset(variables, coords=template.coords, attrs=attrs)
+    return out if dims is None or tuple(dims) == template.dims else out.transpose(*dims)
 
 
 def in_order(obj: Any, dims: tuple[str, ...] | list[str]) -> Any:

@@ -19,7 +19,7 @@ from xgamma.background import (
     ring_kernel,
     stack_ring_maps,
 )
-from xgamma.exceptions import EstimatorError, UnitError
+from xgamma.exceptions import DataWarning, EstimatorError, UnitError
 from xgamma.geometry import SkyGeometry
 from xgamma.maps import make_map
 from xgamma.testing import raise_if_dask_computes
@@ -209,7 +209,7 @@ def test_everything_excluded_gives_nan_alpha_and_warns(geometry):
     ds = _maps(geometry, np.ones(geometry.data_shape), np.ones(geometry.data_shape))
     exclusion = make_exclusion_mask(geometry, "galactic; circle(0, 0, 10)")
     assert not exclusion.values.any()
-    with pytest.warns(RuntimeWarning, match="excludes every pixel"):
+    with pytest.warns(DataWarning, match="excludes every pixel"):  # an xgamma warning, and a RuntimeWarning
         out = RingBackground(r_in=R_IN * u.deg, width=WIDTH * u.deg, exclusion=exclusion).run(ds)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # and no warning while computing

@@ -24,7 +24,7 @@ def _with(path: str, value):
     *parents, last = path.split(".")
     node = config
     for key in parents:
-        node = node[key]
+        node = node.setdefault(key, {})
     node[last] = value
     return config
 
@@ -47,7 +47,12 @@ def test_valid_config_converts_values(data_dir):
         ("geometry.center.frame", "fk5", r"geometry.center.frame: expected 'galactic' or 'icrs'"),
         ("data.datastore", "/nonexistent/store", r"data.datastore: data store directory not found"),
         ("data.obs_ids", ["a"], r"data.obs_ids\[0\]: expected an integer"),
-        ("maps.safe_energy", "edisp-bias", r"maps.safe_energy: expected 'aeff-default'"),
+        ("maps.safe_energy", "edisp-biass", r"maps.safe_energy.methods: unknown method 'edisp-biass'"),
+        ("maps.safe_energy", {"methods": ["aeff-max"], "aeff_percent": 0}, r"maps.safe_energy.aeff_percent"),
+        ("maps.safe_energy", {"methods": "bkg-peak", "offset": "2 deg"}, r"unknown key 'maps.safe_energy.offset'"),
+        ("maps.safe_energy", {"aeff_percent": 10}, r"missing key 'maps.safe_energy.methods'"),
+        ("geometry.energy_true", {"min": "1 TeV", "max": "0.1 TeV", "nbins": 3}, r"geometry.energy_true: min"),
+        ("fit.edisp", "yes", r"fit.edisp: expected true or false"),
     ],
 )
 def test_bad_values_name_their_key(data_dir, path, value, match):

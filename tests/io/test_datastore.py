@@ -302,3 +302,16 @@ def test_gzipped_run_file_read_once_and_truncated_file_named(hess, tmp_path):
     broken.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(DataStoreError, match="truncated.fits.gz"):
         read_table_hdu(broken, "BKG")
+
+
+def test_reopened_store_sees_a_changed_index_and_tables_are_independent(cta_datastore_dir, tmp_path):
+    """Index tables are parsed once per file version: a rewritten index is read again, and changing
+    one store's table changes no other store's."""
+    for name in ("hdu-index.fits.gz", "obs-index.fits.gz"):
+        (tmp_path / name).write_bytes((cta_datastore_dir / name).read_bytes())
+    first = DataStore(tmp_path)
+    first.obs_table["OBS_ID"][0] = -1
+    assert DataStore(tmp_path).obs_ids == DataStore(cta_datastore_dir).obs_ids
+    table = Table.read(tmp_path / "obs-index.fits.gz", hdu=1)
+    table[1:].write(tmp_path / "obs-index.fits.gz", overwrite=True)
+    assert DataStore(tmp_path).obs_ids == DataStore(cta_datastore_dir).obs_ids[1:]

@@ -96,3 +96,31 @@ def test_read_errors(tmp_path, maps):
         read_maps(path, hdus=["BACKGROUND"])
     with pytest.raises(FileExistsError):
         write_maps(maps, path)
+
+
+@pytest.mark.parametrize("projection", ["CAR", "TAN"])
+def test_plain_open_zarr_keeps_the_geometry(maps, tmp_path, projection):
+    """A store opened with plain xarray (no xgamma reader, no warning) still knows its WCS: the
+    rioxarray-style ``spatial_ref`` coordinate, named by each variable's ``grid_mapping``."""
+    import warnings
+
+    geometry = SkyGeometry.create((83.6, 22.0), frame="icrs", width=(3 * u.deg, 2 * u.deg), binsz=0.05 * u.deg,
+                                  projection=projection, energy_edges=energy_edges(0.1 * u.TeV, 10 * u.TeV, 3))
+    counts = make_map(np.arange(np.prod(geometry.data_shape), dtype=float).reshape(geometry.data_shape), geometry,
+                      name="counts", units="")
+    counts.sky.to_zarr(tmp_path / "counts.zarr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain = xr.open_zarr(tmp_path / "counts.zarr")
+    ref = plain.coords["spatial_ref"]
+    assert plain.counts.attrs["grid_mapping"] == "spatial_ref"
+    assert ref.attrs["frame"] == "icrs" and ref.attrs["projection"] == projection
+    assert ref.attrs["CTYPE1"] == f"RA---{projection}" and ref.attrs["CDELT2"] == 0.05
+    assert WCS(fits.Header.fromstring(ref.attrs["wcs_header"])).wcs.compare(geometry.wcs.wcs, tolerance=1e-12)
+    assert plain.counts.sky.geometry == geometry  # the accessor works on the plain store too
+    cut = plain.counts.isel(lat=slice(5, 15), lon=slice(10, 30)).sky.geometry
+    assert cut.shape == (10, 20)
+    np.testing.assert_allclose(cut.wcs.wcs_pix2world(0, 0, 0), geometry.wcs.wcs_pix2world(10, 5, 0), atol=1e-10)
+    back = read_zarr(tmp_path / "counts.zarr")
+    assert "spatial_ref" not in back.coords and "grid_mapping" not in back.counts.attrs
+    xr.testing.assert_identical(back.counts.compute(), counts)

@@ -184,7 +184,7 @@ def test_fov_coordinates_altaz_match_gammapy(hess_datastore_dir):
 
 def test_bad_background_files(tmp_path):
     path, _ = _powerlaw_bkg(tmp_path, 2.0, header={"FOVALIGN": "GALACTIC"})
-    with pytest.raises(IRFError, match="unsupported FOVALIGN 'GALACTIC'"):
+    with pytest.raises(IRFError, match=r"FOVALIGN = 'GALACTIC' in HDU 'BACKGROUND' of .*bkg.fits"):
         Background3D.read(path, "BACKGROUND")
     path, _ = _powerlaw_bkg(tmp_path, 2.0, unit="m2")
     with pytest.raises(IRFError, match=r"column 'BKG' in HDU 'BACKGROUND' of .*bkg.fits has unit 'm2'"):

@@ -41,3 +41,40 @@ def test_axes_and_normalisation(cta_irf_file, hess_run_file):
     for energy, offset in [(1.0, 0.5), (7.0, 1.2)]:
         total = np.trapezoid(hess.evaluate(energy * u.TeV, offset * u.deg, migra).value, migra)
         assert total == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.gammapy
+@pytest.mark.parametrize("which", ["cta", "hess"])
+def test_kernel_matches_gammapy(which, cta_irf_file, hess_run_file, gammapy_irf):
+    from gammapy.maps import MapAxis
+
+    path, hdu = (cta_irf_file, "ENERGY DISPERSION") if which == "cta" else (hess_run_file, "EDISP")
+    true_edges, reco_edges = np.geomspace(0.05, 20, 27) * u.TeV, np.geomspace(0.1, 10, 11) * u.TeV
+    ours = EnergyDispersion2D.read(path, hdu)
+    ref = gammapy_irf.EnergyDispersion2D.read(path, hdu=hdu)
+    for offset in (0.3, 1.1) * u.deg:
+        expected = ref.to_edisp_kernel(
+            offset, energy_axis_true=MapAxis.from_edges(true_edges, name="energy_true", interp="log"),
+            energy_axis=MapAxis.from_edges(reco_edges, name="energy", interp="log")).pdf_matrix
+        got = ours.kernel(true_edges, reco_edges, offset)
+        # The same construction (migration cumulative at the true bin centre): float64 rounding.
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+        assert got.sum() > 10 and (got.sum(axis=1) <= 1 + 1e-12).all()
+
+
+def test_kernel_of_a_narrow_gaussian_migration_is_diagonal(tmp_path):
+    # Analytic case: the simulator's 1 % Gaussian migration, far narrower than bins of 0.2 dex,
+    # keeps almost every photon in its own bin (a bin edge is >= ln(10^0.1) / 0.01 = 11 sigma
+    # from the bin centre, where the kernel takes the true energy).
+    from astropy.io import fits
+
+    from xgamma.simulate import AnalyticIRF
+    from xgamma.simulate.writer import make_irf_hdus
+
+    edisp_hdu = make_irf_hdus(AnalyticIRF(), obs_id=1)[2]  # aeff, psf, edisp, bkg
+    fits.HDUList([fits.PrimaryHDU(), edisp_hdu]).writeto(tmp_path / "irf.fits")
+    edisp = EnergyDispersion2D.read(tmp_path / "irf.fits", edisp_hdu.name)
+    edges = np.geomspace(0.1, 10, 11) * u.TeV
+    kernel = edisp.kernel(edges, edges, 1.0 * u.deg)
+    np.testing.assert_allclose(np.diag(kernel), 1.0, atol=1e-6)
+    np.testing.assert_allclose(kernel.sum(axis=1), 1.0, atol=1e-6)

@@ -121,6 +121,10 @@ def test_products_of_one_graph_agree_and_do_not_depend_on_grouping(hess_runs):
         expected = squash_energy(reference[["counts", "background"]])
         xr.testing.assert_allclose(images, expected, rtol=1e-13, atol=0)
         assert images.counts.attrs["units"] == "" and images.obs_id.values.tolist() == reference.obs_id.values.tolist()
+    # images alone (the ring stage's request when the maps stage did not make them): no cube at all
+    alone = make_map_products(observations, geometry, maps=False, observation_images=True, **options)
+    assert alone.maps is None
+    xr.testing.assert_allclose(alone.observation_images.compute(), expected, rtol=1e-13, atol=0)
     assert reference.counts.sum() > 100 and (reference.counts.sum(("energy", "lat", "lon")) > 0).all()
 
 

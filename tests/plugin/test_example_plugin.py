@@ -44,6 +44,10 @@ def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def installed(example_site: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.syspath_prepend(str(example_site))
+    # The plugin may also be installed in the environment and already imported from there:
+    # forget those modules, so that this fresh build is the one imported.
+    for module in [m for m in sys.modules if m == "xgamma_example" or m.startswith("xgamma_example.")]:
+        monkeypatch.delitem(sys.modules, module)
     refresh_plugins()
     return example_site
 

@@ -92,8 +92,11 @@ def test_output_folder_gets_the_files_of_xgamma_run(cta_datastore_dir, tmp_path)
     config = small_config(cta_datastore_dir)
     del config["models"], config["background_model"], config["psf"]  # maps + significance only
     analysis = run_analysis(config, output=tmp_path / "out")
-    assert list(analysis.products) == ["maps", "images", "significance", "significance_json", "summary"]
+    assert list(analysis.products) == ["maps", "images", "significance", "significance_json", "summary", "config"]
     assert all(path.is_file() for path in analysis.products.values())
+    # The manifest, written last, lists exactly these files.
+    manifest = json.loads((tmp_path / "out" / "products.json").read_text())
+    assert sorted(manifest["files"]) == sorted(path.name for path in analysis.products.values())
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["maps"]["obs_ids"] == OBS_IDS and "fit" not in summary
     assert analysis.fit_result is None
@@ -129,7 +132,7 @@ def test_a_custom_stage_runs_after_the_reference_stages_and_writes_its_files(cta
     stages = (*REFERENCE_STAGES, Stage("peaks", wanted=lambda a: True, run=count_peaks, write=write_peaks))
     analysis = run_analysis(config, output=tmp_path, stages=stages)
     assert analysis.summary["peaks"] > 0
-    assert list(analysis.products)[-2:] == ["peaks", "summary"]
+    assert list(analysis.products)[-3:] == ["peaks", "summary", "config"]
     assert (tmp_path / "peaks.txt").read_text() == str(analysis.summary["peaks"])
 
 

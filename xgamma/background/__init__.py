@@ -13,7 +13,7 @@ from xgamma.background.adaptive_ring import adaptive_ring_background
 from xgamma.background.estimator import AdaptiveRingBackground, RingBackground
 from xgamma.background.exclusion import make_exclusion_mask, parse_regions, threshold_exclusion_mask
 from xgamma.background.offset import offset_mask
-from xgamma.background.ring import ring_background, stacked_ring_background
+from xgamma.background.ring import ring_background
 from xgamma.background.stacking import stack_ring_maps
 from xgamma.convolution import convolve_image, ring_kernel, tophat_kernel
 
@@ -28,7 +28,6 @@ __all__ = [
     "ring_background",
     "ring_kernel",
     "stack_ring_maps",
-    "stacked_ring_background",
     "threshold_exclusion_mask",
     "tophat_kernel",
 ]

@@ -183,8 +183,5 @@ def adaptive_ring_background(
     maps = split_channels(out, (*RING_MAPS, "ring_index"))
     if inputs.limit is None:  # nothing cut: keep the inputs as they are (dtype included)
         maps["counts"], maps["acceptance"] = inputs.template.data, inputs.acceptance
-    ds = dataset_from_arrays(inputs.template, maps, extra=inputs.exclusion_variable())
-    if inputs.template.dims != inputs.dims:
-        ds = ds.transpose(*inputs.dims)
-    ds.attrs = {"background_method": "adaptive_ring", "n_rings": len(kernels)}
-    return ds
+    return dataset_from_arrays(inputs.template, maps, extra=inputs.exclusion_variable(), dims=inputs.dims,
+                               attrs={"background_method": "adaptive_ring", "n_rings": len(kernels)})

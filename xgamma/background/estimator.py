@@ -13,7 +13,7 @@ import xarray as xr
 
 from xgamma.background.adaptive_ring import adaptive_ring_background
 from xgamma.background.inputs import OBS_DIM, pointings_from_dataset
-from xgamma.background.ring import ring_background, stacked_ring_background
+from xgamma.background.ring import ring_background
 from xgamma.background.stacking import stack_ring_maps
 from xgamma.exceptions import EstimatorError
 
@@ -68,8 +68,8 @@ class RingBackground(_BackgroundEstimator):
     Notes
     -----
     `run` takes a Dataset with ``counts`` and ``background`` (the background model, used as the
-    acceptance). With an ``obs_id`` dim the runs are stacked by `stacked_ring_background`, which
-    never makes per-run maps.
+    acceptance). With an ``obs_id`` dim the runs are stacked by ``ring_background(stack=True)``,
+    which never makes per-run maps.
     """
 
     name: ClassVar[str] = "ring"
@@ -80,9 +80,8 @@ class RingBackground(_BackgroundEstimator):
     offset_max: Any = None
 
     def _estimate(self, counts: xr.DataArray, background: xr.DataArray, pointing: Any) -> xr.Dataset:
-        method = stacked_ring_background if OBS_DIM in counts.dims else ring_background
-        return method(counts, background, r_in=self.r_in, width=self.width, exclusion=self.exclusion,
-                      offset_max=self.offset_max, pointing=pointing)
+        return ring_background(counts, background, r_in=self.r_in, width=self.width, exclusion=self.exclusion,
+                               offset_max=self.offset_max, pointing=pointing, stack=OBS_DIM in counts.dims)
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,7 +15,7 @@ import xarray as xr
 
 from xgamma.background.offset import lonlat_in_frame, offset_limit, pointing_lonlat
 from xgamma.blocks import is_dask
-from xgamma.exceptions import EstimatorError
+from xgamma.exceptions import DataWarning, EstimatorError
 from xgamma.maps import in_order
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def exclusion_data(exclusion: Any, shape: tuple[int, int]) -> Any:
         # Checked only for in-memory masks (the usual case): never compute to warn.
         warnings.warn(
             "the exclusion mask excludes every pixel: no off counts, alpha is undefined (NaN) everywhere",
-            RuntimeWarning,
+            DataWarning,
             stacklevel=4,
         )
     return data
@@ -101,7 +101,11 @@ def _run_pointings(n_runs: int, geometry: SkyGeometry, offset_max: Any,
     if offset_max is None:
         return None, None
     if pointing is None:
-        raise EstimatorError("offset_max needs the pointing position(s) of the observation(s)")
+        raise EstimatorError(
+            "offset_max needs the pointing position(s) of the observation(s): stacked images have none. Estimate "
+            "the background on per-observation images, which carry their pointings (`make_observation_maps` or "
+            "`analysis.observation_maps()`, squashed with `squash_energy`), pass `pointing=`, or drop offset_max"
+        )
     limit = offset_limit(offset_max)
     from astropy.coordinates import SkyCoord
 

@@ -25,9 +25,26 @@ def stack_sums(partial: Any, *, axis: int) -> Any:
     """
     if not is_dask(partial):
         return stacked_maps(partial.sum(axis=axis))
-    sums = partial.sum(axis=axis) if partial.shape[axis] > 1 else partial[(slice(None),) * axis + (0,)]
-    return sums.map_blocks(stacked_maps, chunks=((len(RING_MAPS),), *sums.chunks[1:]), dtype=float,
-                           meta=np.empty((0,) * sums.ndim, float))
+    import dask.array as da
+
+    out_index = tuple(i for i in range(partial.ndim) if i != axis)
+    chunks = ((len(RING_MAPS),), *[partial.chunks[i] for i in out_index[1:]])
+    meta = np.empty((0,) * len(out_index), float)
+    if len(partial.chunks[axis]) > 1:
+        sums = partial.sum(axis=axis)
+        return sums.map_blocks(stacked_maps, chunks=chunks, dtype=float, meta=meta)
+    # One block along ``axis`` (e.g. all runs in one block): the ratios straight from it, one task
+    # per block, no sum or slice layer (and no concatenation copy of the block).
+    return da.blockwise(_stacked_of_blocks, out_index, partial, tuple(range(partial.ndim)), axis=axis,
+                        concatenate=False, adjust_chunks={0: len(RING_MAPS)},
+                        meta=meta, align_arrays=False)
+
+
+def _stacked_of_blocks(blocks: list[np.ndarray], *, axis: int) -> np.ndarray:
+    """`stacked_maps` of the one block along ``axis`` (a list of one block: blockwise, not concatenated)."""
+    block = blocks[0]
+    sums = block[(slice(None),) * axis + (0,)] if block.shape[axis] == 1 else block.sum(axis=axis)
+    return stacked_maps(sums)
 
 
 def _stack_over(arrays: list[Any], axis: int) -> Any:

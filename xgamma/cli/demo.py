@@ -10,9 +10,21 @@ from typing import Any
 
 import numpy as np
 
-from xgamma.exceptions import ConfigError
+from xgamma.exceptions import ConfigError, FitError
 
-__all__ = ["run_demo", "demo_config", "real_data_config", "compare_with_truth"]
+__all__ = ["run_demo", "demo_config", "real_data_config", "compare_with_truth", "recovery_problems",
+           "DemoRecoveryError", "MAX_PULL"]
+
+#: Largest |pull| (fitted - injected) / error the demo accepts for each fitted parameter.
+MAX_PULL = 3.0
+
+
+class DemoRecoveryError(FitError):
+    """The demo's fit did not recover the injected sources; ``summary`` holds the demo's report."""
+
+    def __init__(self, message: str, summary: str) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 def demo_config(datastore: Path) -> dict:
@@ -27,8 +39,6 @@ def demo_config(datastore: Path) -> dict:
                      "energy": {"min": "0.1 TeV", "max": "10 TeV", "nbins": 10}},
         "maps": {"offset_max": "2.5 deg", "safe_energy": "aeff-default",
                  "squash": {"spectrum": {"type": "powerlaw", "index": 2}}},
-        "psf": {"position": {"lon": f"{point['glon']} deg", "lat": f"{point['glat']} deg", "frame": "galactic"},
-                "spectrum": {"type": "powerlaw", "index": 2}},
         "models": [
             {"name": "point", "spatial": {"type": "point", "lon_0": f"{point['glon'] - 0.05} deg",
                                           "lat_0": f"{point['glat'] + 0.05} deg", "frame": "galactic"},
@@ -109,6 +119,20 @@ def compare_with_truth(fit: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def recovery_problems(rows: list[dict[str, Any]], success: bool) -> list[str]:
+    """What keeps the demo's fit from counting as a recovery of the injected sources (empty: none).
+
+    The fit must succeed and every fitted parameter must lie within `MAX_PULL` errors of its
+    injected value.
+    """
+    problems = [] if success else ["the fit did not converge"]
+    for r in rows:
+        if not abs(r["pull"]) <= MAX_PULL:  # also catches a NaN pull (no error)
+            problems.append(f"{r['model']}.{r['parameter']} = {r['fitted']:.4g} +- {r['error']:.3g} "
+                            f"vs injected {r['injected']:.4g} (pull {r['pull']:+.1f})")
+    return problems
+
+
 def _format(rows: list[dict[str, Any]], significance: dict[str, Any], seconds: float) -> str:
     lines = ["xgamma demo: fitted vs injected", f"{'model':10s} {'parameter':10s} {'injected':>12s} {'fitted':>12s} "
              f"{'error':>11s} {'pull':>6s}"]
@@ -144,7 +168,14 @@ def run_demo(*, output: str | os.PathLike = "xgamma-demo", data: str | os.PathLi
     Returns
     -------
     summary : str
-        Human-readable summary (also written to ``output/summary.txt``).
+        Human-readable summary with the pulls of every fitted parameter (also written to
+        ``output/summary.txt``).
+
+    Raises
+    ------
+    DemoRecoveryError
+        On simulated data, when the fit fails or a fitted parameter is more than `MAX_PULL`
+        errors from its injected value (after writing every product and the summary).
     """
     import time
 
@@ -166,9 +197,16 @@ def run_demo(*, output: str | os.PathLike = "xgamma-demo", data: str | os.PathLi
     analysis = run_analysis(raw, output=output, progress=progress)
     fit = json.loads((output / "fit.json").read_text())
     rows = compare_with_truth(fit) if data is None else []
+    problems = recovery_problems(rows, bool(fit["success"])) if data is None else []
     text = _format(rows, analysis.summary.get("significance", {}), time.perf_counter() - start)
+    verdict = ("recovery FAILED: " + "; ".join(problems) if problems
+               else f"every fitted parameter within {MAX_PULL:g} sigma of its injected value" if rows else "")
+    text = f"{text}\n{verdict}" if verdict else text
     with atomic_path(output / "summary.txt", overwrite=True) as tmp:
         tmp.write_text(text + "\n")
     with atomic_path(output / "demo.json", overwrite=True) as tmp:
-        tmp.write_text(json.dumps({"truth_comparison": rows, **analysis.summary}, indent=2, default=float))
+        tmp.write_text(json.dumps({"truth_comparison": rows, "recovered": not problems, "problems": problems,
+                                   **analysis.summary}, indent=2, default=float))
+    if problems:
+        raise DemoRecoveryError(f"demo: the fit did not recover the injected sources: {'; '.join(problems)}", text)
     return text

@@ -196,7 +196,12 @@ def flux_maps(
         raise EstimatorError(f"selection_optional: unknown {sorted(unknown)}; choose from {list(FLUX_SELECTION)}")
     if "counts" not in dataset:
         raise EstimatorError("flux maps need a 'counts' variable")
-    exposure = dataset.get("exposure") if exposure is None else exposure
+    if exposure is None and "exposure" in dataset:
+        from xgamma.makers.squash import full_band_exposure
+
+        # Squashed images weight each pixel over its own valid energy range: per unit flux in
+        # the map's band instead, the convention of the flux formula above.
+        exposure = full_band_exposure(dataset, spectrum)
     if exposure is None:
         raise EstimatorError("flux maps need an exposure: pass exposure= or add an 'exposure' variable")
     try:

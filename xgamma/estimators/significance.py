@@ -237,11 +237,8 @@ def significance_maps(
                         correlate_off=correlate_off, keep_chunks=False)
     arrays = split_channels(out, names)
     extra = {"exclusion": dataset.variables["exclusion"]} if "exclusion" in dataset else None
-    result = dataset_from_arrays(in_order(counts, spatial), arrays, extra=extra)
-    if spatial != dims:
-        result = result.transpose(*dims)
-    result.attrs = {**dataset.attrs, "correlation_radius": str(correlation_radius), "correlate_off": int(correlate_off)}
-    return result
+    attrs = {**dataset.attrs, "correlation_radius": str(correlation_radius), "correlate_off": int(correlate_off)}
+    return dataset_from_arrays(in_order(counts, spatial), arrays, extra=extra, dims=dims, attrs=attrs)
 
 
 @dataclass(frozen=True)

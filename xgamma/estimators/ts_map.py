@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from xgamma.estimators.norm_fit import MU_MIN, NormFits
+from xgamma.estimators.energy_groups import energy_groups
 from xgamma.estimators.ts_kernel import kernel_offsets
 from xgamma.exceptions import EstimatorError
 
@@ -139,20 +140,6 @@ def _footprints(n: np.ndarray, g: np.ndarray, values: np.ndarray, runs: list, y0
         start = stop
     n_entries = n_energy * n_values
     return counts_fp.reshape(n_entries, -1), ratio_fp.reshape(n_entries, -1)
-
-
-def _energy_groups(edges: np.ndarray, energy_edges: Any) -> list[slice]:
-    """Slices of energy bins whose outer edges are ``energy_edges`` (all bins when None)."""
-    if energy_edges is None:
-        return [slice(0, edges.size - 1)]
-    from xgamma.units import parse_quantity
-
-    wanted = np.atleast_1d(parse_quantity(energy_edges, "TeV", name="energy_edges").to_value("TeV"))
-    index = [int(np.argmin(np.abs(np.log(edges / e)))) for e in wanted]
-    if wanted.size < 2 or np.any(np.diff(index) <= 0) or not np.allclose(edges[index], wanted, rtol=1e-6):
-        raise EstimatorError(f"energy_edges {wanted.tolist()} TeV must be increasing edges of the map's energy "
-                             f"bins {edges.tolist()} TeV")
-    return [slice(a, b) for a, b in zip(index[:-1], index[1:])]
 
 
 def _reference_fluxes(spectrum: Any, edges: np.ndarray) -> np.ndarray:
@@ -300,7 +287,7 @@ def ts_map(
         raise EstimatorError(f"kernel: {kernel.shape[0]} energy bins for maps with {n_energy}")
     kernel = np.broadcast_to(kernel, (n_energy, *kernel.shape[1:]))
     edges = geometry.energy_edges.to_value("TeV")
-    groups = _energy_groups(edges, energy_edges)
+    groups = energy_groups(edges, energy_edges)
     reference = _reference_fluxes(spectrum, edges)
     try:
         exposure_unit = float(u.Unit(arrays["exposure"].attrs.get("units", "")).to("cm2 s"))

@@ -31,7 +31,7 @@ class Limit(NamedTuple):
 
 def data_footprint(arrays: DatasetArrays) -> np.ndarray:
     """Boolean image (n_lat, n_lon): pixels inside the mask with exposure in some energy bin."""
-    return np.any(arrays.mask & (arrays.exposure > 0), axis=0)
+    return np.any(arrays.mask & (arrays.reco_exposure > 0), axis=0)
 
 
 def has_position(model) -> bool:

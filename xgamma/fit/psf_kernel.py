@@ -38,12 +38,31 @@ class PSFProfile:
         dP/dOmega (sr-1), shape (n_energy, n_rad).
     energy_edges : astropy.units.Quantity
         Energy bin edges (TeV) of the bins the profiles were averaged over.
+    weights : numpy.ndarray, optional
+        Exposure x flux weight of each bin at the position (cm2 s x flux), zero in bins that
+        the safe range removes from every observation.
     """
 
     rad: np.ndarray
     density: np.ndarray
     energy_edges: u.Quantity
+    weights: np.ndarray | None = None
     _tables: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def to_band(self) -> PSFProfile:
+        """One profile over the bins with weight: their weighted mean (the PSF of a squashed image).
+
+        Weighted by ``weights`` (exposure x flux of each bin, zero where the safe range cut it),
+        the weighting of `~xgamma.makers.squash_energy`'s exposure; the band runs from the first
+        to the last bin with weight.
+        """
+        weights = np.ones(len(self.density)) if self.weights is None else np.asarray(self.weights, float)
+        used = np.flatnonzero(weights > 0)
+        if used.size == 0:
+            raise FitError("PSF profile: no energy bin has exposure (every bin is outside the safe range)")
+        density = weights @ self.density / weights.sum()
+        edges = self.energy_edges[[used[0], used[-1] + 1]]
+        return PSFProfile(rad=self.rad, density=density[None, :], energy_edges=edges, weights=weights[None, used].sum(1))
 
     def r2_table(self, radius: float, *, size: int = 4096) -> tuple[float, np.ndarray]:
         """Density truncated at ``radius`` (deg) on a uniform grid of r^2, cached.
@@ -146,6 +165,8 @@ def mean_psf(
     *,
     energy_edges: u.Quantity,
     spectrum: SpectralModel | None = None,
+    masks: Sequence[np.ndarray] | None = None,
+    offset_max: u.Quantity | None = None,
     rad_max: u.Quantity | None = None,
     n_rad: int = 600,
     samples_per_bin: int = 16,
@@ -159,9 +180,15 @@ def mean_psf(
     position : astropy.coordinates.SkyCoord
         Sky position where the PSF is evaluated (its offset from each pointing).
     energy_edges : astropy.units.Quantity
-        True-energy bins; one mean profile per bin (pass the band's two edges for an image).
+        Energy bins; one mean profile per bin (pass the band's two edges for an image).
     spectrum : SpectralModel, optional
         Assumed source spectrum for the in-band weighting. Default: power law, index 2.
+    masks : sequence of numpy.ndarray, optional
+        Per observation, a bool per energy bin: its safe range. An observation adds nothing to
+        the bins outside it (as its exposure there is zero).
+    offset_max : astropy.units.Quantity, optional
+        Observations whose pointing is this far or farther from ``position`` add nothing (the
+        maps' offset cut). Default: no cut.
     rad_max : astropy.units.Quantity, optional
         Largest radius tabulated. Default: the largest 99.99 % containment radius over the
         observations and energies sampled, x 1.1.
@@ -173,12 +200,14 @@ def mean_psf(
     Returns
     -------
     PSFProfile
-        Density in sr-1 per energy bin.
+        Density in sr-1 per energy bin; ``weights`` holds each bin's exposure x flux weight.
+        Where that weight is zero (every observation masked, or no effective area) the profile
+        is the unmasked mean, or the nearest bin's: nothing multiplies it in a prediction.
 
     Raises
     ------
     FitError
-        If no observation gives positive exposure at ``position`` in a bin.
+        If no observation gives positive exposure at ``position`` in any bin.
     """
     from xgamma.models.spectral import PowerLaw
 
@@ -186,29 +215,43 @@ def mean_psf(
         raise FitError("mean_psf: no observations given")
     spectrum = spectrum or PowerLaw(index=2.0)
     edges = u.Quantity(energy_edges).to_value("TeV")
+    n_bins = len(edges) - 1
+    if masks is not None and (len(masks) != len(observations)
+                              or any(np.shape(m) != (n_bins,) for m in masks)):
+        raise FitError(f"mean_psf: masks must be one bool array of {n_bins} bins per observation")
     energy, d_e, index = _energy_samples(edges, samples_per_bin)
     flux = spectrum(energy * u.TeV).value * d_e
     offsets = [obs.pointing.separation(position).deg for obs in observations]
+    cut = np.inf if offset_max is None else u.Quantity(offset_max, "deg").value
+    used = [k for k, off in enumerate(offsets) if off < cut]
+    if not used:
+        raise FitError(f"mean_psf: {position} is beyond offset_max = {cut} deg of every observation")
     if rad_max is None:
-        radii = [obs.psf.containment_radius(0.9999, energy, off).to_value("deg")
-                 for obs, off in zip(observations, offsets)]
+        radii = [observations[k].psf.containment_radius(0.9999, energy, offsets[k]).to_value("deg") for k in used]
         rmax = 1.1 * float(np.nanmax(radii))
     else:
         rmax = u.Quantity(rad_max).to_value("deg")
     rad = np.linspace(0.0, rmax, n_rad)
-    n_bins = len(edges) - 1
-    num = np.zeros((n_bins, n_rad))
-    den = np.zeros(n_bins)
-    for obs, off in zip(observations, offsets):
+    num = np.zeros((2, n_bins, n_rad))  # [unmasked, masked]
+    den = np.zeros((2, n_bins))
+    for k in used:
+        obs, off = observations[k], offsets[k]
         aeff = obs.aeff.evaluate(energy * u.TeV, off * u.deg).to_value("cm2")
         w = flux * np.clip(np.nan_to_num(aeff), 0.0, None) * obs.livetime.to_value("s")
         dens = obs.psf.evaluate(energy[:, None] * u.TeV, off * u.deg, rad[None, :] * u.deg).to_value("sr-1")
-        np.add.at(num, index, w[:, None] * dens)
-        np.add.at(den, index, w)
-    if np.any(den <= 0):
-        bad = np.flatnonzero(den <= 0).tolist()
-        raise FitError(f"mean_psf: zero exposure at {position} in energy bins {bad}")
-    return PSFProfile(rad=rad, density=num / den[:, None], energy_edges=u.Quantity(edges, "TeV"))
+        keep = np.ones(n_bins) if masks is None else np.asarray(masks[k], dtype=float)
+        for row, factor in enumerate((1.0, keep[index])):
+            np.add.at(num[row], index, (w * factor)[:, None] * dens)
+            np.add.at(den[row], index, w * factor)
+    if not np.any(den[0] > 0):
+        raise FitError(f"mean_psf: zero exposure at {position} in every energy bin")
+    # Bins without exposure at all (e.g. below the IRF's energy range) take the nearest bin's
+    # profile: nothing multiplies it, but every bin needs a normalised kernel.
+    have = np.flatnonzero(den[0] > 0)
+    nearest = have[np.abs(np.arange(n_bins)[:, None] - have[None, :]).argmin(axis=1)]
+    row = np.where(den[1, nearest] > 0, 1, 0)
+    density = num[row, nearest] / den[row, nearest][:, None]
+    return PSFProfile(rad=rad, density=density, energy_edges=u.Quantity(edges, "TeV"), weights=den[1])
 
 
 def make_psf_kernel(
@@ -271,7 +314,8 @@ def _substeps(n: int, oversample: int) -> np.ndarray:
 
 
 def kernel_at_offset(profile: PSFProfile, *, n: int, size_x: float, size_y: float, dx: float, dy: float,
-                     radius: float, oversample: int, normalize: bool = True) -> np.ndarray:
+                     radius: float, oversample: int, normalize: bool = True,
+                     mix: np.ndarray | None = None) -> np.ndarray:
     """Pixel-integrated PSF on a (2n+1)^2 pixel stamp whose true centre is offset by (dx, dy) pixels.
 
     Parameters
@@ -290,16 +334,21 @@ def kernel_at_offset(profile: PSFProfile, *, n: int, size_x: float, size_y: floa
         Sub-pixels per axis (midpoint rule).
     normalize : bool
         Scale each energy's stamp to sum to 1.
+    mix : numpy.ndarray, optional
+        Shape (n_out, n_energy): stamps of these weighted means of the profiles instead (rows
+        sum to 1), e.g. a source's PSF in a reconstructed-energy bin, mixed over true energy.
 
     Returns
     -------
     numpy.ndarray
-        Shape (n_energy, 2n+1, 2n+1); probability per pixel.
+        Shape (n_energy, 2n+1, 2n+1) (or (n_out, ...)); probability per pixel.
     """
     steps = _substeps(n, oversample)
     px2 = np.square((steps - dx) * size_x)
     py2 = np.square((steps - dy) * size_y)
     step, table = profile.r2_table(radius)
+    if mix is not None:
+        table = mix @ table  # the stamp is linear in the density
     # Linear interpolation in r^2 on a uniform table: index arithmetic instead of a search.
     pos = np.add.outer(py2, px2)
     pos *= 1.0 / step
@@ -324,6 +373,9 @@ def psf_kernel_for_geometry(
     *,
     spectrum: SpectralModel | None = None,
     image: bool = False,
+    safe_energy: Any = None,
+    offset_max: u.Quantity | None = None,
+    energy_true: u.Quantity | None = None,
     max_radius: u.Quantity | None = None,
     containment: float = 0.999,
     oversample: int = 8,
@@ -338,13 +390,37 @@ def psf_kernel_for_geometry(
         Map geometry (pixel scale and energy edges).
     position : SkyCoord
         Where the PSF is evaluated (usually the source of interest).
+    spectrum : SpectralModel, optional
+        Spectrum weighting energies within each bin (and the bins of an image). Default:
+        power law of index 2.
     image : bool
-        One kernel for the band from the first to the last energy edge (squashed images).
+        One kernel for the band (squashed images): the mean of the per-bin profiles weighted by
+        spectrum x exposure at ``position`` over the safe bins, as `~xgamma.makers.squash_energy`
+        weights the exposure.
+    safe_energy : SafeEnergy or a configuration form, optional
+        The maps' safe range: each observation counts only in its safe bins (without energy
+        dispersion, where the exposure is cut the same way). Ignored with ``energy_true``.
+    offset_max : Quantity, optional
+        The maps' offset cut: observations farther from ``position`` do not count.
+    energy_true : Quantity, optional
+        True-energy edges: one kernel per true-energy bin (for an exposure in true energy;
+        with energy dispersion the safe range acts through the migration kernel instead).
+    max_radius, containment, oversample
+        See `make_psf_kernel`.
     """
-    edges = u.Quantity(geometry.energy_edges).to("TeV")
+    from xgamma.makers.safe_energy import SafeEnergy, safe_energy_mask, safe_offset_max
+
+    settings = SafeEnergy.parse(safe_energy)
+    if offset_max is not None:
+        offset_max = safe_offset_max(settings, u.Quantity(offset_max, "deg").value) * u.deg
+    if energy_true is not None:
+        edges, masks = u.Quantity(energy_true, "TeV"), None
+    else:
+        edges = u.Quantity(geometry.energy_edges).to("TeV")
+        masks = None if settings is None else [safe_energy_mask(o, geometry, settings) for o in observations]
+    profile = mean_psf(observations, position, energy_edges=edges, spectrum=spectrum, masks=masks,
+                       offset_max=offset_max)
     if image:
-        edges = edges[[0, -1]]
-    profile = mean_psf(observations, position, energy_edges=edges, spectrum=spectrum)
+        profile = profile.to_band()
     return make_psf_kernel(profile, pixel_scale=geometry.pixel_scale, max_radius=max_radius,
                            containment=containment, oversample=oversample)
-

@@ -85,8 +85,9 @@ def score_map(arrays: DatasetArrays, background: np.ndarray, template: np.ndarra
         inv_b = np.divide(1.0, b, out=np.zeros_like(b), where=use)
         excess = (arrays.counts[e] - b) * inv_b
         # Exposure at the trial pixel relative to the template's own centre (per energy bin).
-        reference = arrays.exposure[e, iy, ix]
-        scale = arrays.exposure[e] / reference if reference > 0 else np.zeros((ny, nx))
+        exposure = arrays.reco_exposure[e]
+        reference = exposure[iy, ix]
+        scale = exposure / reference if reference > 0 else np.zeros((ny, nx))
         u += scale * _correlate(excess, kernel, anchor)
         info += scale**2 * _correlate(inv_b, kernel**2, anchor)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -7,7 +7,11 @@ import numpy as np
 
 from xgamma.exceptions import GeometryError
 
-__all__ = ["energy_edges", "energy_centers"]
+__all__ = ["ENERGY_DIMS", "energy_edges", "energy_centers"]
+
+#: Names of the energy dims of maps: reconstructed energy (counts, background) and true energy
+#: (the exposure of an analysis with energy dispersion).
+ENERGY_DIMS = ("energy", "energy_true")
 
 
 def energy_edges(emin: u.Quantity, emax: u.Quantity, nbins: int) -> u.Quantity:
@@ -40,3 +44,4 @@ def energy_centers(edges: u.Quantity) -> u.Quantity:
     """Log bin centres sqrt(E_min * E_max) of ``edges`` (TeV)."""
     values = u.Quantity(edges).to_value("TeV")
     return u.Quantity(np.sqrt(values[:-1] * values[1:]), "TeV")
+

@@ -269,6 +269,11 @@ class SkyGeometry:
         edges = None if self.energy_edges is None else tuple(self.energy_edges.to_value("TeV").tolist())
         return _restore_geometry, (self.header_text, self.shape, edges)
 
+    def __dask_tokenize__(self) -> tuple:
+        # What identifies the value (dask would otherwise pickle it to name graph layers).
+        edges = None if self.energy_edges is None else tuple(self.energy_edges.to_value("TeV").tolist())
+        return ("SkyGeometry", self.header_text, self.shape, edges)
+
     def __hash__(self) -> int:
         return hash((self.shape, self.header_text, self.nbins))
 
@@ -510,9 +515,10 @@ class SkyGeometry:
         coords = xr.Coordinates(variables, indexes=indexes)
         return coords if self.energy_edges is None else coords.assign(self.energy_coords())
 
-    def energy_coords(self):
+    def energy_coords(self, dim: str = "energy"):
         """The ``energy`` (bin centres, TeV, with an `~xgamma.geometry.indexes.EnergyIndex`),
-        ``energy_min`` and ``energy_max`` coordinates (an `xarray.Coordinates`)."""
+        ``energy_min`` and ``energy_max`` coordinates (an `xarray.Coordinates`); with
+        ``dim="energy_true"`` the same for a true-energy axis (``energy_true``, ...)."""
         import pandas as pd
         import xarray as xr
 
@@ -522,12 +528,12 @@ class SkyGeometry:
             raise GeometryError("this geometry has no energy axis")
         edges = self.energy_edges.to_value("TeV")
         centres = np.sqrt(edges[:-1] * edges[1:])
-        variables = {"energy": xr.Variable("energy", centres, {"units": "TeV"}),
-                     "energy_min": xr.Variable("energy", edges[:-1], {"units": "TeV"}),
-                     "energy_max": xr.Variable("energy", edges[1:], {"units": "TeV"})}
-        return xr.Coordinates(variables, indexes={"energy": EnergyIndex(pd.Index(centres), "energy"),
-                                                  "energy_min": _plain_index(variables["energy_min"], "energy_min"),
-                                                  "energy_max": _plain_index(variables["energy_max"], "energy_max")})
+        variables = {dim: xr.Variable(dim, centres, {"units": "TeV"}),
+                     f"{dim}_min": xr.Variable(dim, edges[:-1], {"units": "TeV"}),
+                     f"{dim}_max": xr.Variable(dim, edges[1:], {"units": "TeV"})}
+        return xr.Coordinates(variables, indexes={dim: EnergyIndex(pd.Index(centres), dim),
+                                                  f"{dim}_min": _plain_index(variables[f"{dim}_min"], f"{dim}_min"),
+                                                  f"{dim}_max": _plain_index(variables[f"{dim}_max"], f"{dim}_max")})
 
 
 def _plain_index(variable, name: str):

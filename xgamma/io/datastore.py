@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-
+import os
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from xgamma.exceptions import DataStoreError
 from xgamma.io.events import GTI, EventList, met_to_time, read_events, read_gti, time_reference
-from xgamma.fits_tables import header_float
+from xgamma.fits_tables import header_float, read_header, read_table_hdu
 
 if TYPE_CHECKING:
     from astropy.coordinates import EarthLocation, SkyCoord
@@ -25,27 +26,57 @@ _INDEX_NAMES = {"hdu": "hdu-index.fits", "obs": "obs-index.fits"}
 _HDU_COLUMNS = ("OBS_ID", "HDU_TYPE", "HDU_CLASS", "FILE_DIR", "FILE_NAME", "HDU_NAME")
 # Obs-table / header values an Observation keeps (small, picklable).
 _INFO_KEYS = ("RA_PNT", "DEC_PNT", "ONTIME", "LIVETIME", "DEADC", "TSTART", "TSTOP", "OBJECT", "ALT_PNT", "AZ_PNT")
+# Units the Observation keeps its values in; an obs-index column with another unit is converted.
+_INFO_UNITS = {"RA_PNT": "deg", "DEC_PNT": "deg", "ALT_PNT": "deg", "AZ_PNT": "deg", "ONTIME": "s",
+               "LIVETIME": "s", "TSTART": "s", "TSTOP": "s"}
 _LOCATION_KEYS = ("GEOLON", "GEOLAT", "ALTITUDE")
 
 
 def _find_index(path: Path, kind: str) -> Path:
-    for suffix in ("", ".gz"):
-        candidate = path / (_INDEX_NAMES[kind] + suffix)
-        if candidate.is_file():
-            return candidate
-    raise DataStoreError(f"{kind} index file not found: {path / _INDEX_NAMES[kind]}[.gz]")
+    found = [path / (_INDEX_NAMES[kind] + suffix) for suffix in ("", ".gz")]
+    found = [candidate for candidate in found if candidate.is_file()]
+    if len(found) > 1:
+        # Two versions of one index: which one is current cannot be told, so neither is used.
+        raise DataStoreError(f"both {found[0].name} and {found[1].name} are in {path}: remove the stale one")
+    if not found:
+        raise DataStoreError(f"{kind} index file not found: {path / _INDEX_NAMES[kind]}[.gz]")
+    return found[0]
 
 
 def _read_index(path: Path, required: tuple[str, ...]) -> Table:
-    from astropy.table import Table
+    """The index table of ``path`` (a copy: the caller may change it), validated.
 
+    Parsed and checked once per file version in this process: astropy's FITS table reading costs
+    ~5-15 ms for these small files (most of opening a data store), and a notebook or a benchmark
+    opens the same store again and again.
+    """
     try:
-        table = Table.read(path, hdu=1)
-    except (OSError, ValueError) as exc:
+        stat = path.stat()
+    except OSError as exc:
         raise DataStoreError(f"cannot read index table {path}: {exc}") from None
+    table = _parsed_index(str(path), str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     missing = [c for c in required if c not in table.colnames]
     if missing:
         raise DataStoreError(f"index table {path} lacks column(s) {missing} (columns: {table.colnames})")
+    return table.copy()
+
+
+@lru_cache(maxsize=8)
+def _parsed_index(path: str, resolved: str, mtime_ns: int, size: int) -> Table:
+    from astropy.io import fits
+    from astropy.table import Table
+
+    header, data = read_table_hdu(Path(path), 1)
+    if data is None:
+        raise DataStoreError(f"index table {path} has no rows")
+    table = Table.read(fits.BinTableHDU(data=data, header=header), format="fits")
+    if "OBS_ID" in table.colnames:
+        try:
+            ids = np.asarray(table["OBS_ID"], dtype=np.int64)
+        except (TypeError, ValueError):
+            raise DataStoreError(f"column 'OBS_ID' in index table {path} is not integer") from None
+        if np.ma.is_masked(table["OBS_ID"]) or not np.array_equal(ids, np.asarray(table["OBS_ID"], dtype=float)):
+            raise DataStoreError(f"column 'OBS_ID' in index table {path} has empty or non-integer values")
     return table
 
 
@@ -82,8 +113,6 @@ class DataStore:
     """
 
     def __init__(self, path: str | Path) -> None:
-        import os
-
         path = Path(os.path.expandvars(str(path))).expanduser()
         if not path.is_dir():
             raise DataStoreError(f"data store directory not found: {path}")
@@ -196,10 +225,15 @@ class DataStore:
         hdu_rows, obs_row = rows["hdu"].get(obs_id, []), rows["obs"].get(obs_id)
         if not hdu_rows and obs_row is None:
             raise DataStoreError(f"unknown obs id {obs_id} in data store {self.path}")
+        n_obs_rows = rows["obs_count"].get(obs_id, 0)
+        if n_obs_rows > 1:  # the same run would be counted twice
+            raise DataStoreError(f"obs index {self.obs_index_path} lists obs id {obs_id} in {n_obs_rows} rows")
         hdus = {}
         for hdu_type, file_dir, file_name, hdu_name, hdu_class in hdu_rows:
-            file = self.base_dir / file_dir / file_name
-            hdus[hdu_type] = (str(file.resolve()), hdu_name, hdu_class)
+            if hdu_type in hdus:
+                raise DataStoreError(f"HDU index {self.hdu_index_path} lists {hdu_type!r} twice for obs id {obs_id}")
+            # Absolute and normalised, symlinks kept: messages name the file the index names.
+            hdus[hdu_type] = (os.path.abspath(self.base_dir / file_dir / file_name), hdu_name, hdu_class)
         info: dict[str, Any] = {}
         if obs_row is not None:
             info = {key: values[obs_row] for key, values in rows["info"].items()}
@@ -208,7 +242,26 @@ class DataStore:
         location = tuple(header_float(meta, k) for k in _LOCATION_KEYS)
         if None in location[:2]:
             location = None
-        return Observation(obs_id, hdus, info, time_ref=time_ref, location=location)
+        return Observation(obs_id, hdus, info, time_ref=time_ref, location=location,
+                           obs_index=str(self.obs_index_path))
+
+    def _info_column(self, key: str) -> list[Any]:
+        """One obs-index column as plain values, in the unit the Observation uses when it has one."""
+        column = self.obs_table[key]
+        values = [_plain(v) for v in column]
+        unit = getattr(column, "unit", None)
+        if unit is None or key not in _INFO_UNITS:
+            return values
+        try:
+            factor = u.Quantity(1.0, unit).to_value(_INFO_UNITS[key])
+        except u.UnitsError:
+            raise DataStoreError(
+                f"column {key!r} in obs index {self.obs_index_path} has unit {unit.to_string()!r}, "
+                f"expected {_INFO_UNITS[key]!r} or an equivalent"
+            ) from None
+        if factor == 1.0:
+            return values
+        return [None if v is None else float(v) * factor for v in values]
 
     def _index_rows(self) -> dict[str, Any]:
         """The index tables as plain Python, once per store: row access on an astropy Table costs
@@ -221,11 +274,13 @@ class DataStore:
             by_obs: dict[int, list[tuple[str, ...]]] = {}
             for obs_id, *entry in zip(np.asarray(hdu["OBS_ID"]).astype(np.int64).tolist(), *columns):
                 by_obs.setdefault(obs_id, []).append(tuple(entry))
-            first = {}
+            first: dict[int, int] = {}
+            count: dict[int, int] = {}
             for row, obs_id in enumerate(np.asarray(obs["OBS_ID"]).astype(np.int64).tolist()):
                 first.setdefault(obs_id, row)
-            info = {key: [_plain(v) for v in obs[key]] for key in _INFO_KEYS if key in obs.colnames}
-            rows = self.__dict__["_rows"] = {"hdu": by_obs, "obs": first, "info": info}
+                count[obs_id] = count.get(obs_id, 0) + 1
+            info = {key: self._info_column(key) for key in _INFO_KEYS if key in obs.colnames}
+            rows = self.__dict__["_rows"] = {"hdu": by_obs, "obs": first, "obs_count": count, "info": info}
         return rows
 
     def observations(self, obs_ids: list[int] | None = None) -> list[Observation]:
@@ -253,6 +308,14 @@ class Observation:
         Time reference of TSTART/TSTOP.
     location : (lon deg, lat deg, height m), optional
         Observatory location (GEOLON, GEOLAT, ALTITUDE).
+    obs_index : str, optional
+        File the ``info`` values come from (named in error messages).
+
+    Notes
+    -----
+    Header values are checked where they are read: a pointing off the sky, a non-positive or
+    non-finite ONTIME / LIVETIME, LIVETIME > ONTIME or DEADC outside (0, 1] raise a
+    `DataStoreError` naming the observation, the key and the file it was read from.
     """
 
     def __init__(
@@ -263,12 +326,14 @@ class Observation:
         *,
         time_ref: tuple[float, float, str] | None = None,
         location: tuple[float | None, ...] | None = None,
+        obs_index: str | None = None,
     ) -> None:
         self.obs_id = int(obs_id)
         self.hdus = dict(hdus)
         self.info = dict(info)
         self.time_ref = time_ref
         self._location = location
+        self.obs_index = obs_index
         self._cache: dict[str, Any] = {}
 
     def __getstate__(self) -> dict:
@@ -282,17 +347,10 @@ class Observation:
     # -- header values ------------------------------------------------------------------
     def _events_header(self) -> dict:
         if "events_header" not in self._cache:
-            from astropy.io import fits
-
             path, hdu, _ = self._hdu("events")
             if not Path(path).is_file():
                 raise DataStoreError(f"obs {self.obs_id}: events file not found: {path}")
-            try:
-                header = fits.getheader(path, hdu)
-            except KeyError:
-                raise DataStoreError(f"obs {self.obs_id}: HDU {hdu!r} not found in {path}") from None
-            # The Header itself: its cards are parsed lazily, only the keys read cost anything.
-            self._cache["events_header"] = header
+            self._cache["events_header"] = read_header(path, hdu)
         return self._cache["events_header"]
 
     def _value(self, key: str) -> float | None:
@@ -301,12 +359,26 @@ class Observation:
             value = header_float(self._events_header(), key) if "events" in self.hdus else None
         return None if value is None else float(value)
 
+    def _source(self, key: str) -> str:
+        """Where ``key`` was read: the obs index or the events header."""
+        if self.info.get(key) is not None:
+            return f"obs index {self.obs_index}" if self.obs_index else "the obs index"
+        path, hdu, _ = self._hdu("events")
+        return f"HDU {hdu!r} of {path}"
+
+    def _checked(self, key: str, value: float, ok: bool, expected: str) -> float:
+        if not (np.isfinite(value) and ok):
+            raise DataStoreError(f"obs {self.obs_id}: {key} = {value:g} in {self._source(key)}; expected {expected}")
+        return value
+
     @property
     def pointing_radec(self) -> tuple[float, float]:
         """Pointing (RA, Dec) in deg, ICRS, from RA_PNT/DEC_PNT (plain floats: cheap in loops)."""
         ra, dec = self._value("RA_PNT"), self._value("DEC_PNT")
         if ra is None or dec is None:
             raise DataStoreError(f"obs {self.obs_id}: no RA_PNT/DEC_PNT in obs index or events header")
+        self._checked("RA_PNT", ra, abs(ra) <= 360, "an angle in deg within [-360, 360]")
+        self._checked("DEC_PNT", dec, abs(dec) <= 90, "a declination in deg within [-90, 90]")
         return ra, dec
 
     @property
@@ -321,7 +393,14 @@ class Observation:
     def ontime(self) -> u.Quantity:
         """Observation time including dead time (s): ONTIME, else the GTI sum."""
         value = self._value("ONTIME")
-        return u.Quantity(value, "s") if value is not None else self.gti.time_sum
+        if value is None:
+            time_sum = self.gti.time_sum
+            if not time_sum.value > 0:
+                path, hdu, _ = self._hdu("gti")
+                raise DataStoreError(f"obs {self.obs_id}: no ONTIME and the GTIs of HDU {hdu!r} of {path} sum to "
+                                     f"{time_sum}")
+            return time_sum
+        return u.Quantity(self._checked("ONTIME", value, value > 0, "a positive time in s"), "s")
 
     @property
     def livetime(self) -> u.Quantity:
@@ -329,18 +408,22 @@ class Observation:
         value = self._value("LIVETIME")
         if value is None:
             return self.ontime * self.deadc
-        return u.Quantity(value, "s")
+        self._checked("LIVETIME", value, value > 0, "a positive time in s")
+        ontime = self.ontime.to_value("s")
+        # Dead time only removes time: allow float32 rounding of LIVETIME = ONTIME x DEADC.
+        return u.Quantity(self._checked("LIVETIME", value, value <= ontime * (1 + 1e-4),
+                                        f"at most ONTIME = {ontime:g} s"), "s")
 
     @property
     def deadc(self) -> float:
         """Dead-time correction factor (livetime / ontime)."""
         value = self._value("DEADC")
         if value is not None:
-            return value
+            return self._checked("DEADC", value, 0 < value <= 1 + 1e-4, "a fraction in (0, 1]")
         live = self._value("LIVETIME")
         if live is None:
             raise DataStoreError(f"obs {self.obs_id}: neither DEADC nor LIVETIME available")
-        return live / self.ontime.to_value("s")
+        return self.livetime.to_value("s") / self.ontime.to_value("s")
 
     def _time(self, key: str) -> Time:
         met = self._value(key)
@@ -403,6 +486,7 @@ class Observation:
                 from xgamma.irf.readers import read_irf
 
                 value = read_irf(path, hdu, hdu_class)
+                _check_irf_interface(value, hdu_type, hdu_class, path, hdu)
                 if hdu_type == "bkg" and self._legacy_hess_fov():
                     # Old H.E.S.S. bkg_3d: RADEC with reversed longitude (as Gammapy 2.1 reads it).
                     # A shallow copy: IRF objects are cached per file and shared between runs.
@@ -455,3 +539,26 @@ class Observation:
         for hdu_type in self.hdus:
             self._load(hdu_type)
         return self
+
+
+#: What map making, the PSF kernel and the fit call on each IRF type (plugin readers included).
+_IRF_INTERFACES = {
+    "aeff": ("evaluate", "lo_threshold", "hi_threshold"),
+    "bkg": ("integrate_energy", "fov_alignment"),
+    "psf": ("evaluate", "containment", "containment_radius"),
+    "edisp": ("evaluate",),
+}
+
+
+def _check_irf_interface(irf: Any, hdu_type: str, hdu_class: str, path: str, hdu: str) -> None:
+    """Refuse an IRF object (from a plugin's reader) without the methods its HDU type needs."""
+    missing = [name for name in _IRF_INTERFACES.get(hdu_type, ()) if not hasattr(irf, name)]
+    if not missing:
+        return
+    from xgamma.irf.readers import _registry_reader
+    from xgamma.plugin.blame import describe_component
+    from xgamma.plugin.types import IRFPluginError
+
+    reader = describe_component("IRF reader", hdu_class, _registry_reader(hdu_class, Path(path), hdu))
+    raise IRFPluginError(f"{reader} returned a {type(irf).__name__} for the {hdu_type} HDU {hdu!r} of {path}, "
+                         f"without {missing}: not a usable {hdu_type} IRF")

@@ -9,7 +9,7 @@ import astropy.units as u
 import numpy as np
 
 from xgamma.exceptions import DataStoreError
-from xgamma.fits_tables import column_quantity, header_float, read_table_hdu
+from xgamma.fits_tables import check_column_values, column_quantity, header_float, read_table_hdu
 
 __all__ = ["EventList", "GTI", "read_events", "read_gti", "time_reference"]
 
@@ -131,13 +131,19 @@ def read_events(path: str | Path, hdu: str | int = "EVENTS") -> EventList:
         values = q.value if q.unit in (u.dimensionless_unscaled, u.Unit(unit)) else q.to_value(unit)
         return values.astype(values.dtype.newbyteorder("="), copy=False)
 
-    return EventList(
+    events = EventList(
         ra=native(ra, "deg"),
         dec=native(dec, "deg"),
         energy=native(energy, "TeV"),
         time=native(time, "s").astype(float, copy=False),
         meta=_meta(header),
     )
+    # Damaged rows must not vanish silently: a NaN position or energy falls outside every pixel.
+    check_column_values(events.ra, column="RA", where=where)
+    check_column_values(events.dec, column="DEC", where=where, minimum=-90, maximum=90, unit="deg")
+    check_column_values(events.energy, column="ENERGY", where=where, above=0, unit="TeV")
+    check_column_values(events.time, column="TIME", where=where)
+    return events
 
 
 def read_gti(path: str | Path, hdu: str | int = "GTI") -> GTI:
@@ -147,4 +153,7 @@ def read_gti(path: str | Path, hdu: str | int = "GTI") -> GTI:
     start = column_quantity(data, "START", where=where)
     stop = column_quantity(data, "STOP", where=where)
     to_s = lambda q: (q.value if q.unit == u.dimensionless_unscaled else q.to_value("s")).astype(float)  # noqa: E731
-    return GTI(start=to_s(start), stop=to_s(stop), meta=_meta(header))
+    gti = GTI(start=to_s(start), stop=to_s(stop), meta=_meta(header))
+    check_column_values(gti.start, column="START", where=where)
+    check_column_values(gti.stop - gti.start, column="STOP - START", where=where, minimum=0, unit="s")
+    return gti

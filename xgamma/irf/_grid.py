@@ -297,7 +297,7 @@ class GridInterpolator:
         if table is None:
             sub, _ = self.first_axis_slices(x0)
             if len(cache) >= 8:  # a few energy grids per IRF in practice
-                cache.pop(next(iter(cache)))
+                cache.pop(next(iter(cache), None), None)  # (threads may race here: harmless)
             table = cache[key] = CellTable(rest_axes, sub)
         return table
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import astropy.units as u
 
+from xgamma.exceptions import IRFError
 from xgamma.irf._grid import GridInterpolator, IRFAxis, to_value
 from xgamma.irf._table import IRFTable, threshold
 
@@ -50,8 +51,10 @@ class EffectiveArea2D:
         table = IRFTable(path, hdu)
         energy = table.axis("energy_true")
         offset = table.axis("offset")
-        values = table.unit(table.array(("EFFAREA", "SPECRESP")), "m2", "EFFAREA")
-        values = table.oriented(values, (energy.nbin, offset.nbin), "EFFAREA")
+        values = table.values(("EFFAREA", "SPECRESP"), "m2", (energy.nbin, offset.nbin))
+        lo, hi = (threshold(table.header, key, where=table.where) for key in ("LO_THRES", "HI_THRES"))
+        if lo is not None and hi is not None and not lo < hi:
+            raise IRFError(f"header keys LO_THRES = {lo} >= HI_THRES = {hi} in {table.where}")
         return cls(energy, offset, values, meta=table.meta())
 
     @property

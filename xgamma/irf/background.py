@@ -80,6 +80,14 @@ def _loglog_from_logs(logv: np.ndarray, ratio: np.ndarray, ln_r: np.ndarray, pre
     return num
 
 
+def _fov_alignment(table: IRFTable) -> str:
+    """The FOVALIGN header key (default RADEC), checked with the file and HDU named."""
+    value = str(table.header.get("FOVALIGN", "RADEC")).strip().upper()
+    if value not in ("RADEC", "ALTAZ"):
+        raise IRFError(f"header key FOVALIGN = {value!r} in {table.where}: expected 'RADEC' or 'ALTAZ'")
+    return value
+
+
 class _BackgroundBase:
     """Shared energy integration of background IRFs; subclasses define the spatial lookup."""
 
@@ -145,7 +153,7 @@ class _BackgroundBase:
             # Value unit x energy unit -> s-1 sr-1, folded into the per-bin prefactor e0 * ln(e1/e0).
             factor = float((self.data.unit * u.Unit(self.axes[0].unit)).to(RATE_UNIT))
             if len(cache) >= 8:
-                cache.pop(next(iter(cache)))
+                cache.pop(next(iter(cache), None), None)
             cache[key] = ((e1 / e0)[:, None], ln_r, factor * e0[:, None] * ln_r, ~(valid_e[:-1] & valid_e[1:]))
         return cache[key]
 
@@ -208,14 +216,13 @@ class Background3D(_BackgroundBase):
         """Read a ``bkg_3d`` HDU (column ``BKG``, or ``BGD`` as in CTA 1DC)."""
         table = IRFTable(path, hdu)
         energy, lon, lat = table.axis("energy"), table.axis("fov_lon"), table.axis("fov_lat")
-        values = table.unit(table.array(("BKG", "BGD")), str(_BKG_UNIT), "BKG")
+        values = table.values(("BKG", "BGD"), str(_BKG_UNIT))
         shape = (energy.nbin, lon.nbin, lat.nbin)
         if values.shape != shape and values.shape[::-1] == shape:
             values = values.T
         elif values.shape != shape:
             raise IRFError(f"column 'BKG' in {table.where} has shape {values.shape}, incompatible with axes {shape}")
-        meta = table.meta()
-        return cls((energy, lon, lat), values, fov_alignment=meta.get("FOVALIGN", "RADEC"), meta=meta)
+        return cls((energy, lon, lat), values, fov_alignment=_fov_alignment(table), meta=table.meta())
 
     #: Flip the sign of fov_lon before the lookup. Gammapy does this (its REVERSE_LON_RADEC
     #: alignment) for old H.E.S.S. files (events CREATOR 'SASH FITS::EventListWriter',
@@ -243,10 +250,8 @@ class Background2D(_BackgroundBase):
         """Read a ``bkg_2d`` HDU (column ``BKG`` or ``BGD``; ``ENERG``/``THETA`` axes)."""
         table = IRFTable(path, hdu)
         energy, offset = table.axis("energy"), table.axis("offset")
-        values = table.unit(table.array(("BKG", "BGD")), str(_BKG_UNIT), "BKG")
-        values = table.oriented(values, (energy.nbin, offset.nbin), "BKG")
-        meta = table.meta()
-        return cls((energy, offset), values, fov_alignment=meta.get("FOVALIGN", "RADEC"), meta=meta)
+        values = table.values(("BKG", "BGD"), str(_BKG_UNIT), (energy.nbin, offset.nbin))
+        return cls((energy, offset), values, fov_alignment=_fov_alignment(table), meta=table.meta())
 
     def _spatial(self, fov_lon, fov_lat):
         lon, lat = np.radians(fov_lon), np.radians(fov_lat)

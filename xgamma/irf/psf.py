@@ -38,6 +38,8 @@ class _ParametricPSF:
 
     tag = ""
     columns: dict[str, str] = {}
+    #: Parameters that must have a positive value somewhere in the table.
+    required: tuple[str, ...] = ()
 
     def __init__(
         self, energy_axis: IRFAxis, offset_axis: IRFAxis, params: dict[str, np.ndarray], *, meta: dict | None = None
@@ -58,9 +60,12 @@ class _ParametricPSF:
         shape = (energy.nbin, offset.nbin)
         params = {}
         for name, column in cls.columns.items():
-            values = table.oriented(table.array(column), shape, column)
+            # The first width and the normalisation must be set somewhere; further Gaussians
+            # may be absent (all zero: CTA 1DC has one Gaussian).
+            required = name in cls.required
+            values = table.values(column, "deg" if name.startswith("sigma") else "", shape, nonzero=required)
             if name.startswith("sigma"):
-                values = table.unit(values, "deg", column).to_value("deg").astype(float)
+                values = values.to_value("deg").astype(float)
                 values[values == 0] = 1.0  # as Gammapy: empty bins get a harmless width
             else:
                 values = np.asarray(values.value, dtype=float)
@@ -92,6 +97,7 @@ class PSF3Gauss(_ParametricPSF):
         "ampl_3": "AMPL_3",
         "sigma_3": "SIGMA_3",
     }
+    required = ("scale", "sigma_1")
 
     def _components(self, energy_true, offset):
         p = self.parameters(energy_true, offset)
@@ -147,6 +153,7 @@ class PSFKing(_ParametricPSF):
 
     tag = "psf_king"
     columns = {"gamma": "GAMMA", "sigma": "SIGMA"}
+    required = ("gamma", "sigma")
 
     @classmethod
     def read(cls, path: str | Path, hdu: str | int = "PSF_2D_KING") -> PSFKing:
@@ -215,8 +222,7 @@ class PSFTable:
         """Read a ``psf_table`` HDU (column ``RPSF``; ``ENERG``/``THETA``/``RAD`` axes)."""
         table = IRFTable(path, hdu)
         axes = (table.axis("energy_true"), table.axis("offset"), table.axis("rad"))
-        values = table.unit(table.array("RPSF"), "sr-1", "RPSF")
-        values = table.oriented(values, tuple(a.nbin for a in axes), "RPSF")
+        values = table.values("RPSF", "sr-1", tuple(a.nbin for a in axes))
         return cls(axes, values, meta=table.meta())
 
     def evaluate(self, energy_true, offset, rad) -> u.Quantity:

@@ -68,7 +68,7 @@ def read_irf(
     except OSError:
         stat = None
     if stat is None:  # let the reader raise its "file not found" error
-        return _registry_reader(key, path, hdu)(path, hdu)
+        return _call_reader(key, path, hdu)
     # Many observations share one IRF file (CTA): read each (file version, HDU) once per process.
     # The cached object is frozen (read-only arrays) and each caller gets its own shallow copy, so
     # no caller (nor dask worker thread) can change what another one reads.
@@ -87,9 +87,25 @@ def _registry_reader(key: str, path: Path, hdu: str | int) -> IRFReader:
         raise IRFError(f"unknown IRF HDU class {key!r} (HDU {hdu!r} of {path}): {error}") from None
 
 
+def _call_reader(key: str, path: Path, hdu: str | int) -> Any:
+    """Read with the registered reader; a plugin's reader that raises is named with its plugin."""
+    from xgamma.plugin.blame import plugin_of
+    from xgamma.plugin.types import IRFPluginError
+
+    reader = _registry_reader(key, path, hdu)
+    plugin = plugin_of(reader)
+    if plugin is None:  # a built-in reader: its errors already name the file, HDU and column
+        return reader(path, hdu)
+    try:
+        return reader(path, hdu)
+    except Exception as error:  # any failure of third-party code, reported as the plugin's
+        raise IRFPluginError(f"IRF reader {key!r} from {plugin.describe()} failed on HDU {hdu!r} of {path}: "
+                             f"{type(error).__name__}: {error}") from error
+
+
 @lru_cache(maxsize=64)
 def _read_cached(path: str, mtime_ns: int, size: int, hdu: str | int, key: str) -> Any:
-    irf = _registry_reader(key, Path(path), hdu)(Path(path), hdu)
+    irf = _call_reader(key, Path(path), hdu)
     _freeze(irf, set())
     return irf
 

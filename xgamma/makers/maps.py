@@ -28,10 +28,12 @@ import numpy as np
 import xarray as xr
 from astropy.coordinates import Angle
 
-from xgamma.exceptions import ConfigError, DataStoreError, GeometryError
+from xgamma.exceptions import ConfigError
 from xgamma.geometry import SkyGeometry
 from xgamma.geometry.spherical import transform_lonlat, unit_vectors
-from xgamma.makers.observation import SafeEnergy, add_observation, pixel_block, prepare_observation
+from xgamma.makers.chunks import DEFAULT_CHUNK, ChunkIndex, check_inputs, chunk_slices, normalise_chunks
+from xgamma.makers.observation import add_observation, pixel_block, prepare_observation
+from xgamma.makers.safe_energy import SafeEnergy
 from xgamma.maps import make_map
 
 if TYPE_CHECKING:
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["make_maps", "make_observation_maps", "make_map_products", "MapProducts", "resolve_runs_per_task",
            "DEFAULT_CHUNK", "DEFAULT_RUNS_PER_TASK", "MAP_VARIABLES", "IMAGE_VARIABLES"]
 
-DEFAULT_CHUNK = 256
 #: Default of the ``"xgamma.runs_per_task"`` dask config key.
 DEFAULT_RUNS_PER_TASK = 8
 MAP_VARIABLES = ("counts", "exposure", "background")
@@ -71,21 +72,9 @@ def resolve_runs_per_task(value: int | None = None) -> int:
     return value
 
 
-def _chunk_slices(n: int, size: int) -> list[slice]:
-    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
-
-
-def _normalise_chunks(chunks: int | Sequence[int] | None, shape: tuple[int, int]) -> tuple[int, int]:
-    if chunks is None:
-        chunks = DEFAULT_CHUNK
-    sizes = np.broadcast_to(np.asarray(chunks, dtype=int), (2,))
-    if np.any(sizes < 1):
-        raise GeometryError(f"spatial chunk sizes must be positive, got {chunks}")
-    return int(min(sizes[0], shape[0])), int(min(sizes[1], shape[1]))
-
-
-def _load_group(observations: Sequence[Observation], geometry: SkyGeometry, safe_energy: SafeEnergy) -> list:
-    return [prepare_observation(o, geometry, safe_energy) for o in observations]
+def _load_group(observations: Sequence[Observation], geometry: SkyGeometry, safe_energy: SafeEnergy | None,
+                energy_true: u.Quantity | None) -> list:
+    return [prepare_observation(o, geometry, safe_energy, energy_true) for o in observations]
 
 
 def _group_block(runs: list, members: tuple[int, ...], geometry: SkyGeometry, lat: slice, lon: slice,
@@ -100,7 +89,7 @@ def _group_block(runs: list, members: tuple[int, ...], geometry: SkyGeometry, la
     ny, nx = block.shape
     shape = (3, geometry.nbins, ny * nx)
     per_run = np.zeros((len(runs), *shape)) if "observation_maps" in outputs else None
-    cube = np.zeros(shape) if per_run is None and "maps" in outputs else None
+    cube = np.zeros(shape) if per_run is None and "maps" in outputs else None  # None: images only
     images = np.zeros((len(runs), 2, ny * nx)) if "observation_images" in outputs else None
     for k in members:
         add_observation(cube if per_run is None else per_run[k], runs[k], block, geometry, offset_max_deg,
@@ -120,73 +109,6 @@ def _sum(*parts: np.ndarray) -> np.ndarray:
     for part in parts[2:]:
         total += part
     return total
-
-
-class _ChunkIndex:
-    """Which spatial chunks each pointing reaches: a cheap bound, then the exact border test.
-
-    A chunk is reached when a pixel centre lies within ``offset_max`` of the pointing. The
-    nearest pixel of a chunk to an outside point lies on the chunk's border, so the border
-    pixels (plus "pointing inside the chunk") decide it; one and a half pixels of margin cover
-    the curvature of the projection. Chunks farther than offset_max + the chunk's own radius
-    (angular distance from its centre pixel to its farthest border pixel) are skipped without
-    the border test, so building the graph costs runs x chunks touched, not runs x chunks.
-    """
-
-    def __init__(self, geometry: SkyGeometry, lat_slices: list[slice], lon_slices: list[slice],
-                 offset_max_deg: float) -> None:
-        self.geometry = geometry
-        self.lat_slices, self.lon_slices = lat_slices, lon_slices
-        self.limit = np.radians(offset_max_deg + 1.5 * geometry.pixel_scale)
-        self.borders = []
-        centres, radii = [], []
-        for lat in lat_slices:
-            for lon in lon_slices:
-                ys, xs = np.arange(lat.start, lat.stop), np.arange(lon.start, lon.stop)
-                border_x = np.concatenate([xs, xs, np.full(ys.size, xs[0]), np.full(ys.size, xs[-1])])
-                border_y = np.concatenate([np.full(xs.size, ys[0]), np.full(xs.size, ys[-1]), ys, ys])
-                border_x = np.append(border_x, (xs[0] + xs[-1]) / 2)
-                border_y = np.append(border_y, (ys[0] + ys[-1]) / 2)
-                vectors = unit_vectors(*geometry.pixel_to_world(border_x, border_y))
-                finite = np.all(np.isfinite(vectors), axis=1)
-                centre, border = vectors[-1], vectors[:-1][finite[:-1]]
-                self.borders.append(border)
-                centres.append(centre)
-                radii.append(np.arccos(np.clip(border @ centre, -1, 1)).max() if border.size else np.pi)
-        self.centres = np.array(centres)
-        self.radii = np.array(radii)
-
-    def reached(self, pointing_vector: np.ndarray, pixel: tuple[float, float]) -> list[int]:
-        """Flat indices (i_lat * n_lon_chunks + i_lon) of the chunks a pointing reaches."""
-        with np.errstate(invalid="ignore"):
-            to_centres = np.arccos(np.clip(self.centres @ pointing_vector, -1, 1))
-        candidates = np.flatnonzero(~(to_centres > self.limit + self.radii))  # NaN centres stay candidates
-        x, y = pixel
-        n_lon = len(self.lon_slices)
-        reached = []
-        for index in candidates:
-            lat, lon = self.lat_slices[index // n_lon], self.lon_slices[index % n_lon]
-            if lon.start - 0.5 <= x < lon.stop - 0.5 and lat.start - 0.5 <= y < lat.stop - 0.5:
-                reached.append(int(index))
-                continue
-            border = self.borders[index]
-            if border.size and np.arccos(np.clip(border @ pointing_vector, -1, 1)).min() < self.limit:
-                reached.append(int(index))
-        return reached
-
-
-def _check_inputs(observations: Sequence[Observation], geometry: SkyGeometry, offset_max: Any) -> float:
-    if geometry.energy_edges is None:
-        raise GeometryError("map making needs a geometry with an energy axis (energy_edges)")
-    if len(observations) == 0:
-        raise DataStoreError("no observations to make maps from: the selection is empty")
-    try:
-        offset_max_deg = Angle(offset_max).to_value("deg")
-    except (u.UnitsError, ValueError, TypeError) as error:
-        raise ConfigError(f"maps.offset_max: expected an angle, got {offset_max!r}") from error
-    if not offset_max_deg > 0:
-        raise ConfigError(f"maps.offset_max must be positive, got {offset_max}")
-    return offset_max_deg
 
 
 @dataclass(frozen=True)
@@ -214,7 +136,8 @@ def make_map_products(
     geometry: SkyGeometry,
     *,
     offset_max: u.Quantity,
-    safe_energy: SafeEnergy = None,
+    safe_energy: SafeEnergy | str | Sequence[str] | dict | None = None,
+    energy_true: u.Quantity | None = None,
     chunks: int | Sequence[int] | None = None,
     maps: bool = True,
     observation_maps: bool = False,
@@ -235,8 +158,15 @@ def make_map_products(
         Map geometry with an energy axis.
     offset_max : `~astropy.units.Quantity`
         Maximum field-of-view offset (angle) of a pixel centre; pixels beyond are zero.
-    safe_energy : {"aeff-default", None}
-        Zero energy bins not fully inside the effective area's LO_THRES..HI_THRES.
+    safe_energy : `~xgamma.makers.safe_energy.SafeEnergy`, method name(s) or mapping, optional
+        Safe data range per observation (`~xgamma.makers.safe_energy`): counts, background
+        and exposure are zeroed in the reco-energy bins outside it (and beyond its
+        ``offset-max``). Default is None (no energy cut).
+    energy_true : `~astropy.units.Quantity`, optional
+        True-energy bin edges. When given, the stacked maps also hold ``exposure_true`` (dims
+        ``("energy_true", "lat", "lon")``, not cut in energy: with energy dispersion the safe
+        range acts on reconstructed energy, through the migration kernel), and the
+        ``aeff-max`` / ``edisp-bias`` safe ranges evaluate the IRFs on this axis.
     chunks : int or (int, int), optional
         Spatial chunk size (n_lat, n_lon) in pixels. Default is 256.
     maps, observation_maps, observation_images : bool
@@ -253,8 +183,9 @@ def make_map_products(
                                               ("observation_images", observation_images)) if wanted)
     if not outputs:
         raise ConfigError("make_map_products: ask for at least one of maps, observation_maps, observation_images")
+    safe_energy = SafeEnergy.parse(safe_energy)
     arrays = _build_arrays(observations, geometry, offset_max=offset_max, safe_energy=safe_energy, chunks=chunks,
-                           outputs=outputs, group_size=resolve_runs_per_task(runs_per_task))
+                           outputs=outputs, group_size=resolve_runs_per_task(runs_per_task), energy_true=energy_true)
     offset_max_deg = Angle(offset_max).to_value("deg")
     obs_ids = [int(o.obs_id) for o in observations]
     result = {}
@@ -262,6 +193,11 @@ def make_map_products(
         stacked = arrays["maps"]
         dataset = xr.Dataset({name: make_map(stacked[index], geometry, name=name, units=_UNITS[name])
                               for index, name in enumerate(MAP_VARIABLES)})
+        if energy_true is not None:
+            from xgamma.makers.exposure import make_exposure_true
+
+            dataset["exposure_true"] = make_exposure_true(observations, geometry, energy_true, offset_max=offset_max,
+                                                          safe_energy=safe_energy, chunks=chunks)
         dataset.attrs.update(obs_ids=obs_ids, offset_max_deg=offset_max_deg)
         result["maps"] = dataset
     if "observation_maps" in arrays:
@@ -294,7 +230,8 @@ def make_maps(
     geometry: SkyGeometry,
     *,
     offset_max: u.Quantity,
-    safe_energy: SafeEnergy = None,
+    safe_energy: SafeEnergy | str | Sequence[str] | dict | None = None,
+    energy_true: u.Quantity | None = None,
     chunks: int | Sequence[int] | None = None,
     runs_per_task: int | None = None,
 ) -> xr.Dataset:
@@ -309,9 +246,9 @@ def make_maps(
         exposure is evaluated at the same bin centres).
     offset_max : `~astropy.units.Quantity`
         Maximum field-of-view offset (angle) of a pixel centre; pixels beyond are zero.
-    safe_energy : {"aeff-default", None}
-        Zero energy bins not fully inside the effective area's LO_THRES..HI_THRES.
-        Default is None (no energy cut).
+    safe_energy, energy_true
+        The safe data range and the true-energy axis of ``exposure_true``: see
+        `make_map_products`. Default: no energy cut, no true-energy axis.
     chunks : int or (int, int), optional
         Spatial chunk size (n_lat, n_lon) in pixels. Default is 256.
     runs_per_task : int, optional
@@ -321,10 +258,11 @@ def make_maps(
     -------
     maps : `xarray.Dataset`
         ``counts`` (counts), ``exposure`` (m2 s) and ``background`` (counts) with dims
-        ``("energy", "lat", "lon")``, each a dask array; nothing is computed.
+        ``("energy", "lat", "lon")`` (and ``exposure_true``), each a dask array; nothing is
+        computed.
     """
-    return make_map_products(observations, geometry, offset_max=offset_max, safe_energy=safe_energy, chunks=chunks,
-                             runs_per_task=runs_per_task).maps
+    return make_map_products(observations, geometry, offset_max=offset_max, safe_energy=safe_energy,
+                             energy_true=energy_true, chunks=chunks, runs_per_task=runs_per_task).maps
 
 
 def make_observation_maps(
@@ -332,13 +270,15 @@ def make_observation_maps(
     geometry: SkyGeometry,
     *,
     offset_max: u.Quantity,
-    safe_energy: SafeEnergy = None,
+    safe_energy: SafeEnergy | str | Sequence[str] | dict | None = None,
+    energy_true: u.Quantity | None = None,
     chunks: int | Sequence[int] | None = None,
     runs_per_task: int | None = None,
 ) -> xr.Dataset:
     """Per-observation counts, exposure and background along an ``obs_id`` dim (lazy).
 
-    Same parameters as `make_maps`; ``maps.sum("obs_id")`` equals its result. Estimators that
+    Same parameters as `make_maps` (``energy_true`` only sets the axis of the safe-range methods:
+    no ``exposure_true`` per observation); ``maps.sum("obs_id")`` equals its result. Estimators that
     must not mix observations before a non-linear step (the ring background) use these, or
     rather their energy-squashed images, which `make_map_products` makes without per-run cubes.
 
@@ -349,8 +289,9 @@ def make_observation_maps(
         "lon")`` and coordinates ``obs_id``, ``pointing_ra``, ``pointing_dec`` (ICRS, deg); the
         ``obs_id`` axis is chunked by task groups.
     """
-    return make_map_products(observations, geometry, offset_max=offset_max, safe_energy=safe_energy, chunks=chunks,
-                             maps=False, observation_maps=True, runs_per_task=runs_per_task).observation_maps
+    return make_map_products(observations, geometry, offset_max=offset_max, safe_energy=safe_energy,
+                             energy_true=energy_true, chunks=chunks, maps=False, observation_maps=True,
+                             runs_per_task=runs_per_task).observation_maps
 
 
 def _build_arrays(
@@ -358,10 +299,11 @@ def _build_arrays(
     geometry: SkyGeometry,
     *,
     offset_max: Any,
-    safe_energy: SafeEnergy,
+    safe_energy: SafeEnergy | None,
     chunks: int | Sequence[int] | None,
     outputs: tuple[str, ...],
     group_size: int,
+    energy_true: u.Quantity | None = None,
 ) -> dict[str, Any]:
     """The dask arrays of ``outputs``: ``"maps"`` (3, energy, lat, lon), ``"observation_maps"`` (obs, 3,
     energy, lat, lon), ``"observation_images"`` (obs, 2, 1, lat, lon)."""
@@ -369,12 +311,13 @@ def _build_arrays(
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
 
-    offset_max_deg = _check_inputs(observations, geometry, offset_max)
-    size_y, size_x = _normalise_chunks(chunks, geometry.shape)
-    lat_slices = _chunk_slices(geometry.shape[0], size_y)
-    lon_slices = _chunk_slices(geometry.shape[1], size_x)
+    offset_max_deg = check_inputs(observations, geometry, offset_max)
+    size_y, size_x = normalise_chunks(chunks, geometry.shape)
+    lat_slices = chunk_slices(geometry.shape[0], size_y)
+    lon_slices = chunk_slices(geometry.shape[1], size_x)
     token = tokenize([(o.obs_id, sorted(o.hdus.items())) for o in observations], geometry.header_text, geometry.shape,
-                     geometry.energy_edges.value, offset_max_deg, safe_energy, size_y, size_x, outputs, group_size)
+                     geometry.energy_edges.value, offset_max_deg, repr(safe_energy), size_y, size_x, outputs, group_size,
+                     None if energy_true is None else u.Quantity(energy_true, "TeV").value)
     name = {kind: f"xgamma-{kind}-{token}" for kind in ("load", "block", "sum", *outputs)}
 
     # Pointings in the map frame (vectors, pixel positions), all runs at once.
@@ -382,7 +325,7 @@ def _build_arrays(
     lon0, lat0 = transform_lonlat(radec[:, 0], radec[:, 1], "icrs", geometry.frame)
     vectors = unit_vectors(lon0, lat0)
     x0, y0 = geometry.world_to_pixel(lon0, lat0)
-    index = _ChunkIndex(geometry, lat_slices, lon_slices, offset_max_deg)
+    index = ChunkIndex(geometry, lat_slices, lon_slices, offset_max_deg)
     n_lon = len(lon_slices)
 
     graph: dict[Any, Any] = {}
@@ -397,7 +340,8 @@ def _build_arrays(
                 reached.setdefault(chunk, []).append(position)
         keys = {}
         if reached:
-            graph[(name["load"], g)] = (_load_group, [observations[k] for k in members], geometry, safe_energy)
+            graph[(name["load"], g)] = (_load_group, [observations[k] for k in members], geometry, safe_energy,
+                                        energy_true)
         for chunk, positions in sorted(reached.items()):
             lat, lon = lat_slices[chunk // n_lon], lon_slices[chunk % n_lon]
             key = (name["block"], g, chunk)

@@ -12,14 +12,15 @@ shared by every run of the task), working on the pixels inside ``offset_max`` in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 import astropy.units as u
 import numpy as np
 
-from xgamma.exceptions import ConfigError
 from xgamma.geometry.spherical import rotate, rotation_matrix, transform_lonlat, unit_vectors
 from xgamma.irf._grid import BLOCK
+from xgamma.makers.safe_energy import SafeEnergy, safe_energy_mask, safe_offset_max
 
 if TYPE_CHECKING:
     from xgamma.geometry import SkyGeometry
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["PreparedObservation", "PixelBlock", "prepare_observation", "pixel_block", "add_observation",
            "SafeEnergy"]
 
-SafeEnergy = Literal["aeff-default"] | None
 _M2 = u.Unit("m2")
 
 
@@ -49,6 +49,8 @@ class PreparedObservation:
         Livetime (exposure) and ontime (background: the rate is per wall-clock second), s.
     energy_mask : ndarray
         Bool per energy bin: inside the safe energy range.
+    offset_max_deg : float
+        The safe range's ``offset-max`` (inf without it): pixels this far get nothing.
     event_ix, event_iy : ndarray
         0-based pixel column / row (int32) of the events inside the map, energy axis and safe range.
     event_energy_bin : ndarray
@@ -65,6 +67,7 @@ class PreparedObservation:
     livetime_s: float
     ontime_s: float
     energy_mask: np.ndarray
+    offset_max_deg: float
     event_ix: np.ndarray
     event_iy: np.ndarray
     event_energy_bin: np.ndarray
@@ -97,21 +100,6 @@ class PixelBlock:
         return self.lat.stop - self.lat.start, self.lon.stop - self.lon.start
 
 
-def safe_energy_mask(aeff: Any, edges_tev: np.ndarray, safe_energy: SafeEnergy) -> np.ndarray:
-    """Bool per energy bin: the bin lies entirely inside the run's safe range (all True for None)."""
-    mask = np.ones(edges_tev.size - 1, dtype=bool)
-    if safe_energy is None:
-        return mask
-    if safe_energy != "aeff-default":
-        raise ConfigError(f"maps.safe_energy: unknown method {safe_energy!r}; use 'aeff-default' or null")
-    lo, hi = aeff.lo_threshold, aeff.hi_threshold
-    if lo is not None:
-        mask &= edges_tev[:-1] >= u.Quantity(lo).to_value("TeV") * (1 - 1e-9)
-    if hi is not None:
-        mask &= edges_tev[1:] <= u.Quantity(hi).to_value("TeV") * (1 + 1e-9)
-    return mask
-
-
 def _fov_matrix(observation: Observation, frame: str) -> np.ndarray | None:
     """Rotation from map-frame vectors to the RADEC FoV frame of `xgamma.irf.background.fov_coordinates_radec`."""
     from xgamma.irf.background import Background3D, fov_frame_matrix
@@ -123,19 +111,21 @@ def _fov_matrix(observation: Observation, frame: str) -> np.ndarray | None:
     return fov_frame_matrix(ra, dec) @ rotation_matrix(frame, "icrs")
 
 
-def prepare_observation(observation: Observation, geometry: SkyGeometry, safe_energy: SafeEnergy) -> PreparedObservation:
+def prepare_observation(observation: Observation, geometry: SkyGeometry, safe_energy: SafeEnergy | None,
+                        energy_true: u.Quantity | None = None) -> PreparedObservation:
     """Read one observation's events and IRFs; place the events on the map's pixels and energy bins.
 
     Events are placed in float64 (fixed ICRS -> map-frame rotation, then the WCS); pixel i spans
     [i - 0.5, i + 0.5) in 0-based pixel coordinates. Events in energy bins outside the safe
-    range are dropped here.
+    range (`~xgamma.makers.safe_energy`; ``energy_true`` is the axis of its ``aeff-max`` and
+    ``edisp-bias`` methods) are dropped here.
     """
     events = observation.events
     edges = geometry.energy_edges.to_value("TeV")
     aeff = observation.aeff
-    energy_mask = safe_energy_mask(aeff, edges, safe_energy)
+    energy_mask = safe_energy_mask(observation, geometry, safe_energy, energy_true=energy_true)
     lon, lat = transform_lonlat(np.asarray(events.ra, float), np.asarray(events.dec, float), "icrs", geometry.frame)
-    x, y = geometry.wcs.wcs_world2pix(lon, lat, 0)
+    x, y = geometry.world_to_pixel(lon, lat)
     ix = np.floor(x + 0.5)
     iy = np.floor(y + 0.5)
     energy = np.asarray(events.energy, dtype=float)
@@ -152,6 +142,7 @@ def prepare_observation(observation: Observation, geometry: SkyGeometry, safe_en
         livetime_s=u.Quantity(observation.livetime).to_value("s"),
         ontime_s=u.Quantity(observation.ontime).to_value("s"),
         energy_mask=energy_mask,
+        offset_max_deg=safe_offset_max(safe_energy, np.inf),
         event_ix=ix[keep].astype(np.int32),
         event_iy=iy[keep].astype(np.int32),
         event_energy_bin=energy_bin[keep].astype(np.int32),
@@ -162,28 +153,49 @@ def prepare_observation(observation: Observation, geometry: SkyGeometry, safe_en
 
 
 def pixel_block(geometry: SkyGeometry, lat: slice, lon: slice) -> PixelBlock:
-    """Unit vectors and solid angles of the pixel centres of one block."""
+    """Unit vectors and solid angles of the pixel centres of one block.
+
+    Kept for the last few blocks of this process (read-only arrays): every group of runs that
+    reaches a chunk needs the same block, and computing it (WCS, trigonometry, pixel corners) costs
+    as much as adding a run to it.
+    """
+    return _pixel_block(geometry, lat.start, lat.stop, lon.start, lon.stop)
+
+
+@lru_cache(maxsize=16)  # 16 blocks of 256 x 256 pixels: 32 MB
+def _pixel_block(geometry: SkyGeometry, lat0: int, lat1: int, lon0: int, lon1: int) -> PixelBlock:
+    lat, lon = slice(lat0, lat1), slice(lon0, lon1)
     lon_deg, lat_deg = geometry.lonlat(lat, lon)
-    return PixelBlock(lat, lon, unit_vectors(lon_deg, lat_deg).reshape(-1, 3),
-                      geometry.solid_angle(lat, lon).ravel())
+    vectors = unit_vectors(lon_deg, lat_deg).reshape(-1, 3)
+    solid_angle = geometry.solid_angle(lat, lon).ravel()
+    vectors.flags.writeable = solid_angle.flags.writeable = False
+    return PixelBlock(lat, lon, vectors, solid_angle)
 
 
 def offsets(block: PixelBlock, pointing_vector: np.ndarray) -> np.ndarray:
-    """Angular distance (deg) of the block's pixel centres from a pointing (chord formula, ~1e-13 deg)."""
-    d = block.vectors - pointing_vector
-    d *= d
-    chord = d.sum(axis=1)
-    np.sqrt(chord, out=chord)
-    chord *= 0.5
-    np.minimum(chord, 1.0, out=chord)
-    np.arcsin(chord, out=chord)
-    chord *= 2 * 180 / np.pi
-    return chord
+    """Angular distance (deg) of the block's pixel centres from a pointing (chord formula, ~1e-13 deg).
+
+    In slices of `BLOCK` pixels: the (n, 3) difference vectors of a whole chunk would be a fresh
+    1.5 MB temporary per run.
+    """
+    out = np.empty(block.vectors.shape[0])
+    for start in range(0, out.size, BLOCK):
+        d = block.vectors[start:start + BLOCK] - pointing_vector
+        d *= d
+        chord = out[start:start + BLOCK]
+        np.sum(d, axis=1, out=chord)
+        np.sqrt(chord, out=chord)
+        chord *= 0.5
+        np.minimum(chord, 1.0, out=chord)
+        np.arcsin(chord, out=chord)
+        chord *= 2 * 180 / np.pi
+    return out
 
 
-def _add_counts(counts: np.ndarray, image: np.ndarray | None, run: PreparedObservation, block: PixelBlock,
+def _add_counts(counts: np.ndarray | None, image: np.ndarray | None, run: PreparedObservation, block: PixelBlock,
                 inside: np.ndarray) -> None:
-    """Add the events whose pixel is in the block and inside offset_max to ``counts`` (n_energy, n_pixels).
+    """Add the events whose pixel is in the block and inside offset_max to ``counts`` (n_energy, n_pixels)
+    and, energy-summed, to ``image`` (n_pixels,).
 
     `numpy.add.at` into the output: a `numpy.bincount` would make a fresh cube-sized histogram
     per run and block (5 MB for 10 x 256 x 256), 7x slower here in page faults.
@@ -195,7 +207,9 @@ def _add_counts(counts: np.ndarray, image: np.ndarray | None, run: PreparedObser
     pixel = iy[in_block] * nx + ix[in_block]
     keep = inside[pixel]
     pixel = pixel[keep]
-    np.add.at(counts.reshape(-1), run.event_energy_bin[in_block[keep]].astype(np.intp) * (ny * nx) + pixel, 1.0)
+    if counts is not None:
+        flat = run.event_energy_bin[in_block[keep]].astype(np.intp) * (ny * nx) + pixel
+        np.add.at(counts.reshape(-1), flat, 1.0)
     if image is not None:
         np.add.at(image, pixel, 1.0)
 
@@ -221,7 +235,7 @@ def _background_rate_altaz(run: PreparedObservation, edges: u.Quantity, vectors:
 
 
 def add_observation(
-    out: np.ndarray,
+    out: np.ndarray | None,
     run: PreparedObservation,
     block: PixelBlock,
     geometry: SkyGeometry,
@@ -232,8 +246,9 @@ def add_observation(
 
     Parameters
     ----------
-    out : ndarray
-        (3, n_energy, n_lat_block * n_lon_block) float64, added to in place.
+    out : ndarray or None
+        (3, n_energy, n_lat_block * n_lon_block) float64 (C-contiguous), added to in place; None
+        when only ``image`` is wanted (the exposure is then not evaluated).
     run : PreparedObservation
         The run.
     block : PixelBlock
@@ -241,18 +256,21 @@ def add_observation(
     geometry : SkyGeometry
         The map geometry (energy edges, frame).
     offset_max_deg : float
-        Pixels whose centre lies at or beyond this offset from the pointing get nothing.
+        Pixels whose centre lies at or beyond this offset from the pointing (or the run's own
+        safe-range ``offset-max``) get nothing.
     image : ndarray, optional
         (2, n_pixels) float64: the run's energy-summed counts and background are added here.
     """
     from xgamma.irf.background import RATE_UNIT, fov_coordinates_from_vectors
 
+    if out is None and image is None:
+        return
     offset = offsets(block, run.pointing_vector)
-    inside = offset < offset_max_deg
+    inside = offset < min(offset_max_deg, run.offset_max_deg)
     pixels = np.flatnonzero(inside)
     if pixels.size == 0:
         return
-    _add_counts(out[0], None if image is None else image[0], run, block, inside)
+    _add_counts(None if out is None else out[0], None if image is None else image[0], run, block, inside)
 
     edges = geometry.energy_edges
     centers = np.sqrt(edges.value[:-1] * edges.value[1:])[:, None] * edges.unit
@@ -260,8 +278,12 @@ def add_observation(
     all_safe = energy_mask.all()
     for start in range(0, pixels.size, BLOCK):
         pix = pixels[start:start + BLOCK]
-        exposure = run.aeff.evaluate(energy_true=centers, offset=offset[pix][None, :]).to_value(_M2)
-        exposure *= run.livetime_s
+        if out is not None:
+            exposure = run.aeff.evaluate(energy_true=centers, offset=offset[pix][None, :]).to_value(_M2)
+            exposure *= run.livetime_s
+            if not all_safe:
+                exposure[~energy_mask] = 0.0
+            out[1][:, pix] += exposure
         vectors = block.vectors[pix]
         if run.fov_matrix is None:
             rate = _background_rate_altaz(run, edges, vectors, geometry.frame)
@@ -271,9 +293,8 @@ def add_observation(
         # The background rate is per unit wall-clock time (dead time included), hence ontime.
         rate *= block.solid_angle[pix] * run.ontime_s
         if not all_safe:
-            exposure[~energy_mask] = 0.0
             rate[~energy_mask] = 0.0
-        out[1][:, pix] += exposure
-        out[2][:, pix] += rate
+        if out is not None:
+            out[2][:, pix] += rate
         if image is not None:
             image[1][pix] += rate.sum(axis=0)

@@ -7,7 +7,9 @@ each image a colour bar labelled with the map's name and units. Plotting compute
 
 Modules: ``axes`` (WCS axes, frame labels, grids), ``image`` (`plot_map`), ``maps`` (one plot per
 analysis product), ``position`` (fitted positions and error ellipses), ``distribution``
-(significance histograms), ``files`` (`save_analysis_plots`, the PNG set of ``xgamma run``).
+(significance histograms), ``files`` (`save_analysis_plots`, the PNG set of ``xgamma run``),
+``sed`` (flux points, fitted spectrum with its butterfly, light curves) and ``sources`` (TS / flux /
+upper-limit maps with detected sources marked).
 matplotlib is imported inside the functions so that ``import xgamma`` stays light.
 """
 
@@ -18,6 +20,8 @@ from xgamma.plotting.files import PLOT_FILES, save_analysis_plots
 from xgamma.plotting.image import plot_map
 from xgamma.plotting.maps import plot_background, plot_counts, plot_excess, plot_residuals, plot_significance
 from xgamma.plotting.position import error_ellipse, plot_source_position
+from xgamma.plotting.sed import model_band, plot_flux_points, plot_light_curve, plot_sed, plot_spectrum
+from xgamma.plotting.sources import plot_estimator_map, plot_sources
 
 __all__ = [
     "plot_map",
@@ -31,4 +35,11 @@ __all__ = [
     "error_ellipse",
     "save_analysis_plots",
     "PLOT_FILES",
+    "model_band",
+    "plot_flux_points",
+    "plot_spectrum",
+    "plot_sed",
+    "plot_light_curve",
+    "plot_estimator_map",
+    "plot_sources",
 ]

@@ -41,7 +41,21 @@ def save_figure(fig: Figure, path: Path) -> Path:
     return path
 
 
-def save_analysis_plots(products: Mapping[str, Any], out_dir: str | os.PathLike) -> list[Path]:
+def _band(da: xr.DataArray | None) -> str | None:
+    """``"1-10 TeV"``: the energy band of an image, from its ``energy_min`` / ``energy_max`` coordinates."""
+    if da is None or "energy_min" not in da.coords or "energy_max" not in da.coords:
+        return None
+    emin, emax = np.min(da.coords["energy_min"].values), np.max(da.coords["energy_max"].values)
+    return f"{float(emin):.3g}-{float(emax):.3g} TeV"
+
+
+def _title(name: str, *parts: str | None) -> str:
+    details = [part for part in parts if part]
+    return f"{name} ({', '.join(details)})" if details else name
+
+
+def save_analysis_plots(products: Mapping[str, Any], out_dir: str | os.PathLike, *,
+                        context: Mapping[str, str] | None = None) -> list[Path]:
     """Write the standard analysis plots as PNG files into ``out_dir``.
 
     Parameters
@@ -63,6 +77,10 @@ def save_analysis_plots(products: Mapping[str, Any], out_dir: str | os.PathLike)
 
     out_dir : path-like
         Folder for the PNG files (created if needed).
+    context : mapping, optional
+        Words for the titles: ``correlation`` (e.g. ``"r = 0.1 deg"``, on the excess and
+        significance maps) and ``background`` (e.g. ``"ring 0.5-0.8 deg"``). The energy band is
+        read from the images.
 
     Returns
     -------
@@ -81,18 +99,26 @@ def save_analysis_plots(products: Mapping[str, Any], out_dir: str | os.PathLike)
     def path(key: str) -> Path:
         return out / PLOT_FILES[key]
 
+    context = dict(context or {})
+    band = _band(next((products.get(k) for k in ("counts", "significance", "excess") if products.get(k) is not None),
+                      None))
+    correlation, method = context.get("correlation"), context.get("background")
+
     if products.get("counts") is not None:
-        ax = plot_counts(products["counts"], smooth="0.04 deg")
+        ax = plot_counts(products["counts"], smooth="0.04 deg", title=_title("Counts", band, "smoothed 0.04 deg"))
         written.append(save_figure(ax.figure, path("counts")))
     background = products.get("background")
     if background is None:
         background = products.get("background_model")
     if background is not None:
-        written.append(save_figure(plot_background(background).figure, path("background")))
+        written.append(save_figure(plot_background(background, title=_title("Background", band)).figure,
+                                   path("background")))
     if products.get("excess") is not None:
-        written.append(save_figure(plot_excess(products["excess"]).figure, path("excess")))
+        ax = plot_excess(products["excess"], title=_title("Excess", band, correlation, method))
+        written.append(save_figure(ax.figure, path("excess")))
     if products.get("significance") is not None:
-        ax = plot_significance(products["significance"], exclusion=exclusion)
+        ax = plot_significance(products["significance"], exclusion=exclusion,
+                               title=_title("Significance", band, correlation, method))
         written.append(save_figure(ax.figure, path("significance")))
     residuals = products.get("residuals")
     if residuals is None and products.get("residual") is not None:

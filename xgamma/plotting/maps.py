@@ -41,14 +41,19 @@ def plot_significance(
     significance: xr.DataArray,
     *,
     ax: Axes | None = None,
-    vmax: float | None = None,
+    vmin: float | None = -5.0,
+    vmax: float | None = 10.0,
     cmap: str = "RdBu_r",
     levels: Sequence[float] = (5.0,),
     exclusion: xr.DataArray | None = None,
     title: str | None = "Significance",
     label: str = "significance (sigma)",
+    peak: bool = True,
 ) -> Axes:
-    """Significance image on a diverging colour map centred on 0, with contours.
+    """Significance image on a diverging colour map with white at 0, contours and the peak marked.
+
+    The colour scale is capped (default -5 .. +10 sigma) so that the 3-10 sigma structure stays
+    visible next to a bright source; the peak value is written in the corner (and marked) instead.
 
     Parameters
     ----------
@@ -56,8 +61,9 @@ def plot_significance(
         Significance map (sigma).
     ax : WCSAxes, optional
         Axes to draw on. Default: a new figure.
-    vmax : float, optional
-        Colour scale runs from -vmax to +vmax. Default: the largest absolute finite value.
+    vmin, vmax : float, optional
+        Colour scale limits (sigma; values beyond take the end colours). Default is -5 and +10;
+        None for the largest absolute finite value (symmetric).
     cmap : str
         Diverging colour map. Default is "RdBu_r" (red positive, blue negative).
     levels : sequence of float
@@ -68,26 +74,45 @@ def plot_significance(
         Axes title.
     label : str
         Colour-bar label. Default is "significance (sigma)".
+    peak : bool
+        Mark the highest pixel and write its value. Default is True.
 
     Returns
     -------
     ax : WCSAxes
     """
+    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.lines import Line2D
+
     image = image_plane(significance, None)
     values = np.asarray(image.values, dtype=float)
-    if vmax is None:
-        finite = np.abs(values[np.isfinite(values)])
-        vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-    ax = plot_map(image, ax=ax, cmap=cmap, vmin=-vmax, vmax=vmax, title=title, label=label, nan_color="0.85")
+    finite = np.abs(values[np.isfinite(values)])
+    largest = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    vmin = -largest if vmin is None else min(float(vmin), -1e-6)
+    vmax = largest if vmax is None else max(float(vmax), 1e-6)
+    ax = plot_map(image, ax=ax, cmap=cmap, vmin=vmin, vmax=vmax, title=title, label=label, nan_color="0.85")
+    ax.images[-1].set_norm(TwoSlopeNorm(vcenter=0.0, vmin=vmin, vmax=vmax))  # white at 0 sigma
+    handles = []
     levels = sorted(float(v) for v in levels)
     if levels and np.nanmax(values, initial=-np.inf) >= levels[0]:
         ax.contour(np.nan_to_num(values, nan=0.0), levels=levels, colors="black", linewidths=0.8)
+        handles.append(Line2D([], [], color="black", linewidth=0.8,
+                              label=f"{', '.join(f'{v:g}' for v in levels)} sigma contour"))
     if exclusion is not None:
         mask = np.asarray(image_plane(exclusion, None).values, dtype=float)
         if mask.shape != values.shape:
             raise GeometryError(f"plot: exclusion mask shape {mask.shape} differs from the map {values.shape}")
         if mask.min() < 0.5 < mask.max():
             ax.contour(mask, levels=[0.5], colors="black", linewidths=1.0, linestyles="dashed")
+            handles.append(Line2D([], [], color="black", linewidth=1.0, linestyle="dashed",
+                                  label="exclusion border"))
+    if peak and np.isfinite(values).any():
+        y, x = np.unravel_index(np.nanargmax(values), values.shape)
+        ax.plot(x, y, marker="x", color="black", markersize=6, linestyle="none")
+        handles.append(Line2D([], [], marker="x", color="black", linestyle="none",
+                              label=f"peak {values[y, x]:.1f} sigma"))
+    if handles:
+        ax.legend(handles=handles, loc="lower left", fontsize="small", framealpha=0.7)
     return ax
 
 
@@ -111,7 +136,7 @@ def plot_residuals(
     smooth : str or `~astropy.units.Quantity`, optional
         Gaussian smoothing of the residual counts (sigma, angle). Default is "0.05 deg".
     vmax : float, optional
-        Symmetric colour limit of the residual significance. Default: largest absolute value.
+        Symmetric colour limit of the residual significance (sigma). Default is 5.
     figure : `matplotlib.figure.Figure`, optional
         Figure to draw on. Default: a new 14 x 5.5 inch figure.
 
@@ -136,7 +161,10 @@ def plot_residuals(
     plot_map(image_plane(residuals, None), ax=ax1, cmap="RdBu_r", smooth=smooth, symmetric=True,
              title="Residual counts",
              label="residual (counts" + (", smoothed)" if smooth is not None else ")"))
-    plot_significance(residual_significance, ax=ax2, vmax=vmax, levels=(), title="Residual significance",
-                      label="residual significance (sigma)")
+    limit = 5.0 if vmax is None else float(vmax)
+    correlation = residual_significance.attrs.get("correlation_radius")
+    plot_significance(residual_significance, ax=ax2, vmin=-limit, vmax=limit, levels=(),
+                      title="Residual significance" + (f" (correlated, r = {correlation})" if correlation else ""),
+                      label="residual significance (sigma)", peak=False)
     fig.subplots_adjust(wspace=0.45)  # room for the left colour bar and the right axis label
     return fig

@@ -160,5 +160,17 @@ def position_figure(image: xr.DataArray, result: FitResult, model: str | None) -
     ax = plot_map(cut, smooth=smooth, cmap="inferno", title=f"Fitted position of {model!r}",
                   label=colorbar_label(cut, None) + (" (smoothed)" if smooth else ""))
     plot_source_position(ax, result, model=model, color="cyan")
-    ax.legend(loc="upper right", fontsize="small", framealpha=0.6)
+    step = _nice_step(width / 4)  # four or so labelled ticks per axis on a small cutout
+    decimals = max(0, -int(np.floor(np.log10(step))))
+    for coordinate in (ax.coords[0], ax.coords[1]):
+        coordinate.set_ticks(spacing=step * u.deg)
+        coordinate.set_major_formatter("d." + "d" * decimals if decimals else "d")
+    # Below the image, not over the source it marks.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, fontsize="small", frameon=False)
     return ax.figure
+
+
+def _nice_step(value: float) -> float:
+    """The largest of 1, 2, 5 x 10^n not above ``value`` (deg)."""
+    power = 10.0 ** np.floor(np.log10(value))
+    return float(max(m * power for m in (1.0, 2.0, 5.0) if m * power <= value))

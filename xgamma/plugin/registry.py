@@ -55,6 +55,7 @@ class PluginRow(NamedTuple):
     plugin: str
     distribution: str
     version: str
+    aliases: str = ""  # other names that resolve to the component (Gammapy tags...), comma-separated
 
 
 class Registry:
@@ -220,7 +221,7 @@ class Registry:
             for name in sorted(components):
                 info: PluginInfo = components[name].plugin
                 rows.append(PluginRow(kind, name, info.name, info.distribution or "-",
-                                      info.version or "-"))
+                                      info.version or "-", ", ".join(components[name].aliases)))
         return rows
 
     def __repr__(self) -> str:

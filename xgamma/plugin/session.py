@@ -89,7 +89,7 @@ def list_plugins(registry: Registry | None = None) -> list[PluginRow]:
 def format_plugin_table(registry: Registry | None = None) -> str:
     """The text printed by ``xgamma plugins``: a component table, then any plugin failures."""
     registry = registry or get_registry()
-    header = PluginRow("KIND", "NAME", "PLUGIN", "DISTRIBUTION", "VERSION")
+    header = PluginRow("KIND", "NAME", "PLUGIN", "DISTRIBUTION", "VERSION", "ALIASES")
     rows = [header, *registry.rows()]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

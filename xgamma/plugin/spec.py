@@ -173,7 +173,7 @@ def xgamma_spatial_models() -> Iterable[SpatialModelEntry]:
 def xgamma_background_estimators() -> Iterable[BackgroundEstimatorEntry]:
     """Register background estimators.
 
-    All results are collected; ``xgamma run`` configs (``background: {type: ring, ...}``) and
+    All results are collected; ``xgamma run`` configs (``ring: {method: ring, ...}``) and
     ``get_registry().get_background_estimator(name)`` find them by name.
 
     An estimator class takes its parameters as keyword arguments (angles as

@@ -176,7 +176,7 @@ class BackgroundEstimatorEntry:
     Parameters
     ----------
     name : str
-        Registry name (``background: {type: ring}`` in a config). Normalised to lowercase.
+        Registry name (``ring: {method: ring}`` in a config). Normalised to lowercase.
     cls : type or str
         The estimator class (constructed with keyword parameters, with a method
         ``run(dataset) -> dataset``), or ``"package.module:Class"``.

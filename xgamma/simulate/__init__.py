@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from astropy.coordinates import SkyCoord
 from xgamma.exceptions import SimulationError
 from xgamma.simulate.events import (
     _to_quantity,
+    check_run_options,
     disk_source,
     expected_background_counts,
     gaussian_source,
@@ -48,6 +47,7 @@ from xgamma.simulate.writer import (
     make_events_hdu,
     make_irf_hdus,
     write_index_tables,
+    staged_folder,
     write_observation,
 )
 
@@ -138,12 +138,6 @@ def _schedule(pointings: list[SkyCoord], ontime: float) -> list[tuple[float, flo
                         np.sin(dec) * np.cos(lat) - np.cos(dec) * np.sin(lat) * np.cos(ha))
         out.append((float(tstart), float(np.rad2deg(alt)), float(np.rad2deg(az) % 360.0)))
     return out
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _prepare_target(path: Path, overwrite: bool) -> None:
@@ -247,24 +241,8 @@ def simulate_datastore(
                 f"sources[{k}]: unknown source type {type(s).__name__}; use an xgamma.models.SkyModel "
                 "(e.g. point_source(...)) or a dict with 'type'"
             )
-    livetime = _to_quantity(livetime, "s", name="livetime")
-    if not np.isfinite(livetime.value) or livetime.value <= 0:
-        raise SimulationError(f"livetime: must be positive, got {livetime}")
-    if not 0 < deadc <= 1:
-        raise SimulationError(f"deadc: must be in (0, 1], got {deadc!r}")
-    e_min = _to_quantity(energy_min, "TeV", name="energy_min")
-    e_max = _to_quantity(energy_max, "TeV", name="energy_max")
-    if not irf.energy_min_tev <= e_min.value < e_max.value <= irf.energy_max_tev:
-        raise SimulationError(
-            f"energy_min/energy_max: need {irf.energy_min_tev} TeV <= energy_min < energy_max "
-            f"<= {irf.energy_max_tev} TeV (the IRF tables' range), got {e_min}, {e_max}"
-        )
-    max_offset = _to_quantity(max_offset, "deg", name="max_offset")
-    if not 0 < max_offset.value <= irf.offset_max_deg - 0.5:
-        raise SimulationError(
-            f"max_offset: must be in (0, {irf.offset_max_deg - 0.5}] deg (inside the IRF tables), "
-            f"got {max_offset}"
-        )
+    livetime, e_min, e_max, max_offset = check_run_options(irf, livetime=livetime, deadc=deadc, energy_min=energy_min,
+                                                           energy_max=energy_max, max_offset=max_offset)
     if target is not None and (not isinstance(target, SkyCoord) or not target.isscalar):
         raise SimulationError(f"target: expected a scalar SkyCoord, got {target!r}")
     if not (np.isfinite(background_norm) and background_norm >= 0):
@@ -277,12 +255,8 @@ def simulate_datastore(
     ontime = livetime.value / deadc
     infos: list[ObservationInfo] = []
     n_events: list[int] = []
-    # Write into a sibling temporary folder, then move it in place: a failed run leaves
-    # nothing that looks like a complete data store.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; give it normal permissions
+    # Written into a hidden sibling folder, moved in place when complete (staged_folder).
+    with staged_folder(path) as tmp:
         (tmp / "data").mkdir()
         for k, (pointing, (tstart, alt, az)) in enumerate(zip(obs, _schedule(obs, ontime))):
             info = ObservationInfo(obs_id=int(first_obs_id) + k, pointing=pointing, tstart=tstart,
@@ -306,12 +280,6 @@ def simulate_datastore(
             infos.append(info)
             n_events.append(int(ra.size))
         write_index_tables(tmp, infos, n_events)
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "disk_source",
     "source_from_dict",
     "has_exact_sampler",
+    "check_run_options",
     "expected_background_counts",
     "sample_background",
     "sample_source",
@@ -53,6 +54,33 @@ __all__ = [
 def _to_quantity(value: Any, unit: str, *, name: str) -> u.Quantity:
     """Quantity in ``unit`` from a Quantity, number or string; SimulationError names ``name``."""
     return parse_quantity(value, unit, name=name, error=SimulationError)
+
+
+def check_run_options(irf: AnalyticIRF, *, livetime: Any, deadc: float, energy_min: Any, energy_max: Any,
+                      max_offset: Any) -> tuple[u.Quantity, u.Quantity, u.Quantity, u.Quantity]:
+    """Checked ``(livetime, energy_min, energy_max, max_offset)`` of simulated runs on ``irf``.
+
+    Raises
+    ------
+    SimulationError
+        Naming the parameter: a livetime that is not positive, ``deadc`` outside (0, 1], an energy
+        range outside the IRF tables, ``max_offset`` beyond the tables' offsets.
+    """
+    livetime = _to_quantity(livetime, "s", name="livetime")
+    if not (np.isfinite(livetime.value) and livetime.value > 0):
+        raise SimulationError(f"livetime: must be positive, got {livetime}")
+    if not 0 < deadc <= 1:
+        raise SimulationError(f"deadc: must be in (0, 1], got {deadc!r}")
+    e_min = _to_quantity(energy_min, "TeV", name="energy_min")
+    e_max = _to_quantity(energy_max, "TeV", name="energy_max")
+    if not irf.energy_min_tev <= e_min.value < e_max.value <= irf.energy_max_tev:
+        raise SimulationError(f"energy_min/energy_max: need {irf.energy_min_tev} TeV <= energy_min < energy_max "
+                              f"<= {irf.energy_max_tev} TeV (the IRF tables' range), got {e_min}, {e_max}")
+    max_offset = _to_quantity(max_offset, "deg", name="max_offset")
+    if not 0 < max_offset.value <= irf.offset_max_deg - 0.5:
+        raise SimulationError(f"max_offset: must be in (0, {irf.offset_max_deg - 0.5}] deg (inside the IRF tables), "
+                              f"got {max_offset}")
+    return livetime, e_min, e_max, max_offset
 
 
 def _check_position(position: Any, *, name: str) -> SkyCoord:

@@ -29,8 +29,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +41,7 @@ from astropy.coordinates import SkyCoord
 from xgamma.exceptions import SimulationError
 from xgamma.geometry.spherical import lonlat_from_vectors, rotation_matrix, transform_lonlat, unit_vectors
 from xgamma.simulate.events import (
-    _smear,
-    _to_quantity,
+    check_run_options,
     _true_energy_grid,
     detect_events,
     sample_background,
@@ -52,6 +49,7 @@ from xgamma.simulate.events import (
 )
 from xgamma.simulate.irfs import AnalyticIRF
 from xgamma.simulate.writer import (
+    staged_folder,
     _HDU_ROWS,
     SITE,
     ObservationInfo,
@@ -399,12 +397,6 @@ def _schedule(glon: np.ndarray, glat: np.ndarray, hour_angle_deg: np.ndarray, on
     return ra % 360.0, dec, tstart, np.rad2deg(alt), np.rad2deg(az) % 360.0
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def survey(
     path: str | os.PathLike,
     *,
@@ -460,7 +452,7 @@ def survey(
     Returns
     -------
     path : Path
-        The data store directory.
+        The data store directory, with ``survey.json`` (the run grid) and the injected models.
 
     Raises
     ------
@@ -476,19 +468,8 @@ def survey(
 
     path = Path(path)
     glon, glat = survey_pointings(n_runs, l_range=l_range, b_max=b_max, spacing=spacing)
-    livetime = _to_quantity(livetime, "s", name="livetime")
-    if not (np.isfinite(livetime.value) and livetime.value > 0):
-        raise SimulationError(f"livetime: must be positive, got {livetime}")
-    if not 0 < deadc <= 1:
-        raise SimulationError(f"deadc: must be in (0, 1], got {deadc!r}")
-    e_min = _to_quantity(energy_min, "TeV", name="energy_min")
-    e_max = _to_quantity(energy_max, "TeV", name="energy_max")
-    if not irf.energy_min_tev <= e_min.value < e_max.value <= irf.energy_max_tev:
-        raise SimulationError(f"energy_min/energy_max: need {irf.energy_min_tev} TeV <= energy_min < energy_max "
-                              f"<= {irf.energy_max_tev} TeV, got {e_min}, {e_max}")
-    max_offset = _to_quantity(max_offset, "deg", name="max_offset")
-    if not 0 < max_offset.value <= irf.offset_max_deg - 0.5:
-        raise SimulationError(f"max_offset: must be in (0, {irf.offset_max_deg - 0.5}] deg, got {max_offset}")
+    livetime, e_min, e_max, max_offset = check_run_options(irf, livetime=livetime, deadc=deadc, energy_min=energy_min,
+                                                           energy_max=energy_max, max_offset=max_offset)
     models = list(galactic_catalogue(seed=seed, l_range=l_range, diffuse=diffuse) if sources is None else sources)
     _prepare(path, overwrite)
 
@@ -499,10 +480,7 @@ def survey(
     band = np.argmin(np.abs((90.0 - alt)[:, None] - np.asarray(ZENITH_BANDS)[None, :]), axis=1)
     sky = _SkySampler(models)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; give it normal permissions
+    with staged_folder(path) as tmp:
         (tmp / "data").mkdir()
         (tmp / "irfs").mkdir()
         irf_files = []
@@ -531,12 +509,6 @@ def survey(
                       "max_offset_deg": float(max_offset.value), "zenith_bands_deg": list(ZENITH_BANDS),
                       "irf": dataclasses.asdict(irf), "n_sources": len(models)}
         (tmp / "survey.json").write_text(json.dumps(parameters, indent=2))
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

@@ -13,6 +13,11 @@ read by Gammapy and by ``xgamma.io.datastore``.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +38,7 @@ __all__ = [
     "make_irf_hdus",
     "write_observation",
     "write_index_tables",
+    "staged_folder",
 ]
 
 #: Array location written as GEOLON/GEOLAT/ALTITUDE (a CTA-South-like site): deg, deg, m.
@@ -312,3 +318,25 @@ def write_index_tables(root: Path, infos: list[ObservationInfo], n_events: list[
     obs.meta.update({**_COMMON, "HDUCLAS1": "INDEX", "HDUCLAS2": "OBS", "EXTNAME": "OBS_INDEX",
                      **_time_header(), **SITE, "TELESCOP": _TELESCOP})
     obs.write(Path(root) / "obs-index.fits.gz", format="fits")
+
+
+@contextlib.contextmanager
+def staged_folder(path: Path) -> Iterator[Path]:
+    """Write a data store into a hidden sibling folder, moved onto ``path`` only when complete.
+
+    A failed (or interrupted) simulation leaves nothing that looks like a data store; an
+    existing ``path`` is replaced only at the end.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        mask = os.umask(0)
+        os.umask(mask)
+        tmp.chmod(0o777 & ~mask)  # mkdtemp makes it private; give it normal permissions
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xgamma.workflow.config import Config, validate_config
+from xgamma.workflow.config import Config, is_streamed, validate_config
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -50,14 +50,16 @@ class Analysis:
     requested : frozenset of str
         Products later stages asked the earlier ones for (`Stage.needs`).
     maps : `xarray.Dataset`
-        Stacked cube: ``counts``, ``exposure`` (m2 s), ``background``.
+        Stacked cube: ``counts``, ``exposure`` (m2 s), ``background`` (and ``exposure_true``
+        with a true-energy axis).
     images : `xarray.Dataset`
-        The cube squashed over energy (length-1 energy dim).
+        The cube squashed over energy (length-1 energy dim), with each pixel's valid energy
+        range (``safe_energy_min``, ``safe_energy_max``).
     observation_images : `xarray.Dataset`
         Per-observation squashed ``counts`` and ``background`` (``obs_id`` dim, with pointings),
         made with the cube when the significance stage runs.
-    psf_kernel : `~xgamma.fit.PSFKernel`
-        Mean PSF kernel at ``psf.position``.
+    psf_kernel : dict of `~xgamma.fit.PSFKernel`
+        Mean PSF kernels by source name (at each source's position, or at ``psf.position``).
     dataset : `~xgamma.fit.MapDataset`
         The fitted dataset.
     fit_result : `~xgamma.fit.FitResult`
@@ -66,13 +68,17 @@ class Analysis:
         ``npred``, ``residual``, ``residual_significance`` of the fit.
     significance : `xarray.Dataset`
         Images of ``counts``, ``off``, ``alpha``, ``background``, ``excess``, ``significance``,
-        ``exclusion`` (int16).
+        ``exclusion`` (bool: True = used for the background).
     distribution : `~xgamma.estimators.SignificanceDistribution`
         Significance distribution of the pixels outside the exclusion.
+    detection : `~xgamma.estimators.DetectionResult`
+        Sources found by the ``detect`` stage (models, catalogue, history, residual TS map).
     summary : dict
         JSON-ready figures of every stage (``summary.json`` of ``xgamma run``).
     products : dict of Path
         Files written, by product name (when `run_analysis` got an ``output`` folder).
+    stages : tuple of str
+        Names of the stages this analysis runs (checked before any of them computes).
     """
 
     config: Config
@@ -91,8 +97,10 @@ class Analysis:
     residuals: xr.Dataset | None = None
     significance: xr.Dataset | None = None
     distribution: Any = None
+    detection: Any = None
     summary: dict[str, Any] = field(default_factory=dict)
     products: dict[str, Path] = field(default_factory=dict)
+    stages: tuple[str, ...] = ()
 
     def observation_maps(self) -> xr.Dataset:
         """The lazy per-observation cube (``obs_id`` dim) with the options of the ``maps`` section."""
@@ -108,7 +116,7 @@ class Analysis:
 
     def __repr__(self) -> str:
         made = [name for name in ("maps", "images", "observation_images", "fit_result", "residuals",
-                                  "significance", "distribution") if getattr(self, name) is not None]
+                                  "significance", "distribution", "detection") if getattr(self, name) is not None]
         return (f"Analysis({len(self.observations)} observations, geometry shape {self.geometry.shape}, "
                 f"products: {', '.join(made) or 'none'})")
 
@@ -123,6 +131,8 @@ def run_analysis(
     output: str | os.PathLike | None = None,
     stages: Sequence[Stage] | None = None,
     progress: bool = False,
+    overwrite: bool = False,
+    dry_run: bool = False,
 ) -> Analysis:
     """Run the analysis a configuration asks for: maps, fit, ring background and significance.
 
@@ -146,12 +156,21 @@ def run_analysis(
     exclusion : `xarray.DataArray`, optional
         Exclusion mask image (True = usable), instead of ``exclusion.regions``.
     output : path-like, optional
-        Write every stage's products into this folder (created if needed) as soon as the stage
-        has run, as ``xgamma run`` does, and ``summary.json`` at the end.
+        Write every stage's products into this folder (created if needed), as ``xgamma run``
+        does, with ``summary.json``, ``config.yaml`` and the manifest ``products.json``. They
+        are staged and appear together when every stage has succeeded, replacing an earlier
+        run's (`xgamma.workflow.staging`): a failed run leaves the folder as it was.
     stages : sequence of `~xgamma.workflow.Stage`, optional
         The stages to consider, in order. Default: `~xgamma.workflow.REFERENCE_STAGES`.
     progress : bool
         Show progress bars. Default is False.
+    overwrite : bool
+        With a streamed ``output.format`` (zarr, fits-tiles): replace complete products or an
+        unfinished run of another configuration in ``output`` (`xgamma.workflow.mosaic`); an
+        unfinished run of the same configuration is always resumed. Default is False.
+    dry_run : bool
+        Only check the inputs of every stage (`Stage.check`: configuration, files, models,
+        regions) and return the `Analysis` without computing or writing anything. Default is False.
 
     Returns
     -------
@@ -177,9 +196,6 @@ def run_analysis(
         given = {"data": observations is not None, "geometry": geometry is not None}
         config = validate_config(config, required=[name for name in ("data", "geometry", "maps")
                                                    if not given.get(name)])
-    if output is not None:
-        output = Path(output)
-        output.mkdir(parents=True, exist_ok=True)
     analysis = Analysis(
         config=config,
         observations=list(observations) if observations is not None else inputs.select_observations(config),
@@ -188,16 +204,42 @@ def run_analysis(
         exclusion=exclusion,
         progress=progress,
     )
+    from xgamma.workflow.mosaic import check_streamed, run_mosaic
+
+    streamed = is_streamed(config)
+    if streamed:
+        check_streamed(config)
     selected = [stage for stage in (REFERENCE_STAGES if stages is None else stages) if stage.wanted(analysis)]
     analysis.requested = frozenset().union(*(stage.needs for stage in selected))
+    # Every stage's inputs are checked before anything is computed or written.
+    for stage in selected:
+        if stage.check is not None:
+            stage.check(analysis)
+    analysis.stages = tuple(stage.name for stage in selected)
+    if dry_run:
+        return analysis
+    if streamed:  # products written chunk by chunk, resumable (its own staging)
+        analysis.products.update(run_mosaic(analysis, output, overwrite=overwrite))
+        return analysis
+    if output is None:
+        _run_stages(analysis, selected, None)
+        return analysis
+    from xgamma.workflow import products
+    from xgamma.workflow.staging import StagedOutput
+
+    # Products appear in `output` together once every stage has succeeded (manifest last).
+    with StagedOutput(output, product_names=products.PRODUCT_NAMES) as staging:
+        _run_stages(analysis, selected, staging.path)
+        analysis.products["summary"] = products.write_summary(analysis, staging.path)
+        analysis.products["config"] = products.write_config(analysis, staging.path)
+    analysis.products = {name: staging.final(path) for name, path in analysis.products.items()}
+    return analysis
+
+
+def _run_stages(analysis: Analysis, selected: Sequence[Stage], folder: Path | None) -> None:
     for stage in selected:
         log.info("stage %s", stage.name)
         if stage.run is not None:
             stage.run(analysis)
-        if output is not None and stage.write is not None:
-            analysis.products.update(stage.write(analysis, output))
-    if output is not None:
-        from xgamma.workflow.products import write_summary
-
-        analysis.products["summary"] = write_summary(analysis, output)
-    return analysis
+        if folder is not None and stage.write is not None:
+            analysis.products.update(stage.write(analysis, folder))

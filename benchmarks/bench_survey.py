@@ -1,0 +1,239 @@
+"""Survey scale: time and peak memory of a Galactic-plane mosaic vs runs and workers, next to Gammapy.
+
+One command (``--quick`` for a few minutes)::
+
+    python benchmarks/bench_survey.py [--quick] [--data DIR]
+
+1. Simulates (once, cached in ``--data``, default ``$TMPDIR/xgamma-bench-survey``) a survey of
+   ``max(--runs)`` runs with `xgamma.simulate.survey` (seed 0; H.E.S.S.-like tiling from l = 250 deg,
+   0.7 deg apart, 28-min runs, three zenith-band IRF files). The first N runs of it are the N-run
+   survey (each run's events depend only on the seed and its index).
+2. For each N in ``--runs`` and each mode in ``--modes`` (``sync``: dask's synchronous scheduler, one
+   core; ``w1``/``w2``: `xgamma.cluster.local_cluster` with 1 / 2 single-threaded worker processes,
+   as ``xgamma run --workers K``), runs in a fresh process ``run_analysis`` of the survey
+   configuration with ``output.format: zarr`` into a fresh folder, for two product sets:
+
+   * ``maps``: stacked counts, exposure, background cubes (+ squashed images), streamed to zarr;
+   * ``full``: the same + adaptive ring background (HGPS parameters: r_in 0.7 deg, width 0.44 deg,
+     r_out_max 1.7 deg, step 0.1 deg, theta 0.22 deg) + excess and significance at 0.1 and 0.2 deg.
+
+   Geometry: the H.E.S.S. survey's, l = 250..65 deg x |b| < 3 deg at 0.02 deg, 24 energy bins
+   0.2-100 TeV (8750 x 300 x 24 = 63 M voxels per cube), 256-pixel chunks; maps.offset_max 2.5 deg,
+   safe energy 'aeff-default'. ``--quick``: l = 250..275 deg, 10 bins, N = 10 and 100.
+3. Gammapy 2.1 (``--gammapy``, default on): ``DatasetsMaker(n_jobs=2, stack_datasets=True,
+   cutout_mode="trim")`` with ``MapDatasetMaker`` (counts, exposure, background) and
+   ``SafeMaskMaker(offset-max 2.5 deg, aeff-default)`` on the same geometry and runs, for N up to
+   ``--gammapy-max-runs`` (default 100: ~1 s per run; the stacked cube alone is ~1 GB in float32).
+   It is run right after xgamma's cases of the same N (alternating tools).
+
+Columns: ``wall`` = seconds from the start of ``run_analysis`` to the products published
+(graph building + compute + zarr writes; cluster start-up excluded, printed as ``start``);
+``s/run/core`` = wall x cores used / N (cores = 1 for sync and w1, 2 for w2 and Gammapy n_jobs=2);
+``client MB`` = peak RSS of the driving process; ``worker MB`` = largest peak RSS of a worker
+process (Gammapy: of its job processes); ``load1`` = 1-minute load average at the end of the case.
+
+Targets (issue 11): map making <= 0.03 s per run per core; peak RSS at N = 1000 below 2 GB per
+worker; N = 1000 on 2 workers within 1.3 x N x (cost per run) / 2. The summary lines after the
+table compute these from the measured rows. The host is shared: the load average is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+FULL = {"l_range": (250.0, 65.0), "nbins": 24, "runs": [10, 100, 1000]}
+QUICK = {"l_range": (250.0, 275.0), "nbins": 10, "runs": [10, 100]}
+
+
+def survey_config(store: str, n_runs: int, l_range: tuple[float, float], nbins: int, products: str) -> dict:
+    first, last = l_range
+    extent = (last - first) % 360.0
+    config = {
+        "data": {"datastore": store, "obs_ids": list(range(1, n_runs + 1))},
+        "geometry": {"center": {"lon": f"{(first + extent / 2) % 360.0} deg", "lat": "0 deg"},
+                     "width": [f"{extent} deg", "6 deg"], "binsz": "0.02 deg",
+                     "energy": {"min": "0.2 TeV", "max": "100 TeV", "nbins": nbins}},
+        "maps": {"offset_max": "2.5 deg", "safe_energy": "aeff-default", "chunks": 256},
+        "output": {"format": "zarr"},
+    }
+    if products == "full":
+        config["ring"] = {"method": "adaptive_ring", "r_in": "0.7 deg", "width": "0.44 deg", "r_out_max": "1.7 deg",
+                          "stepsize": "0.1 deg", "theta": "0.22 deg", "threshold_alpha": 0.1}
+        config["significance"] = {"correlation_radius": ["0.1 deg", "0.2 deg"]}
+    return config
+
+
+XGAMMA_CASE = textwrap.dedent("""
+    import json, os, resource, sys, time, tempfile
+    import dask
+    config, mode = json.loads(sys.argv[1]), sys.argv[2]
+    from xgamma.workflow import run_analysis
+
+    def peak_mb():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    client = cluster = None
+    start = 0.0
+    if mode == "sync":
+        dask.config.set(scheduler="synchronous")
+    else:
+        from distributed import Client
+        from xgamma.cluster import local_cluster
+        t0 = time.perf_counter()
+        cluster = local_cluster(int(mode[1:]))
+        client = Client(cluster)
+        start = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as folder:
+        t0 = time.perf_counter()
+        analysis = run_analysis(config, output=folder)
+        wall = time.perf_counter() - t0
+        stores = analysis.summary["mosaic"]["stores"]
+    out = {"wall": wall, "start": start, "client_mb": peak_mb(), "load1": os.getloadavg()[0],
+           "chunks": sum(s["chunks"] for s in stores.values())}
+    if client is not None:
+        out["worker_mb"] = max(client.run(
+            lambda: __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss / 1024).values())
+        client.close()
+        cluster.close()
+    print(json.dumps(out))
+""")
+
+GAMMAPY_CASE = textwrap.dedent("""
+    import json, os, resource, sys, time, warnings
+    warnings.simplefilter("ignore")
+    config = json.loads(sys.argv[1])
+    import astropy.units as u
+    from gammapy.data import DataStore
+    from gammapy.datasets import MapDataset
+    from gammapy.makers import DatasetsMaker, MapDatasetMaker, SafeMaskMaker
+    from gammapy.maps import MapAxis, WcsGeom
+
+    t0 = time.perf_counter()
+    geometry = config["geometry"]
+    observations = DataStore.from_dir(config["data"]["datastore"]).get_observations(config["data"]["obs_ids"])
+    axis = MapAxis.from_energy_bounds(0.2, 100, geometry["energy"]["nbins"], "TeV")
+    width = float(geometry["width"][0].split()[0])
+    geom = WcsGeom.create(skydir=(float(geometry["center"]["lon"].split()[0]), 0), frame="galactic", binsz=0.02,
+                          width=(width, 6), proj="CAR", axes=[axis])
+    makers = [MapDatasetMaker(selection=["counts", "exposure", "background"]),
+              SafeMaskMaker(methods=["offset-max", "aeff-default"], offset_max=2.5 * u.deg)]
+    stacked = DatasetsMaker(makers, stack_datasets=True, n_jobs=2, cutout_mode="trim").run(
+        MapDataset.create(geom, name="stacked"), observations)
+    wall = time.perf_counter() - t0
+    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps({"wall": wall, "start": 0.0, "client_mb": usage, "worker_mb": children,
+                      "load1": os.getloadavg()[0], "counts": float(stacked.counts.data.sum())}))
+""")
+
+
+def _run(script: str, config: dict, *args: str) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", script, json.dumps(config), *args], capture_output=True, text=True,
+                          env=env, check=False)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def ensure_survey(folder: Path, n_runs: int, l_range: tuple[float, float]) -> Path:
+    """The simulated survey of ``n_runs`` runs (reused when already there)."""
+    store = folder / f"survey-{n_runs}-seed0"
+    marker = store / "survey.json"
+    if marker.is_file() and json.loads(marker.read_text())["n_runs"] >= n_runs:
+        print(f"survey: reusing {store}")
+        return store
+    from xgamma.simulate import survey
+
+    t0 = time.perf_counter()
+    survey(store, n_runs=n_runs, seed=0, l_range=l_range, overwrite=True)
+    print(f"survey: {n_runs} runs simulated in {time.perf_counter() - t0:.1f} s -> {store} "
+          f"(load1 {os.getloadavg()[0]:.2f})", flush=True)
+    return store
+
+
+HEADER = (f"{'tool':8s} {'products':8s} {'runs':>5s} {'mode':>5s} {'wall s':>8s} {'start s':>7s} "
+          f"{'s/run/core':>10s} {'client MB':>9s} {'worker MB':>9s} {'chunks':>6s} {'load1':>5s}")
+
+
+def _row(tool: str, products: str, n: int, mode: str, res: dict) -> str:
+    if "error" in res:
+        return f"{tool:8s} {products:8s} {n:5d} {mode:>5s}  failed: {res['error']}"
+    cores = 2 if mode in ("w2", "n_jobs2") else 1
+    worker = f"{res['worker_mb']:9.0f}" if "worker_mb" in res else f"{'-':>9s}"
+    return (f"{tool:8s} {products:8s} {n:5d} {mode:>5s} {res['wall']:8.2f} {res['start']:7.2f} "
+            f"{res['wall'] * cores / n:10.4f} {res['client_mb']:9.0f} {worker} {res.get('chunks', 0):6d} "
+            f"{res['load1']:5.2f}")
+
+
+def _summary(results: dict) -> None:
+    print("\nTargets (issue 11):")
+    for products in ("maps", "full"):
+        sync = {n: r for (t, p, n, m), r in results.items() if t == "xgamma" and p == products and m == "sync"
+                and "error" not in r}
+        w2 = {n: r for (t, p, n, m), r in results.items() if t == "xgamma" and p == products and m == "w2"
+              and "error" not in r}
+        if not sync:
+            continue
+        n_max = max(sync)
+        cost = sync[n_max]["wall"] / n_max
+        line = f"  {products}: cost per run per core (sync, N = {n_max}) {cost:.4f} s"
+        if products == "maps":
+            line += f" (target <= 0.03 s: {'met' if cost <= 0.03 else 'NOT met'})"
+        print(line)
+        if n_max in w2:
+            ideal = n_max * cost / 2
+            ratio = w2[n_max]["wall"] / ideal
+            speedup = sync[n_max]["wall"] / w2[n_max]["wall"]
+            print(f"  {products}: N = {n_max} on 2 workers {w2[n_max]['wall']:.1f} s = {ratio:.2f} x N x cost / 2 "
+                  f"(target <= 1.3: {'met' if ratio <= 1.3 else 'NOT met'}); speed-up over sync {speedup:.2f}")
+        peaks = [r.get("worker_mb", r["client_mb"]) for (t, p, n, m), r in results.items()
+                 if t == "xgamma" and p == products and n == n_max and "error" not in r]
+        if peaks:
+            print(f"  {products}: peak RSS at N = {n_max}: {max(peaks):.0f} MB per process (target < 2048 MB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small geometry (l = 250..275 deg), N = 10, 100")
+    parser.add_argument("--runs", nargs="*", type=int, help="numbers of runs (default 10 100 1000; quick: 10 100)")
+    parser.add_argument("--modes", nargs="*", default=["sync", "w1", "w2"], choices=["sync", "w1", "w2"])
+    parser.add_argument("--products", nargs="*", default=["maps", "full"], choices=["maps", "full"])
+    parser.add_argument("--no-gammapy", dest="gammapy", action="store_false", help="skip Gammapy")
+    parser.add_argument("--gammapy-max-runs", type=int, default=100)
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "xgamma-bench-survey",
+                        help="folder of the simulated survey (kept between runs)")
+    args = parser.parse_args()
+    setup = QUICK if args.quick else FULL
+    runs = sorted(args.runs or setup["runs"])
+    args.data.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("BENCH_TMP", str(args.data))
+    print(f"load average (1, 5, 15 min) at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+          f"{os.cpu_count()} cores; geometry l = {setup['l_range'][0]}..{setup['l_range'][1]} deg x |b| < 3 deg, "
+          f"0.02 deg, {setup['nbins']} energy bins")
+    store = ensure_survey(args.data, max(runs), setup["l_range"])
+    print(HEADER, flush=True)
+    results = {}
+    for n in runs:
+        for products in args.products:
+            config = survey_config(str(store), n, setup["l_range"], setup["nbins"], products)
+            for mode in args.modes:
+                res = results["xgamma", products, n, mode] = _run(XGAMMA_CASE, config, mode)
+                print(_row("xgamma", products, n, mode, res), flush=True)
+        if args.gammapy and n <= args.gammapy_max_runs:
+            config = survey_config(str(store), n, setup["l_range"], setup["nbins"], "maps")
+            res = results["gammapy", "maps", n, "n_jobs2"] = _run(GAMMAPY_CASE, config)
+            print(_row("gammapy", "maps", n, "n_jobs2", res), flush=True)
+    _summary(results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Survey mosaics on dask.distributed: a real scheduler and workers started as separate processes
+(``--scheduler ADDRESS``), a LocalCluster (``--workers``), and a worker killed mid-run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import assert_products_equal, mosaic_config
+
+from xgamma.io.zarr_maps import read_zarr
+from xgamma.workflow.mosaic import RESUME_FOLDER
+
+pytestmark = pytest.mark.slow
+
+
+def _read_stores(output: Path) -> dict:
+    return {name: read_zarr(output / f"{name}.zarr").compute() for name in ("maps", "images")}
+
+
+class ExternalCluster:
+    """``dask scheduler`` and ``dask worker`` processes (one single-threaded worker each)."""
+
+    def __init__(self, folder: Path, n_workers: int) -> None:
+        self.folder = folder
+        self.scheduler_file = folder / "scheduler.json"
+        self.processes: dict[str, subprocess.Popen] = {}
+        self._start("scheduler", [sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", "0",
+                                  "--dashboard-address", ":0", "--scheduler-file", str(self.scheduler_file)])
+        self._wait(lambda: self.scheduler_file.is_file(), "scheduler file")
+        for k in range(n_workers):
+            self._start(f"worker{k}", [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
+                                       str(self.scheduler_file), "--nthreads", "1", "--nworkers", "1",
+                                       "--no-dashboard", "--name", f"w{k}"])
+        self._wait(lambda: self.n_workers() == n_workers, f"{n_workers} workers")
+
+    @property
+    def address(self) -> str:
+        import json
+
+        return json.loads(self.scheduler_file.read_text())["address"]
+
+    def _start(self, name: str, command: list[str]) -> None:
+        log = open(self.folder / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
+        self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                                start_new_session=True)
+
+    def n_workers(self) -> int:
+        from distributed import Client
+
+        with Client(self.address, timeout=30) as client:
+            return len(client.scheduler_info()["workers"])
+
+    def transitions(self) -> dict[str, int]:
+        """Task state transitions each worker has made (0 for a worker that ran nothing)."""
+        from distributed import Client
+
+        with Client(self.address, timeout=30) as client:
+            return client.run(lambda dask_worker: dask_worker.state.transition_counter)
+
+    def worker_pids(self) -> list[int]:
+        from distributed import Client
+
+        with Client(self.address, timeout=30) as client:
+            return list(client.run(os.getpid).values())
+
+    @staticmethod
+    def _wait(condition, what: str, timeout: float = 120) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                if condition():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"waited {timeout} s for {what}")
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)  # the session we started: the process and its children
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def external_cluster(tmp_path_factory):
+    """Shared by the tests of this module (the worker-kill test last: the nanny restarts its worker)."""
+    cluster = ExternalCluster(tmp_path_factory.mktemp("cluster"), 2)
+    yield cluster
+    cluster.close()
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xgamma.cli.main", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=900)
+
+
+def _write_config(folder: Path, store: Path) -> Path:
+    path = folder / "survey.yaml"
+    path.write_text(yaml.safe_dump(mosaic_config(store, chunks=40)))
+    return path
+
+
+def test_one_and_two_workers_write_the_same_products(survey_store, reference_products, external_cluster,
+                                                     tmp_path):
+    config = _write_config(tmp_path, survey_store)
+    # One worker: a LocalCluster through --workers (quiet: no dask.distributed INFO lines).
+    one = _cli(["run", str(config), "--output", str(tmp_path / "one"), "--workers", "1"], tmp_path)
+    assert one.returncode == 0, one.stderr
+    # None of dask.distributed's INFO messages (start, registration, connections, closing); its
+    # warnings and errors still show (e.g. a heartbeat lost while the cluster closes on a busy host).
+    info = ("State start", "Scheduler at", "Start Nanny", "Register worker", "Starting worker",
+            "Receive client", "Remove client", "Closing Nanny", "Retire worker", "Scheduler closing")
+    noise = [line for line in one.stderr.splitlines() if any(message in line for message in info)]
+    assert noise == [], one.stderr
+    # Two workers: separate `dask scheduler` and `dask worker` processes through --scheduler.
+    two = _cli(["run", str(config), "--output", str(tmp_path / "two"), "--scheduler", external_cluster.address,
+                "-q"], tmp_path)
+    assert two.returncode == 0, two.stderr
+    for output in ("one", "two"):
+        assert_products_equal(_read_stores(tmp_path / output), reference_products)
+    # Both workers took part.
+    assert all(count > 0 for count in external_cluster.transitions().values())
+
+
+def test_verbose_shows_the_distributed_logs(survey_store, tmp_path):
+    config = mosaic_config(survey_store, chunks=120)
+    config["maps"]["offset_max"] = "1.0 deg"
+    config.pop("exclusion"), config.pop("ring"), config.pop("significance")
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(config))
+    verbose = _cli(["run", str(path), "--output", str(tmp_path / "out"), "--workers", "1", "--verbose"], tmp_path)
+    assert verbose.returncode == 0, verbose.stderr
+    assert "Start Nanny" in verbose.stderr or "Register worker" in verbose.stderr
+
+
+def test_worker_killed_mid_run_gives_identical_products(survey_store, reference_products, external_cluster,
+                                                        tmp_path):
+    config = _write_config(tmp_path, survey_store)
+    output = tmp_path / "out"
+    result = {}
+
+    def run() -> None:
+        result["process"] = _cli(["run", str(config), "--output", str(output), "--scheduler",
+                                  external_cluster.address, "-q"], tmp_path)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    markers = output / RESUME_FOLDER / ".chunks"
+    external_cluster._wait(lambda: markers.is_dir() and any(markers.rglob("*.json")), "a first chunk", 600)
+    victim = external_cluster.worker_pids()[0]
+    written_before = len(list(markers.rglob("*.json")))
+    os.kill(victim, signal.SIGKILL)  # a worker process of the cluster this test started
+    thread.join(timeout=900)
+    process = result["process"]
+    assert process.returncode == 0, process.stderr
+    assert written_before < 18  # the kill happened while chunks were still being written
+    assert_products_equal(_read_stores(output), reference_products)

@@ -1,0 +1,171 @@
+"""Survey mosaics streamed to zarr / FITS tiles: same products as in memory, resumable, reopenable."""
+
+from __future__ import annotations
+
+import json
+
+import dask
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import assert_products_equal, mosaic_config
+
+from xgamma.exceptions import ConfigError, XgammaError
+from xgamma.io.zarr_maps import read_zarr
+from xgamma.workflow import run_analysis
+from xgamma.workflow.mosaic import RESUME_FOLDER
+
+
+def _read_stores(output) -> dict:
+    return {name: read_zarr(output / f"{name}.zarr").compute() for name in ("maps", "images")}
+
+
+def test_zarr_mosaic_equals_the_in_memory_products_and_reopens(survey_store, reference_products, tmp_path):
+    output = tmp_path / "out"
+    analysis = run_analysis(mosaic_config(survey_store, chunks=40), output=output)
+    assert {p.name for p in output.iterdir()} == {"maps.zarr", "images.zarr", "summary.json", "config.yaml",
+                                                 "products.json"}
+    # Chunk invariance: 9 chunks of 40 pixels written one by one = the map computed as one chunk.
+    assert_products_equal(_read_stores(output), reference_products)
+    plain = xr.open_zarr(output / "images.zarr")
+    assert plain["significance"].dims == ("correlation_radius", "energy", "lat", "lon")
+    assert plain["significance"].chunks[-2:] == ((40, 40, 40), (40, 40, 40))
+    assert list(plain["correlation_radius"].values) == [0.1, 0.2]
+    from xgamma.maps import map_geometry
+
+    assert map_geometry(read_zarr(output / "maps.zarr")) == analysis.geometry
+    summary = json.loads((output / "summary.json").read_text())["mosaic"]
+    assert summary["stores"]["maps"] == {"chunks": 9, "resumed": 0}
+    assert not (output / RESUME_FOLDER).exists()
+
+
+def test_fits_tiles_hold_the_same_maps_with_their_own_wcs(survey_store, reference_products, tmp_path):
+    from xgamma.io.fits_maps import read_maps
+    from xgamma.maps import map_geometry
+
+    output = tmp_path / "tiles"
+    run_analysis(mosaic_config(survey_store, chunks=50, output_format="fits-tiles"), output=output)
+    tiles = sorted((output / "images").glob("*.fits"))
+    assert len(tiles) == 9  # 50 + 50 + 20 pixels per axis
+    expected = reference_products["images"]
+    geometry = map_geometry(expected)
+    mosaic = np.full(geometry.shape, np.nan)
+    for path in tiles:
+        tile = read_maps(path)
+        tile_geometry = map_geometry(tile)
+        # The tile's WCS puts its first pixel where it belongs in the full map.
+        x, y = geometry.wcs.world_to_pixel(tile_geometry.pixel_to_skycoord(0, 0))
+        i, j = int(round(float(y))), int(round(float(x)))
+        ny, nx = tile_geometry.shape
+        mosaic[i:i + ny, j:j + nx] = tile["significance_correlation_radius0.2"].values[0]
+        np.testing.assert_array_equal(tile["counts"].values[0], expected["counts"].values[0, i:i + ny, j:j + nx])
+    np.testing.assert_allclose(mosaic, expected["significance"].sel(correlation_radius=0.2).values[0],
+                               rtol=1e-9, atol=1e-8)
+    assert len(sorted((output / "maps").glob("*.fits"))) == 9
+
+
+def test_interrupted_run_resumes_and_rewrites_a_damaged_chunk(survey_store, reference_products, tmp_path,
+                                                             monkeypatch):
+    import zarr
+
+    import xgamma.io.chunked as chunked
+
+    config = mosaic_config(survey_store, chunks=40)
+    output = tmp_path / "out"
+    write = chunked._write_zarr_chunk
+    calls = []
+
+    def failing_write(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 7:
+            raise KeyboardInterrupt("interrupted")
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(chunked, "_write_zarr_chunk", failing_write)
+    with pytest.raises(KeyboardInterrupt), dask.config.set(scheduler="sync"):  # one chunk at a time
+        run_analysis(config, output=output)
+    # Nothing looks complete: the stores are only in the resume folder, with the 6 chunks written
+    # before the interruption recorded.
+    assert not (output / "products.json").exists() and not (output / "maps.zarr").exists()
+    resume = output / RESUME_FOLDER
+    markers = list((resume / ".chunks").rglob("*.json"))
+    assert len(markers) == 6
+    # Damage one recorded chunk: the resumed run must notice it and write it again.
+    store, name = markers[0].parent.name, markers[0].stem
+    i, j = (int(k) for k in name.split("_"))
+    group = zarr.open_group(str(resume / f"{store}.zarr"), mode="r+")
+    group["counts"][..., i * 40:(i + 1) * 40, j * 40:(j + 1) * 40] = -1.0
+
+    monkeypatch.setattr(chunked, "_write_zarr_chunk", write)
+    run_analysis(config, output=output)
+    summary = json.loads((output / "summary.json").read_text())["mosaic"]["stores"]
+    assert summary["maps"]["resumed"] + summary["images"]["resumed"] == len(markers) - 1
+    assert_products_equal(_read_stores(output), reference_products)
+
+
+def test_existing_products_are_replaced_only_with_overwrite(survey_store, tmp_path):
+    config = mosaic_config(survey_store, chunks=60)
+    config["ring"] = {"method": "ring", "r_in": "0.5 deg", "width": "0.3 deg"}
+    config["significance"] = {"correlation_radius": "0.1 deg"}
+    output = tmp_path / "out"
+    run_analysis(config, output=output)
+    with pytest.raises(XgammaError, match="complete run.*--overwrite"):
+        run_analysis(config, output=output)
+    # A different unfinished run in the folder is not resumed with another configuration.
+    (output / RESUME_FOLDER).mkdir()
+    (output / RESUME_FOLDER / "fingerprint.json").write_text("{}")
+    with pytest.raises(XgammaError, match="unfinished run of a different configuration"):
+        run_analysis(config, output=output)
+    run_analysis(config, output=output, overwrite=True)
+    assert json.loads((output / "products.json").read_text())["complete"] is True
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"fit": {"on": "images"}}, "fit: not available with output.format 'zarr'"),
+    ({"plots": True}, "plots: not available"),
+    ({"exclusion": {"threshold": 5.0}}, "exclusion.threshold"),
+])
+def test_sections_that_need_maps_in_memory_are_refused(survey_store, tmp_path, change, match):
+    with pytest.raises(ConfigError, match=match):
+        run_analysis({**mosaic_config(survey_store), **change}, output=tmp_path / "out")
+
+
+def test_streamed_formats_need_an_output_folder_and_fits_one_radius(survey_store):
+    with pytest.raises(ConfigError, match="give an output folder"):
+        run_analysis(mosaic_config(survey_store))
+    with pytest.raises(ConfigError, match="several radii need output.format zarr"):
+        run_analysis(mosaic_config(survey_store, output_format="fits"))
+
+
+def test_mosaic_graph_is_lazy(survey_store):
+    from xgamma.testing import raise_if_dask_computes
+    from xgamma.workflow import inputs, validate_config
+    from xgamma.workflow.analysis import Analysis
+    from xgamma.workflow.mosaic import mosaic_datasets
+
+    config = validate_config(mosaic_config(survey_store))
+    analysis = Analysis(config=config, observations=inputs.select_observations(config),
+                        geometry=inputs.build_geometry(config))
+    with raise_if_dask_computes():
+        products = mosaic_datasets(analysis)
+    assert all(var.chunks is not None for ds in products.values() for var in ds.data_vars.values())
+
+
+def test_example_survey_configuration_is_the_hess_survey_geometry(survey_store):
+    """examples/gps-survey.yaml: 63 M voxels per cube pass the checks (no in-memory size limit)."""
+    from pathlib import Path
+
+    import yaml
+
+    raw = yaml.safe_load((Path(__file__).parents[2] / "examples" / "gps-survey.yaml").read_text())
+    raw["data"]["datastore"] = str(survey_store)
+    with dask.config.set({"xgamma.max_memory": "500 MB"}):  # far less than the 63 M-voxel cube needs
+        analysis = run_analysis(raw, dry_run=True)
+        in_memory = {**raw, "output": {"format": "fits"}, "significance": {"correlation_radius": "0.1 deg"}}
+        with pytest.raises(ConfigError, match="output.format: zarr"):  # refused without streaming
+            run_analysis(in_memory, dry_run=True)
+    assert analysis.geometry.shape == (300, 8750) and analysis.geometry.nbins == 24
+    lon, lat = analysis.geometry.lonlat()
+    lon = (lon + 180) % 360 - 180  # l = 250 .. 360 .. 65 deg
+    assert lon.min() == pytest.approx(-110 + 0.01) and lon.max() == pytest.approx(65 - 0.01)
+    assert abs(lat).max() == pytest.approx(3 - 0.01)

@@ -1,0 +1,288 @@
+"""Maps streamed to disk one spatial chunk at a time, resumably: zarr stores or folders of FITS tiles.
+
+A `ChunkedStore` turns a lazy `xarray.Dataset` of maps (dask arrays chunked along ``lat`` and
+``lon``) into one dask task per spatial chunk. Each task computes every variable of its chunk,
+writes it (into the zarr arrays, or as one FITS file per tile) and then records a checksum of
+what it wrote in a small marker file. Nothing is gathered on the client, so memory stays that of
+the chunks in flight.
+
+Resuming: `ChunkedStore.prepare` reopens a store left by an interrupted run, reads the markers and
+checks each recorded chunk against the bytes on disk (BLAKE2b of the values); only chunks missing
+or failing the check are computed again. A store is complete when every chunk has a verified
+marker; the caller then publishes it (`ChunkedStore.finish` removes the markers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import xarray as xr
+
+from xgamma.exceptions import DataStoreError
+
+__all__ = ["ChunkedStore", "FORMATS", "chunk_checksum"]
+
+#: Output formats of `ChunkedStore`.
+FORMATS = ("zarr", "fits-tiles")
+SPATIAL = ("lat", "lon")
+
+
+def chunk_checksum(values: np.ndarray) -> str:
+    """BLAKE2b (16-byte) hex digest of an array's shape, dtype and values (C order)."""
+    values = np.ascontiguousarray(values)
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{values.dtype.str}{values.shape}".encode())
+    digest.update(values.view(np.uint8).reshape(-1) if values.size else b"")
+    return digest.hexdigest()
+
+
+def _write_marker(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(json.dumps(payload))
+    os.replace(tmp, path)
+
+
+class ChunkedStore:
+    """One product written chunk by chunk: a zarr store or a folder of FITS tiles.
+
+    Parameters
+    ----------
+    dataset : `xarray.Dataset`
+        Lazy maps with ``lat`` and ``lon`` dims; other dims are written whole.
+    chunks : int or (int, int)
+        Chunk size along (lat, lon) in pixels: the unit of writing, resuming and of FITS tiles.
+    path : path-like
+        The store (``*.zarr``) or tile folder to write.
+    progress : path-like
+        Folder of the chunk markers (kept out of the store; removed by `finish`).
+    format : {"zarr", "fits-tiles"}
+        Output format. Default is "zarr".
+
+    Examples
+    --------
+    >>> store = ChunkedStore(maps, "out/maps.zarr", chunks=256, progress="out/.progress/maps")  # doctest: +SKIP
+    >>> store.prepare()                     # creates or reopens, verifies written chunks  # doctest: +SKIP
+    >>> dask.compute(*store.tasks())        # one task per chunk still to write            # doctest: +SKIP
+    >>> store.finish()                                                                     # doctest: +SKIP
+    """
+
+    def __init__(self, dataset: xr.Dataset, path: str | os.PathLike, *, chunks: int | tuple[int, int],
+                 progress: str | os.PathLike, format: Literal["zarr", "fits-tiles"] = "zarr") -> None:
+        if format not in FORMATS:
+            raise DataStoreError(f"output.format: unknown format {format!r}; use one of {list(FORMATS)}")
+        missing = [dim for dim in SPATIAL if dim not in dataset.dims]
+        if missing:
+            raise DataStoreError(f"chunked output needs maps with dims {SPATIAL}, missing {missing}")
+        sizes = {dim: min(int(size), dataset.sizes[dim]) for dim, size in zip(SPATIAL, np.broadcast_to(chunks, 2))}
+        # Writers own whole chunks: one chunk size along lat and lon, whole along other dims.
+        chunks = {**{d: -1 for d in dataset.dims if d not in SPATIAL}, **sizes}
+        # Only the maps are chunked: the coordinates (pixel indices, energy edges) stay in memory.
+        self.dataset = dataset.assign({name: var.chunk({d: chunks[d] for d in var.dims})
+                                       for name, var in dataset.data_vars.items()})
+        self.path = Path(path)
+        self.progress = Path(progress)
+        self.format = format
+        self.chunk_sizes = sizes
+        self.done: set[tuple[int, int]] = set()
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def n_chunks(self) -> tuple[int, int]:
+        """Number of chunks along (lat, lon)."""
+        return tuple(-(-self.dataset.sizes[d] // self.chunk_sizes[d]) for d in SPATIAL)
+
+    def regions(self) -> Iterator[tuple[tuple[int, int], dict[str, slice]]]:
+        """``((i, j), {"lat": slice, "lon": slice})`` of every chunk."""
+        for i in range(self.n_chunks[0]):
+            for j in range(self.n_chunks[1]):
+                yield (i, j), self._region((i, j))
+
+    def _marker(self, index: tuple[int, int]) -> Path:
+        return self.progress / f"{index[0]}_{index[1]}.json"
+
+    def _tile(self, index: tuple[int, int]) -> Path:
+        return self.path / f"{self.path.name}_{index[0]:03d}_{index[1]:03d}.fits"
+
+    # ------------------------------------------------------------------ prepare / resume
+    def prepare(self) -> int:
+        """Create the store, or reopen an interrupted one and verify its recorded chunks.
+
+        Returns
+        -------
+        n_done : int
+            Chunks already written and verified (they are skipped).
+        """
+        self.progress.mkdir(parents=True, exist_ok=True)
+        if self.format == "fits-tiles":
+            self.path.mkdir(parents=True, exist_ok=True)
+        elif not (self.path / "zarr.json").is_file() or not self._store_matches():
+            self._create_zarr()
+            for marker in self.progress.glob("*.json"):
+                marker.unlink()
+        self.done = {index for index, _ in self.regions() if self._verified(index)}
+        return len(self.done)
+
+    def _template(self) -> xr.Dataset:
+        from xgamma.io.zarr_maps import zarr_dataset
+
+        return zarr_dataset(self.dataset)
+
+    def _create_zarr(self) -> None:
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        template = self._template()
+        encoding = {name: {"chunks": tuple(self.chunk_sizes.get(d, template.sizes[d]) for d in var.dims)}
+                    for name, var in template.data_vars.items()}
+        # Metadata and the (small, in-memory) coordinates now; the map values chunk by chunk.
+        template.to_zarr(self.path, mode="w", compute=False, consolidated=False, encoding=encoding)
+
+    def _store_matches(self) -> bool:
+        import zarr
+
+        try:
+            group = zarr.open_group(str(self.path), mode="r")
+            for name, var in self.dataset.data_vars.items():
+                array = group[name]
+                expected = tuple(self.chunk_sizes.get(d, self.dataset.sizes[d]) for d in var.dims)
+                if array.shape != var.shape or array.chunks != expected or array.dtype != var.dtype:
+                    return False
+        except (KeyError, OSError, ValueError, TypeError):
+            return False
+        return True
+
+    def _verified(self, index: tuple[int, int]) -> bool:
+        try:
+            recorded = json.loads(self._marker(index).read_text())["checksums"]
+        except (OSError, ValueError, KeyError):
+            return False
+        try:
+            found = self._read_checksums(self._region(index))
+        except (OSError, ValueError, KeyError):
+            return False
+        return found == recorded
+
+    def _region(self, index: tuple[int, int]) -> dict[str, slice]:
+        return {d: slice(k * self.chunk_sizes[d], min((k + 1) * self.chunk_sizes[d], self.dataset.sizes[d]))
+                for d, k in zip(SPATIAL, index)}
+
+    def _read_checksums(self, region: dict[str, slice]) -> dict[str, str]:
+        if self.format == "fits-tiles":
+            index = tuple(region[d].start // self.chunk_sizes[d] for d in SPATIAL)
+            return _fits_checksums(self._tile(index))
+        import zarr
+
+        group = zarr.open_group(str(self.path), mode="r")
+        out = {}
+        for name, var in self.dataset.data_vars.items():
+            key = tuple(region.get(d, slice(None)) for d in var.dims)
+            out[name] = chunk_checksum(group[name][key])
+        return out
+
+    # ------------------------------------------------------------------ write
+    def arrays(self) -> dict[str, Any]:
+        """The dask arrays of the variables (to optimise the graphs of several stores together)."""
+        return {name: var.data for name, var in self.dataset.data_vars.items()}
+
+    def tasks(self, arrays: dict[str, Any] | None = None) -> list[Any]:
+        """One `dask.delayed` write per chunk not yet done, taking the chunk of every variable.
+
+        ``arrays`` replaces `arrays` (e.g. by their optimised versions, see `dask.optimize`).
+        """
+        import dask
+
+        arrays = self.arrays() if arrays is None else arrays
+        write = dask.delayed(_write_zarr_chunk if self.format == "zarr" else _write_fits_tile, pure=False)
+        blocks = {name: array.to_delayed(optimize_graph=False) for name, array in arrays.items()}
+        dims = {name: var.dims for name, var in self.dataset.data_vars.items()}
+        out = []
+        for index, region in self.regions():
+            if index in self.done:
+                continue
+            chunk = {name: blocks[name][tuple(index[SPATIAL.index(d)] if d in SPATIAL else 0 for d in dims[name])]
+                     for name in blocks}
+            if self.format == "zarr":
+                out.append(write(chunk, dims, str(self.path), region, str(self._marker(index))))
+            else:
+                template = self.dataset.isel(region)  # coordinates only are used (computed, small)
+                out.append(write(chunk, template.drop_vars(list(template.data_vars)), dims,
+                                 {name: template[name].attrs for name in template.data_vars},
+                                 str(self._tile(index)), str(self._marker(index))))
+        return out
+
+    def finish(self) -> None:
+        """Check that every chunk is recorded, consolidate the zarr metadata (a plain
+        `xarray.open_zarr` then opens the store without a warning), remove the markers."""
+        missing = [index for index, _ in self.regions() if not self._marker(index).is_file()]
+        if missing:
+            raise DataStoreError(f"{self.path}: {len(missing)} chunks were not written (first {missing[0]})")
+        if self.format == "zarr":
+            import warnings
+
+            import zarr
+
+            with warnings.catch_warnings():  # "not part of the Zarr format 3 specification" (yet)
+                warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+                zarr.consolidate_metadata(str(self.path))
+        shutil.rmtree(self.progress, ignore_errors=True)
+
+
+def _write_zarr_chunk(chunk: dict[str, np.ndarray], dims: dict[str, tuple], store: str, region: dict[str, slice],
+                      marker: str) -> int:
+    """Write every variable of one computed chunk into its zarr arrays, then the chunk's marker."""
+    import zarr
+
+    group = zarr.open_group(store, mode="r+")
+    checksums = {}
+    for name, values in chunk.items():
+        array = group[name]
+        values = np.asarray(values, dtype=array.dtype)
+        array[tuple(region.get(d, slice(None)) for d in dims[name])] = values
+        checksums[name] = chunk_checksum(values)
+    _write_marker(Path(marker), {"checksums": checksums})
+    return sum(int(v.nbytes) for v in chunk.values())
+
+
+def _write_fits_tile(chunk: dict[str, np.ndarray], coords: xr.Dataset, dims: dict[str, tuple],
+                     attrs: dict[str, dict], path: str, marker: str) -> int:
+    """Write one computed chunk as a FITS file (one image HDU per variable, the tile's WCS)."""
+    from xgamma.io.fits_maps import write_maps
+
+    tile = coords.assign({name: (dims[name], values, attrs[name]) for name, values in chunk.items()})
+    write_maps(_fits_layout(tile), path, overwrite=True)
+    _write_marker(Path(marker), {"checksums": _fits_checksums(Path(path))})
+    return sum(int(v.nbytes) for v in chunk.values())
+
+
+def _fits_layout(chunk: xr.Dataset) -> xr.Dataset:
+    """Variables with extra dims (e.g. ``correlation_radius``) split into one map per value."""
+    out = {}
+    for name, var in chunk.data_vars.items():
+        extra = [d for d in var.dims if d not in ("energy", *SPATIAL)]
+        if not extra:
+            out[name] = var
+            continue
+        stacked = var.stack(_item=extra)
+        for k in range(stacked.sizes["_item"]):
+            item = stacked.isel(_item=k)
+            label = "_".join(f"{d}{_label(item.coords[d].values)}" for d in extra)
+            out[f"{name}_{label}"] = item.drop_vars(["_item", *extra], errors="ignore")
+    return xr.Dataset(out, attrs=chunk.attrs)
+
+
+def _label(value: Any) -> str:
+    number = np.ndim(value) == 0 and np.issubdtype(np.asarray(value).dtype, np.number)
+    return f"{float(value):g}" if number else str(value)
+
+
+def _fits_checksums(path: Path) -> dict[str, str]:
+    from astropy.io import fits
+
+    with fits.open(path, memmap=False) as hdulist:
+        return {hdu.name: chunk_checksum(np.asarray(hdu.data)) for hdu in hdulist[1:] if hdu.is_image}

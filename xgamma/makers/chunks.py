@@ -1,0 +1,104 @@
+"""The spatial chunk layout shared by the map-making graphs (`xgamma.makers.maps`,
+`xgamma.makers.exposure`): chunk slices, which chunks a pointing reaches, input checks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import Angle
+
+from xgamma.exceptions import ConfigError, DataStoreError, GeometryError
+from xgamma.geometry.spherical import unit_vectors
+
+if TYPE_CHECKING:
+    from xgamma.geometry import SkyGeometry
+    from xgamma.io.datastore import Observation
+
+__all__ = ["DEFAULT_CHUNK", "ChunkIndex", "chunk_slices", "normalise_chunks", "check_inputs"]
+
+DEFAULT_CHUNK = 256
+
+
+def chunk_slices(n: int, size: int) -> list[slice]:
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def normalise_chunks(chunks: int | Sequence[int] | None, shape: tuple[int, int]) -> tuple[int, int]:
+    if chunks is None:
+        chunks = DEFAULT_CHUNK
+    sizes = np.broadcast_to(np.asarray(chunks, dtype=int), (2,))
+    if np.any(sizes < 1):
+        raise GeometryError(f"spatial chunk sizes must be positive, got {chunks}")
+    return int(min(sizes[0], shape[0])), int(min(sizes[1], shape[1]))
+
+
+class ChunkIndex:
+    """Which spatial chunks each pointing reaches: a cheap bound, then the exact border test.
+
+    A chunk is reached when a pixel centre lies within ``offset_max`` of the pointing. The
+    nearest pixel of a chunk to an outside point lies on the chunk's border, so the border
+    pixels (plus "pointing inside the chunk") decide it; one and a half pixels of margin cover
+    the curvature of the projection. Chunks farther than offset_max + the chunk's own radius
+    (angular distance from its centre pixel to its farthest border pixel) are skipped without
+    the border test, so building the graph costs runs x chunks touched, not runs x chunks.
+    """
+
+    def __init__(self, geometry: SkyGeometry, lat_slices: list[slice], lon_slices: list[slice],
+                 offset_max_deg: float) -> None:
+        self.geometry = geometry
+        self.lat_slices, self.lon_slices = lat_slices, lon_slices
+        self.limit = np.radians(offset_max_deg + 1.5 * geometry.pixel_scale)
+        # Border pixels of every chunk, then its centre, through one WCS call for all chunks.
+        xs, ys, sizes = [], [], []
+        for lat in lat_slices:
+            for lon in lon_slices:
+                y, x = np.arange(lat.start, lat.stop), np.arange(lon.start, lon.stop)
+                xs += [x, x, np.full(y.size, x[0]), np.full(y.size, x[-1]), [(x[0] + x[-1]) / 2]]
+                ys += [np.full(x.size, y[0]), np.full(x.size, y[-1]), y, y, [(y[0] + y[-1]) / 2]]
+                sizes.append(2 * (x.size + y.size) + 1)
+        vectors = unit_vectors(*geometry.pixel_to_world(np.concatenate(xs), np.concatenate(ys)))
+        self.borders = []
+        centres, radii = [], []
+        for chunk in np.split(vectors, np.cumsum(sizes)[:-1]):
+            finite = np.all(np.isfinite(chunk), axis=1)
+            centre, border = chunk[-1], chunk[:-1][finite[:-1]]
+            self.borders.append(border)
+            centres.append(centre)
+            radii.append(np.arccos(np.clip(border @ centre, -1, 1)).max() if border.size else np.pi)
+        self.centres = np.array(centres)
+        self.radii = np.array(radii)
+
+    def reached(self, pointing_vector: np.ndarray, pixel: tuple[float, float]) -> list[int]:
+        """Flat indices (i_lat * n_lon_chunks + i_lon) of the chunks a pointing reaches."""
+        with np.errstate(invalid="ignore"):
+            to_centres = np.arccos(np.clip(self.centres @ pointing_vector, -1, 1))
+        candidates = np.flatnonzero(~(to_centres > self.limit + self.radii))  # NaN centres stay candidates
+        x, y = pixel
+        n_lon = len(self.lon_slices)
+        reached = []
+        for index in candidates:
+            lat, lon = self.lat_slices[index // n_lon], self.lon_slices[index % n_lon]
+            if lon.start - 0.5 <= x < lon.stop - 0.5 and lat.start - 0.5 <= y < lat.stop - 0.5:
+                reached.append(int(index))
+                continue
+            border = self.borders[index]
+            if border.size and np.arccos(np.clip(border @ pointing_vector, -1, 1)).min() < self.limit:
+                reached.append(int(index))
+        return reached
+
+
+def check_inputs(observations: Sequence[Observation], geometry: SkyGeometry, offset_max: Any) -> float:
+    if geometry.energy_edges is None:
+        raise GeometryError("map making needs a geometry with an energy axis (energy_edges)")
+    if len(observations) == 0:
+        raise DataStoreError("no observations to make maps from: the selection is empty")
+    try:
+        offset_max_deg = Angle(offset_max).to_value("deg")
+    except (u.UnitsError, ValueError, TypeError) as error:
+        raise ConfigError(f"maps.offset_max: expected an angle, got {offset_max!r}") from error
+    if not offset_max_deg > 0:
+        raise ConfigError(f"maps.offset_max must be positive, got {offset_max}")
+    return offset_max_deg

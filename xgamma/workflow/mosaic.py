@@ -1,0 +1,230 @@
+"""Survey mosaics streamed to disk chunk by chunk (``output.format: zarr`` or ``fits-tiles``).
+
+For maps too large to hold in memory (a Galactic-plane survey: 0.02 deg pixels over 175 x 6 deg,
+10-24 energy bins, ~60 M voxels per map), `run_mosaic` builds every product as one lazy graph
+and writes it one spatial chunk at a time (`xgamma.io.chunked.ChunkedStore`):
+
+* ``maps.zarr``: the stacked cube, ``counts``, ``exposure`` (m2 s) and ``background``;
+* ``images.zarr``: the squashed images ``counts``, ``exposure``, ``background`` and, with a
+  ``ring`` / ``significance`` / ``exclusion`` section, the ring background of the stacked images
+  (``off``, ``alpha``, ``acceptance_off``, ``ring_background``), ``excess`` and ``significance``
+  along a ``correlation_radius`` dim (one per ``significance.correlation_radius``), and the
+  ``exclusion`` mask.
+
+With ``fits-tiles`` each store is a folder of FITS files, one per chunk (``maps/maps_000_001.fits``,
+the tile's WCS; radii split into ``significance_correlation_radius0.1``, ...).
+
+The ring runs on the stacked images (as the H.E.S.S. survey and Gammapy's ring tutorial do;
+the field-of-view cut is ``maps.offset_max``), not run by run as the FITS path of ``xgamma run``
+does: per-run images of a whole survey would not fit anywhere.
+
+Resuming: the products are written into ``OUTPUT/.xgamma-resume/`` with a fingerprint of the
+resolved configuration, the runs and the geometry, and published into ``OUTPUT`` (with
+``config.yaml``, ``summary.json`` and the manifest ``products.json``, `xgamma.workflow.staging`)
+only when every chunk is written and verified. A run killed midway leaves that folder; the same
+configuration run again into the same folder skips the chunks already written (each checked
+against its recorded checksum). A different configuration, or complete products of an earlier
+run, are replaced only with ``overwrite`` (``--overwrite``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xgamma.exceptions import ConfigError, XgammaError
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from xgamma.workflow.analysis import Analysis
+
+__all__ = ["check_streamed", "mosaic_datasets", "run_mosaic", "RESUME_FOLDER"]
+
+log = logging.getLogger("xgamma")
+
+#: Where an unfinished streamed run keeps its products, inside the output folder.
+RESUME_FOLDER = ".xgamma-resume"
+_FINGERPRINT = "fingerprint.json"
+#: File and folder names of streamed products (a rerun with ``overwrite`` replaces all of them).
+MOSAIC_PRODUCT_NAMES = ("maps.zarr", "images.zarr", "maps", "images", "summary.json", "config.yaml")
+#: Sections of the FITS path that need maps in memory.
+_IN_MEMORY_SECTIONS = ("psf", "models", "background_model", "fit", "detect", "plots")
+
+
+def check_streamed(config: Any) -> None:
+    """A streamed configuration has only the sections that streamed products use."""
+    for name in _IN_MEMORY_SECTIONS:
+        if config.get(name):
+            raise ConfigError(f"{name}: not available with output.format {config['output']['format']!r} "
+                              "(streamed survey products: maps, ring background and significance); "
+                              "use output.format: fits for fits and plots")
+    if "threshold" in config.get("exclusion", {}):
+        raise ConfigError("exclusion.threshold: the iterated exclusion mask needs the images in memory; "
+                          "not available with a streamed output.format")
+
+
+def _radii(config: Any) -> list:
+    from xgamma.workflow.config import parse_angle
+
+    value = config.get("significance", {}).get("correlation_radius", "0.1 deg")
+    values = value if isinstance(value, list) else [value]
+    return [parse_angle(v, "significance.correlation_radius") for v in values]
+
+
+def mosaic_datasets(analysis: Analysis) -> dict[str, xr.Dataset]:
+    """The lazy products of a streamed run: ``{"maps": cube, "images": images + ring + significance}``."""
+    import numpy as np
+    import xarray as xr
+
+    from xgamma.makers import make_maps, squash_energy
+    from xgamma.maps import with_units
+    from xgamma.workflow import inputs
+    from xgamma.workflow.stages import _map_options, _squash_spectrum
+
+    config = analysis.config
+    cube = make_maps(analysis.observations, analysis.geometry, **_map_options(config))
+    images = squash_energy(cube, spectrum=_squash_spectrum(config))
+    products = {"maps": cube, "images": images}
+    if not any(name in config for name in ("ring", "significance", "exclusion")):
+        return products
+
+    from xgamma.estimators.significance import significance_maps
+
+    exclusion = analysis.exclusion if analysis.exclusion is not None else inputs.build_exclusion(
+        config, analysis.geometry)
+    ring = inputs.background_estimator_factory(config)(exclusion).run(images)
+    if "obs_id" in ring.dims:  # an estimator that leaves observations unstacked: sum them
+        ring = ring.sum("obs_id", keep_attrs=True)
+    radii = _radii(config)
+    correlate_off = config.get("significance", {}).get("correlate_off", True)
+    correlated = [significance_maps(ring, correlation_radius=radius, correlate_off=correlate_off) for radius in radii]
+    radius_coord = xr.DataArray([r.to_value("deg") for r in radii], dims="correlation_radius",
+                                attrs={"units": "deg"})
+
+    def along_radius(name: str) -> xr.DataArray:
+        stacked = xr.concat([maps[name] for maps in correlated], dim=radius_coord, coords="minimal",
+                            compat="override", join="override")
+        return with_units(stacked, correlated[0][name].attrs.get("units", ""), name=name)
+
+    layers = {name: with_units(ring[name], ring[name].attrs.get("units", ""), name=name)
+              for name in ("off", "alpha", "acceptance_off") if name in ring}
+    layers["ring_background"] = with_units(ring["background"], "", name="ring_background")
+    layers["excess"] = along_radius("excess")
+    layers["significance"] = along_radius("significance")
+    mask = xr.DataArray(np.asarray(exclusion.values, dtype=np.int16)[np.newaxis], dims=("energy", "lat", "lon"),
+                        coords=images["counts"].coords, attrs={"units": ""})
+    layers["exclusion"] = mask.chunk(images["counts"].chunksizes)
+    products["images"] = images.assign(layers)
+    products["images"].attrs = {**images.attrs, "background_method": ring.attrs.get("background_method", "")}
+    return products
+
+
+def _fingerprint(analysis: Analysis) -> dict[str, Any]:
+    """What must not change for a resumed run to continue the same products."""
+    from xgamma.version import __version__
+    from xgamma.workflow.config import dump_config
+
+    text = dump_config(analysis.config)
+    return {"config_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "obs_ids": [int(o.obs_id) for o in analysis.observations],
+            "geometry": analysis.geometry.header_text, "shape": list(analysis.geometry.shape),
+            "xgamma": __version__}
+
+
+def _store_name(name: str, fmt: str) -> str:
+    return f"{name}.zarr" if fmt == "zarr" else name
+
+
+def _prepare_folder(output: Path, fingerprint: dict[str, Any], overwrite: bool) -> Path:
+    """The resume folder: reused when it holds the same run, else created (refusing to replace
+    an unfinished different run or complete products without ``overwrite``)."""
+    from xgamma.workflow.staging import read_manifest
+
+    resume = output / RESUME_FOLDER
+    previous = None
+    if (resume / _FINGERPRINT).is_file():
+        try:
+            previous = json.loads((resume / _FINGERPRINT).read_text())
+        except ValueError:
+            previous = None
+    if previous == fingerprint:
+        log.info("resuming the unfinished run in %s", resume)
+        return resume
+    if resume.exists():
+        if not overwrite:
+            raise XgammaError(f"{output} holds an unfinished run of a different configuration ({resume}); "
+                              "pass --overwrite (overwrite=True) to discard it, or another output folder")
+        shutil.rmtree(resume)
+    if read_manifest(output) is not None and not overwrite:
+        raise XgammaError(f"{output} already holds the products of a complete run; pass --overwrite "
+                          "(overwrite=True) to replace them, or another output folder")
+    resume.mkdir(parents=True)
+    (resume / _FINGERPRINT).write_text(json.dumps(fingerprint, indent=2))
+    return resume
+
+
+def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool = False) -> dict[str, Path]:
+    """Write the streamed products of ``analysis`` into ``output`` (see the module docstring).
+
+    Returns
+    -------
+    products : dict of Path
+        The published stores / tile folders and files by name.
+    """
+    import dask
+
+    from xgamma.io.chunked import ChunkedStore
+    from xgamma.makers.maps import DEFAULT_CHUNK
+    from xgamma.workflow.progress import compute
+
+    config = analysis.config
+    check_streamed(config)
+    fmt = config["output"]["format"]
+    if output is None:
+        raise ConfigError(f"output.format {fmt!r} writes the products chunk by chunk: give an output folder")
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    resume = _prepare_folder(output, _fingerprint(analysis), overwrite)
+    chunks = config["maps"].get("chunks") or DEFAULT_CHUNK
+    stores = {name: ChunkedStore(dataset, resume / _store_name(name, fmt), chunks=chunks,
+                                 progress=resume / ".chunks" / name, format=fmt)
+              for name, dataset in mosaic_datasets(analysis).items()}
+    resumed = {name: store.prepare() for name, store in stores.items()}
+    # One optimisation of all variables of all stores, so that shared inputs stay shared.
+    arrays = {(name, var): array for name, store in stores.items() for var, array in store.arrays().items()}
+    optimized = dict(zip(arrays, dask.optimize(*arrays.values())))
+    tasks = [task for name, store in stores.items()
+             for task in store.tasks({var: optimized[name, var] for var in store.arrays()})]
+    log.info("writing %d chunks (%d already written)", len(tasks), sum(resumed.values()))
+    if tasks:
+        compute(*tasks, progress=analysis.progress)
+    for store in stores.values():
+        store.finish()
+    analysis.summary["mosaic"] = {
+        "format": fmt,
+        "stores": {name: {"chunks": int(store.n_chunks[0] * store.n_chunks[1]), "resumed": resumed[name]}
+                   for name, store in stores.items()},
+        "obs_ids": [int(o.obs_id) for o in analysis.observations],
+    }
+    return _publish(analysis, output, resume, {name: store.path for name, store in stores.items()})
+
+
+def _publish(analysis: Analysis, output: Path, resume: Path, stores: dict[str, Path]) -> dict[str, Path]:
+    """Publish the finished stores with ``summary.json`` and ``config.yaml`` (`StagedOutput`:
+    earlier products replaced, the manifest ``products.json`` last), then drop the resume folder."""
+    from xgamma.workflow import products
+    from xgamma.workflow.staging import StagedOutput
+
+    with StagedOutput(output, product_names=(*products.PRODUCT_NAMES, *MOSAIC_PRODUCT_NAMES)) as staging:
+        staged = {}
+        for name, path in stores.items():
+            staged[name] = path.rename(staging.path / path.name)  # same file system: a rename
+        staged["summary"] = products.write_summary(analysis, staging.path)
+        staged["config"] = products.write_config(analysis, staging.path)
+    shutil.rmtree(resume)
+    return {name: staging.final(path) for name, path in staged.items()}
