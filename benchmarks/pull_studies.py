@@ -4,10 +4,11 @@ Each realisation is a DL3 data store simulated by `xgamma.simulate` (source + ba
 through the analytic IRFs, two wobble pointings of 30 min), binned and fitted from the true values
 by `xgamma.testing.pulls.simulate_and_fit`. Studies (`STUDIES`):
 
-* ``point``, ``gaussian``, ``disk``: the simulated migration is 1 % (delta-like); fits ``images``
-  (`MapDataset.to_image`, the workflow's ``fit.on: images``), ``squashed`` (images squashed with
-  the source's spectrum: weighting = source) and ``squashed-index-2`` (weighting index 2, source
-  index 2.3: weighting != source), the index fixed at its true value;
+* ``point``, ``gaussian``, ``disk``: the simulated migration is 1 % (delta-like); fits
+  ``squashed`` (images squashed with the source's spectrum: weighting = source) and
+  ``squashed-index-2`` (weighting index 2, source index 2.3: weighting != source), the index
+  fixed at its true value (``images``, the workflow's `MapDataset.to_image`, is in the CI pull
+  test tests/validation/test_pulls.py);
 * ``point-edisp``, ``gaussian-edisp``, ``disk-edisp``: a migration of 15 % width and +5 % bias;
   fit ``cube-edisp`` (true-energy exposure and migration kernel, free index).
 
@@ -32,14 +33,11 @@ from pathlib import Path
 
 from xgamma.testing.pulls import PullSetup, PullStudy, simulate_and_fit
 
-#: Small, bright configurations: TS of a few hundred (Gaussian pulls), a few seconds per realisation.
-COMMON = dict(flux=1e-11, index=2.3, size=0.15, width=1.6, binsz=0.04, energy=(0.3, 10.0, 6),
-              energy_true=(0.1, 30.0, 12), offset_max=2.0)
-IMAGE_FITS = ("images", "squashed", "squashed-index-2")
+IMAGE_FITS = ("squashed", "squashed-index-2")
 EDISP_FITS = ("cube-edisp",)
 STUDIES = {
-    **{source: PullSetup(source=source, fits=IMAGE_FITS, **COMMON) for source in ("point", "gaussian", "disk")},
-    **{f"{source}-edisp": PullSetup(source=source, fits=EDISP_FITS, edisp_sigma=0.15, edisp_bias=0.05, **COMMON)
+    **{source: PullSetup(source=source, fits=IMAGE_FITS) for source in ("point", "gaussian", "disk")},
+    **{f"{source}-edisp": PullSetup(source=source, fits=EDISP_FITS, edisp_sigma=0.15, edisp_bias=0.05)
        for source in ("point", "gaussian", "disk")},
 }
 
