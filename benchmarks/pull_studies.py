@@ -8,7 +8,7 @@ by `xgamma.testing.pulls.simulate_and_fit`. Studies (`STUDIES`):
   ``squashed`` (images squashed with the source's spectrum: weighting = source) and
   ``squashed-index-2`` (weighting index 2, source index 2.3: weighting != source), the index
   fixed at its true value (``images``, the workflow's `MapDataset.to_image`, is in the CI pull
-  test tests/validation/test_pulls.py);
+  test tests/validation/test_simulated_pulls.py);
 * ``point-edisp``, ``gaussian-edisp``, ``disk-edisp``: a migration of 15 % width and +5 % bias;
   fit ``cube-edisp`` (true-energy exposure and migration kernel, free index).
 

@@ -33,7 +33,7 @@ def _run_group(args: tuple[list[Cell], str, Path | None]) -> list[dict]:
 
     warnings.simplefilter("ignore")
     from matrix_runs import MatrixRuns
-    from test_matrix import compare_fit, reference_fit
+    from test_matrix import TOLERANCES, compare_fit, reference_fit
 
     cells, data_dir, json_lines = args
     runs = MatrixRuns(Path(data_dir))
@@ -46,10 +46,10 @@ def _run_group(args: tuple[list[Cell], str, Path | None]) -> list[dict]:
             reference = reference_fit(runs, cell)
             failures = [] if ours.success else [f"xgamma failed: {ours.message}"]
             failures += [] if reference.success else ["Gammapy failed"]
-            failures += compare_fit(ours, reference, cell)
+            failures += list(compare_fit(ours, reference, cell).values())
             significance = runs.xgamma_significance(cell)["max_significance"]
             gp_significance = runs.gammapy_significance(cell).peak
-            if abs(significance / gp_significance - 1) > 0.02:
+            if abs(significance / gp_significance - 1) > TOLERANCES["significance"]:
                 failures.append(f"significance peak: {significance:.3f} vs {gp_significance:.3f}")
             row.update(xgamma=dataclasses.asdict(ours), gammapy=dataclasses.asdict(reference),
                        significance=significance, gammapy_significance=gp_significance,
@@ -125,10 +125,10 @@ def main() -> None:
     groups: dict = {}
     for cell in cells:
         groups.setdefault(cell.maps_key, []).append(cell)
-    # Round-robin over the data sets, so that a run stopped early has seen all of them.
+    # Round-robin over (data set, safe range), so that a run stopped early has seen all of them.
     by_data: dict = {}
     for key, group in groups.items():
-        by_data.setdefault(key[0], []).append(group)
+        by_data.setdefault(key[:2], []).append(group)
     ordered = [g for batch in itertools.zip_longest(*by_data.values()) for g in batch if g is not None]
     jobs = [(group, data_dir, args.json) for group in ordered]
     start = time.perf_counter()
