@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import assert_products_equal, mosaic_config
+from mosaic_cases import assert_products_equal, mosaic_config
 
 from xgamma.io.zarr_maps import read_zarr
 from xgamma.workflow.mosaic import RESUME_FOLDER

@@ -8,7 +8,7 @@ import dask
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import assert_products_equal, mosaic_config
+from mosaic_cases import assert_products_equal, mosaic_config
 
 from xgamma.exceptions import ConfigError, XgammaError
 from xgamma.io.zarr_maps import read_zarr

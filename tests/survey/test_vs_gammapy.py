@@ -22,7 +22,7 @@ import warnings
 import astropy.units as u
 import numpy as np
 import pytest
-from conftest import mosaic_config
+from mosaic_cases import mosaic_config
 
 from xgamma.io.zarr_maps import read_zarr
 from xgamma.workflow import run_analysis

@@ -84,11 +84,11 @@ def mosaic_datasets(analysis: Analysis) -> dict[str, xr.Dataset]:
     from xgamma.makers import make_maps, squash_energy
     from xgamma.maps import with_units
     from xgamma.workflow import inputs
-    from xgamma.workflow.stages import _map_options, _squash_spectrum
+    from xgamma.workflow.stages import map_options, squash_spectrum
 
     config = analysis.config
-    cube = make_maps(analysis.observations, analysis.geometry, **_map_options(config))
-    images = squash_energy(cube, spectrum=_squash_spectrum(config))
+    cube = make_maps(analysis.observations, analysis.geometry, **map_options(analysis))
+    images = squash_energy(cube, spectrum=squash_spectrum(config))
     products = {"maps": cube, "images": images}
     if not any(name in config for name in ("ring", "significance", "exclusion")):
         return products

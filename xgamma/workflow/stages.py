@@ -72,13 +72,15 @@ class Stage:
     check: Callable[[Analysis], None] | None = None
 
 
-def _map_options(analysis: Analysis) -> dict[str, Any]:
+def map_options(analysis: Analysis) -> dict[str, Any]:
+    """Keyword arguments of the map makers from the ``maps`` and ``geometry`` sections."""
     section = analysis.config["maps"]
     return dict(offset_max=section["offset_max"], safe_energy=section.get("safe_energy"),
                 energy_true=inputs.energy_true_edges(analysis.config, analysis.geometry), chunks=section.get("chunks"))
 
 
-def _squash_spectrum(config: Mapping[str, Any]) -> Any:
+def squash_spectrum(config: Mapping[str, Any]) -> Any:
+    """The ``maps.squash.spectrum`` weighting of the energy squash (None: the default)."""
     return config["maps"].get("squash", {}).get("spectrum")
 
 
@@ -86,7 +88,7 @@ def observation_maps(analysis: Analysis) -> xr.Dataset:
     """Lazy per-observation cube (``obs_id`` dim) with the options of the ``maps`` section."""
     from xgamma.makers import make_observation_maps
 
-    return make_observation_maps(analysis.observations, analysis.geometry, **_map_options(analysis))
+    return make_observation_maps(analysis.observations, analysis.geometry, **map_options(analysis))
 
 
 def observation_images(analysis: Analysis) -> xr.Dataset:
@@ -101,7 +103,7 @@ def observation_images(analysis: Analysis) -> xr.Dataset:
     from xgamma.makers import make_map_products
 
     return make_map_products(analysis.observations, analysis.geometry, maps=False, observation_images=True,
-                             **_map_options(analysis)).observation_images
+                             **map_options(analysis)).observation_images
 
 
 def check_maps(analysis: Analysis) -> None:
@@ -129,12 +131,12 @@ def run_maps(analysis: Analysis) -> None:
     from xgamma.makers import make_map_products, squash_energy
 
     config = analysis.config
-    spectrum = _squash_spectrum(config)
+    spectrum = squash_spectrum(config)
     # With per-observation images asked for, they come from the same block tasks as the cube:
     # each observation is read and binned once.
     wanted = OBSERVATION_IMAGES in analysis.requested
     products = make_map_products(analysis.observations, analysis.geometry, observation_images=wanted,
-                                 **_map_options(analysis))
+                                 **map_options(analysis))
     if wanted:
         cube, analysis.observation_images = analysis.compute(products.maps, products.observation_images)
     else:
@@ -221,7 +223,7 @@ def run_fit(analysis: Analysis) -> None:
     if analysis.models is None:
         check_fit(analysis)
     edisp = fit_section.get("edisp", False)
-    options = _map_options(analysis)
+    options = map_options(analysis)
     psf, migration = source_kernels(
         analysis.observations, analysis.geometry, analysis.models, offset_max=options["offset_max"],
         safe_energy=options["safe_energy"], energy_true=options["energy_true"], edisp=edisp,
