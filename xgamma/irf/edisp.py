@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import astropy.units as u
 import numpy as np
 
-from xgamma.irf._grid import GridInterpolator, IRFAxis, to_value
+from xgamma.irf._grid import to_value
 from xgamma.irf._table import CellIRF
 
 __all__ = ["EnergyDispersion2D"]
