@@ -63,9 +63,13 @@ def test_demo_writes_products_and_summary(demo_output):
     assert not list(demo_output.glob("*.part"))
 
 
-def test_full_reference_config(data_dir, tmp_path, monkeypatch):
+def test_full_reference_config(data_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XGAMMA_DATA", str(data_dir))
-    assert main(["run", str(EXAMPLES / "cta-gc-full.yaml"), "--output", str(tmp_path), "--quiet"]) == 0
+    assert main(["run", str(EXAMPLES / "cta-gc-full.yaml"), "--output", str(tmp_path)]) == 0
+    # Without --quiet the run prints its products, the fit table and the peak significance.
+    printed = capsys.readouterr().out
+    assert "FitResult: success=True" in printed and "source.lon_0" in printed
+    assert "peak significance" in printed and "off-pixel significance distribution" in printed
     fit = json.loads((tmp_path / "fit.json").read_text())
     assert set(fit) >= {"success", "statistic", "nfev", "parameters", "covariance"}
     assert fit["success"]

@@ -197,4 +197,5 @@ def test_msh_15_52_flux_maps_match_gammapy(hess_datastore_dir):
     for name in ("flux", "flux_err", "flux_errn", "flux_errp", "flux_ul", "flux_sensitivity"):
         expected = getattr(reference, name).quantity.to_value("cm-2 s-1")
         assert np.array_equal(np.isnan(ours[name].values), np.isnan(expected)), name
+        print(f"MSH 15-52 {name}: max rel diff {np.nanmax(np.abs(ours[name].values / expected - 1)):.2e}")
         np.testing.assert_allclose(ours[name].values, expected, rtol=1e-3, err_msg=name)  # issue: 3 %

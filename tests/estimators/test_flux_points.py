@@ -248,6 +248,10 @@ def test_crab_flux_points_match_gammapy(hess_datastore_dir):
 
     np.testing.assert_array_equal(ours.counts.values, np.asarray(reference["counts"]).ravel())
     sigma = column("dnde_err")
+    print("Crab flux points vs Gammapy: dnde rel " + " ".join(f"{v:+.4f}" for v in ours.dnde.values / column("dnde") - 1)
+          + "; in sigma " + " ".join(f"{v:+.3f}" for v in (ours.dnde.values - column("dnde")) / sigma)
+          + "; UL rel " + " ".join(f"{v:+.4f}" for v in ours.dnde_ul.values / column("dnde_ul") - 1)
+          + "; sqrt(TS) " + " ".join(f"{v:.1f}" for v in ours.sqrt_ts.values))
     close = np.abs(ours.dnde.values / column("dnde") - 1) < 0.05
     assert np.all(close | (np.abs(ours.dnde.values - column("dnde")) < 0.2 * sigma)), ours.dnde.values
     assert np.sum(ours.sqrt_ts.values > 4) >= 4  # most points are significant, and those agree to 5 %

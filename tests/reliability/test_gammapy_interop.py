@@ -96,3 +96,32 @@ def test_significance_products_say_what_is_correlated(run_output):
 def test_npred_is_never_negative(run_output):
     npred = read_maps(run_output / "residuals.fits")["npred"].values
     assert npred.min() >= 0 and npred.max() > 0
+
+
+def test_gammapy_reads_the_detection_products(base_stores, tmp_path):
+    """The ``detect`` stage's ``ts_map.fits`` and ``models.yaml`` open in Gammapy; ``sources.fits`` in astropy."""
+    from astropy.table import Table
+    from gammapy.maps import Map
+    from gammapy.modeling.models import Models
+
+    from corpus_runner import base_config, run_cli
+
+    config = base_config(base_stores["hess"], "maps")
+    config["detect"] = {"threshold": 8, "max_sources": 1, "morphologies": ["point"]}
+    path = tmp_path / "detect.yaml"
+    path.write_text(json.dumps(config))
+    outcome = run_cli(["run", str(path), "--output", str(tmp_path / "out"), "--quiet"])
+    assert outcome.code == 0, outcome.stderr
+    out = tmp_path / "out"
+    sources = Table.read(out / "sources.fits")
+    assert len(sources) == 1  # the Crab
+    ours = read_maps(out / "ts_map.fits")
+    with fits.open(out / "ts_map.fits") as hdulist:
+        names = [h.name for h in hdulist if isinstance(h, fits.ImageHDU)]
+        assert hdulist[0].header["N_SRC"] == 1 and hdulist[0].header["CREATOR"].startswith("xgamma ")
+    assert {"TS", "SQRT_TS", "FLUX"} <= set(names)
+    for name in names:
+        theirs = Map.read(out / "ts_map.fits", hdu=name)
+        np.testing.assert_array_equal(theirs.data, ours[name.lower()].values)
+    models = Models.read(out / "models.yaml")
+    assert sources["name"][0] in models.names

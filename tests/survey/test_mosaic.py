@@ -34,6 +34,9 @@ def test_zarr_mosaic_equals_the_in_memory_products_and_reopens(survey_store, ref
     from xgamma.maps import map_geometry
 
     assert map_geometry(read_zarr(output / "maps.zarr")) == analysis.geometry
+    # Plain xarray keeps the geometry too (the spatial_ref coordinate): the accessor works on it.
+    assert map_geometry(xr.open_zarr(output / "maps.zarr")) == analysis.geometry
+    assert plain["significance"].sky.geometry.wcs.wcs.compare(analysis.geometry.wcs.wcs)
     summary = json.loads((output / "summary.json").read_text())["mosaic"]
     assert summary["stores"]["maps"] == {"chunks": 9, "resumed": 0}
     assert not (output / RESUME_FOLDER).exists()

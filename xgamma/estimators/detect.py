@@ -58,6 +58,9 @@ class DetectionResult:
         The residual TS map after the last fit.
     stopped : str
         Why the search ended.
+    dataset_name : str
+        Name of the dataset searched: ``models.yaml`` ties the background model to it (Gammapy
+        reads the file).
     """
 
     models: list
@@ -67,6 +70,7 @@ class DetectionResult:
     ts_map: xr.Dataset
     stopped: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
+    dataset_name: str = "stacked"
 
     def write(self, directory: Any, *, overwrite: bool = False) -> dict[str, Any]:
         """Write ``sources.ecsv``, ``sources.fits`` and ``models.yaml`` into ``directory`` (atomically).
@@ -90,7 +94,7 @@ class DetectionResult:
         with atomic_path(paths["sources_fits"], overwrite=overwrite) as tmp:
             self.sources.write(tmp, format="fits")
         with atomic_path(paths["models"], overwrite=overwrite) as tmp:
-            write_models(self.models, tmp)
+            write_models(self.models, tmp, dataset_name=self.dataset_name)
         return paths
 
 
@@ -267,7 +271,8 @@ def detect_sources(
     return DetectionResult(models=models, sources=table, history=history_table, fit_result=result, ts_map=residual,
                            stopped=stopped, settings=dict(threshold=threshold, max_sources=int(max_sources),
                                                           extension_ts=extension_ts,
-                                                          morphologies=list(morphologies)))
+                                                          morphologies=list(morphologies)),
+                           dataset_name=dataset.name)
 
 
 def _free_name(prefix: str, taken: set[str]) -> str:

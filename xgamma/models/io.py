@@ -193,11 +193,22 @@ def read_models(path: str | os.PathLike) -> list:
         return models_from_dict(data, base_dir=path.parent)
 
 
-def write_models(models: list, path: str | os.PathLike, *, overwrite: bool = False) -> None:
-    """Write models to a YAML file Gammapy reads (``Models.read``)."""
+def write_models(models: list, path: str | os.PathLike, *, overwrite: bool = False,
+                 dataset_name: str = "stacked") -> None:
+    """Write models to a YAML file Gammapy reads (``Models.read``).
+
+    Gammapy needs every background model to name its dataset: one that names none is written
+    with ``datasets_names: [dataset_name]`` (the models passed in are not changed).
+    """
     import yaml
 
     path = Path(path)
     if path.exists() and not overwrite:
         raise ModelError(f"{path} exists; pass overwrite=True to replace it")
-    path.write_text(yaml.safe_dump(models_to_dict(models), sort_keys=False))
+    named = []
+    for model in models:
+        if isinstance(model, BackgroundModel) and not model.datasets_names:
+            model = model.copy()
+            model.datasets_names = [dataset_name]
+        named.append(model)
+    path.write_text(yaml.safe_dump(models_to_dict(named), sort_keys=False))

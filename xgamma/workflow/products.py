@@ -81,21 +81,10 @@ def write_fit_products(analysis: Analysis, output: Path) -> dict[str, Path]:
 
     write_json(output / "fit.json", analysis.fit_result.to_dict())
     with atomic_path(output / "models.yaml", overwrite=True) as tmp:
-        write_models(_with_dataset_names(analysis.models, getattr(analysis.dataset, "name", "stacked")), tmp)
+        write_models(analysis.models, tmp, dataset_name=getattr(analysis.dataset, "name", "stacked"))
     return {"models": output / "models.yaml", "fit": output / "fit.json",
             "residuals": write_maps(analysis.residuals, output / "residuals.fits", overwrite=True,
                                     header=provenance(analysis, "fit"))}
-
-
-def _with_dataset_names(models: list, dataset_name: str) -> list:
-    """Background models name the dataset they belong to (Gammapy's ``Models.read`` needs it)."""
-    out = []
-    for model in models:
-        if hasattr(model, "datasets_names") and not model.datasets_names:
-            model = model.copy()
-            model.datasets_names = [dataset_name]
-        out.append(model)
-    return out
 
 
 def write_significance_products(analysis: Analysis, output: Path) -> dict[str, Path]:
