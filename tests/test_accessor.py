@@ -156,6 +156,46 @@ def test_quantity_carries_the_units(dataset):
     assert dataset["counts"].sky.quantity.unit == u.dimensionless_unscaled
 
 
+def test_find_peaks_and_peak_mask_are_the_estimator_functions(geometry):
+    from xgamma.estimators import find_peaks, peak_mask
+
+    data = np.zeros((1, *geometry.shape))
+    data[0, 5, 4], data[0, 12, 15], data[0, 8, 10] = 7.0, 9.0, 4.0  # the last is below the threshold
+    image = make_map(da.from_array(data, chunks=(1, 8, 8)), geometry.to_image(), name="sqrt_ts")
+    table = image.sky.find_peaks(5, min_distance=1)
+    assert list(zip(table["y"], table["x"])) == [(12, 15), (5, 4)] and list(table["value"]) == [9.0, 7.0]
+    reference = find_peaks(image, 5, min_distance=1)
+    for name in reference.colnames:
+        np.testing.assert_array_equal(table[name], reference[name])
+    with raise_if_dask_computes():
+        mask = image.sky.peak_mask(5)
+    assert isinstance(mask.data, da.Array) and mask.dims == ("lat", "lon")
+    assert sorted(zip(*np.nonzero(mask.values))) == [(5, 4), (12, 15)]
+    xr.testing.assert_equal(mask.compute(), peak_mask(image, 5).compute())
+
+
+def test_flux_maps_of_a_dataset_is_the_estimator_function(geometry):
+    from xgamma.estimators import flux_maps
+
+    image = geometry.to_image()
+    counts = np.random.default_rng(4).poisson(3.0, (1, *geometry.shape)).astype(float)
+    maps = xr.Dataset({
+        "counts": make_map(da.from_array(counts, chunks=(1, 8, 8)), image),
+        "background": make_map(da.full((1, *geometry.shape), 3.0, chunks=(1, 8, 8)), image),
+        "exposure": make_map(da.full((1, *geometry.shape), 1e10, chunks=(1, 8, 8)), image, units="cm2 s"),
+    })
+    with raise_if_dask_computes():
+        out = maps.sky.flux_maps(correlation_radius="0.2 deg", selection_optional=("ul",))
+    assert isinstance(out["flux"].data, da.Array) and out["flux"].attrs["units"] == "cm-2 s-1"
+    computed = out.compute()
+    xr.testing.assert_allclose(computed, flux_maps(maps, correlation_radius="0.2 deg",
+                                                   selection_optional=("ul",)).compute())
+    # A flat exposure: the flux is the correlated excess over it, the UL above the flux.
+    inner = (slice(None), slice(3, -3), slice(3, -3))
+    np.testing.assert_allclose(computed.flux.values[inner], computed.excess.values[inner] / 1e10, rtol=1e-12)
+    assert np.all(computed.flux_ul.values[inner] > computed.flux.values[inner])
+
+
 def test_plot_draws_one_energy_bin_on_wcs_axes(cube):
     ax = cube.sky.plot(energy_index=1)
     assert hasattr(ax, "coords")  # WCSAxes

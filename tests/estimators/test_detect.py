@@ -20,6 +20,7 @@ def field(tmp_path_factory):  # ~25 s on a quiet 2-core machine: the CI run of t
     return dataset, detect_sources(dataset, threshold=5, max_sources=8, min_distance="0.1 deg")
 
 
+@pytest.mark.slow  # the five-source field: ~25 s quiet (the detect stage tests in tests/workflow stay fast)
 def test_finds_the_injected_sources(field):
     # The CI run of the study in benchmarks/validate_detection.py (20 seeds there).
     _, result = field
@@ -36,6 +37,7 @@ def test_finds_the_injected_sources(field):
     assert np.nanmax(result.ts_map.sqrt_ts.values) < 5  # nothing significant is left
 
 
+@pytest.mark.slow  # the five-source field: ~25 s quiet (the detect stage tests in tests/workflow stay fast)
 def test_writes_the_catalogue_and_models(field, tmp_path):
     from astropy.table import Table
 

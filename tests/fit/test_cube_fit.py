@@ -113,6 +113,7 @@ def _compare(ours, reference):
 
 
 @pytest.mark.gammapy
+@pytest.mark.slow  # Gammapy's two cube fits (fixture gammapy_crab; with the crab fixture, 39 s of setup at load 7)
 def test_cube_fit_with_edisp_matches_gammapy(crab, gammapy_crab):
     result = crab["edisp"].fit_result
     assert result.success, result.message
@@ -120,6 +121,7 @@ def test_cube_fit_with_edisp_matches_gammapy(crab, gammapy_crab):
 
 
 @pytest.mark.gammapy
+@pytest.mark.slow  # Gammapy's two cube fits (fixture gammapy_crab; with the crab fixture, 39 s of setup at load 7)
 def test_cube_fit_without_edisp_matches_gammapy(crab, gammapy_crab):
     assert crab["no_edisp"].success
     _compare(crab["no_edisp"], gammapy_crab["no_edisp"])

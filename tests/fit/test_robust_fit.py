@@ -219,6 +219,7 @@ def test_icrs_longitudes_are_reported_in_0_360(gaussian_profile):
 
 
 @pytest.mark.gammapy
+@pytest.mark.slow  # 16 s at load 7 (Gammapy image + fit); the free-norm fits above stay fast
 def test_free_norm_fit_matches_gammapy(gc_maps, gc_free_norm, gammapy_gc_image, gammapy_point_models):
     """The same fit in Gammapy 2.1 (from the same start, norm free).
 

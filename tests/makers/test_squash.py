@@ -47,7 +47,8 @@ def test_valid_range_and_weighted_exposure(masked_cube):
     edges = EDGES.to_value("TeV")
     lo, hi = images.safe_energy_min.values[0], images.safe_energy_max.values[0]
     assert images.safe_energy_min.attrs["units"] == "TeV"
-    np.testing.assert_allclose(lo[:, :20], edges[0]) and np.testing.assert_allclose(lo[:, 20:39], edges[2])
+    np.testing.assert_allclose(lo[:, :20], edges[0])
+    np.testing.assert_allclose(lo[:, 20:39], edges[2])
     np.testing.assert_allclose(hi[:, :39], edges[-1])
     # Per pixel: the index-2 flux fractions of the bins inside its range, normalised there (the
     # gap's bin counts in the normalisation: its flux is in the range, its exposure is zero).

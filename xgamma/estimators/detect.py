@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xgamma.estimators.ts_kernel import MORPHOLOGIES
 from xgamma.exceptions import EstimatorError
 
 if TYPE_CHECKING:
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
     from xgamma.fit.result import FitResult
 
 __all__ = ["detect_sources", "DetectionResult", "sources_table", "MORPHOLOGIES"]
-
-MORPHOLOGIES = ("point", "gaussian")
 
 
 @dataclass

@@ -24,14 +24,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from xgamma.estimators.counts_statistics import (
-    cash_errors,
-    cash_sensitivity,
-    cash_upper_limit,
-    on_off_errors,
-    on_off_sensitivity,
-    on_off_upper_limit,
-)
+from xgamma.estimators import counts_statistics as stats
 from xgamma.exceptions import EstimatorError
 
 __all__ = ["flux_maps", "survey_flux_maps", "FLUX_SELECTION"]
@@ -78,15 +71,16 @@ def _flux_block(*blocks: np.ndarray, window: Any, core: tuple[slice, slice], ker
         to_flux = np.where(mean_exposure > 0, flux_factor / mean_exposure, np.nan)
     out = {"exposure": mean_exposure, "flux": excess * to_flux, "flux_err": counts[len(counts) - 2] * n_sigma * to_flux}
     if "flux_errn" in names:
-        errn, errp = on_off_errors(n_on, n_off, alpha, n_sigma=n_sigma) if on_off else cash_errors(n_on, n_sigma=n_sigma)
+        errn, errp = stats.on_off_errors(n_on, n_off, alpha, n_sigma=n_sigma) if on_off else \
+            stats.cash_errors(n_on, n_sigma=n_sigma)
         out.update(flux_errn=errn * to_flux, flux_errp=errp * to_flux)
     if "flux_ul" in names:
-        ul = on_off_upper_limit(n_on, n_off, alpha, n_sigma=n_sigma_ul) if on_off else \
-            cash_upper_limit(n_on, background, n_sigma=n_sigma_ul)
+        ul = stats.on_off_upper_limit(n_on, n_off, alpha, n_sigma=n_sigma_ul) if on_off else \
+            stats.cash_upper_limit(n_on, background, n_sigma=n_sigma_ul)
         out["flux_ul"] = ul * to_flux
     if "flux_sensitivity" in names:
-        excess_5 = on_off_sensitivity(n_off, alpha, n_sigma=n_sigma_sensitivity) if on_off else \
-            cash_sensitivity(background, n_sigma=n_sigma_sensitivity)
+        excess_5 = stats.on_off_sensitivity(n_off, alpha, n_sigma=n_sigma_sensitivity) if on_off else \
+            stats.cash_sensitivity(background, n_sigma=n_sigma_sensitivity)
         if threshold is not None:  # at least gamma_min gammas and a fraction of the background
             excess_5 = np.maximum(np.maximum(excess_5, threshold[0]), threshold[1] * background)
         out["flux_sensitivity"] = excess_5 * to_flux

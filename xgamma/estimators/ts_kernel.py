@@ -8,7 +8,10 @@ import numpy as np
 
 from xgamma.exceptions import EstimatorError
 
-__all__ = ["ts_kernel", "kernel_offsets"]
+__all__ = ["ts_kernel", "kernel_offsets", "MORPHOLOGIES"]
+
+#: Source shapes a TS kernel (and so TS maps, source detection, ``xgamma run``) knows.
+MORPHOLOGIES = ("point", "gaussian")
 
 
 def _psf_data(psf: Any) -> np.ndarray:
@@ -76,8 +79,8 @@ def ts_kernel(
     data = _psf_data(psf)
     if pixel_scale is None:
         pixel_scale = getattr(psf, "pixel_scale", None)
-    if morphology not in ("point", "gaussian"):
-        raise EstimatorError(f"morphology must be 'point' or 'gaussian', got {morphology!r}")
+    if morphology not in MORPHOLOGIES:
+        raise EstimatorError(f"morphology must be one of {list(MORPHOLOGIES)}, got {morphology!r}")
     if (morphology == "gaussian" or max_radius is not None) and not (pixel_scale and pixel_scale > 0):
         raise EstimatorError("pixel_scale (deg) is needed for a Gaussian kernel or a max_radius")
     if morphology == "gaussian":

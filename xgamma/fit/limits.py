@@ -72,8 +72,8 @@ def position_limits(arrays: DatasetArrays, frame: str) -> tuple[tuple[float, flo
     xs, ys = np.linspace(x0, x1, nx), np.linspace(y0, y1, ny)
     outline_x = np.concatenate([xs, np.full(ny, x1), xs[::-1], np.full(ny, x0)])
     outline_y = np.concatenate([np.full(nx, y0), ys, np.full(nx, y1), ys[::-1]])
-    lon, lat = grid.wcs.wcs_pix2world(outline_x, outline_y, 0)
-    centre_lon, centre_lat = grid.wcs.wcs_pix2world([(x0 + x1) / 2], [(y0 + y1) / 2], 0)
+    lon, lat = grid.geometry.pixel_to_world(outline_x, outline_y)
+    centre_lon, centre_lat = grid.geometry.pixel_to_world(np.array([(x0 + x1) / 2]), np.array([(y0 + y1) / 2]))
     if frame != grid.frame:
         c = SkyCoord(np.append(lon, centre_lon), np.append(lat, centre_lat), unit="deg",
                      frame=grid.frame).transform_to(frame)
@@ -93,7 +93,7 @@ def _pole_pixel(grid, frame: str, lat: float) -> tuple[float, float]:
 
     c = SkyCoord(0.0, lat, unit="deg", frame=frame).transform_to(grid.frame)
     with np.errstate(all="ignore"):
-        x, y = grid.wcs.wcs_world2pix([c.spherical.lon.deg], [c.spherical.lat.deg], 0)
+        x, y = grid.geometry.world_to_pixel(np.array([c.spherical.lon.deg]), np.array([c.spherical.lat.deg]))
     return float(x[0]), float(y[0])
 
 

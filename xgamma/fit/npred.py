@@ -17,7 +17,6 @@ import numpy as np
 from xgamma.convolution import convolve_full
 from xgamma.models.background_model import BackgroundModel
 from xgamma.models.sky_model import SkyModel
-from xgamma.geometry.spherical import angular_distance
 from xgamma.models.spatial import PixelGrid, Point
 
 __all__ = ["DatasetArrays", "npred_source", "npred_background", "npred_total", "add_box"]
@@ -237,9 +236,7 @@ def _npred_point(arrays: DatasetArrays, model: SkyModel, psf: Any) -> tuple[Box 
     n_profiles = psf.profile.density.shape[0]
     mix = None if n_profiles == 1 else (per_bin[:, used] / counts[used]).T
     # True pixel sizes (deg) at the source: CAR pixels shrink in longitude by cos(lat).
-    w = grid.wcs.wcs_pix2world(np.array([[x0 - 0.5, y0], [x0 + 0.5, y0], [x0, y0 - 0.5], [x0, y0 + 0.5]]), 0)
-    size_x = float(angular_distance(*w[0], *w[1]))
-    size_y = float(angular_distance(*w[2], *w[3]))
+    size_x, size_y = grid.pixel_sizes(x0, y0)
     stamp = kernel_at_offset(psf.profile, n=n, size_x=size_x, size_y=size_y, dx=x0 - ix, dy=y0 - iy,
                              radius=psf.radius, oversample=min(psf.oversample, _POINT_OVERSAMPLE), mix=mix)
     stamp = stamp[:, ylo - (iy - n):yhi - (iy - n), xlo - (ix - n):xhi - (ix - n)]

@@ -241,7 +241,7 @@ def lower_minimum(
 
 
 def _world(arrays: DatasetArrays, x: float, y: float, frame: str) -> tuple[float, float]:
-    lon, lat = arrays.grid.wcs.wcs_pix2world([float(x)], [float(y)], 0)
+    lon, lat = arrays.grid.geometry.pixel_to_world(np.array([float(x)]), np.array([float(y)]))
     if frame != arrays.grid.frame:
         from astropy.coordinates import SkyCoord
 

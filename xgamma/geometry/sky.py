@@ -45,13 +45,19 @@ def _parse_wcs(header: str) -> WCS:
     return WCS(fits.Header.fromstring(header))
 
 
-def wcs_frame(wcs: WCS) -> str:
-    """The sky frame (``"galactic"`` or ``"icrs"``) of a celestial WCS, from its CTYPE1."""
-    ctype = wcs.wcs.ctype[0][:4]
+def wcs_frame(wcs: WCS | str) -> str:
+    """The sky frame (``"galactic"`` or ``"icrs"``) of a celestial WCS, or of its CTYPE1 string.
+
+    Raises
+    ------
+    GeometryError
+        A CTYPE1 of another frame (xgamma maps are Galactic or ICRS).
+    """
+    ctype = wcs if isinstance(wcs, str) else wcs.wcs.ctype[0]
     for frame, (lon_prefix, _) in FRAMES.items():
-        if ctype == lon_prefix:
+        if ctype[:4] == lon_prefix:
             return frame
-    raise GeometryError(f"unsupported celestial WCS CTYPE1={wcs.wcs.ctype[0]!r}: expected GLON-* or RA---*")
+    raise GeometryError(f"unsupported celestial WCS CTYPE1={ctype!r}: expected GLON-* or RA---*")
 
 
 class SkyGeometry:

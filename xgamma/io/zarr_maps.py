@@ -18,6 +18,7 @@ from pathlib import Path
 import xarray as xr
 
 from xgamma.exceptions import DataStoreError
+from xgamma.geometry.sky import wcs_frame
 from xgamma.io.fits_maps import atomic_path
 from xgamma.maps import map_geometry, with_indexes
 
@@ -38,7 +39,7 @@ def spatial_ref(header: str) -> xr.Variable:
     cards = fits.Header.fromstring(header)
     attrs = {"wcs_header": header, "grid_mapping_name": "celestial_wcs"}
     ctype = str(cards.get("CTYPE1", ""))
-    attrs["frame"] = "galactic" if ctype.startswith("GLON") else "icrs"
+    attrs["frame"] = wcs_frame(ctype)
     attrs["projection"] = ctype[-3:]
     attrs.update({key: cards[key] for key in _WCS_KEYS if key in cards})
     return xr.Variable((), np.int64(0), attrs=attrs)

@@ -15,6 +15,7 @@ The conventions follow Gammapy 2.1 so that maps agree with it:
 from __future__ import annotations
 
 import itertools
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -33,6 +34,7 @@ Scale = Literal["lin", "log"]
 _TINY32 = float(np.finfo(np.float32).tiny)
 # Points per block in the outer-product evaluation (temporaries of ~10 x BLOCK floats).
 BLOCK = 8192
+_CELL_TABLES_LOCK = threading.Lock()
 
 
 def to_value(value, unit: str | u.UnitBase, *, name: str) -> np.ndarray:
@@ -292,13 +294,18 @@ class GridInterpolator:
             return None
         x0 = np.ascontiguousarray(x0, dtype=float)
         key = x0.tobytes()
-        cache = self.__dict__.setdefault("_cell_tables", {})
-        table = cache.get(key)
+        # The cache is shared by every copy of a cached IRF (and the threads using them): guarded
+        # by a lock, holding read-only tables.
+        with _CELL_TABLES_LOCK:
+            cache = self.__dict__.setdefault("_cell_tables", {})
+            table = cache.get(key)
         if table is None:
             sub, _ = self.first_axis_slices(x0)
-            if len(cache) >= 8:  # a few energy grids per IRF in practice
-                cache.pop(next(iter(cache), None), None)  # (threads may race here: harmless)
-            table = cache[key] = CellTable(rest_axes, sub)
+            table = CellTable(rest_axes, sub)
+            with _CELL_TABLES_LOCK:
+                if len(cache) >= 8:  # a few energy grids per IRF in practice
+                    cache.pop(next(iter(cache)))
+                cache[key] = table
         return table
 
     def outer_blocks(self, x0: np.ndarray, rest: list[np.ndarray], *, block: int = BLOCK):
@@ -404,6 +411,8 @@ class CellTable:
             # Flattened cells: index i * stride + j with stride = n_nodes_y - 1.
             self.parts = tuple(np.ascontiguousarray(p.reshape(n_rows, -1)) for p in (a, dx, dy, dxy))
             self.stride = self.axes[1].nbin - 1
+        for part in self.parts:
+            part.flags.writeable = False  # cached on shared IRF objects: read-only
 
     def __call__(self, coords: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Values (n_rows, n) and validity (n,) at points given by one 1-D array per axis."""

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Self
 
 import astropy.units as u
 import numpy as np
 
 from xgamma.exceptions import IRFError
 from xgamma.fits_tables import check_column_values, column_row_array, read_table_hdu
-from xgamma.irf._grid import IRFAxis
+from xgamma.irf._grid import GridInterpolator, IRFAxis
 
-__all__ = ["IRFTable", "AXIS_COLUMNS", "threshold", "NEGATIVE_TOLERANCE"]
+__all__ = ["IRFTable", "CellIRF", "AXIS_COLUMNS", "threshold", "NEGATIVE_TOLERANCE"]
 
 # Axis name -> (accepted column prefixes, interpolation scale). CTA 1DC uses ETRUE_* in edisp.
 AXIS_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -68,6 +69,12 @@ class IRFTable:
                 return IRFAxis.from_lo_hi(name, lo.to(unit), hi.to(unit), interp)
         wanted = " or ".join(f"{p}_LO/{p}_HI" for p in prefixes)
         raise IRFError(f"columns {wanted} (axis {name!r}) missing in {self.where} (columns: {names})")
+
+    def grid(self, axis_names: tuple[str, ...], columns: str | tuple[str, ...], unit: str
+             ) -> tuple[tuple[IRFAxis, ...], u.Quantity]:
+        """The axes named ``axis_names`` and the data cell on them (checked by `values`), in that order."""
+        axes = tuple(self.axis(name) for name in axis_names)
+        return axes, self.values(columns, unit, tuple(axis.nbin for axis in axes))
 
     def _check_axis(self, name: str, prefix: str, lo: u.Quantity, hi: u.Quantity) -> None:
         """Units, finite values, bounds and increasing, contiguous bins of one axis (LO/HI columns)."""
@@ -161,6 +168,54 @@ class IRFTable:
                 f"not convertible to {expected!r}"
             )
         return values
+
+
+class CellIRF:
+    """Base of an IRF held as one data cell on GADF axes, read from one table HDU.
+
+    A subclass declares its format in the class statement, e.g. ``class PSFTable(CellIRF,
+    tag="psf_table", axes=("energy_true", "offset", "rad"), columns="RPSF", unit="sr-1",
+    hdu="PSF_2D_TABLE")``: the GADF class tag, the data's axis order, the accepted data columns
+    (first present wins), the data unit and the default HDU name. ``self._interp`` interpolates
+    the data linearly between bin centres (zero outside the edges, or as `mask_rule` says).
+    """
+
+    tag = ""
+    axis_names: tuple[str, ...] = ()
+    columns: str | tuple[str, ...] = ()
+    unit = ""
+    default_hdu = ""
+    #: ``mask_rule(valid_per_axis) -> valid`` of `GridInterpolator` (None: inside every axis).
+    mask_rule = None
+
+    def __init_subclass__(cls, *, tag: str | None = None, axes: tuple[str, ...] | None = None,
+                          columns: str | tuple[str, ...] | None = None, unit: str | None = None,
+                          hdu: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = {"tag": tag, "axis_names": axes, "columns": columns, "unit": unit, "default_hdu": hdu}
+        for name, value in declared.items():
+            if value is not None:  # else inherited (a subclass of a format class)
+                setattr(cls, name, value)
+
+    def __init__(self, axes: tuple[IRFAxis, ...], data: u.Quantity, *, meta: dict | None = None) -> None:
+        self.axes = tuple(axes)
+        self.data = u.Quantity(data).to(self.unit)
+        self.meta = dict(meta or {})
+        self._interp = GridInterpolator(self.axes, self.data.value, values_scale="lin", fill=True,
+                                        mask_rule=self.mask_rule)
+
+    @classmethod
+    def read(cls, path: str | Path, hdu: str | int | None = None) -> Self:
+        """Read the IRF from a FITS table HDU (default name `default_hdu`).
+
+        Raises
+        ------
+        IRFError
+            Naming the file, HDU and column: a missing or malformed axis or data column.
+        """
+        table = IRFTable(path, cls.default_hdu if hdu is None else hdu)
+        axes, values = table.grid(cls.axis_names, cls.columns, cls.unit)
+        return cls(axes, values, meta=table.meta())
 
 
 def threshold(header, key: str, *, where: str = "the IRF header") -> u.Quantity | None:

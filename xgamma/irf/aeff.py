@@ -49,9 +49,7 @@ class EffectiveArea2D:
     def read(cls, path: str | Path, hdu: str | int = "EFFECTIVE AREA") -> EffectiveArea2D:
         """Read an ``aeff_2d`` HDU (column ``EFFAREA``; ``ENERG``/``THETA`` axes)."""
         table = IRFTable(path, hdu)
-        energy = table.axis("energy_true")
-        offset = table.axis("offset")
-        values = table.values(("EFFAREA", "SPECRESP"), "m2", (energy.nbin, offset.nbin))
+        (energy, offset), values = table.grid(("energy_true", "offset"), ("EFFAREA", "SPECRESP"), "m2")
         lo, hi = (threshold(table.header, key, where=table.where) for key in ("LO_THRES", "HI_THRES"))
         if lo is not None and hi is not None and not lo < hi:
             raise IRFError(f"header keys LO_THRES = {lo} >= HI_THRES = {hi} in {table.where}")

@@ -249,9 +249,8 @@ class Background2D(_BackgroundBase):
     def read(cls, path: str | Path, hdu: str | int = "BACKGROUND") -> Background2D:
         """Read a ``bkg_2d`` HDU (column ``BKG`` or ``BGD``; ``ENERG``/``THETA`` axes)."""
         table = IRFTable(path, hdu)
-        energy, offset = table.axis("energy"), table.axis("offset")
-        values = table.values(("BKG", "BGD"), str(_BKG_UNIT), (energy.nbin, offset.nbin))
-        return cls((energy, offset), values, fov_alignment=_fov_alignment(table), meta=table.meta())
+        axes, values = table.grid(("energy", "offset"), ("BKG", "BGD"), str(_BKG_UNIT))
+        return cls(axes, values, fov_alignment=_fov_alignment(table), meta=table.meta())
 
     def _spatial(self, fov_lon, fov_lat):
         lon, lat = np.radians(fov_lon), np.radians(fov_lat)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import astropy.units as u
 import numpy as np
 
-from xgamma.irf._grid import GridInterpolator, IRFAxis, to_value
-from xgamma.irf._table import IRFTable
+from xgamma.irf._grid import to_value
+from xgamma.irf._table import CellIRF
 
 __all__ = ["EnergyDispersion2D"]
 
@@ -19,7 +17,8 @@ def _edisp_mask(valid):
     return (energy | migra) & offset
 
 
-class EnergyDispersion2D:
+class EnergyDispersion2D(CellIRF, tag="edisp_2d", axes=("energy_true", "migra", "offset"), columns="MATRIX",
+                         unit="", hdu="ENERGY DISPERSION"):
     """Migration probability density dP/dmu(E_true, mu = E_reco / E_true, offset).
 
     Axes order (energy_true, migra, offset); trilinear interpolation in (log E, mu, offset)
@@ -28,23 +27,7 @@ class EnergyDispersion2D:
     interpolation extrapolates linearly.
     """
 
-    tag = "edisp_2d"
-
-    def __init__(self, axes: tuple[IRFAxis, IRFAxis, IRFAxis], data: u.Quantity, *, meta: dict | None = None) -> None:
-        self.axes = tuple(axes)
-        self.data = u.Quantity(data).to("")
-        self.meta = dict(meta or {})
-        self._interp = GridInterpolator(
-            self.axes, self.data.value, values_scale="lin", fill=True, mask_rule=_edisp_mask
-        )
-
-    @classmethod
-    def read(cls, path: str | Path, hdu: str | int = "ENERGY DISPERSION") -> EnergyDispersion2D:
-        """Read an ``edisp_2d`` HDU (column ``MATRIX``; ``ENERG`` or ``ETRUE``, ``MIGRA``, ``THETA``)."""
-        table = IRFTable(path, hdu)
-        axes = (table.axis("energy_true"), table.axis("migra"), table.axis("offset"))
-        values = table.values("MATRIX", "", tuple(a.nbin for a in axes))
-        return cls(axes, values, meta=table.meta())
+    mask_rule = staticmethod(_edisp_mask)
 
     def evaluate(self, energy_true, offset, migra) -> u.Quantity:
         """Migration density (dimensionless) at true energy (TeV), offset (deg) and migra."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from xgamma.exceptions import IRFError
 from xgamma.irf._grid import GridInterpolator, IRFAxis, to_value
-from xgamma.irf._table import IRFTable
+from xgamma.irf._table import CellIRF, IRFTable
 
 __all__ = ["PSFTable", "PSF3Gauss", "PSFKing"]
 
@@ -191,7 +191,8 @@ class PSFKing(_ParametricPSF):
         return u.Quantity(np.where(g > 1, r, np.nan), "deg")
 
 
-class PSFTable:
+class PSFTable(CellIRF, tag="psf_table", axes=("energy_true", "offset", "rad"), columns="RPSF", unit="sr-1",
+               hdu="PSF_2D_TABLE"):
     """Tabulated PSF density dP/dOmega(E_true, offset, rad) (GADF ``psf_table``).
 
     Notes
@@ -201,13 +202,8 @@ class PSFTable:
     cumulative sum of ``value * 2 pi r dr`` at the upper rad edges, interpolated linearly.
     """
 
-    tag = "psf_table"
-
     def __init__(self, axes: tuple[IRFAxis, IRFAxis, IRFAxis], data: u.Quantity, *, meta: dict | None = None) -> None:
-        self.axes = tuple(axes)
-        self.data = u.Quantity(data).to("sr-1")
-        self.meta = dict(meta or {})
-        self._interp = GridInterpolator(self.axes, self.data.value, values_scale="lin", fill=True)
+        super().__init__(axes, data, meta=meta)
         rad = self.axes[2]
         width = np.radians(np.diff(rad.edges))
         center = np.radians(rad.nodes)
@@ -216,14 +212,6 @@ class PSFTable:
         upper_edges = u.Quantity(rad.edges[1:], rad.unit)
         upper = IRFAxis.from_lo_hi("rad", upper_edges, upper_edges, "lin")
         self._cumsum = GridInterpolator((self.axes[0], self.axes[1], upper), cumsum, values_scale="lin", fill=True)
-
-    @classmethod
-    def read(cls, path: str | Path, hdu: str | int = "PSF_2D_TABLE") -> PSFTable:
-        """Read a ``psf_table`` HDU (column ``RPSF``; ``ENERG``/``THETA``/``RAD`` axes)."""
-        table = IRFTable(path, hdu)
-        axes = (table.axis("energy_true"), table.axis("offset"), table.axis("rad"))
-        values = table.values("RPSF", "sr-1", tuple(a.nbin for a in axes))
-        return cls(axes, values, meta=table.meta())
 
     def evaluate(self, energy_true, offset, rad) -> u.Quantity:
         """PSF density dP/dOmega (sr-1), as tabulated (the table is normalised by its producer)."""

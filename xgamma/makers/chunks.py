@@ -11,7 +11,7 @@ import numpy as np
 from astropy.coordinates import Angle
 
 from xgamma.exceptions import ConfigError, DataStoreError, GeometryError
-from xgamma.geometry.spherical import unit_vectors
+from xgamma.geometry.spherical import chord_separation, unit_vectors
 
 if TYPE_CHECKING:
     from xgamma.geometry import SkyGeometry
@@ -50,7 +50,8 @@ class ChunkIndex:
                  offset_max_deg: float) -> None:
         self.geometry = geometry
         self.lat_slices, self.lon_slices = lat_slices, lon_slices
-        self.limit = np.radians(offset_max_deg + 1.5 * geometry.pixel_scale)
+        self.limit = offset_max_deg + 1.5 * geometry.pixel_scale  # deg
+        self.cos_limit = np.cos(np.radians(self.limit))
         # Border pixels of every chunk, then its centre, through one WCS call for all chunks.
         xs, ys, sizes = [], [], []
         for lat in lat_slices:
@@ -67,15 +68,15 @@ class ChunkIndex:
             centre, border = chunk[-1], chunk[:-1][finite[:-1]]
             self.borders.append(border)
             centres.append(centre)
-            radii.append(np.arccos(np.clip(border @ centre, -1, 1)).max() if border.size else np.pi)
+            radii.append(chord_separation(border, centre).max() if border.size else 180.0)
         self.centres = np.array(centres)
         self.radii = np.array(radii)
+        self.cos_reach = np.cos(np.radians(np.minimum(self.limit + self.radii, 180.0)))
 
     def reached(self, pointing_vector: np.ndarray, pixel: tuple[float, float]) -> list[int]:
         """Flat indices (i_lat * n_lon_chunks + i_lon) of the chunks a pointing reaches."""
-        with np.errstate(invalid="ignore"):
-            to_centres = np.arccos(np.clip(self.centres @ pointing_vector, -1, 1))
-        candidates = np.flatnonzero(~(to_centres > self.limit + self.radii))  # NaN centres stay candidates
+        # Cuts on cosines (one dot product per vector: this runs for every run x chunk nearby).
+        candidates = np.flatnonzero(~(self.centres @ pointing_vector < self.cos_reach))  # NaN centres stay candidates
         x, y = pixel
         n_lon = len(self.lon_slices)
         reached = []
@@ -85,7 +86,7 @@ class ChunkIndex:
                 reached.append(int(index))
                 continue
             border = self.borders[index]
-            if border.size and np.arccos(np.clip(border @ pointing_vector, -1, 1)).min() < self.limit:
+            if border.size and (border @ pointing_vector).max() > self.cos_limit:
                 reached.append(int(index))
         return reached
 

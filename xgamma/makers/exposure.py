@@ -124,7 +124,7 @@ def make_exposure_true(
         graph[(load, k)] = (_load, observation, geometry.frame, run_offset_max)
         ra, dec = observation.pointing_radec
         lon0, lat0 = transform_lonlat(ra, dec, "icrs", geometry.frame)
-        x0, y0 = geometry.wcs.wcs_world2pix(lon0, lat0, 0)
+        x0, y0 = geometry.world_to_pixel(lon0, lat0)  # (this thread's WCS: no copy per run)
         for chunk in index.reached(unit_vectors(lon0, lat0), (float(x0), float(y0))):
             key = (block, k, chunk)
             graph[key] = (_block, (load, k), (pixels, chunk), centres)

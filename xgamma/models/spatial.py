@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -46,11 +45,6 @@ class PixelGrid:
         omega = np.asarray(getattr(omega, "value", omega), dtype=float)
         return cls(geometry=geometry, solid_angle=omega.reshape(geometry.shape))
 
-    @cached_property
-    def wcs(self) -> Any:
-        """The celestial WCS (one object per grid, reused by every evaluation)."""
-        return self.geometry.wcs
-
     @property
     def shape(self) -> tuple[int, int]:
         """Image shape (n_lat, n_lon)."""
@@ -68,8 +62,15 @@ class PixelGrid:
 
     def to_pixel(self, lon: float, lat: float) -> tuple[float, float]:
         """0-based pixel coordinates (x, y) of a world position in the grid's frame (deg)."""
-        x, y = self.wcs.wcs_world2pix(np.array([[lon, lat]]), 0)[0]
-        return float(x), float(y)
+        x, y = self.geometry.world_to_pixel(np.array([lon], dtype=float), np.array([lat], dtype=float))
+        return float(x[0]), float(y[0])
+
+    def pixel_sizes(self, x: float, y: float) -> tuple[float, float]:
+        """True sizes (deg) along x and y of the pixel centred at (x, y): CAR pixels shrink in
+        longitude by cos(lat), so models and kernels use these rather than `pixel_scale`."""
+        lon, lat = self.geometry.pixel_to_world(np.array([x - 0.5, x + 0.5, x, x]), np.array([y, y, y - 0.5, y + 0.5]))
+        return (float(angular_distance(lon[0], lat[0], lon[1], lat[1])),
+                float(angular_distance(lon[2], lat[2], lon[3], lat[3])))
 
     def box(self, x0: float, y0: float, radius_pix: float) -> tuple[slice, slice] | None:
         """Pixel slices (lat, lon) of the box around (x0, y0), clipped to the map (None if outside)."""
@@ -90,8 +91,7 @@ class PixelGrid:
         ys = (np.arange(sy.start, sy.stop)[:, None] + offsets).ravel()
         xs = (np.arange(sx.start, sx.stop)[:, None] + offsets).ravel()
         xx, yy = np.meshgrid(xs, ys)
-        world = self.wcs.wcs_pix2world(np.column_stack([xx.ravel(), yy.ravel()]), 0)
-        return world[:, 0].reshape(xx.shape), world[:, 1].reshape(xx.shape)
+        return self.geometry.pixel_to_world(xx, yy)
 
 
 class SpatialModel(Model):
@@ -260,10 +260,7 @@ class Gaussian(SpatialModel):
         box = grid.box(x0, y0, 5.0 * sigma / grid.pixel_scale + 1.0)
         if box is None:
             return None, np.zeros((0, 0))
-        corners = grid.wcs.wcs_pix2world(np.array([[x0 - 0.5, y0], [x0 + 0.5, y0], [x0, y0 - 0.5],
-                                                   [x0, y0 + 0.5]]), 0)
-        size_x = angular_distance(*corners[0], *corners[1])
-        size_y = angular_distance(*corners[2], *corners[3])
+        size_x, size_y = grid.pixel_sizes(x0, y0)
         ex = (np.arange(box[1].start, box[1].stop + 1) - 0.5 - x0) * size_x / sigma
         ey = (np.arange(box[0].start, box[0].stop + 1) - 0.5 - y0) * size_y / sigma
         return box, np.outer(np.diff(ndtr(ey)), np.diff(ndtr(ex)))

@@ -254,8 +254,10 @@ def _non_negative_number(value: Any, path: str) -> float:
 
 
 def _morphology(value: Any, path: str) -> str:
-    if value not in ("point", "gaussian"):
-        raise ConfigError(f"{path}: expected 'point' or 'gaussian', got {value!r}")
+    from xgamma.estimators.ts_kernel import MORPHOLOGIES
+
+    if value not in MORPHOLOGIES:
+        raise ConfigError(f"{path}: expected one of {list(MORPHOLOGIES)}, got {value!r}")
     return value
 
 

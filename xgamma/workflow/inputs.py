@@ -81,7 +81,7 @@ def _check_on_sky(geometry: SkyGeometry, where: str) -> None:
     x = np.concatenate([np.arange(n_lon), np.arange(n_lon), np.zeros(n_lat), np.full(n_lat, n_lon - 1)])
     y = np.concatenate([np.zeros(n_lon), np.full(n_lon, n_lat - 1), np.arange(n_lat), np.arange(n_lat)])
     with np.errstate(invalid="ignore"):
-        lon, lat = geometry.wcs.wcs_pix2world(x, y, 0)
+        lon, lat = geometry.pixel_to_world(x, y)
         off = ~(np.isfinite(lon) & np.isfinite(lat) & (np.abs(lat) <= 90))
     if off.any():
         warnings.warn(f"{where}: pixels of the {geometry.projection} map fall outside the sky (e.g. its corners); "
