@@ -129,3 +129,22 @@ def test_each_thread_has_its_own_wcs(geom):
         for lon, lat in runs:
             np.testing.assert_array_equal(lon, expected[0])
             np.testing.assert_array_equal(lat, expected[1])
+
+
+@pytest.mark.parametrize("projection", ["CAR", "TAN", "AIT"])
+def test_pixel_world_transforms_are_astropy_s_for_every_input_shape(projection):
+    geometry = SkyGeometry.create((10, 5), width=30 * u.deg, binsz=0.5 * u.deg, frame="galactic",
+                                  projection=projection)
+    wcs = geometry.wcs
+    rng = np.random.default_rng(0)
+    cases = [(0.3, 1.7), (rng.uniform(-5, 70, 7), rng.uniform(-5, 70, 7)),
+             (rng.uniform(0, 60, (3, 4)), rng.uniform(0, 60, (3, 4))), (rng.uniform(0, 60, (3, 4)), 2.0),
+             (np.zeros(0), np.zeros(0)), (np.array([np.nan, 1.0]), np.array([1.0, np.nan])), (np.arange(5), np.arange(5))]
+    for x, y in cases:
+        lon, lat = geometry.pixel_to_world(x, y)
+        for ours, astropy_s in zip((lon, lat), wcs.wcs_pix2world(x, y, 0)):
+            assert ours.shape == np.shape(astropy_s)
+            np.testing.assert_array_equal(ours, astropy_s)
+        for ours, astropy_s in zip(geometry.world_to_pixel(lon, lat), wcs.wcs_world2pix(lon, lat, 0)):
+            assert ours.shape == np.shape(astropy_s)
+            np.testing.assert_array_equal(ours, astropy_s)

@@ -68,9 +68,9 @@ class PixelGrid:
     def pixel_sizes(self, x: float, y: float) -> tuple[float, float]:
         """True sizes (deg) along x and y of the pixel centred at (x, y): CAR pixels shrink in
         longitude by cos(lat), so models and kernels use these rather than `pixel_scale`."""
-        lon, lat = self.geometry.pixel_to_world(np.array([x - 0.5, x + 0.5, x, x]), np.array([y, y, y - 0.5, y + 0.5]))
-        return (float(angular_distance(lon[0], lat[0], lon[1], lat[1])),
-                float(angular_distance(lon[2], lat[2], lon[3], lat[3])))
+        lon, lat = self.geometry.pixel_to_world(np.array([x - 0.5, x, x + 0.5, x]), np.array([y, y - 0.5, y, y + 0.5]))
+        size_x, size_y = angular_distance(lon[:2], lat[:2], lon[2:], lat[2:])
+        return float(size_x), float(size_y)
 
     def box(self, x0: float, y0: float, radius_pix: float) -> tuple[slice, slice] | None:
         """Pixel slices (lat, lon) of the box around (x0, y0), clipped to the map (None if outside)."""
