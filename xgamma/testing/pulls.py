@@ -77,9 +77,9 @@ class PullSetup:
         Fit the index in cube fits (image fits keep it at the true value).
     """
 
-    # Defaults: a bright source (~700 counts: amplitude to ~5 %, size to ~8 %, so that the pulls
-    # are in the Gaussian regime; at 1e-11, ~35 counts, size pulls are skewed) on a small map
-    # with few energy bins: a few seconds per realisation and fit.
+    # Defaults: a bright source (amplitude and size known to ~4-5 %, so that the pulls are in
+    # the Gaussian regime; at 1e-11 size pulls are skewed) on a small map with few energy bins:
+    # a few seconds per realisation and fit.
     source: Literal["point", "gaussian", "disk"] = "point"
     flux: float = 2e-10
     index: float = 2.3
