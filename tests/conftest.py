@@ -14,6 +14,22 @@ import pytest
 _counter = itertools.count()
 
 
+def pytest_addoption(parser):
+    parser.addoption("--validation", action="store_true",
+                     help="also run the tests marked 'validation' (the full validation matrix and pull "
+                          "studies of tests/validation: about an hour on 2 cores)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``validation`` are deselected (listed as such, never skipped) without --validation."""
+    if config.getoption("--validation"):
+        return
+    selected = [item for item in items if item.get_closest_marker("validation") is None]
+    if len(selected) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("validation")])
+        items[:] = selected
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """Root of the shared DL3 data (``$XGAMMA_DATA``); fails loudly when it is unset or missing."""

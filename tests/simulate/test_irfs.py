@@ -66,6 +66,19 @@ def test_edisp_migration_sums_to_one(irf):
     assert np.argmax(density) in (density.size // 2 - 1, density.size // 2)
 
 
+def test_wide_biased_edisp_table():
+    # 20 % width and +10 % bias (what energy-dispersion analyses are tested with): the table
+    # widens to the mean +- 8 sigma in steps of sigma / 10 and still holds the whole Gaussian.
+    irf = dataclasses.replace(AnalyticIRF(), edisp_sigma=0.2, edisp_bias=0.1)
+    edges = irf.migra_edges()
+    assert edges[0] == pytest.approx(0.1) and edges[-1] >= 1.1 + 1.6 and np.allclose(np.diff(edges), 0.02)
+    prob = irf.edisp_migration_density(edges[:-1], edges[1:]) * np.diff(edges)
+    # Below 0.1 lies 1.1 - 0.1 = 5 sigma of the Gaussian: 3e-7 of the probability.
+    assert prob.sum() == pytest.approx(1.0, abs=1e-6)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    assert np.sum(prob * centres) == pytest.approx(1.1, abs=1e-4)
+
+
 def test_bkg_energy_integral_matches_quadrature(irf):
     numeric, _ = integrate.quad(lambda e: irf.bkg_energy_rate(e * u.TeV).to_value("TeV-1 s-1 sr-1"),
                                 0.3, 7.0)
@@ -88,7 +101,8 @@ def test_table_grids_cover_the_simulation_range(irf):
         ("aeff_max_m2", -1.0, r"irf\.aeff_max_m2: must be positive"),
         ("bkg_norm", float("nan"), r"irf\.bkg_norm: must be finite"),
         ("psf_tail_fraction", 1.5, r"irf\.psf_tail_fraction"),
-        ("edisp_sigma", 0.2, r"irf\.edisp_sigma: at most 0\.05"),
+        ("edisp_sigma", 0.3, r"irf\.edisp_sigma: at most 0\.25"),
+        ("edisp_bias", -0.3, r"irf\.edisp_bias: must be in \[-0\.2, 0\.2\]"),
         ("energy_min_tev", 500.0, r"irf\.energy_min_tev: must be below"),
     ],
 )

@@ -168,7 +168,7 @@ class SpatialModel(Model):
             return None, np.zeros((0, 0))
         f = oversample or self.oversampling(scale)
         lon, lat = grid.subpixel_world(box, f)
-        sb = self.surface_brightness(lon, lat, grid.frame)
+        sb = self.sampled_brightness(lon, lat, grid.frame, scale / f)
         ny, nx = sb.shape[0] // f, sb.shape[1] // f
         mean_sb = sb.reshape(ny, f, nx, f).mean(axis=(1, 3))
         return box, mean_sb * grid.solid_angle[box]
@@ -182,6 +182,14 @@ class SpatialModel(Model):
         """
         lon0, lat0 = self.position_in(frame)
         return self.evaluate(angular_distance(lon0, lat0, lon, lat), *self.values[2:])
+
+    def sampled_brightness(self, lon: np.ndarray, lat: np.ndarray, frame: str, step: float) -> np.ndarray:
+        """Surface brightness (sr-1) to average over sub-pixels of size ``step`` (deg) at (lon, lat).
+
+        The midpoint value (`surface_brightness`) by default; models with edges sharper than
+        ``step`` override it to stay continuous in their parameters.
+        """
+        return self.surface_brightness(lon, lat, frame)
 
     def integrate_geom(self, geometry: Any, *, oversample: int | None = None) -> np.ndarray:
         """Flux fraction in each pixel of ``geometry`` (2-D, n_lat x n_lon; sums to ~1 inside the map).
@@ -278,11 +286,23 @@ class Disk(SpatialModel):
     def evaluate(sep, r_0, edge_width):
         width = max(edge_width * r_0, 1e-12)
         profile = np.clip((r_0 + 0.5 * width - sep) / width, 0.0, 1.0)
-        # A ramp symmetric about r_0 keeps the disk's solid angle 2 pi (1 - cos r_0) to O(width^2).
-        return profile / (2.0 * np.pi * (1.0 - np.cos(np.radians(r_0))))
+        # A linear ramp symmetric about r_0 has the solid angle pi (r_0^2 + width^2 / 12) on the
+        # flat sky: the disk's 2 pi (1 - cos r_0) times that correction.
+        return profile / (2.0 * np.pi * (1.0 - np.cos(np.radians(r_0))) * (1.0 + edge_width**2 / 12.0))
 
     def evaluation_radius(self) -> float:
         return self.r_0.value * (1.0 + 0.5 * self.edge_width.value)
+
+    def sampled_brightness(self, lon, lat, frame, step):
+        # A sub-pixel is counted by the fraction of it inside the disk (a ramp of one sub-pixel
+        # across the edge), not by its centre: otherwise the pixel integrals jump as the edge
+        # crosses sub-pixel centres and the likelihood is a staircase in r_0 and position, on
+        # which MIGRAD fails (pull studies: most disk fits with r_0 = 3.75 pixels failed).
+        # Its half-width (half a sub-pixel) stays inside the one-pixel margin of the box.
+        lon0, lat0 = self.position_in(frame)
+        r_0, edge = self.r_0.value, self.edge_width.value
+        ramp = min(max(edge, step / max(r_0, 1e-12)), 1.0)
+        return self.evaluate(angular_distance(lon0, lat0, lon, lat), r_0, ramp)
 
     def oversampling(self, pixel_scale: float) -> int:
         # Resolve the edge: >= 20 sub-pixels across the radius (area error ~0.5 %); small disks

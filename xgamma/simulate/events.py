@@ -10,7 +10,8 @@ Choices (documented here because analyses on simulated data rely on them):
   morphology, and each candidate is kept with probability ``A(E, offset) / A_on_axis(E)``.
 * Positions are smeared by the PSF at the true energy and true offset; energies by the
   Gaussian energy migration written in the ``edisp_2d`` HDU (1 % by default, far narrower than
-  any analysis energy bin, so an analysis without energy dispersion is unbiased to < 1e-3).
+  any analysis energy bin, so an analysis without energy dispersion is unbiased to < 1e-3),
+  truncated to the table's support.
   True energies are drawn over a range wide enough that every reconstructed energy in the
   requested range is populated.
 * Background events are drawn from the ``bkg_3d`` rate in reconstructed energy times the
@@ -49,9 +50,6 @@ __all__ = [
     "detect_events",
     "true_energy_range",
 ]
-
-_MIGRA_MIN, _MIGRA_MAX = 0.8, 1.2  # support of the tabulated migration
-
 
 def _to_quantity(value: Any, unit: str, *, name: str) -> u.Quantity:
     """Quantity in ``unit`` from a Quantity, number or string; SimulationError names ``name``."""
@@ -334,8 +332,9 @@ def sample_source(rng: np.random.Generator, irf: AnalyticIRF, source: SkyModel, 
 
 def true_energy_range(irf: AnalyticIRF, e_lo: float, e_hi: float) -> tuple[float, float]:
     """True energies (TeV) that can migrate into reconstructed ``[e_lo, e_hi)`` (TeV)."""
-    # E_reco = m * E_true with m in [0.8, 1.2] (the tabulated migration support).
-    return max(e_lo / _MIGRA_MAX, irf.energy_min_tev), min(e_hi / _MIGRA_MIN, irf.energy_max_tev)
+    # E_reco = m * E_true with m inside the tabulated migration support.
+    edges = irf.migra_edges()
+    return max(e_lo / edges[-1], irf.energy_min_tev), min(e_hi / edges[0], irf.energy_max_tev)
 
 
 def detect_events(rng: np.random.Generator, irf: AnalyticIRF, e_true: np.ndarray, ra_true: np.ndarray,
@@ -367,8 +366,9 @@ def detect_events(rng: np.random.Generator, irf: AnalyticIRF, e_true: np.ndarray
     rad = sigma * np.sqrt(-2.0 * np.log1p(-rng.random(m)))
     ra, dec = _smear(ra_true, dec_true, rad, rng.uniform(0, 2 * np.pi, m))
     # Energy migration: truncated Gaussian on the tabulated support.
-    migra = 1.0 + irf.edisp_sigma * rng.standard_normal(m)
-    migra = np.clip(migra, _MIGRA_MIN, _MIGRA_MAX)
+    migra = 1.0 + irf.edisp_bias + irf.edisp_sigma * rng.standard_normal(m)
+    support = irf.migra_edges()
+    migra = np.clip(migra, support[0], support[-1])
     energy = e_true * migra
     inside = (energy >= e_lo) & (energy < e_hi)
     return ra[inside], dec[inside], energy[inside]

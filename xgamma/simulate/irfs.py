@@ -12,9 +12,10 @@ reproduces the formulas to well below Poisson precision of the simulated data:
 * PSF: two Gaussians (the ``psf_3gauss`` format with ``AMPL_3 = 0``); the core width is
   ``sigma_1(E, t) = (a * (E / 1 TeV)**-b + c) * (1 + d * t / 1 deg)``, the tail has
   ``sigma_2 = tail_ratio * sigma_1`` and carries ``tail_fraction`` of the events;
-* energy dispersion: the migration ``E_reco / E_true`` is Gaussian with mean 1 and width
-  ``edisp_sigma`` (1 % by default: delta-like for any analysis binning), independent of
-  energy and offset;
+* energy dispersion: the migration ``E_reco / E_true`` is Gaussian with mean
+  ``1 + edisp_bias`` and width ``edisp_sigma`` (no bias and 1 % by default: delta-like for any
+  analysis binning; up to 25 % to test energy-dispersion analyses), independent of energy and
+  offset;
 * background: ``B(E, t) = B_0 * (E / 1 TeV)**-Gamma * exp(-t**2 / (2 s_bkg**2))`` per MeV,
   s and sr, a power law in reconstructed energy (exact under log-log interpolation) times a
   smooth radial profile.
@@ -69,7 +70,9 @@ class AnalyticIRF:
     psf_tail_fraction : float
         Fraction of events in the tail Gaussian.
     edisp_sigma : float
-        Relative Gaussian width of the energy migration.
+        Relative Gaussian width of the energy migration (at most 0.25).
+    edisp_bias : float
+        Mean of the migration minus 1 (in [-0.2, 0.2]; may be 0 or negative).
     bkg_norm : float
         Background rate at 1 TeV on axis (MeV-1 s-1 sr-1).
     bkg_index : float
@@ -96,6 +99,7 @@ class AnalyticIRF:
     psf_tail_ratio: float = 2.5
     psf_tail_fraction: float = 0.2
     edisp_sigma: float = 0.01
+    edisp_bias: float = 0.0
     bkg_norm: float = 2.0e-5
     bkg_index: float = 2.7
     bkg_offset_sigma_deg: float = 2.5
@@ -118,7 +122,7 @@ class AnalyticIRF:
             value = getattr(self, f.name)
             if not np.isfinite(value):
                 raise SimulationError(f"irf.{f.name}: must be finite, got {value!r}")
-            if f.name not in ("psf_offset_slope", "aeff_offset_sigma_index") and value <= 0:
+            if f.name not in ("psf_offset_slope", "aeff_offset_sigma_index", "edisp_bias") and value <= 0:
                 raise SimulationError(f"irf.{f.name}: must be positive, got {value!r}")
         if not 0 <= self.psf_tail_fraction < 1:
             raise SimulationError(
@@ -126,11 +130,10 @@ class AnalyticIRF:
             )
         if self.energy_min_tev >= self.energy_max_tev:
             raise SimulationError("irf.energy_min_tev: must be below irf.energy_max_tev")
-        if self.edisp_sigma > 0.05:
-            raise SimulationError(
-                f"irf.edisp_sigma: at most 0.05 is supported (the migration table spans "
-                f"0.8-1.2), got {self.edisp_sigma!r}"
-            )
+        if self.edisp_sigma > 0.25:
+            raise SimulationError(f"irf.edisp_sigma: at most 0.25 is supported, got {self.edisp_sigma!r}")
+        if abs(self.edisp_bias) > 0.2:
+            raise SimulationError(f"irf.edisp_bias: must be in [-0.2, 0.2], got {self.edisp_bias!r}")
 
     # ----------------------------------------------------------------- effective area
     def aeff_offset_sigma(self, energy: u.Quantity) -> np.ndarray:
@@ -191,7 +194,8 @@ class AnalyticIRF:
         exactly to the Gaussian's probability inside the table.
         """
         s = self.edisp_sigma * np.sqrt(2.0)
-        prob = 0.5 * (erf((migra_hi - 1.0) / s) - erf((migra_lo - 1.0) / s))
+        mean = 1.0 + self.edisp_bias
+        prob = 0.5 * (erf((migra_hi - mean) / s) - erf((migra_lo - mean) / s))
         return prob / (migra_hi - migra_lo)
 
     # ----------------------------------------------------------------- background
@@ -232,7 +236,17 @@ class AnalyticIRF:
         n = int(round(self.offset_max_deg / self.bkg_fov_step_deg))
         return np.linspace(-self.offset_max_deg, self.offset_max_deg, 2 * n + 1) * u.deg
 
-    @staticmethod
-    def migra_edges() -> np.ndarray:
-        """Migration edges of the energy-dispersion table (0.8 to 1.2, steps of 0.005)."""
-        return np.linspace(0.8, 1.2, 81)
+    def migra_edges(self) -> np.ndarray:
+        """Migration edges of the energy-dispersion table.
+
+        0.8 to 1.2 in steps of 0.005, widened when needed to cover the mean +- 8 sigma (from
+        0.1 at least) in steps of ``max(0.005, sigma / 10)``: the table holds the Gaussian's
+        probability per bin exactly (`edisp_migration_density`), whatever the step.
+        """
+        mean, width = 1.0 + self.edisp_bias, 8 * self.edisp_sigma
+        if mean - width >= 0.8 and mean + width <= 1.2:
+            return np.linspace(0.8, 1.2, 81)
+        step = max(0.005, self.edisp_sigma / 10)
+        lo = max(min(mean - width, 0.8), 0.1)
+        n = int(np.ceil((max(mean + width, 1.2) - lo) / step - 1e-9))
+        return lo + step * np.arange(n + 1)

@@ -1,0 +1,84 @@
+"""Runs of the validation matrix, cached for the test session: xgamma's (through
+`xgamma.workflow.run_analysis`, as a user runs a configuration) and Gammapy's (`gammapy_reference`).
+
+Cells that share maps share the map making (Gammapy's stacked datasets are the slow part, a few
+seconds each: the last two are kept); fits and significance summaries are small and all kept.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import gammapy_reference as gp
+from matrix_cells import Cell, xgamma_config
+
+
+@dataclass
+class XgammaFit:
+    success: bool
+    message: str
+    values: dict
+    errors: dict
+    statistic: float
+    ts: float
+    seconds: float
+
+
+class MatrixRuns:
+    """Cached xgamma and Gammapy results of matrix cells (one instance per test session)."""
+
+    def __init__(self, data_dir: Path, keep_maps: int = 2) -> None:
+        self.data_dir = Path(data_dir)
+        self.keep_maps = keep_maps
+        self._maps: OrderedDict = OrderedDict()
+        self._results: dict = {}
+
+    def _cached(self, key, compute):
+        if key not in self._results:
+            self._results[key] = compute()
+        return self._results[key]
+
+    def gammapy_maps(self, cell: Cell) -> gp.StackedMaps:
+        key = cell.maps_key
+        if key not in self._maps:
+            self._maps[key] = gp.stacked_maps(cell, self.data_dir, ring=not cell.edisp)
+            while len(self._maps) > self.keep_maps:
+                self._maps.popitem(last=False)
+        self._maps.move_to_end(key)
+        return self._maps[key]
+
+    def gammapy_fit(self, cell: Cell, start: dict | None = None) -> gp.FitReference:
+        frozen = None if start is None else tuple(sorted(start.items()))
+        return self._cached(("gammapy-fit", cell, frozen), lambda: gp.fit_reference(cell, self.gammapy_maps(cell), start))
+
+    def gammapy_significance(self, cell: Cell) -> gp.SignificanceReference:
+        # The ring needs the maps without energy dispersion (same counts, images of each run).
+        plain = Cell(cell.data, cell.safe, "cube", cell.norm, cell.geom)
+        return self._cached(("gammapy-significance", cell.significance_key),
+                            lambda: gp.significance_reference(plain, self.gammapy_maps(plain)))
+
+    def xgamma_fit(self, cell: Cell) -> XgammaFit:
+        def compute() -> XgammaFit:
+            from xgamma.workflow import run_analysis
+
+            start = time.perf_counter()
+            result = run_analysis(xgamma_config(cell, self.data_dir)).fit_result
+            names = ("lon_0", "lat_0", "amplitude", "index")
+            return XgammaFit(bool(result.success), result.message,
+                             {n: float(result.values[f"source.{n}"]) for n in names},
+                             {n: float(result.errors[f"source.{n}"]) for n in names},
+                             float(result.statistic), float(result.ts["source"]), time.perf_counter() - start)
+
+        return self._cached(("xgamma-fit", cell), compute)
+
+    def xgamma_significance(self, cell: Cell) -> dict:
+        def compute() -> dict:
+            from xgamma.workflow import run_analysis
+
+            config = xgamma_config(cell, self.data_dir, fit=False, significance=True)
+            return run_analysis(config).summary["significance"]
+
+        return self._cached(("xgamma-significance", cell.significance_key), compute)
