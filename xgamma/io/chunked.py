@@ -7,17 +7,17 @@ what it wrote in a small marker file. Nothing is gathered on the client, so memo
 the chunks in flight.
 
 Resuming: `ChunkedStore.prepare` reopens a store left by an interrupted run, reads the markers and
-checks each recorded chunk against the bytes on disk (BLAKE2b of the values); only chunks missing
+checks each recorded chunk against the bytes on disk (CRC-32 of the values); only chunks missing
 or failing the check are computed again. A store is complete when every chunk has a verified
 marker; the caller then publishes it (`ChunkedStore.finish` removes the markers).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -35,12 +35,25 @@ SPATIAL = ("lat", "lon")
 
 
 def chunk_checksum(values: np.ndarray) -> str:
-    """BLAKE2b (16-byte) hex digest of an array's shape, dtype and values (C order)."""
+    """CRC-32 of an array's values (C order), with its dtype and shape: ``"<f8(24, 256, 256):1a2b3c4d"``.
+
+    A check against torn or corrupted writes, not against tampering: CRC-32 runs at several
+    GB/s (a survey writes ~1.5 GB of cubes; BLAKE2b took ~2 s of it).
+    """
     values = np.ascontiguousarray(values)
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{values.dtype.str}{values.shape}".encode())
-    digest.update(values.view(np.uint8).reshape(-1) if values.size else b"")
-    return digest.hexdigest()
+    crc = zlib.crc32(values.view(np.uint8).reshape(-1)) if values.size else 0
+    return f"{values.dtype.str}{values.shape}:{crc:08x}"
+
+
+def _compression() -> dict[str, Any]:
+    """Zarr encoding of the map values: Blosc LZ4 with byte shuffle. On survey cubes (float64,
+    smooth exposure and background) it writes ~2.5x faster than zarr 3's default Zstandard and
+    ~20 % smaller; lossless either way. Zarr 2 (no ``zarr.codecs``) keeps its default."""
+    try:
+        from zarr.codecs import BloscCodec
+    except ImportError:
+        return {}
+    return {"compressors": (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),)}
 
 
 def _write_marker(path: Path, payload: dict[str, Any]) -> None:
@@ -138,7 +151,8 @@ class ChunkedStore:
         if self.path.exists():
             shutil.rmtree(self.path)
         template = self._template()
-        encoding = {name: {"chunks": tuple(self.chunk_sizes.get(d, template.sizes[d]) for d in var.dims)}
+        encoding = {name: {"chunks": tuple(self.chunk_sizes.get(d, template.sizes[d]) for d in var.dims),
+                           **_compression()}
                     for name, var in template.data_vars.items()}
         # Metadata and the (small, in-memory) coordinates now; the map values chunk by chunk.
         template.to_zarr(self.path, mode="w", compute=False, consolidated=False, encoding=encoding)
