@@ -30,7 +30,11 @@ Columns: ``wall`` = seconds from the start of ``run_analysis`` to the products p
 (graph building + compute + zarr writes; cluster start-up excluded, printed as ``start``);
 ``s/run/core`` = wall x cores used / N (cores = 1 for sync and w1, 2 for w2 and Gammapy n_jobs=2);
 ``client MB`` = peak RSS of the driving process; ``worker MB`` = largest peak RSS of a worker
-process (Gammapy: of its job processes); ``load1`` = 1-minute load average at the end of the case.
+process (Gammapy: of its job processes); ``tasks`` = dask tasks run (a callback of the synchronous
+scheduler, or distributed's task stream); ``out %`` = share of wall x cores spent outside the tasks'
+compute (graph building, scheduling, transfers, idle workers, writes outside tasks: an upper bound
+of the per-task overhead, issue target <= 10 %); ``load1`` = 1-minute load average at the end of
+the case.
 
 Targets (issue 11): map making <= 0.03 s per run per core; peak RSS at N = 1000 below 2 GB per
 worker; N = 1000 on 2 workers within 1.3 x N x (cost per run) / 2. The summary lines after the
@@ -83,21 +87,47 @@ XGAMMA_CASE = textwrap.dedent("""
     client = cluster = None
     start = 0.0
     if mode == "sync":
+        from dask.callbacks import Callback
+
+        class TaskTimes(Callback):  # tasks run and the seconds spent inside them (synchronous scheduler)
+            def __init__(self):
+                super().__init__()
+                self.n, self.seconds, self.started = 0, 0.0, {}
+
+            def _pretask(self, key, dsk, state):
+                self.started[key] = time.perf_counter()
+
+            def _posttask(self, key, result, dsk, state, worker_id):
+                self.n += 1
+                self.seconds += time.perf_counter() - self.started.pop(key)
+
         dask.config.set(scheduler="synchronous")
+        tasks = TaskTimes()
+        tasks.register()
     else:
-        from distributed import Client
+        from distributed import Client, get_task_stream
         from xgamma.cluster import local_cluster
         t0 = time.perf_counter()
         cluster = local_cluster(int(mode[1:]))
         client = Client(cluster)
         start = time.perf_counter() - t0
+        stream = get_task_stream(client)
+        stream.__enter__()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as folder:
         t0 = time.perf_counter()
         analysis = run_analysis(config, output=folder)
         wall = time.perf_counter() - t0
         stores = analysis.summary["mosaic"]["stores"]
+    if client is None:
+        n_tasks, busy, cores = tasks.n, tasks.seconds, 1
+    else:
+        stream.__exit__(None, None, None)
+        n_tasks, cores = len(stream.data), int(mode[1:])
+        busy = sum(s["stop"] - s["start"] for task in stream.data for s in task["startstops"]
+                   if s["action"] == "compute")
     out = {"wall": wall, "start": start, "client_mb": peak_mb(), "load1": os.getloadavg()[0],
-           "chunks": sum(s["chunks"] for s in stores.values())}
+           "chunks": sum(s["chunks"] for s in stores.values()), "tasks": n_tasks,
+           "outside": 100 * max(0.0, 1 - busy / (wall * cores))}
     if client is not None:
         out["worker_mb"] = max(client.run(
             lambda: __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss / 1024).values())
@@ -161,7 +191,8 @@ def ensure_survey(folder: Path, n_runs: int, l_range: tuple[float, float]) -> Pa
 
 
 HEADER = (f"{'tool':8s} {'products':8s} {'runs':>5s} {'mode':>5s} {'wall s':>8s} {'start s':>7s} "
-          f"{'s/run/core':>10s} {'client MB':>9s} {'worker MB':>9s} {'chunks':>6s} {'load1':>5s}")
+          f"{'s/run/core':>10s} {'client MB':>9s} {'worker MB':>9s} {'chunks':>6s} {'tasks':>6s} {'out %':>5s} "
+          f"{'load1':>5s}")
 
 
 def _row(tool: str, products: str, n: int, mode: str, res: dict) -> str:
@@ -169,8 +200,9 @@ def _row(tool: str, products: str, n: int, mode: str, res: dict) -> str:
         return f"{tool:8s} {products:8s} {n:5d} {mode:>5s}  failed: {res['error']}"
     cores = 2 if mode in ("w2", "n_jobs2") else 1
     worker = f"{res['worker_mb']:9.0f}" if "worker_mb" in res else f"{'-':>9s}"
+    tasks = f"{res['tasks']:6d} {res['outside']:5.1f}" if "tasks" in res else f"{'-':>6s} {'-':>5s}"
     return (f"{tool:8s} {products:8s} {n:5d} {mode:>5s} {res['wall']:8.2f} {res['start']:7.2f} "
-            f"{res['wall'] * cores / n:10.4f} {res['client_mb']:9.0f} {worker} {res.get('chunks', 0):6d} "
+            f"{res['wall'] * cores / n:10.4f} {res['client_mb']:9.0f} {worker} {res.get('chunks', 0):6d} {tasks} "
             f"{res['load1']:5.2f}")
 
 

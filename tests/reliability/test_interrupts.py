@@ -91,7 +91,9 @@ def test_interrupted_runs_leave_the_earlier_run_or_a_complete_new_one(full_confi
         assert "Traceback" not in stderr, f"{label}: {stderr}"
         # The earlier run unchanged, or (the signal came too late) a complete new run.
         if _snapshot(folder) != before:
-            assert read_manifest(folder)["created"] != json.loads(before[MANIFEST])["created"], label
+            manifest = read_manifest(folder)
+            assert manifest is not None, f"{label}: the earlier run was changed and no new run is complete"
+            assert manifest["created"] != json.loads(before[MANIFEST])["created"], label
         _assert_consistent(folder)
         if code == 130:  # xgamma's handler ran: one line, and the staging folder is gone
             assert stderr.strip() == "xgamma: interrupted", f"{label}: {stderr}"

@@ -43,6 +43,29 @@ def test_a_failed_run_leaves_the_earlier_run_as_it_was(tmp_path):
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
+def test_ctrl_c_while_products_are_swapped_waits_for_the_swap(tmp_path, monkeypatch):
+    """A Ctrl-C that arrives while the earlier run's products are being replaced takes effect
+    once the new run is complete: never a folder holding parts of both runs."""
+    import signal
+
+    from xgamma.workflow import staging as staging_module
+
+    publish(tmp_path, {"maps.fits": "old cube", "fit.json": "old fit"})
+    real_remove = staging_module._remove
+
+    def remove_then_interrupt(path):
+        real_remove(path)
+        if path.name == "fit.json":
+            signal.raise_signal(signal.SIGINT)  # between removing the old products and moving the new in
+
+    monkeypatch.setattr(staging_module, "_remove", remove_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        publish(tmp_path, {"maps.fits": "new cube", "fit.json": "new fit"})
+    assert (tmp_path / "maps.fits").read_text() == "new cube" and (tmp_path / "fit.json").read_text() == "new fit"
+    assert read_manifest(tmp_path)["complete"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_stale_products_of_an_earlier_run_are_removed(tmp_path):
     publish(tmp_path, {"maps.fits": "old", "fit.json": "old fit", "plots/a.png": "old"})
     (tmp_path / "notes.txt").write_text("the user's file")

@@ -7,17 +7,17 @@ what it wrote in a small marker file. Nothing is gathered on the client, so memo
 the chunks in flight.
 
 Resuming: `ChunkedStore.prepare` reopens a store left by an interrupted run, reads the markers and
-checks each recorded chunk against the bytes on disk (BLAKE2b of the values); only chunks missing
+checks each recorded chunk against the bytes on disk (CRC-32 of the values); only chunks missing
 or failing the check are computed again. A store is complete when every chunk has a verified
 marker; the caller then publishes it (`ChunkedStore.finish` removes the markers).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -35,12 +35,25 @@ SPATIAL = ("lat", "lon")
 
 
 def chunk_checksum(values: np.ndarray) -> str:
-    """BLAKE2b (16-byte) hex digest of an array's shape, dtype and values (C order)."""
+    """CRC-32 of an array's values (C order), with its dtype and shape: ``"<f8(24, 256, 256):1a2b3c4d"``.
+
+    A check against torn or corrupted writes, not against tampering: CRC-32 runs at several
+    GB/s (a survey writes ~1.5 GB of cubes; BLAKE2b took ~2 s of it).
+    """
     values = np.ascontiguousarray(values)
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{values.dtype.str}{values.shape}".encode())
-    digest.update(values.view(np.uint8).reshape(-1) if values.size else b"")
-    return digest.hexdigest()
+    crc = zlib.crc32(values.view(np.uint8).reshape(-1)) if values.size else 0
+    return f"{values.dtype.str}{values.shape}:{crc:08x}"
+
+
+def _compression() -> dict[str, Any]:
+    """Zarr encoding of the map values: Blosc LZ4 with byte shuffle. On survey cubes (float64,
+    smooth exposure and background) it writes ~2.5x faster than zarr 3's default Zstandard and
+    ~20 % smaller; lossless either way. Zarr 2 (no ``zarr.codecs``) keeps its default."""
+    try:
+        from zarr.codecs import BloscCodec
+    except ImportError:
+        return {}
+    return {"compressors": (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),)}
 
 
 def _write_marker(path: Path, payload: dict[str, Any]) -> None:
@@ -138,7 +151,8 @@ class ChunkedStore:
         if self.path.exists():
             shutil.rmtree(self.path)
         template = self._template()
-        encoding = {name: {"chunks": tuple(self.chunk_sizes.get(d, template.sizes[d]) for d in var.dims)}
+        encoding = {name: {"chunks": tuple(self.chunk_sizes.get(d, template.sizes[d]) for d in var.dims),
+                           **_compression()}
                     for name, var in template.data_vars.items()}
         # Metadata and the (small, in-memory) coordinates now; the map values chunk by chunk.
         template.to_zarr(self.path, mode="w", compute=False, consolidated=False, encoding=encoding)
@@ -194,27 +208,36 @@ class ChunkedStore:
         """One `dask.delayed` write per chunk not yet done, taking the chunk of every variable.
 
         ``arrays`` replaces `arrays` (e.g. by their optimised versions, see `dask.optimize`).
+        The writes share one graph layer (a `dask.delayed` call per chunk merged the arrays'
+        graphs once per call: seconds for a survey's 70 chunks x 7 variables).
         """
-        import dask
+        from functools import partial
+        from uuid import uuid4
+
+        from dask.delayed import Delayed
+        from dask.highlevelgraph import HighLevelGraph
 
         arrays = self.arrays() if arrays is None else arrays
-        write = dask.delayed(_write_zarr_chunk if self.format == "zarr" else _write_fits_tile, pure=False)
-        blocks = {name: array.to_delayed(optimize_graph=False) for name, array in arrays.items()}
+        names = list(arrays)
         dims = {name: var.dims for name, var in self.dataset.data_vars.items()}
-        out = []
+        layer_name = f"write-{self.path.name}-{uuid4().hex}"  # not pure: writes files
+        layer: dict[Any, Any] = {}
         for index, region in self.regions():
             if index in self.done:
                 continue
-            chunk = {name: blocks[name][tuple(index[SPATIAL.index(d)] if d in SPATIAL else 0 for d in dims[name])]
-                     for name in blocks}
+            blocks = [(arrays[name].name, *(index[SPATIAL.index(d)] if d in SPATIAL else 0 for d in dims[name]))
+                      for name in names]
             if self.format == "zarr":
-                out.append(write(chunk, dims, str(self.path), region, str(self._marker(index))))
+                write = partial(_write_zarr_chunk, names=names, dims=dims, store=str(self.path), region=region,
+                                marker=str(self._marker(index)))
             else:
                 template = self.dataset.isel(region)  # coordinates only are used (computed, small)
-                out.append(write(chunk, template.drop_vars(list(template.data_vars)), dims,
-                                 {name: template[name].attrs for name in template.data_vars},
-                                 str(self._tile(index)), str(self._marker(index))))
-        return out
+                write = partial(_write_fits_tile, names=names, coords=template.drop_vars(list(template.data_vars)),
+                                dims=dims, attrs={name: template[name].attrs for name in template.data_vars},
+                                path=str(self._tile(index)), marker=str(self._marker(index)))
+            layer[(layer_name, *index)] = (write, blocks)
+        graph = HighLevelGraph.from_collections(layer_name, layer, dependencies=list(arrays.values()))
+        return [Delayed(key, graph, layer=layer_name) for key in layer]
 
     def finish(self) -> None:
         """Check that every chunk is recorded, consolidate the zarr metadata (a plain
@@ -233,28 +256,31 @@ class ChunkedStore:
         shutil.rmtree(self.progress, ignore_errors=True)
 
 
-def _write_zarr_chunk(chunk: dict[str, np.ndarray], dims: dict[str, tuple], store: str, region: dict[str, slice],
-                      marker: str) -> int:
-    """Write every variable of one computed chunk into its zarr arrays, then the chunk's marker."""
+def _write_zarr_chunk(values: list[np.ndarray], *, names: list[str], dims: dict[str, tuple], store: str,
+                      region: dict[str, slice], marker: str) -> int:
+    """Write every variable of one computed chunk (``values`` in the order of ``names``) into its
+    zarr arrays, then the chunk's marker."""
     import zarr
 
+    chunk = dict(zip(names, values))
     group = zarr.open_group(store, mode="r+")
     checksums = {}
-    for name, values in chunk.items():
+    for name, data in chunk.items():
         array = group[name]
-        values = np.asarray(values, dtype=array.dtype)
-        array[tuple(region.get(d, slice(None)) for d in dims[name])] = values
-        checksums[name] = chunk_checksum(values)
+        data = np.asarray(data, dtype=array.dtype)
+        array[tuple(region.get(d, slice(None)) for d in dims[name])] = data
+        checksums[name] = chunk_checksum(data)
     _write_marker(Path(marker), {"checksums": checksums})
     return sum(int(v.nbytes) for v in chunk.values())
 
 
-def _write_fits_tile(chunk: dict[str, np.ndarray], coords: xr.Dataset, dims: dict[str, tuple],
+def _write_fits_tile(values: list[np.ndarray], *, names: list[str], coords: xr.Dataset, dims: dict[str, tuple],
                      attrs: dict[str, dict], path: str, marker: str) -> int:
     """Write one computed chunk as a FITS file (one image HDU per variable, the tile's WCS)."""
     from xgamma.io.fits_maps import write_maps
 
-    tile = coords.assign({name: (dims[name], values, attrs[name]) for name, values in chunk.items()})
+    chunk = dict(zip(names, values))
+    tile = coords.assign({name: (dims[name], data, attrs[name]) for name, data in chunk.items()})
     write_maps(_fits_layout(tile), path, overwrite=True)
     _write_marker(Path(marker), {"checksums": _fits_checksums(Path(path))})
     return sum(int(v.nbytes) for v in chunk.values())

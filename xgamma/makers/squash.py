@@ -104,13 +104,17 @@ def _weighted_range(exposure: np.ndarray, weights: np.ndarray, edges: np.ndarray
     normalisation: the range's flux includes them, the exposure there is zero.
     """
     valid = exposure > 0
-    inside = (np.cumsum(valid, axis=-1) > 0) & (np.cumsum(valid[..., ::-1], axis=-1)[..., ::-1] > 0)
-    norm = inside @ weights
-    total = exposure @ weights
-    mean = np.divide(total, norm, out=np.zeros_like(total), where=norm > 0)
+    n_bins = valid.shape[-1]
     any_valid = valid.any(axis=-1)
     first = np.argmax(valid, axis=-1)
-    last = valid.shape[-1] - 1 - np.argmax(valid[..., ::-1], axis=-1)
+    last = n_bins - 1 - np.argmax(valid[..., ::-1], axis=-1)
+    # The weight of every range [f, l] at once (the same sums as per pixel, on 24 x 24 ranges,
+    # not 24 bins x pixels of running counts), then picked per pixel.
+    k = np.arange(n_bins)
+    ranges = (k[:, None, None] <= k) & (k <= k[None, :, None])
+    norm = np.where(any_valid, (ranges @ weights)[first, last], 0.0)
+    total = exposure @ weights
+    mean = np.divide(total, norm, out=np.zeros_like(total), where=norm > 0)
     lower = np.where(any_valid, edges[:-1][first], edges[0])
     upper = np.where(any_valid, edges[1:][last], edges[-1])
     return mean, lower, upper

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from xgamma.workflow.analysis import Analysis
 
-__all__ = ["check_streamed", "mosaic_datasets", "run_mosaic", "RESUME_FOLDER"]
+__all__ = ["check_streamed", "mosaic_datasets", "optimize_together", "run_mosaic", "RESUME_FOLDER"]
 
 log = logging.getLogger("xgamma")
 
@@ -176,8 +176,6 @@ def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool
     products : dict of Path
         The published stores / tile folders and files by name.
     """
-    import dask
-
     from xgamma.io.chunked import ChunkedStore
     from xgamma.makers.maps import DEFAULT_CHUNK
     from xgamma.workflow.progress import compute
@@ -195,9 +193,8 @@ def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool
                                  progress=resume / ".chunks" / name, format=fmt)
               for name, dataset in mosaic_datasets(analysis).items()}
     resumed = {name: store.prepare() for name, store in stores.items()}
-    # One optimisation of all variables of all stores, so that shared inputs stay shared.
     arrays = {(name, var): array for name, store in stores.items() for var, array in store.arrays().items()}
-    optimized = dict(zip(arrays, dask.optimize(*arrays.values())))
+    optimized = dict(zip(arrays, optimize_together(list(arrays.values()))))
     tasks = [task for name, store in stores.items()
              for task in store.tasks({var: optimized[name, var] for var in store.arrays()})]
     log.info("writing %d chunks (%d already written)", len(tasks), sum(resumed.values()))
@@ -212,6 +209,27 @@ def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool
         "obs_ids": [int(o.obs_id) for o in analysis.observations],
     }
     return _publish(analysis, output, resume, {name: store.path for name, store in stores.items()})
+
+
+def optimize_together(arrays: list[Any]) -> list[Any]:
+    """The dask arrays optimised as one graph, so that work shared between them stays shared.
+
+    `dask.optimize` optimises each collection's graph on its own: a blockwise step feeding
+    several products (the energy squash's range feeding the squashed exposure and both band
+    edges; the on/off significance feeding excess and significance) was fused into each of them
+    and computed once per product. Here all outputs' keys are given to one optimisation.
+    """
+    from dask.highlevelgraph import HighLevelGraph
+
+    if not arrays:
+        return []
+    graph = HighLevelGraph.merge(*(array.__dask_graph__() for array in arrays))
+    optimized = arrays[0].__dask_optimize__(graph, [array.__dask_keys__() for array in arrays])
+    out = []
+    for array in arrays:
+        rebuild, args = array.__dask_postpersist__()
+        out.append(rebuild(optimized, *args))
+    return out
 
 
 def _publish(analysis: Analysis, output: Path, resume: Path, stores: dict[str, Path]) -> dict[str, Path]:

@@ -19,11 +19,14 @@ tells a complete output from a partial one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -83,6 +86,33 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return found
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM wait until the block is done, then act as they would have.
+
+    Publishing swaps the products of two runs: an interruption in the middle would leave neither.
+    Only the main thread can handle signals; elsewhere the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in received[:1]:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 class StagedOutput:
@@ -145,18 +175,21 @@ class StagedOutput:
         staged = sorted(entry.name for entry in self._staging_path.iterdir())
         previous = read_manifest(self.output) or {}
         stale = set(previous.get("files", {})) | (self.product_names & {e.name for e in self.output.iterdir()})
-        # Without a manifest the folder holds no complete run while products are swapped.
-        _remove(self.output / MANIFEST)
-        for name in sorted(stale | set(staged)):
-            _remove(self.output / name)
-        for name in staged:
-            os.replace(self._staging_path / name, self.output / name)
+        # Everything slow (versions look up package metadata) happens before the swap, so the
+        # window in which the folder holds neither run is a few renames long.
         manifest = {
             "complete": True,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": _versions(),
-            "files": {name: {"bytes": _size(self.output / name)} for name in staged},
+            "files": {name: {"bytes": _size(self._staging_path / name)} for name in staged},
         }
-        tmp = self.output / f".{MANIFEST}.part"
-        tmp.write_text(json.dumps(manifest, indent=2))
-        os.replace(tmp, self.output / MANIFEST)
+        with _signals_deferred():
+            # Without a manifest the folder holds no complete run while products are swapped.
+            _remove(self.output / MANIFEST)
+            for name in sorted(stale | set(staged)):
+                _remove(self.output / name)
+            for name in staged:
+                os.replace(self._staging_path / name, self.output / name)
+            manifest["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            tmp = self.output / f".{MANIFEST}.part"
+            tmp.write_text(json.dumps(manifest, indent=2))
+            os.replace(tmp, self.output / MANIFEST)
