@@ -146,10 +146,10 @@ def test_msh_15_52_flux_maps_match_gammapy(hess_datastore_dir):
 
     from astropy.coordinates import SkyCoord
     from gammapy.data import DataStore
-    from gammapy.datasets import MapDataset
     from gammapy.estimators import ExcessMapEstimator
     from gammapy.makers import MapDatasetMaker, RingBackgroundMaker, SafeMaskMaker
     from gammapy.maps import MapAxis, WcsGeom
+    from gammapy_ring import stack_ring_datasets
     from regions import CircleSkyRegion
 
     target = SkyCoord(228.529, -59.157, unit="deg")
@@ -163,19 +163,8 @@ def test_msh_15_52_flux_maps_match_gammapy(hess_datastore_dir):
         safe = SafeMaskMaker(methods=["offset-max"], offset_max=2 * u.deg)
         exclusion = ~geom.to_image().region_mask([CircleSkyRegion(target, 0.4 * u.deg)])
         ring = RingBackgroundMaker(r_in="0.5 deg", width="0.3 deg", exclusion_mask=exclusion)
-        stacked, per_run, pointings = None, {"counts": [], "background": [], "exposure": []}, []
-        for obs in observations:
-            dataset = maker.run(MapDataset.create(geom, energy_axis_true=axis.copy(name="energy_true"),
-                                                  name=str(obs.obs_id)), obs)
-            per_run["counts"].append(dataset.counts.data.astype(float))
-            per_run["background"].append(dataset.background.data.astype(float))
-            per_run["exposure"].append(dataset.exposure.quantity.to_value("cm2 s"))
-            pointings.append(obs.get_pointing_icrs(obs.tmid))
-            on_off = ring.run(safe.run(dataset, obs).to_image())
-            if stacked is None:
-                stacked = on_off.to_masked(name="stacked")
-            else:
-                stacked.stack(on_off)
+        runs = stack_ring_datasets(observations, geom, maker, safe, ring, true_axis=axis.copy(name="energy_true"))
+        stacked, per_run, pointings = runs.stacked, runs.arrays, runs.pointings
         reference = ExcessMapEstimator(correlation_radius="0.1 deg",
                                        selection_optional=["errn-errp", "ul", "sensitivity"]).run(
             stacked.cutout(target, cut))

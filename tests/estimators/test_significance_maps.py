@@ -195,10 +195,10 @@ def test_matches_gammapy_ring_and_excess_map(cta_datastore_dir):
     assert gp.__version__.startswith("2.1")
     from astropy.coordinates import SkyCoord
     from gammapy.data import DataStore
-    from gammapy.datasets import MapDataset
     from gammapy.estimators import ExcessMapEstimator
     from gammapy.makers import MapDatasetMaker, RingBackgroundMaker, SafeMaskMaker
     from gammapy.maps import MapAxis, WcsGeom
+    from gammapy_ring import stack_ring_datasets
     from regions import CircleSkyRegion
 
     start = time.perf_counter()
@@ -213,19 +213,9 @@ def test_matches_gammapy_ring_and_excess_map(cta_datastore_dir):
         region = CircleSkyRegion(SkyCoord(-0.054, -0.053, unit="deg", frame="galactic"), 0.3 * u.deg)
         gp_exclusion = ~geom.to_image().region_mask([region])
         ring = RingBackgroundMaker(r_in="0.3 deg", width="0.3 deg", exclusion_mask=gp_exclusion)
-        stacked, counts, background, pointings = None, [], [], []
-        for obs in observations:
-            dataset = maker.run(MapDataset.create(geom, name=str(obs.obs_id)), obs)
-            counts.append(dataset.counts.data.astype(float))
-            background.append(dataset.background.data.astype(float))
-            pointings.append(obs.get_pointing_icrs(obs.tmid))
-            on_off = ring.run(safe.run(dataset, obs).to_image())
-            # masked first so that every run's off counts are cut alike (Gammapy's stack() masks
-            # only the datasets added to the first one)
-            if stacked is None:
-                stacked = on_off.to_masked(name="stacked")
-            else:
-                stacked.stack(on_off)
+        runs = stack_ring_datasets(observations, geom, maker, safe, ring)
+        stacked, pointings = runs.stacked, runs.pointings
+        counts, background = runs.arrays["counts"], runs.arrays["background"]
         gp_maps = ExcessMapEstimator(correlation_radius="0.1 deg", correlate_off=True).run(stacked)
     gp_sig = gp_maps["sqrt_ts"].data[0]
     gammapy_seconds = time.perf_counter() - start
