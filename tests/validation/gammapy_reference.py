@@ -95,6 +95,33 @@ def _diagonal_kernel(dataset):
     return kernel
 
 
+def _psf_in_safe_bins(dataset) -> None:
+    """Weight a run's PSF map by its safe range per energy bin (true axis = reco axis).
+
+    Gammapy stacks PSF maps with weights from ``mask_safe_image`` (the safe mask OR-ed over
+    energy), so a run's PSF enters the mean PSF of bins where its counts are cut.
+    """
+    safe = dataset.mask_safe.data.any(axis=(1, 2))
+    dataset.psf.exposure_map.data *= safe[:, None, None, None]
+
+
+def _psf_after_exposure(stacked) -> None:
+    """The stacked PSF as a PSF in reconstructed energy (true axis = reco axis), so that Gammapy
+    multiplies the flux by the exposure before it convolves with the PSF.
+
+    With a PSF in true energy Gammapy convolves the flux with the PSF first and multiplies the
+    result by the exposure at each reconstructed position; with one in reconstructed energy it
+    folds flux x exposure (at the true position) through the identity migration and convolves.
+    """
+    from gammapy.irf import RecoPSFMap
+    from gammapy.maps import Map
+
+    def renamed(m):
+        return Map.from_geom(m.geom.rename_axes(["energy_true"], ["energy"]), data=m.data, unit=m.unit)
+
+    stacked.psf = RecoPSFMap(renamed(stacked.psf.psf_map), renamed(stacked.psf.exposure_map))
+
+
 @dataclass
 class StackedMaps:
     """The stacked dataset of a maps key and, for the significance, the stacked ring dataset."""
@@ -105,12 +132,27 @@ class StackedMaps:
     safe_ranges: dict = field(default_factory=dict)  # obs_id -> (emin, emax) TeV of the safe bins
 
 
-def stacked_maps(cell: Cell, data_dir: Path, *, ring: bool = False) -> StackedMaps:
-    """Gammapy's stacked dataset of the cell's maps key (and the ring on-off dataset if asked)."""
+def stacked_maps(cell: Cell, data_dir: Path, *, ring: bool = False, rad_max: float | None = None,
+                 psf_safe_bins: bool = False, psf_after_exposure: bool = False) -> StackedMaps:
+    """Gammapy's stacked dataset of the cell's maps key (and the ring on-off dataset if asked).
+
+    Two options change Gammapy's conventions where they differ from xgamma's (the known
+    differences of `test_matrix`; both default to Gammapy as users run it):
+
+    ``rad_max`` (deg): the PSF maps' radius axis ends there (0.01 deg bins) instead of at
+    Gammapy's default 0.66 deg. Gammapy cuts each energy's PSF kernel as a square of half-width
+    the 99.9 % containment radius and interpolates the PSF map linearly in radius, extrapolating
+    past the axis's end: the square's corners (up to sqrt(2) x 0.65 deg) get the extrapolated
+    last two nodes of the table. With an axis to 1 deg they get the IRF's value there (0).
+
+    ``psf_safe_bins``: each run's PSF counts in the stacked PSF only in the energy bins of its
+    safe range (`_psf_in_safe_bins`; cells without energy dispersion).
+    """
     with _quiet():
         from gammapy.data import DataStore
         from gammapy.datasets import MapDataset
         from gammapy.makers import MapDatasetMaker, RingBackgroundMaker
+        from gammapy.maps import MapAxis
         from regions import CircleSkyRegion
 
         start = time.perf_counter()
@@ -121,7 +163,9 @@ def stacked_maps(cell: Cell, data_dir: Path, *, ring: bool = False) -> StackedMa
         selection = ["counts", "exposure", "background", "psf"] + (["edisp"] if cell.edisp else [])
         maker = MapDatasetMaker(selection=selection)
         safe = safe_maker(cell)
-        stacked = MapDataset.create(geom, energy_axis_true=true, name="stacked")
+        rad_axis = None if rad_max is None else MapAxis.from_bounds(0, rad_max, nbin=int(round(rad_max / 0.01)),
+                                                                   node_type="edges", name="rad", unit="deg")
+        stacked = MapDataset.create(geom, energy_axis_true=true, rad_axis=rad_axis, name="stacked")
         ring_maker = ring_stacked = None
         if ring:
             region = CircleSkyRegion(t.source.transform_to(cell.frame), EXCLUSION_RADIUS * u.deg)
@@ -133,6 +177,8 @@ def stacked_maps(cell: Cell, data_dir: Path, *, ring: bool = False) -> StackedMa
             dataset = safe.run(maker.run(stacked.copy(name=f"run-{observation.obs_id}"), observation), observation)
             if not cell.edisp:
                 dataset.edisp = _diagonal_kernel(dataset)
+                if psf_safe_bins:
+                    _psf_in_safe_bins(dataset)
             safe_bins = dataset.mask_safe.data.any(axis=(1, 2))
             edges = geom.axes["energy"].edges.to_value("TeV")
             ranges[observation.obs_id] = ((edges[:-1][safe_bins].min(), edges[1:][safe_bins].max())
@@ -146,6 +192,8 @@ def stacked_maps(cell: Cell, data_dir: Path, *, ring: bool = False) -> StackedMa
                     ring_stacked = on_off.to_masked(name="ring")
                 else:
                     ring_stacked.stack(on_off)
+        if psf_after_exposure:
+            _psf_after_exposure(stacked)
         return StackedMaps(stacked, ring_stacked, time.perf_counter() - start, ranges)
 
 

@@ -41,18 +41,23 @@ class MatrixRuns:
             self._results[key] = compute()
         return self._results[key]
 
-    def gammapy_maps(self, cell: Cell) -> gp.StackedMaps:
-        key = cell.maps_key
+    def gammapy_maps(self, cell: Cell, options: dict | None = None) -> gp.StackedMaps:
+        """Gammapy's stacked maps of the cell; ``options``: keywords of `gammapy_reference.stacked_maps`
+        that change Gammapy's conventions (no ring then)."""
+        options = options or {}
+        key = (cell.maps_key, tuple(sorted(options.items())))
         if key not in self._maps:
-            self._maps[key] = gp.stacked_maps(cell, self.data_dir, ring=not cell.edisp)
+            self._maps[key] = gp.stacked_maps(cell, self.data_dir, ring=not cell.edisp and not options, **options)
             while len(self._maps) > self.keep_maps:
                 self._maps.popitem(last=False)
         self._maps.move_to_end(key)
         return self._maps[key]
 
-    def gammapy_fit(self, cell: Cell, start: dict | None = None) -> gp.FitReference:
+    def gammapy_fit(self, cell: Cell, start: dict | None = None, options: dict | None = None) -> gp.FitReference:
+        """Gammapy's fit of the cell from ``start`` on the maps made with ``options`` (`gammapy_maps`)."""
         frozen = None if start is None else tuple(sorted(start.items()))
-        return self._cached(("gammapy-fit", cell, frozen), lambda: gp.fit_reference(cell, self.gammapy_maps(cell), start))
+        key = ("gammapy-fit", cell, frozen, tuple(sorted((options or {}).items())))
+        return self._cached(key, lambda: gp.fit_reference(cell, self.gammapy_maps(cell, options), start))
 
     def gammapy_significance(self, cell: Cell) -> gp.SignificanceReference:
         # The ring needs the maps without energy dispersion (same counts, images of each run).
