@@ -19,8 +19,7 @@ import xarray as xr
 
 from xgamma.exceptions import GeometryError
 from xgamma.geometry.spherical import transform_lonlat, unit_vectors
-from xgamma.makers.chunks import ChunkIndex, check_inputs, chunk_slices, normalise_chunks
-from xgamma.makers.maps import resolve_map_dtype
+from xgamma.makers.chunks import ChunkIndex, check_inputs, chunk_slices, normalise_chunks, resolve_map_dtype
 from xgamma.makers.observation import offsets, pixel_block
 from xgamma.makers.safe_energy import SafeEnergy, safe_offset_max
 from xgamma.maps import make_map

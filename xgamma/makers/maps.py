@@ -31,7 +31,8 @@ from astropy.coordinates import Angle
 from xgamma.exceptions import ConfigError
 from xgamma.geometry import SkyGeometry
 from xgamma.geometry.spherical import transform_lonlat, unit_vectors
-from xgamma.makers.chunks import DEFAULT_CHUNK, ChunkIndex, check_inputs, chunk_slices, normalise_chunks
+from xgamma.makers.chunks import (DEFAULT_CHUNK, DEFAULT_MAP_DTYPE, ChunkIndex, check_inputs, chunk_slices,
+                                   normalise_chunks, resolve_map_dtype)
 from xgamma.makers.observation import add_observation, pixel_block, prepare_observation
 from xgamma.makers.safe_energy import SafeEnergy
 from xgamma.maps import make_map
@@ -51,8 +52,6 @@ IMAGE_VARIABLES = ("counts", "background")
 _UNITS = {"counts": "", "exposure": "m2 s", "background": ""}
 # Partial cubes added per sum task (a tree: the graph stays shallow with thousands of runs).
 _SPLIT_EVERY = 8
-#: Default of the ``"xgamma.map_dtype"`` dask config key: the dtype of the cubes (docs/architecture.md).
-DEFAULT_MAP_DTYPE = "float32"
 
 
 def resolve_runs_per_task(value: int | None = None) -> int:
@@ -73,27 +72,6 @@ def resolve_runs_per_task(value: int | None = None) -> int:
     if value < 1:
         raise ConfigError(f"runs_per_task ('xgamma.runs_per_task') must be an integer >= 1, got {value!r}")
     return value
-
-
-def resolve_map_dtype(value: Any = None) -> np.dtype:
-    """The dtype of the counts / exposure / background cubes: ``value``, else the ``"xgamma.map_dtype"`` config key.
-
-    ``float32`` (default, as Gammapy) or ``float64``. Each run's exposure and background are
-    computed in float64 and rounded once to this dtype; the sums over runs are made in it (see
-    docs/architecture.md for the error bound). Set it with ``dask.config.set({"xgamma.map_dtype":
-    "float64"})``. The per-run energy-squashed images stay float64.
-    """
-    if value is None:
-        import dask
-
-        value = dask.config.get("xgamma.map_dtype", DEFAULT_MAP_DTYPE)
-    try:
-        dtype = np.dtype(value)
-    except TypeError:
-        dtype = np.dtype(bool)
-    if dtype.name not in ("float32", "float64"):
-        raise ConfigError(f"map dtype ('xgamma.map_dtype') must be 'float32' or 'float64', got {value!r}")
-    return dtype
 
 
 def _load_group(observations: Sequence[Observation], geometry: SkyGeometry, safe_energy: SafeEnergy | None,
