@@ -262,6 +262,20 @@ def fit_reference(cell: Cell, stacked: StackedMaps, start: dict | None = None) -
                             bool(result.success), time.perf_counter() - begin, start)
 
 
+def statistic_at_position(cell: Cell, stacked: StackedMaps, values: dict) -> float:
+    """Gammapy's Cash with the source's position fixed at ``values`` (``lon_0``, ``lat_0``), the
+    other free parameters fitted from ``values``: Gammapy's own likelihood at another code's position."""
+    with _quiet():
+        from gammapy.modeling import Fit
+
+        dataset = stacked.stacked.to_image(name="image") if cell.fit == "images" else stacked.stacked.copy(
+            name="cube")
+        dataset.models = _models(cell, dataset.name, **{name: values[name] for name in PARAMETERS})
+        spatial = dataset.models["source"].spatial_model
+        spatial.lon_0.frozen = spatial.lat_0.frozen = True
+        return float(Fit().run(dataset).total_stat)
+
+
 @dataclass
 class SignificanceReference:
     peak: float
