@@ -147,7 +147,15 @@ def stacked_maps(cell: Cell, data_dir: Path, *, ring: bool = False, rad_max: flo
 
     ``psf_safe_bins``: each run's PSF counts in the stacked PSF only in the energy bins of its
     safe range (`_psf_in_safe_bins`; cells without energy dispersion).
+
+    ``psf_after_exposure``: the stacked PSF as a PSF in reconstructed energy
+    (`_psf_after_exposure`; cube cells without energy dispersion).
     """
+    if (psf_safe_bins or psf_after_exposure) and cell.edisp:
+        raise ValueError(f"{cell.id}: psf_safe_bins / psf_after_exposure need true axis = reco axis (no edisp)")
+    if psf_after_exposure and cell.fit == "images":
+        # Measured: Gammapy's to_image() of a dataset with a PSF in reconstructed energy fits nonsense.
+        raise ValueError(f"{cell.id}: psf_after_exposure is for cube fits")
     with _quiet():
         from gammapy.data import DataStore
         from gammapy.datasets import MapDataset
