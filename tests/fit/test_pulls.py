@@ -21,7 +21,7 @@ from xgamma.models import BackgroundModel, Gaussian, Point, PowerLaw2, SkyModel
 N_REAL = 200
 
 
-def _pulls(flat_image, truth: SkyModel, names: list[str], seed: int) -> np.ndarray:
+def _pulls(flat_image, truth: SkyModel, names: list[str], seed: int, n: int = N_REAL) -> np.ndarray:
     bkg = BackgroundModel(norm={"value": 1, "frozen": True})
     ds = MapDataset(flat_image["counts"], flat_image["exposure"], flat_image["background"], psf=flat_image["psf"],
                     models=[truth, bkg])
@@ -29,7 +29,7 @@ def _pulls(flat_image, truth: SkyModel, names: list[str], seed: int) -> np.ndarr
     base = ds.arrays
     rng = np.random.default_rng(seed)
     pulls = []
-    for _ in range(N_REAL):
+    for _ in range(n):
         arrays = dataclasses.replace(base, counts=rng.poisson(mu).astype(float))
         lik = Likelihood(arrays, [truth.copy(), bkg.copy()])  # start at the truth, as in the issue
         result = minimize(lik)
@@ -61,4 +61,7 @@ def test_gaussian_sigma_pulls(flat_image):
                                emax="10 TeV"),
                      Gaussian(lon_0=0.005, lat_0=0.011, sigma=0.03, frame="galactic"), name="g")
     names = ["sigma", "lon_0", "amplitude"]
-    _check(_pulls(flat_image, truth, names, seed=12), names)
+    # 400 realisations (standard error 0.05 on a mean): with 200 the bound of 0.1 is 1.4 standard
+    # errors, and a change of the prediction (the extended-source PSF kernel) moved this seed's
+    # sigma mean from +0.02 to -0.16 by chance (seeds 13-15: -0.02 to +0.03).
+    _check(_pulls(flat_image, truth, names, seed=12, n=2 * N_REAL), names)

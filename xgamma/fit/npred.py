@@ -181,8 +181,10 @@ def npred_source(arrays: DatasetArrays, model: SkyModel) -> tuple[Box | None, np
     mu = arrays.exposure[:, box[0], box[1]] * (flux if flux.ndim == 3 else flux[:, None, None]) * frac
     if psf is None:
         return box, _fold(arrays, model, mu)
-    kernel = psf.data
-    mu = _convolve(mu, kernel)
+    # A point source spread over pixels (bilinear) meets the pixel-integrated PSF; an extended
+    # source, already integrated over the pixels, the PSF sampled at the pixel centres.
+    kernel = psf.data if isinstance(model.spatial, Point) else psf.extended_data
+    mu = _convolve(mu * psf.flux_fraction()[:, None, None], kernel)
     r = kernel.shape[-1] // 2
     ny, nx = arrays.grid.shape
     y0, x0 = box[0].start - r, box[1].start - r
@@ -225,7 +227,8 @@ def _npred_point(arrays: DatasetArrays, model: SkyModel, psf: Any) -> tuple[Box 
     # Exposure at the source: bilinear interpolation between pixel centres (smooth in position).
     exposure = _bilinear(arrays.exposure, x0, y0)
     flux = _flux(arrays, model, pixel=(min(max(iy, 0), ny - 1), min(max(ix, 0), nx - 1)))
-    weights = np.broadcast_to(flux * exposure, exposure.shape)  # counts per exposure bin
+    # Counts per exposure bin, of which the truncated PSF holds the fraction ``flux_fraction``.
+    weights = np.broadcast_to(flux * exposure * psf.flux_fraction(), exposure.shape)
     edisp = arrays.edisp_for(model)
     per_bin = weights[:, None] * (np.eye(weights.size) if edisp is None else edisp)  # (n_exposure, n_energy)
     counts = per_bin.sum(axis=0)

@@ -70,8 +70,8 @@ class PSFProfile:
         The truncation is continuous: the density is tapered to 0 by a cosine over the outer
         10 % of the radius, so that moving a source by a fraction of a sub-pixel changes its
         stamp continuously (a sharp cut makes the likelihood jump as sub-pixels cross the
-        circle, which stalls MIGRAD). The taper removes a negligible flux (the density there is
-        that of the far PSF tail: 0.06 % of the flux for the reference CTA kernel at 99.9 %).
+        circle, which stalls MIGRAD). The flux the cut and the taper remove is `enclosed`'s
+        complement (0.1-0.2 % for kernels at 99.9 % containment).
 
         Returns
         -------
@@ -84,11 +84,24 @@ class PSFProfile:
         if key not in self._tables:
             r2 = np.linspace(0.0, radius**2, size)
             r = np.sqrt(r2)
-            t = np.clip((r - 0.9 * radius) / (0.1 * radius), 0.0, 1.0)
-            taper = 0.5 * (1.0 + np.cos(np.pi * t))
-            rows = [np.append(np.interp(r, self.rad, dens, right=0.0) * taper, 0.0) for dens in self.density]
+            rows = [np.append(np.interp(r, self.rad, dens, right=0.0) * _taper(r, radius), 0.0) for dens in self.density]
             self._tables[key] = (radius**2 / (size - 1), np.array(rows))
         return self._tables[key]
+
+    def enclosed(self, radius: float) -> np.ndarray:
+        """Fraction of the PSF that the density truncated at ``radius`` (deg) holds, per energy bin.
+
+        The integral (2 pi r dr) of the tapered density of `r2_table` over that of the whole
+        tabulated profile: what a kernel cut at ``radius`` must sum to so that the flux of the
+        far tail is not put into the core (the data have it spread far from the source, where
+        the background absorbs it).
+        """
+        r = np.radians(self.rad)
+        weight = 2.0 * np.pi * r * np.gradient(r)
+        total = self.density @ weight
+        inside = (self.density * _taper(self.rad, radius)) @ weight
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(total > 0, inside / total, 1.0)
 
     def containment(self) -> np.ndarray:
         """Cumulative containment at each radius, shape (n_energy, n_rad) (trapezoid in 2 pi r dr)."""
@@ -103,14 +116,27 @@ class PSFProfile:
         return u.Quantity([np.interp(fraction, c, self.rad) for c in cont], "deg")
 
 
+def _taper(r: np.ndarray, radius: float) -> np.ndarray:
+    """1 inside 0.9 ``radius``, a cosine down to 0 at ``radius``, 0 beyond."""
+    t = np.clip((np.asarray(r) - 0.9 * radius) / (0.1 * radius), 0.0, 1.0)
+    return 0.5 * (1.0 + np.cos(np.pi * t))
+
+
 @dataclass
 class PSFKernel:
     """Normalised PSF convolution kernels on a map's pixel grid.
 
+    Which kernel meets which source: a point source needs the PSF integrated over the pixels
+    (``data``, or a stamp at its exact position). An extended source is already integrated over
+    the pixels (its flux fraction per pixel), so it needs the PSF density at the pixel centres
+    (``sampled``): integrating the PSF over the pixels a second time would count the pixel's
+    variance (p^2 / 12 per axis) twice and make fitted sizes come out low.
+
     Attributes
     ----------
     data : numpy.ndarray
-        Kernels, shape (n_energy, 2 n + 1, 2 n + 1); each sums to 1 when normalised.
+        Pixel-integrated kernels, shape (n_energy, 2 n + 1, 2 n + 1); each sums to 1 when
+        normalised (the convolution kernel of a point source).
     pixel_scale : float
         Pixel size (deg) the kernels were made for.
     energy_edges : astropy.units.Quantity
@@ -126,6 +152,12 @@ class PSFKernel:
         Truncation radius (deg).
     oversample : int
         Sub-pixels per axis used for the pixel integration.
+    sampled : numpy.ndarray, optional
+        The PSF density at the pixel centres times the pixel solid angle, shape and
+        normalisation as ``data`` (the convolution kernel of an extended source).
+    enclosed : numpy.ndarray, optional
+        Per energy bin, the fraction of the PSF the truncated kernel stands for
+        (`PSFProfile.enclosed`): predictions scale the normalised kernels by it. Default 1.
     """
 
     data: np.ndarray
@@ -137,6 +169,17 @@ class PSFKernel:
     profile: PSFProfile | None = None
     radius: float = np.inf
     oversample: int = 8
+    sampled: np.ndarray | None = None
+    enclosed: np.ndarray | None = None
+
+    @property
+    def extended_data(self) -> np.ndarray:
+        """The kernels for sources already integrated over the pixels: ``sampled`` if made, else ``data``."""
+        return self.data if self.sampled is None else self.sampled
+
+    def flux_fraction(self) -> np.ndarray:
+        """Per energy bin, the fraction of the flux the kernels predict (``enclosed``; 1 if unset)."""
+        return np.ones(self.data.shape[0]) if self.enclosed is None else np.asarray(self.enclosed, dtype=float)
 
     @property
     def radius_pix(self) -> int:
@@ -278,11 +321,15 @@ def make_psf_kernel(
     oversample : int
         Sub-pixels per axis for the integration over each pixel.
     normalize : bool
-        Scale each kernel to sum to 1 (the flux outside the radius is redistributed).
+        Scale each kernel to sum to 1. Predictions then scale it by the fraction of the PSF
+        inside the radius (``enclosed``), so that the flux of the far tail is not put into the
+        core; without ``normalize`` the kernels hold their pixel integrals as computed.
 
     Returns
     -------
     PSFKernel
+        With ``data`` (pixel-integrated, for point sources) and ``sampled`` (at the pixel
+        centres, for sources already integrated over the pixels).
     """
     scale = u.Quantity(pixel_scale, "deg").to_value("deg")
     if not scale > 0:
@@ -293,15 +340,14 @@ def make_psf_kernel(
         radius = u.Quantity(max_radius).to_value("deg")
     radius = min(radius, float(profile.rad[-1]))
     n = max(int(np.ceil(radius / scale)), 1)
-    data = kernel_at_offset(profile, n=n, size_x=scale, size_y=scale, dx=0.0, dy=0.0, radius=radius,
-                            oversample=oversample, normalize=False)
+    data, sampled = (kernel_at_offset(profile, n=n, size_x=scale, size_y=scale, dx=0.0, dy=0.0, radius=radius,
+                                      oversample=factor, normalize=normalize) for factor in (oversample, 1))
     # Fraction of the PSF inside the truncation radius (from the radial profile).
     inside = np.array([np.interp(radius, profile.rad, c) for c in profile.containment()])
-    if normalize:
-        data = data / data.sum(axis=(1, 2))[:, None, None]
     return PSFKernel(data=data, pixel_scale=scale, energy_edges=profile.energy_edges,
                      r68=profile.containment_radius(0.68), r95=profile.containment_radius(0.95),
-                     containment=inside, profile=profile, radius=radius, oversample=oversample)
+                     containment=inside, profile=profile, radius=radius, oversample=oversample, sampled=sampled,
+                     enclosed=profile.enclosed(radius) if normalize else None)
 
 
 @lru_cache(maxsize=32)

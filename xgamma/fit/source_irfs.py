@@ -14,6 +14,7 @@ from typing import Any
 import astropy.units as u
 from astropy.coordinates import SkyCoord
 
+from xgamma.fit.edisp_check import check_true_energy_axis
 from xgamma.fit.psf_kernel import PSFKernel, psf_kernel_for_geometry
 from xgamma.makers.edisp import EDispKernel, make_edisp_kernel
 from xgamma.models.sky_model import SkyModel
@@ -60,7 +61,9 @@ def source_kernels(
         True-energy edges of the exposure; with ``edisp`` the PSF kernels are per true bin.
         Default: the reconstructed edges.
     edisp : bool
-        Also make migration kernels (the maps' exposure is then ``exposure_true``).
+        Also make migration kernels (the maps' exposure is then ``exposure_true``), and warn
+        (`~xgamma.exceptions.DataWarning`) when the true-energy axis is too coarse for the
+        migration at a source (`~xgamma.fit.edisp_check.check_true_energy_axis`).
     position : SkyCoord, optional
         Evaluate every source's kernels here instead of at its own position.
     spectrum : SpectralModel, optional
@@ -93,4 +96,6 @@ def source_kernels(
         if migration is not None:
             migration[model.name] = make_edisp_kernel(observations, geometry, where, energy_true=edges,
                                                       offset_max=offset_max, safe_energy=safe_energy)
+            check_true_energy_axis(observations, where, energy_true=edges, energy=geometry.energy_edges,
+                                   spectrum=weighting, offset_max=offset_max, source=model.name)
     return psf, migration
