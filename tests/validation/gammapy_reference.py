@@ -147,7 +147,15 @@ def stacked_maps(cell: Cell, data_dir: Path, *, ring: bool = False, rad_max: flo
 
     ``psf_safe_bins``: each run's PSF counts in the stacked PSF only in the energy bins of its
     safe range (`_psf_in_safe_bins`; cells without energy dispersion).
+
+    ``psf_after_exposure``: the stacked PSF as a PSF in reconstructed energy
+    (`_psf_after_exposure`; cube cells without energy dispersion).
     """
+    if (psf_safe_bins or psf_after_exposure) and cell.edisp:
+        raise ValueError(f"{cell.id}: psf_safe_bins / psf_after_exposure need true axis = reco axis (no edisp)")
+    if psf_after_exposure and cell.fit == "images":
+        # Measured: Gammapy's to_image() of a dataset with a PSF in reconstructed energy fits nonsense.
+        raise ValueError(f"{cell.id}: psf_after_exposure is for cube fits")
     with _quiet():
         from gammapy.data import DataStore
         from gammapy.datasets import MapDataset
@@ -260,6 +268,20 @@ def fit_reference(cell: Cell, stacked: StackedMaps, start: dict | None = None) -
         stat_null = Fit().run(dataset).total_stat if cell.norm == "free" else float(dataset.stat_sum())
         return FitReference(values, errors, float(result.total_stat), float(stat_null - result.total_stat),
                             bool(result.success), time.perf_counter() - begin, start)
+
+
+def statistic_at_position(cell: Cell, stacked: StackedMaps, values: dict) -> float:
+    """Gammapy's Cash with the source's position fixed at ``values`` (``lon_0``, ``lat_0``), the
+    other free parameters fitted from ``values``: Gammapy's own likelihood at another code's position."""
+    with _quiet():
+        from gammapy.modeling import Fit
+
+        dataset = stacked.stacked.to_image(name="image") if cell.fit == "images" else stacked.stacked.copy(
+            name="cube")
+        dataset.models = _models(cell, dataset.name, **{name: values[name] for name in PARAMETERS})
+        spatial = dataset.models["source"].spatial_model
+        spatial.lon_0.frozen = spatial.lat_0.frozen = True
+        return float(Fit().run(dataset).total_stat)
 
 
 @dataclass

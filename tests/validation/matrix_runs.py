@@ -62,6 +62,11 @@ class MatrixRuns:
         key = ("gammapy-fit", cell, frozen, tuple(sorted((options or {}).items())))
         return self._cached(key, lambda: gp.fit_reference(cell, self.gammapy_maps(cell, options), start))
 
+    def gammapy_statistic_at(self, cell: Cell, values: dict) -> float:
+        """Gammapy's Cash at the position in ``values``, the rest refitted (`gammapy_reference.statistic_at_position`)."""
+        key = ("gammapy-statistic-at", cell, tuple(sorted(values.items())))
+        return self._cached(key, lambda: gp.statistic_at_position(cell, self.gammapy_maps(cell), values))
+
     def gammapy_significance(self, cell: Cell) -> gp.SignificanceReference:
         # The ring needs the maps without energy dispersion (same counts, images of each run).
         plain = Cell(cell.data, cell.safe, "cube", cell.norm, cell.geom)

@@ -49,19 +49,25 @@ class KnownDifference:
     ``gammapy_options``, when the cause is a Gammapy convention: keywords of
     `gammapy_reference.stacked_maps` that switch Gammapy to xgamma's convention. Gammapy run so
     must then match the cell on every criterion (the convention is the whole difference).
+
+    ``cash_at_ours``, when the positions are different minima of a flat likelihood: Gammapy's
+    own Cash at xgamma's position (the other parameters refitted) is at most this much above
+    Gammapy's minimum (a parabolic likelihood would charge the square of the offset in sigma).
     """
 
     reason: str
     tolerances: dict
     gammapy_options: dict = field(default_factory=dict)
+    cash_at_ours: float | None = None
 
 
 _PSF_CORNERS = ("H.E.S.S. Crab without a safe range, cube without energy dispersion: Gammapy's PSF kernel is a "
                 "square whose corners beyond its PSF maps' radius axis (0.66 deg) hold a linear extrapolation of "
                 "the IRF table's last two nodes, rising with radius (1.5 % of the 0.40-0.63 TeV kernel, where the "
                 "IRF has 0.03 %); with the axis to 1 deg Gammapy matches xgamma (docs/validation.md)")
-_TWO_MINIMA = ("GC on TAN ICRS: Gammapy's likelihood has two minima 0.005 deg (2.2 sigma) apart in lat, "
-               "0.13 apart in Cash; Gammapy stops in either, xgamma always in the same one")
+_TWO_MINIMA = ("GC on TAN ICRS: both codes' likelihoods have two minima 0.005 deg (2.2 sigma) apart in lat with "
+               "a ridge of ~1 between them and Cash values within 0.5 of each other; which is lower differs by cell "
+               "and by code (docs/validation.md), and each fit stops in one of them")
 _PSF_SAFE_RANGE = ("PKS 2155-304 with aeff-default: two Gammapy conventions. Its stacked PSF takes each run in "
                    "every energy bin, also those its safe range cuts (the broad PSFs of runs 33787/33788 enter "
                    "0.63-1 TeV, where their counts are dropped), and it convolves the flux with the PSF before it "
@@ -70,8 +76,10 @@ _PSF_SAFE_RANGE = ("PKS 2155-304 with aeff-default: two Gammapy conventions. Its
                    "(docs/validation.md)")
 
 
-def _known(ids: str, reason: str, tolerances: dict, gammapy_options: dict | None = None) -> dict:
-    return {cell_id: KnownDifference(reason, tolerances, gammapy_options or {}) for cell_id in ids.split()}
+def _known(ids: str, reason: str, tolerances: dict, gammapy_options: dict | None = None,
+           cash_at_ours: float | None = None) -> dict:
+    return {cell_id: KnownDifference(reason, tolerances, gammapy_options or {}, cash_at_ours)
+            for cell_id in ids.split()}
 
 
 KNOWN_DIFFERENCES = {
@@ -81,7 +89,7 @@ KNOWN_DIFFERENCES = {
     **_known("cta-gc-off-images-frozen-tan-icrs cta-gc-off-cube-free-tan-icrs cta-gc-off-cube-edisp-free-tan-icrs "
              "cta-gc-aeff-default-images-frozen-tan-icrs cta-gc-aeff-default-cube-free-tan-icrs "
              "cta-gc-aeff-default-cube-edisp-free-tan-icrs",
-             _TWO_MINIMA, {"position": 2.5}),
+             _TWO_MINIMA, {"position": 2.5}, cash_at_ours=0.6),
     **_known("hess-pks2155-aeff-default-cube-frozen-tan-icrs hess-pks2155-aeff-default-cube-free-tan-icrs",
              _PSF_SAFE_RANGE, {"position": 0.25},
              {"psf_safe_bins": True, "psf_after_exposure": True}),
@@ -169,6 +177,10 @@ def test_cell_matches_gammapy(cell, matrix_runs):
             assert changed.success, f"Gammapy's fit with {known.gammapy_options} failed in {cell.id}"
             remaining = compare_fit(ours, changed, cell)
             assert not remaining, (known.gammapy_options, remaining)
+        if known.cash_at_ours is not None:
+            # Another minimum of the same flat likelihood, not a 2-sigma shift (which costs ~4-5).
+            at_ours = matrix_runs.gammapy_statistic_at(cell, ours.values)
+            assert at_ours - reference.statistic <= known.cash_at_ours, (known.reason, at_ours, reference.statistic)
 
     significance = matrix_runs.xgamma_significance(cell)["max_significance"]
     gp_significance = matrix_runs.gammapy_significance(cell).peak
