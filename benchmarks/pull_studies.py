@@ -4,15 +4,17 @@ Each realisation is a DL3 data store simulated by `xgamma.simulate` (source + ba
 through the analytic IRFs, two wobble pointings of 30 min), binned and fitted from the true values
 by `xgamma.testing.pulls.simulate_and_fit`. Studies (`STUDIES`):
 
-* ``point``, ``gaussian``, ``disk``: the simulated migration is 1 % (delta-like); fits
+* ``point``, ``gaussian``, ``disk``: the simulated migration is 1 % (delta-like), 12 reco bins; fits
   ``squashed`` (images squashed with the source's spectrum: weighting = source) and
   ``squashed-index-2`` (weighting index 2, source index 2.3: weighting != source), the index
   fixed at its true value (``images``, the workflow's `MapDataset.to_image`, is in the CI pull
   test tests/validation/test_simulated_pulls.py);
 * ``point-edisp``, ``gaussian-edisp``, ``disk-edisp``: a migration of 15 % width and +5 % bias;
   fit ``cube-edisp`` (true-energy exposure, 24 bins of 0.1-30 TeV, and migration kernel, free
-  index). ``*-edisp-coarse`` (not run by default): the same with 12 true bins, too coarse for the
-  migration (the kernel is evaluated at each true bin's centre, as Gammapy's): biased amplitude.
+  index). ``*-edisp-band``: the same sources and realisations, the amplitude fitted as the flux
+  over the analysed 0.3-10 TeV instead of 0.1-10 TeV. ``*-edisp-coarse`` (not run by default):
+  12 true bins, too coarse for the migration (the kernel is evaluated at each true bin's centre,
+  as Gammapy's): biased amplitude, and `xgamma.fit.source_kernels` warns.
 
 
 Realisations are run in blocks of ``--block`` seeds, round-robin over the studies, so that a
@@ -44,6 +46,10 @@ STUDIES = {
     **{source: PullSetup(source=source, fits=IMAGE_FITS, energy=(0.3, 10.0, 12)) for source in SOURCES},
     **{f"{source}-edisp": PullSetup(source=source, fits=EDISP_FITS, edisp_sigma=0.15, edisp_bias=0.05,
                                     energy_true=(0.1, 30.0, 24)) for source in SOURCES},
+    # The same sources and realisations with the amplitude defined over the analysed range
+    # (0.3-10 TeV) instead of 0.1-10 TeV (extrapolated below the data with the free index).
+    **{f"{source}-edisp-band": PullSetup(source=source, fits=EDISP_FITS, edisp_sigma=0.15, edisp_bias=0.05,
+                                         energy_true=(0.1, 30.0, 24), flux_energy=(0.3, 10.0)) for source in SOURCES},
     # The true axis of 12 bins (61 % wide, 4x the migration width): the amplitude comes out 4 % low.
     **{f"{source}-edisp-coarse": PullSetup(source=source, fits=EDISP_FITS, edisp_sigma=0.15, edisp_bias=0.05,
                                            energy_true=(0.1, 30.0, 12)) for source in SOURCES},

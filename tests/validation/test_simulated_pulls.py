@@ -32,3 +32,14 @@ def test_gaussian_image_fit_pulls():
         assert s["n"] == N
         assert abs(s["mean"]) < MAX_MEAN, (name, s)
         assert WIDTH[0] < s["width"] < WIDTH[1], (name, s)
+
+
+def test_the_fitted_flux_range_changes_the_parametrisation_not_the_source():
+    import astropy.units as u
+    import numpy as np
+
+    wide, band = PullSetup(source="point").truth(), PullSetup(source="point", flux_energy=(0.3, 10.0)).truth()
+    energies = np.geomspace(0.1, 30, 7) * u.TeV
+    np.testing.assert_allclose(band.spectral(energies).value, wide.spectral(energies).value, rtol=1e-12)
+    assert band.spectral.emin.value == 0.3
+    assert band.spectral.amplitude.value == pytest.approx(2e-10 * (0.3**-1.3 - 10**-1.3) / (0.1**-1.3 - 10**-1.3))

@@ -78,6 +78,10 @@ class PullSetup:
     spectral_exposure : bool
         Predict with each source's spectrum-weighted effective area over each bin instead of the
         area at the bin centre (`~xgamma.fit.source_kernels`).
+    flux_energy : (float, float)
+        Energy range (TeV) of the fitted amplitude (the `PowerLaw2` integral flux). The source
+        is the same whatever the range (``flux`` is always its flux over 0.1-10 TeV), so a seed
+        draws the same events: only the parametrisation of the fit changes.
     """
 
     # Defaults: a bright source (amplitude and size known to ~4-5 %, so that the pulls are in
@@ -100,6 +104,7 @@ class PullSetup:
     offset_max: float = 2.0
     free_index: bool = True
     spectral_exposure: bool = False
+    flux_energy: tuple[float, float] = (0.1, 10.0)
 
     def __post_init__(self) -> None:
         from xgamma.exceptions import ConfigError
@@ -121,8 +126,13 @@ class PullSetup:
 
         from xgamma.simulate import disk_source, gaussian_source, point_source
 
+        from xgamma.models.spectral import powerlaw_integral
+
         position = SkyCoord(0.0, 0.0, unit="deg", frame="galactic")
-        common = dict(flux=self.flux * u.Unit("cm-2 s-1"), index=self.index, name="src")
+        lo, hi = self.flux_energy
+        flux = self.flux * powerlaw_integral(lo, hi, self.index) / powerlaw_integral(0.1, 10.0, self.index)
+        common = dict(flux=flux * u.Unit("cm-2 s-1"), index=self.index, name="src",
+                      flux_energy_min=lo * u.TeV, flux_energy_max=hi * u.TeV)
         if self.source == "gaussian":
             return gaussian_source(position, sigma=self.size * u.deg, **common)
         if self.source == "disk":
