@@ -23,7 +23,9 @@ def test_run_cta_config_writes_cube_and_images(data_dir, tmp_path, monkeypatch):
     assert set(cube.data_vars) == {"counts", "exposure", "background"}
     assert cube.counts.shape == (10, 400, 500) and images.counts.shape == (1, 400, 500)
     assert images.counts.sum() == cube.counts.sum() > 100_000
-    np.testing.assert_allclose(images.background.sum(), cube.background.sum(), rtol=1e-12)
+    # float32 maps: each image pixel is a float32 sum over 10 energy bins (<= 10 x 2**-24 relative)
+    np.testing.assert_allclose(images.background.sum(dtype=float), cube.background.sum(dtype=float), rtol=1e-6)
+    assert cube.background.dtype == np.float32
     assert images.exposure.attrs["units"] == "m2 s"
 
 

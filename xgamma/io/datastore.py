@@ -347,6 +347,10 @@ class Observation:
     # -- header values ------------------------------------------------------------------
     def _events_header(self) -> dict:
         if "events_header" not in self._cache:
+            events = self._cache.get("events")
+            if events is not None:  # the events were read with their header: no second open
+                self._cache["events_header"] = events.meta
+                return events.meta
             path, hdu, _ = self._hdu("events")
             if not Path(path).is_file():
                 raise DataStoreError(f"obs {self.obs_id}: events file not found: {path}")

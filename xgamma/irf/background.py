@@ -24,6 +24,7 @@ __all__ = [
     "fov_coordinates",
     "fov_coordinates_radec",
     "fov_coordinates_from_vectors",
+    "fov_coordinates_from_components",
     "fov_frame_matrix",
     "fov_rotation_times",
     "integrate_loglog",
@@ -284,10 +285,15 @@ def fov_coordinates_from_vectors(vectors: np.ndarray, matrix: np.ndarray) -> tup
 
     ``matrix`` may include a rotation from the vectors' frame to ICRS (map-frame vectors).
     """
-    from xgamma.geometry.spherical import rotate
+    return fov_coordinates_from_components((vectors[:, 0], vectors[:, 1], vectors[:, 2]), matrix)
 
-    xyz = rotate(vectors, matrix)
-    x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+
+def fov_coordinates_from_components(xyz: tuple[np.ndarray, np.ndarray, np.ndarray], matrix: np.ndarray
+                                    ) -> tuple[np.ndarray, np.ndarray]:
+    """`fov_coordinates_from_vectors` for unit vectors given as three component arrays (x, y, z)."""
+    from xgamma.geometry.spherical import rotate_components
+
+    x, y, z = rotate_components(xyz, matrix)
     fov_lon = np.arctan2(y, x)
     fov_lon *= 180 / np.pi
     np.clip(z, -1.0, 1.0, out=z)

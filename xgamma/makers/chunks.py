@@ -1,5 +1,5 @@
-"""The spatial chunk layout shared by the map-making graphs (`xgamma.makers.maps`,
-`xgamma.makers.exposure`): chunk slices, which chunks a pointing reaches, input checks."""
+"""The array layout shared by the map-making graphs (`xgamma.makers.maps`, `xgamma.makers.exposure`):
+chunk slices, which chunks a pointing reaches, the cubes' dtype, input checks."""
 
 from __future__ import annotations
 
@@ -17,9 +17,33 @@ if TYPE_CHECKING:
     from xgamma.geometry import SkyGeometry
     from xgamma.io.datastore import Observation
 
-__all__ = ["DEFAULT_CHUNK", "ChunkIndex", "chunk_slices", "normalise_chunks", "check_inputs"]
+__all__ = ["DEFAULT_CHUNK", "DEFAULT_MAP_DTYPE", "ChunkIndex", "chunk_slices", "normalise_chunks", "check_inputs",
+           "resolve_map_dtype"]
 
 DEFAULT_CHUNK = 256
+#: Default of the ``"xgamma.map_dtype"`` dask config key: the dtype of the cubes (docs/architecture.md).
+DEFAULT_MAP_DTYPE = "float32"
+
+
+def resolve_map_dtype(value: Any = None) -> np.dtype:
+    """The dtype of the counts / exposure / background cubes: ``value``, else the ``"xgamma.map_dtype"`` config key.
+
+    ``float32`` (default, as Gammapy) or ``float64``. Each run's exposure and background are
+    computed in float64 and rounded once to this dtype; the sums over runs are made in it (see
+    docs/architecture.md for the error bound). Set it with ``dask.config.set({"xgamma.map_dtype":
+    "float64"})``. The per-run energy-squashed images stay float64.
+    """
+    if value is None:
+        import dask
+
+        value = dask.config.get("xgamma.map_dtype", DEFAULT_MAP_DTYPE)
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        dtype = np.dtype(bool)
+    if dtype.name not in ("float32", "float64"):
+        raise ConfigError(f"map dtype ('xgamma.map_dtype') must be 'float32' or 'float64', got {value!r}")
+    return dtype
 
 
 def chunk_slices(n: int, size: int) -> list[slice]:

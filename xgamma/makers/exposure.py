@@ -19,7 +19,7 @@ import xarray as xr
 
 from xgamma.exceptions import GeometryError
 from xgamma.geometry.spherical import transform_lonlat, unit_vectors
-from xgamma.makers.chunks import ChunkIndex, check_inputs, chunk_slices, normalise_chunks
+from xgamma.makers.chunks import ChunkIndex, check_inputs, chunk_slices, normalise_chunks, resolve_map_dtype
 from xgamma.makers.observation import offsets, pixel_block
 from xgamma.makers.safe_energy import SafeEnergy, safe_offset_max
 from xgamma.maps import make_map
@@ -74,6 +74,7 @@ def make_exposure_true(
     offset_max: u.Quantity,
     safe_energy: SafeEnergy | Any = None,
     chunks: int | Sequence[int] | None = None,
+    dtype: Any = None,
 ) -> xr.DataArray:
     """Stacked exposure on a true-energy axis (lazy): effective area at each bin's log centre and
     the pixel-centre offset x livetime, summed over observations.
@@ -92,6 +93,9 @@ def make_exposure_true(
         Only its spatial cut applies here.
     chunks : int or (int, int), optional
         Spatial chunk size in pixels (default as `~xgamma.makers.make_maps`).
+    dtype : {"float32", "float64"}, optional
+        Dtype of the result (default as `~xgamma.makers.make_maps`); the sum over observations
+        runs in float64 and is rounded once.
 
     Returns
     -------
@@ -107,13 +111,14 @@ def make_exposure_true(
         raise GeometryError("energy_true: expected >= 2 strictly increasing bin edges")
     true_geometry = geometry.with_energy(edges)
     offset_max_deg = check_inputs(observations, true_geometry, offset_max)
+    dtype = resolve_map_dtype(dtype)
     run_offset_max = safe_offset_max(SafeEnergy.parse(safe_energy), offset_max_deg)
     centres = np.sqrt(edges.value[:-1] * edges.value[1:])
     size_y, size_x = normalise_chunks(chunks, geometry.shape)
     lat_slices = chunk_slices(geometry.shape[0], size_y)
     lon_slices = chunk_slices(geometry.shape[1], size_x)
     token = tokenize([(o.obs_id, sorted(o.hdus.items())) for o in observations], geometry.header_text, geometry.shape, edges.value,
-                     offset_max_deg, run_offset_max, size_y, size_x)
+                     offset_max_deg, run_offset_max, size_y, size_x, dtype.str)
     load, pixels, block, total, out = (f"xgamma-exposure-true-{kind}-{token}"
                                        for kind in ("load", "pixels", "block", "sum", "out"))
     graph: dict[Any, Any] = {}
@@ -133,16 +138,16 @@ def make_exposure_true(
         for j, lon in enumerate(lon_slices):
             keys = blocks_of_chunk.get(i * n_lon + j, [])
             if not keys:
-                graph[(out, 0, i, j)] = (np.zeros, (centres.size, lat.stop - lat.start, lon.stop - lon.start))
+                graph[(out, 0, i, j)] = (np.zeros, (centres.size, lat.stop - lat.start, lon.stop - lon.start), dtype)
                 continue
             graph[(pixels, i * n_lon + j)] = (pixel_block, geometry, lat, lon)
             running = keys[0]
             for m, key in enumerate(keys[1:], start=1):
                 graph[(total, m, i, j)] = (_add, running, key)
                 running = (total, m, i, j)
-            graph[(out, 0, i, j)] = (np.copy, running)
+            graph[(out, 0, i, j)] = (np.array, running, dtype)  # a copy (the sum may be a block's array)
     chunks_out = ((centres.size,), tuple(s.stop - s.start for s in lat_slices),
                   tuple(s.stop - s.start for s in lon_slices))
     data = da.Array(HighLevelGraph.from_collections(out, graph, dependencies=()), out, chunks=chunks_out,
-                    dtype=float)
+                    dtype=dtype)
     return make_map(data, true_geometry, name="exposure_true", units="m2 s", energy_dim="energy_true")

@@ -31,7 +31,8 @@ from astropy.coordinates import Angle
 from xgamma.exceptions import ConfigError
 from xgamma.geometry import SkyGeometry
 from xgamma.geometry.spherical import transform_lonlat, unit_vectors
-from xgamma.makers.chunks import DEFAULT_CHUNK, ChunkIndex, check_inputs, chunk_slices, normalise_chunks
+from xgamma.makers.chunks import (DEFAULT_CHUNK, DEFAULT_MAP_DTYPE, ChunkIndex, check_inputs, chunk_slices,
+                                   normalise_chunks, resolve_map_dtype)
 from xgamma.makers.observation import add_observation, pixel_block, prepare_observation
 from xgamma.makers.safe_energy import SafeEnergy
 from xgamma.maps import make_map
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
     from xgamma.io.datastore import Observation
 
 __all__ = ["make_maps", "make_observation_maps", "make_map_products", "MapProducts", "resolve_runs_per_task",
-           "DEFAULT_CHUNK", "DEFAULT_RUNS_PER_TASK", "MAP_VARIABLES", "IMAGE_VARIABLES"]
+           "resolve_map_dtype", "DEFAULT_CHUNK", "DEFAULT_RUNS_PER_TASK", "DEFAULT_MAP_DTYPE", "MAP_VARIABLES",
+           "IMAGE_VARIABLES"]
 
 #: Default of the ``"xgamma.runs_per_task"`` dask config key.
 DEFAULT_RUNS_PER_TASK = 8
@@ -78,18 +80,19 @@ def _load_group(observations: Sequence[Observation], geometry: SkyGeometry, safe
 
 
 def _group_block(runs: list, members: tuple[int, ...], geometry: SkyGeometry, lat: slice, lon: slice,
-                 offset_max_deg: float, outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
+                 offset_max_deg: float, outputs: tuple[str, ...], dtype: np.dtype) -> dict[str, np.ndarray]:
     """Maps of the runs ``members`` of a group on one chunk.
 
     ``outputs``: ``"maps"`` (3, n_energy, ny, nx) summed over the group, ``"observation_maps"``
     (n_group, 3, n_energy, ny, nx) and ``"observation_images"`` (n_group, 2, 1, ny, nx), one
-    entry per run of the group (zeros for runs that do not reach the chunk).
+    entry per run of the group (zeros for runs that do not reach the chunk). Cubes in ``dtype``,
+    images in float64.
     """
     block = pixel_block(geometry, lat, lon)
     ny, nx = block.shape
     shape = (3, geometry.nbins, ny * nx)
-    per_run = np.zeros((len(runs), *shape)) if "observation_maps" in outputs else None
-    cube = np.zeros(shape) if per_run is None and "maps" in outputs else None  # None: images only
+    per_run = np.zeros((len(runs), *shape), dtype) if "observation_maps" in outputs else None
+    cube = np.zeros(shape, dtype) if per_run is None and "maps" in outputs else None  # None: images only
     images = np.zeros((len(runs), 2, ny * nx)) if "observation_images" in outputs else None
     for k in members:
         add_observation(cube if per_run is None else per_run[k], runs[k], block, geometry, offset_max_deg,
@@ -143,6 +146,7 @@ def make_map_products(
     observation_maps: bool = False,
     observation_images: bool = False,
     runs_per_task: int | None = None,
+    dtype: Any = None,
 ) -> MapProducts:
     """Stacked cubes, per-observation cubes and per-observation images from one graph (lazy).
 
@@ -173,6 +177,9 @@ def make_map_products(
         Which products to build (default: the stacked cubes only).
     runs_per_task : int, optional
         Observations per task (default: the ``"xgamma.runs_per_task"`` dask config key, 8).
+    dtype : {"float32", "float64"}, optional
+        Dtype of the cubes (stacked and per observation; also ``exposure_true``). Default: the
+        ``"xgamma.map_dtype"`` dask config key, float32 (`resolve_map_dtype`).
 
     Returns
     -------
@@ -185,19 +192,23 @@ def make_map_products(
         raise ConfigError("make_map_products: ask for at least one of maps, observation_maps, observation_images")
     safe_energy = SafeEnergy.parse(safe_energy)
     arrays = _build_arrays(observations, geometry, offset_max=offset_max, safe_energy=safe_energy, chunks=chunks,
-                           outputs=outputs, group_size=resolve_runs_per_task(runs_per_task), energy_true=energy_true)
+                           outputs=outputs, group_size=resolve_runs_per_task(runs_per_task), energy_true=energy_true,
+                           dtype=dtype)
     offset_max_deg = Angle(offset_max).to_value("deg")
     obs_ids = [int(o.obs_id) for o in observations]
     result = {}
     if "maps" in arrays:
         stacked = arrays["maps"]
-        dataset = xr.Dataset({name: make_map(stacked[index], geometry, name=name, units=_UNITS[name])
-                              for index, name in enumerate(MAP_VARIABLES)})
+        # One coordinate set for the three maps (building and aligning it per map cost ~10 ms each).
+        first = make_map(stacked[0], geometry, name=MAP_VARIABLES[0], units=_UNITS[MAP_VARIABLES[0]])
+        dataset = xr.Dataset(coords=first.coords).assign(
+            {name: (first.dims, stacked[index], {"units": u.Unit(_UNITS[name]).to_string()})
+             for index, name in enumerate(MAP_VARIABLES)})
         if energy_true is not None:
             from xgamma.makers.exposure import make_exposure_true
 
             dataset["exposure_true"] = make_exposure_true(observations, geometry, energy_true, offset_max=offset_max,
-                                                          safe_energy=safe_energy, chunks=chunks)
+                                                          safe_energy=safe_energy, chunks=chunks, dtype=dtype)
         dataset.attrs.update(obs_ids=obs_ids, offset_max_deg=offset_max_deg)
         result["maps"] = dataset
     if "observation_maps" in arrays:
@@ -234,6 +245,7 @@ def make_maps(
     energy_true: u.Quantity | None = None,
     chunks: int | Sequence[int] | None = None,
     runs_per_task: int | None = None,
+    dtype: Any = None,
 ) -> xr.Dataset:
     """Stacked counts, exposure and background cubes of observations, as a lazy Dataset.
 
@@ -253,6 +265,8 @@ def make_maps(
         Spatial chunk size (n_lat, n_lon) in pixels. Default is 256.
     runs_per_task : int, optional
         Observations per task (default: the ``"xgamma.runs_per_task"`` dask config key, 8).
+    dtype : {"float32", "float64"}, optional
+        Dtype of the cubes (default: the ``"xgamma.map_dtype"`` dask config key, float32).
 
     Returns
     -------
@@ -262,7 +276,7 @@ def make_maps(
         computed.
     """
     return make_map_products(observations, geometry, offset_max=offset_max, safe_energy=safe_energy,
-                             energy_true=energy_true, chunks=chunks, runs_per_task=runs_per_task).maps
+                             energy_true=energy_true, chunks=chunks, runs_per_task=runs_per_task, dtype=dtype).maps
 
 
 def make_observation_maps(
@@ -274,11 +288,13 @@ def make_observation_maps(
     energy_true: u.Quantity | None = None,
     chunks: int | Sequence[int] | None = None,
     runs_per_task: int | None = None,
+    dtype: Any = None,
 ) -> xr.Dataset:
     """Per-observation counts, exposure and background along an ``obs_id`` dim (lazy).
 
     Same parameters as `make_maps` (``energy_true`` only sets the axis of the safe-range methods:
-    no ``exposure_true`` per observation); ``maps.sum("obs_id")`` equals its result. Estimators that
+    no ``exposure_true`` per observation); ``maps.sum("obs_id")`` equals its result (to the
+    rounding of ``dtype``: the sums run in another order). Estimators that
     must not mix observations before a non-linear step (the ring background) use these, or
     rather their energy-squashed images, which `make_map_products` makes without per-run cubes.
 
@@ -291,7 +307,7 @@ def make_observation_maps(
     """
     return make_map_products(observations, geometry, offset_max=offset_max, safe_energy=safe_energy,
                              energy_true=energy_true, chunks=chunks, maps=False, observation_maps=True,
-                             runs_per_task=runs_per_task).observation_maps
+                             runs_per_task=runs_per_task, dtype=dtype).observation_maps
 
 
 def _build_arrays(
@@ -304,6 +320,7 @@ def _build_arrays(
     outputs: tuple[str, ...],
     group_size: int,
     energy_true: u.Quantity | None = None,
+    dtype: Any = None,
 ) -> dict[str, Any]:
     """The dask arrays of ``outputs``: ``"maps"`` (3, energy, lat, lon), ``"observation_maps"`` (obs, 3,
     energy, lat, lon), ``"observation_images"`` (obs, 2, 1, lat, lon)."""
@@ -312,12 +329,13 @@ def _build_arrays(
     from dask.highlevelgraph import HighLevelGraph
 
     offset_max_deg = check_inputs(observations, geometry, offset_max)
+    dtype = resolve_map_dtype(dtype)
     size_y, size_x = normalise_chunks(chunks, geometry.shape)
     lat_slices = chunk_slices(geometry.shape[0], size_y)
     lon_slices = chunk_slices(geometry.shape[1], size_x)
     token = tokenize([(o.obs_id, sorted(o.hdus.items())) for o in observations], geometry.header_text, geometry.shape,
                      geometry.energy_edges.value, offset_max_deg, repr(safe_energy), size_y, size_x, outputs, group_size,
-                     None if energy_true is None else u.Quantity(energy_true, "TeV").value)
+                     None if energy_true is None else u.Quantity(energy_true, "TeV").value, dtype.str)
     name = {kind: f"xgamma-{kind}-{token}" for kind in ("load", "block", "sum", *outputs)}
 
     # Pointings in the map frame (vectors, pixel positions), all runs at once.
@@ -346,12 +364,13 @@ def _build_arrays(
             lat, lon = lat_slices[chunk // n_lon], lon_slices[chunk % n_lon]
             key = (name["block"], g, chunk)
             graph[key] = (_group_block, (name["load"], g), tuple(positions), geometry, lat, lon, offset_max_deg,
-                          outputs)
+                          outputs, dtype)
             keys[chunk] = key
             blocks_of_chunk.setdefault(chunk, []).append(key)
         group_blocks.append(keys)
 
     n_energy = geometry.nbins
+    dtypes = {"maps": dtype, "observation_maps": dtype, "observation_images": np.dtype(float)}
     arrays = {}
     if "maps" in outputs:
         for i, lat in enumerate(lat_slices):
@@ -359,7 +378,7 @@ def _build_arrays(
                 parts = [(operator.getitem, key, "maps") for key in blocks_of_chunk.get(i * n_lon + j, [])]
                 out_key = (name["maps"], 0, 0, i, j)
                 if not parts:
-                    graph[out_key] = (np.zeros, (3, n_energy, lat.stop - lat.start, lon.stop - lon.start))
+                    graph[out_key] = (np.zeros, (3, n_energy, lat.stop - lat.start, lon.stop - lon.start), dtype)
                     continue
                 level = 0
                 while len(parts) > 1:  # tree sum, _SPLIT_EVERY partial cubes per task
@@ -385,7 +404,7 @@ def _build_arrays(
                     out_key = (name[output], g, 0, 0, i, j)
                     if block_key is None:
                         graph[out_key] = (np.zeros, (len(members), *channels, lat.stop - lat.start,
-                                                     lon.stop - lon.start))
+                                                     lon.stop - lon.start), dtypes[output])
                     else:
                         graph[out_key] = (operator.getitem, block_key, output)
         arrays[output] = (tuple(len(m) for m in groups), *((c,) for c in channels))
@@ -394,5 +413,5 @@ def _build_arrays(
     result = {}
     for output, leading in arrays.items():
         hlg = HighLevelGraph.from_collections(name[output], graph, dependencies=())
-        result[output] = da.Array(hlg, name[output], chunks=(*leading, *spatial), dtype=float)
+        result[output] = da.Array(hlg, name[output], chunks=(*leading, *spatial), dtype=dtypes[output])
     return result
