@@ -90,7 +90,7 @@ def test_documented_defaults_match_the_api():
     from xgamma.background import RingBackground
     from xgamma.workflow.exclusion import iterate_exclusion_mask
     from xgamma.estimators import significance_maps
-    from xgamma.fit import MapDataset, psf_kernel_for_geometry
+    from xgamma.fit import MapDataset, psf_kernel_for_geometry, source_kernels
     from xgamma.makers.maps import DEFAULT_CHUNK
 
     rows = _documented_rows()
@@ -104,6 +104,7 @@ def test_documented_defaults_match_the_api():
         "exclusion.max_iterations": str(_default_of(iterate_exclusion_mask, "max_iterations")),
         "exclusion.threshold": f"{_default_of(iterate_exclusion_mask, 'threshold'):g}",
         "fit.point_method": f"`{_default_of(MapDataset.from_maps, 'point_method')}`",
+        "fit.spectral_exposure": str(_default_of(source_kernels, "spectral_exposure")).lower(),
     }
     for key, value in expected.items():
         assert rows[key][1] == value, f"docs/config.md default of {key}: {rows[key][1]!r}, API: {value!r}"

@@ -125,3 +125,23 @@ def gammapy_point_models(image, *, lon: float = 0.01, lat: float = 0.01, amplitu
 def _gammapy_point_models_fixture():
     """The :func:`gammapy_point_models` factory."""
     return gammapy_point_models
+
+
+@pytest.fixture(scope="session")
+def simulated_observations(tmp_path_factory):
+    """Two 10 s runs (no events to speak of) of `xgamma.simulate`'s analytic instrument, wobbling
+    0.5 deg around (0, 0) galactic, with a 15 % migration biased by +5 % (the pull studies')."""
+    import dataclasses
+
+    from astropy.coordinates import SkyCoord
+
+    from xgamma.io.datastore import DataStore
+    from xgamma.simulate import AnalyticIRF, simulate_datastore, wobble_pointings
+
+    irf = dataclasses.replace(AnalyticIRF(), edisp_sigma=0.15, edisp_bias=0.05)
+    target = SkyCoord(0, 0, unit="deg", frame="galactic")
+    store = simulate_datastore(tmp_path_factory.mktemp("simulated") / "store",
+                               observations=wobble_pointings(target, n=2, offset=0.5 * u.deg), sources=[],
+                               livetime=10 * u.s, irf=irf, energy_min=0.3 * u.TeV, energy_max=10 * u.TeV,
+                               max_offset=2.5 * u.deg, seed=1)
+    return DataStore(store).observations()

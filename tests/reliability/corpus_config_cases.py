@@ -223,6 +223,8 @@ def _cases() -> list[ConfigCase]:
                    Succeeds(check=_fit_outcome_told), stages="full"))
     add(ConfigCase("fit-point-method-unknown", setting("fit.point_method", "foo"), Error("fit.point_method"),
                    stages="full"))
+    add(ConfigCase("fit-spectral-exposure-text", setting("fit.spectral_exposure", "yes"),
+                   Error("fit.spectral_exposure"), stages="full"))
 
     # exclusion / ring / significance
     add(ConfigCase("exclusion-region-garbage", setting("exclusion.regions", ["not a region"]),

@@ -41,12 +41,17 @@ class PSFProfile:
     weights : numpy.ndarray, optional
         Exposure x flux weight of each bin at the position (cm2 s x flux), zero in bins that
         the safe range removes from every observation.
+    centre_weights : numpy.ndarray, optional
+        The same with the effective area taken at each bin's log centre (the exposure maps'
+        convention): ``weights / centre_weights`` is the factor by which the bin-centre exposure
+        misses the spectrum-weighted mean effective area over the bin (`exposure_ratio`).
     """
 
     rad: np.ndarray
     density: np.ndarray
     energy_edges: u.Quantity
     weights: np.ndarray | None = None
+    centre_weights: np.ndarray | None = None
     _tables: dict = field(default_factory=dict, repr=False, compare=False)
 
     def to_band(self) -> PSFProfile:
@@ -62,7 +67,20 @@ class PSFProfile:
             raise FitError("PSF profile: no energy bin has exposure (every bin is outside the safe range)")
         density = weights @ self.density / weights.sum()
         edges = self.energy_edges[[used[0], used[-1] + 1]]
-        return PSFProfile(rad=self.rad, density=density[None, :], energy_edges=edges, weights=weights[None, used].sum(1))
+        centre = None if self.centre_weights is None else np.atleast_1d(np.sum(self.centre_weights[used]))
+        return PSFProfile(rad=self.rad, density=density[None, :], energy_edges=edges, weights=weights[None, used].sum(1),
+                          centre_weights=centre)
+
+    def exposure_ratio(self) -> np.ndarray:
+        """Per bin, the spectrum-weighted mean effective area over the bin / the area at its centre.
+
+        1 where unknown (no ``centre_weights``) or where the area at the centre is 0 (nothing is
+        predicted there whatever the factor).
+        """
+        if self.weights is None or self.centre_weights is None:
+            return np.ones(len(self.density))
+        weights, centre = np.asarray(self.weights, float), np.asarray(self.centre_weights, float)
+        return np.divide(weights, centre, out=np.ones_like(weights), where=centre > 0)
 
     def r2_table(self, radius: float, *, size: int = 4096) -> tuple[float, np.ndarray]:
         """Density truncated at ``radius`` (deg) on a uniform grid of r^2, cached.
@@ -158,6 +176,10 @@ class PSFKernel:
     enclosed : numpy.ndarray, optional
         Per energy bin, the fraction of the PSF the truncated kernel stands for
         (`PSFProfile.enclosed`): predictions scale the normalised kernels by it. Default 1.
+    exposure_ratio : numpy.ndarray, optional
+        Per energy bin, a factor on the source's predicted counts: the spectrum-weighted mean
+        effective area over the bin relative to the area at the bin centre that the exposure
+        maps hold (`PSFProfile.exposure_ratio`; made with ``spectral_exposure``). Default 1.
     """
 
     data: np.ndarray
@@ -171,6 +193,7 @@ class PSFKernel:
     oversample: int = 8
     sampled: np.ndarray | None = None
     enclosed: np.ndarray | None = None
+    exposure_ratio: np.ndarray | None = None
 
     @property
     def extended_data(self) -> np.ndarray:
@@ -178,8 +201,13 @@ class PSFKernel:
         return self.data if self.sampled is None else self.sampled
 
     def flux_fraction(self) -> np.ndarray:
-        """Per energy bin, the fraction of the flux the kernels predict (``enclosed``; 1 if unset)."""
-        return np.ones(self.data.shape[0]) if self.enclosed is None else np.asarray(self.enclosed, dtype=float)
+        """Per energy bin, the factor on a source's counts: the flux the kernels hold (``enclosed``)
+        times the in-bin effective-area correction (``exposure_ratio``); 1 where unset."""
+        out = np.ones(self.data.shape[0])
+        for factor in (self.enclosed, self.exposure_ratio):
+            if factor is not None:
+                out = out * np.asarray(factor, dtype=float)
+        return out
 
     @property
     def radius_pix(self) -> int:
@@ -277,6 +305,9 @@ def mean_psf(
     rad = np.linspace(0.0, rmax, n_rad)
     num = np.zeros((2, n_bins, n_rad))  # [unmasked, masked]
     den = np.zeros((2, n_bins))
+    centre_den = np.zeros(n_bins)  # masked, with the area at the bin centres
+    flux_per_bin = np.bincount(index, weights=flux, minlength=n_bins)
+    centres = np.sqrt(edges[:-1] * edges[1:])
     for k in used:
         obs, off = observations[k], offsets[k]
         aeff = obs.aeff.evaluate(energy * u.TeV, off * u.deg).to_value("cm2")
@@ -286,6 +317,8 @@ def mean_psf(
         for row, factor in enumerate((1.0, keep[index])):
             np.add.at(num[row], index, (w * factor)[:, None] * dens)
             np.add.at(den[row], index, w * factor)
+        aeff_centre = np.clip(np.nan_to_num(obs.aeff.evaluate(centres * u.TeV, off * u.deg).to_value("cm2")), 0.0, None)
+        centre_den += flux_per_bin * aeff_centre * obs.livetime.to_value("s") * keep
     if not np.any(den[0] > 0):
         raise FitError(f"mean_psf: zero exposure at {position} in every energy bin")
     # Bins without exposure at all (e.g. below the IRF's energy range) take the nearest bin's
@@ -294,7 +327,8 @@ def mean_psf(
     nearest = have[np.abs(np.arange(n_bins)[:, None] - have[None, :]).argmin(axis=1)]
     row = np.where(den[1, nearest] > 0, 1, 0)
     density = num[row, nearest] / den[row, nearest][:, None]
-    return PSFProfile(rad=rad, density=density, energy_edges=u.Quantity(edges, "TeV"), weights=den[1])
+    return PSFProfile(rad=rad, density=density, energy_edges=u.Quantity(edges, "TeV"), weights=den[1],
+                      centre_weights=centre_den)
 
 
 def make_psf_kernel(
@@ -305,6 +339,7 @@ def make_psf_kernel(
     containment: float = 0.999,
     oversample: int = 8,
     normalize: bool = True,
+    spectral_exposure: bool = False,
 ) -> PSFKernel:
     """Kernel on square pixels of ``pixel_scale`` from a radial profile (sub-pixel integration).
 
@@ -324,6 +359,11 @@ def make_psf_kernel(
         Scale each kernel to sum to 1. Predictions then scale it by the fraction of the PSF
         inside the radius (``enclosed``), so that the flux of the far tail is not put into the
         core; without ``normalize`` the kernels hold their pixel integrals as computed.
+    spectral_exposure : bool
+        Also carry `PSFProfile.exposure_ratio` (``exposure_ratio``): predictions then use the
+        spectrum-weighted mean effective area over each bin instead of the area at its centre
+        (the exposure maps' and Gammapy's convention, which over wide bins where the area
+        changes fast biases fluxes low). Off by default, to match Gammapy.
 
     Returns
     -------
@@ -347,7 +387,8 @@ def make_psf_kernel(
     return PSFKernel(data=data, pixel_scale=scale, energy_edges=profile.energy_edges,
                      r68=profile.containment_radius(0.68), r95=profile.containment_radius(0.95),
                      containment=inside, profile=profile, radius=radius, oversample=oversample, sampled=sampled,
-                     enclosed=profile.enclosed(radius) if normalize else None)
+                     enclosed=profile.enclosed(radius) if normalize else None,
+                     exposure_ratio=profile.exposure_ratio() if spectral_exposure else None)
 
 
 @lru_cache(maxsize=32)
@@ -425,6 +466,7 @@ def psf_kernel_for_geometry(
     max_radius: u.Quantity | None = None,
     containment: float = 0.999,
     oversample: int = 8,
+    spectral_exposure: bool = False,
 ) -> PSFKernel:
     """Kernel(s) for a map geometry: one per energy bin, or one over the whole band (``image``).
 
@@ -451,7 +493,7 @@ def psf_kernel_for_geometry(
     energy_true : Quantity, optional
         True-energy edges: one kernel per true-energy bin (for an exposure in true energy;
         with energy dispersion the safe range acts through the migration kernel instead).
-    max_radius, containment, oversample
+    max_radius, containment, oversample, spectral_exposure
         See `make_psf_kernel`.
     """
     from xgamma.makers.safe_energy import SafeEnergy, safe_energy_mask, safe_offset_max
@@ -469,4 +511,4 @@ def psf_kernel_for_geometry(
     if image:
         profile = profile.to_band()
     return make_psf_kernel(profile, pixel_scale=geometry.pixel_scale, max_radius=max_radius,
-                           containment=containment, oversample=oversample)
+                           containment=containment, oversample=oversample, spectral_exposure=spectral_exposure)

@@ -42,6 +42,7 @@ def source_kernels(
     image: bool = False,
     max_radius: u.Quantity | None = None,
     containment: float = 0.999,
+    spectral_exposure: bool = False,
 ) -> tuple[dict[str, PSFKernel], dict[str, EDispKernel] | None]:
     """PSF (and migration) kernels of every sky model in ``models``.
 
@@ -71,8 +72,10 @@ def source_kernels(
         spectrum (at its current parameter values).
     image : bool
         One PSF kernel over the band (for squashed images; without ``edisp`` only).
-    max_radius, containment
-        See `~xgamma.fit.make_psf_kernel`.
+    max_radius, containment, spectral_exposure
+        See `~xgamma.fit.make_psf_kernel` (``spectral_exposure``: each source's counts use its
+        spectrum-weighted mean effective area over each bin, at its position, instead of the
+        area at the bin centre).
 
     Returns
     -------
@@ -92,7 +95,7 @@ def source_kernels(
         psf[model.name] = psf_kernel_for_geometry(
             observations, geometry, where, spectrum=weighting, image=image and not edisp, safe_energy=safe_energy,
             offset_max=offset_max, energy_true=edges if edisp else None, max_radius=max_radius,
-            containment=containment)
+            containment=containment, spectral_exposure=spectral_exposure)
         if migration is not None:
             migration[model.name] = make_edisp_kernel(observations, geometry, where, energy_true=edges,
                                                       offset_max=offset_max, safe_energy=safe_energy)

@@ -369,7 +369,8 @@ class GridInterpolator:
         """
         valid0 = _AxisLookup(self.axes[0], x0).valid
         shape = rest[0].shape if rest else ()
-        out = np.empty((x0.size, int(np.prod(shape))))
+        n_points = int(np.prod(shape))
+        out = None
         for sl, values, valid in self.outer_blocks(x0, rest):
             values = self._inverse(values)
             if self.fill:
@@ -377,7 +378,14 @@ class GridInterpolator:
                 values[~valid0] = 0.0
                 if not self.finite:
                     values[~np.isfinite(values)] = 0.0
+            if sl.start == 0 and sl.stop == n_points:  # one block: the values are the result, no copy
+                out = values
+                continue
+            if out is None:
+                out = np.empty((x0.size, n_points))
             out[:, sl] = values
+        if out is None:  # no points
+            out = np.empty((x0.size, 0))
         return out.reshape((x0.size,) + shape)
 
 

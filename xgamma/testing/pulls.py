@@ -75,6 +75,9 @@ class PullSetup:
         Offset cut of the maps (deg).
     free_index : bool
         Fit the index in cube fits (image fits keep it at the true value).
+    spectral_exposure : bool
+        Predict with each source's spectrum-weighted effective area over each bin instead of the
+        area at the bin centre (`~xgamma.fit.source_kernels`).
     """
 
     # Defaults: a bright source (amplitude and size known to ~4-5 %, so that the pulls are in
@@ -96,6 +99,7 @@ class PullSetup:
     energy_true: tuple[float, float, int] = (0.1, 30.0, 12)
     offset_max: float = 2.0
     free_index: bool = True
+    spectral_exposure: bool = False
 
     def __post_init__(self) -> None:
         from xgamma.exceptions import ConfigError
@@ -209,18 +213,19 @@ def _kernels(setup: PullSetup, observations, geometry) -> dict[str, Any]:
         from xgamma.models import PowerLaw
 
         offset = setup.offset_max * u.deg
+        common = dict(offset_max=offset, spectral_exposure=setup.spectral_exposure)
         kernels: dict[str, Any] = {}
         for fit in setup.fits:
             models = _start_models(setup, fit)
             if fit == "cube-edisp":
-                kernels[fit] = source_kernels(observations, geometry, models, offset_max=offset,
+                kernels[fit] = source_kernels(observations, geometry, models, **common,
                                               energy_true=_true_edges(setup), edisp=True)
             elif fit.startswith("squashed"):
                 index = 2.0 if fit == "squashed-index-2" else setup.index
-                kernels[fit] = source_kernels(observations, geometry, models, offset_max=offset,
+                kernels[fit] = source_kernels(observations, geometry, models, **common,
                                               spectrum=PowerLaw(index=index), image=True)
             else:
-                kernels[fit] = source_kernels(observations, geometry, models, offset_max=offset)
+                kernels[fit] = source_kernels(observations, geometry, models, **common)
         _KERNELS[setup] = kernels
     return _KERNELS[setup]
 

@@ -230,6 +230,7 @@ def run_fit(analysis: Analysis) -> None:
         position=psf_section.get("position"),
         spectrum=inputs.psf_spectrum(config) if "spectrum" in psf_section else None,
         max_radius=psf_section.get("max_radius"), containment=psf_section.get("containment", 0.999),
+        spectral_exposure=fit_section.get("spectral_exposure", False),
     )
     dataset = MapDataset.from_maps(analysis.maps, psf=psf, edisp=migration, models=analysis.models,
                                    point_method=fit_section.get("point_method", "exact"))
