@@ -11,6 +11,10 @@ as its migration kernel (`_diagonal_kernel` says why not ``edisp = None``). Imag
 The fit starts from the cell's start values (`matrix_cells.start_position`) or a given start
 and runs ``Fit().run``; TS is C(source amplitude 0, the rest refitted) - C(best).
 
+For the known differences of `test_matrix`, `stacked_maps` can switch three Gammapy conventions
+to xgamma's (the PSF maps' radius axis, the safe range in PSF stacking, the exposure applied before
+the PSF), and `statistic_at_position` gives Gammapy's Cash at another code's position.
+
 The significance reference is Gammapy's ring background on each run's image
 (``RingBackgroundMaker``, the exclusion circle of the cell), stacked, then
 ``ExcessMapEstimator`` (correlated Li & Ma significance).
@@ -136,8 +140,8 @@ def stacked_maps(cell: Cell, data_dir: Path, *, ring: bool = False, rad_max: flo
                  psf_safe_bins: bool = False, psf_after_exposure: bool = False) -> StackedMaps:
     """Gammapy's stacked dataset of the cell's maps key (and the ring on-off dataset if asked).
 
-    Two options change Gammapy's conventions where they differ from xgamma's (the known
-    differences of `test_matrix`; both default to Gammapy as users run it):
+    Three options change Gammapy's conventions where they differ from xgamma's (the known
+    differences of `test_matrix`; all default to Gammapy as users run it):
 
     ``rad_max`` (deg): the PSF maps' radius axis ends there (0.01 deg bins) instead of at
     Gammapy's default 0.66 deg. Gammapy cuts each energy's PSF kernel as a square of half-width

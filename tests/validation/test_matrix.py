@@ -21,8 +21,8 @@ differ by more than the tolerance, Gammapy is refitted from xgamma's best fit, a
 minimum is the reference (the statistic of the same likelihood decides, never xgamma's).
 
 Plain ``python -m pytest`` runs `matrix_cells.CI_CELLS` (every value of every axis at least
-once); ``python -m pytest tests/validation --validation`` runs all 108 cells (95 min measured
-on 2 cores at load average 5-9). Cells that cannot match are listed in docs/validation.md with
+once); ``python -m pytest tests/validation --validation`` runs all 108 cells in one process (95 min
+measured at load average 5-9; `benchmarks/validation_matrix.py --processes 2`: 20 min at 4-6). Cells that cannot match are listed in docs/validation.md with
 the reason, and assert the documented difference instead (`KNOWN_DIFFERENCES`).
 """
 

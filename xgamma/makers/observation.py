@@ -136,16 +136,21 @@ def prepare_observation(observation: Observation, geometry: SkyGeometry, safe_en
     edges = geometry.energy_edges.to_value("TeV")
     aeff = observation.aeff
     energy_mask = safe_energy_mask(observation, geometry, safe_energy, energy_true=energy_true)
-    lon, lat = transform_lonlat(np.asarray(events.ra, float), np.asarray(events.dec, float), "icrs", geometry.frame)
+    energy = np.asarray(events.energy, dtype=float)
+    energy_bin = np.searchsorted(edges, energy, side="right") - 1
+    in_range = (energy >= edges[0]) & (energy < edges[-1])
+    if not energy_mask.all():
+        in_range &= energy_mask[np.clip(energy_bin, 0, edges.size - 2)]
+    # Events outside the energy axis or the safe range (half of a CTA run) are dropped before
+    # their (elementwise) frame change and pixel placement: the same events kept, in order.
+    selected = np.flatnonzero(in_range)
+    lon, lat = transform_lonlat(np.asarray(events.ra[selected], float), np.asarray(events.dec[selected], float),
+                                "icrs", geometry.frame)
     x, y = geometry.world_to_pixel(lon, lat)
     ix = np.floor(x + 0.5)
     iy = np.floor(y + 0.5)
-    energy = np.asarray(events.energy, dtype=float)
-    energy_bin = np.searchsorted(edges, energy, side="right") - 1
-    keep = ((energy >= edges[0]) & (energy < edges[-1]) & (ix >= 0) & (ix < geometry.shape[1])
-            & (iy >= 0) & (iy < geometry.shape[0]))
-    if not energy_mask.all():
-        keep &= energy_mask[np.clip(energy_bin, 0, edges.size - 2)]
+    keep = (ix >= 0) & (ix < geometry.shape[1]) & (iy >= 0) & (iy < geometry.shape[0])
+    energy_bin = energy_bin[selected]
     ra, dec = observation.pointing_radec
     return PreparedObservation(
         obs_id=int(observation.obs_id),
