@@ -251,3 +251,16 @@ def test_local_cluster_rejects_no_workers():
 
     with pytest.raises(ConfigError, match="n_workers must be >= 1"):
         local_cluster(0)
+
+
+def test_default_runs_per_task_grows_with_long_run_lists():
+    import dask
+
+    from xgamma.makers.maps import DEFAULT_RUNS_PER_TASK, GROUPS_PER_LIST, resolve_runs_per_task
+
+    assert resolve_runs_per_task(None, 30) == DEFAULT_RUNS_PER_TASK
+    assert resolve_runs_per_task(None, DEFAULT_RUNS_PER_TASK * GROUPS_PER_LIST) == DEFAULT_RUNS_PER_TASK
+    assert resolve_runs_per_task(None, 1000) == 32  # ceil(1000 / 32): 32 groups of at most 32 runs
+    assert resolve_runs_per_task(5, 1000) == 5  # an explicit value wins
+    with dask.config.set({"xgamma.runs_per_task": 3}):
+        assert resolve_runs_per_task(None, 1000) == 3  # so does the config key
