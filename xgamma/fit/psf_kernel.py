@@ -114,24 +114,27 @@ class PSFProfile:
         far tail is not put into the core (the data have it spread far from the source, where
         the background absorbs it).
         """
-        r = np.radians(self.rad)
-        weight = 2.0 * np.pi * r * np.gradient(r)
-        total = self.density @ weight
-        inside = (self.density * _taper(self.rad, radius)) @ weight
+        total = self.containment()[:, -1]
+        inside = _cumulative_2pi_r(self.rad, self.density * _taper(self.rad, radius))[:, -1]
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(total > 0, inside / total, 1.0)
 
     def containment(self) -> np.ndarray:
         """Cumulative containment at each radius, shape (n_energy, n_rad) (trapezoid in 2 pi r dr)."""
-        r = np.radians(self.rad)
-        integrand = self.density * 2.0 * np.pi * r
-        steps = 0.5 * (integrand[:, 1:] + integrand[:, :-1]) * np.diff(r)
-        return np.concatenate([np.zeros((self.density.shape[0], 1)), np.cumsum(steps, axis=1)], axis=1)
+        return _cumulative_2pi_r(self.rad, self.density)
 
     def containment_radius(self, fraction: float) -> u.Quantity:
         """Radius (deg) containing ``fraction`` of the PSF, per energy bin."""
         cont = self.containment()
         return u.Quantity([np.interp(fraction, c, self.rad) for c in cont], "deg")
+
+
+def _cumulative_2pi_r(rad_deg: np.ndarray, density: np.ndarray) -> np.ndarray:
+    """Cumulative integral of ``density`` (sr-1, rows per energy) in 2 pi r dr from 0 to each radius (trapezoid)."""
+    r = np.radians(rad_deg)
+    integrand = density * 2.0 * np.pi * r
+    steps = 0.5 * (integrand[:, 1:] + integrand[:, :-1]) * np.diff(r)
+    return np.concatenate([np.zeros((density.shape[0], 1)), np.cumsum(steps, axis=1)], axis=1)
 
 
 def _taper(r: np.ndarray, radius: float) -> np.ndarray:
