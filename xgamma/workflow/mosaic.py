@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from xgamma.workflow.analysis import Analysis
 
-__all__ = ["check_streamed", "mosaic_datasets", "optimize_together", "run_mosaic", "RESUME_FOLDER"]
+__all__ = ["check_streamed", "fuse_per_chunk", "mosaic_datasets", "optimize_together", "run_mosaic", "RESUME_FOLDER"]
 
 log = logging.getLogger("xgamma")
 
@@ -195,9 +195,10 @@ def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool
     resumed = {name: store.prepare() for name, store in stores.items()}
     arrays = {(name, var): array for name, store in stores.items() for var, array in store.arrays().items()}
     optimized = dict(zip(arrays, optimize_together(list(arrays.values()))))
-    tasks = [task for name, store in stores.items()
-             for task in store.tasks({var: optimized[name, var] for var in store.arrays()})]
-    log.info("writing %d chunks (%d already written)", len(tasks), sum(resumed.values()))
+    writes = [task for name, store in stores.items()
+              for task in store.tasks({var: optimized[name, var] for var in store.arrays()})]
+    log.info("writing %d chunks (%d already written)", len(writes), sum(resumed.values()))
+    tasks = fuse_per_chunk(writes)
     if tasks:
         compute(*tasks, progress=analysis.progress)
     for store in stores.values():
@@ -230,6 +231,82 @@ def optimize_together(arrays: list[Any]) -> list[Any]:
         rebuild, args = array.__dask_postpersist__()
         out.append(rebuild(optimized, *args))
     return out
+
+
+#: Layers that `fuse_per_chunk` leaves as tasks of their own: map making's loads and blocks,
+#: already sized (`xgamma.makers.maps.resolve_runs_per_task`) and shared between chunks.
+_SEPARATE_TASKS = ("xgamma-load-", "xgamma-block-", "xgamma-exposure-true-")
+
+
+def fuse_per_chunk(writes: list[Any]) -> list[Any]:
+    """One task per spatial chunk: its writes (of every store) and every task only they need.
+
+    ``writes`` are the `ChunkedStore.tasks` of the stores (keys ``(name, i_lat, i_lon)``). Per
+    chunk, dask and xarray make ~20 small tasks after map making (the partial cubes' sum, a
+    ``getitem`` per variable, the energy squash's sums, range and transposes, the writes): each
+    costs the `distributed` scheduler and worker 1-2 ms, as much as its compute, and moves the
+    chunk between workers when they land on different ones. Here every task whose results only
+    the chunk's writes use (directly or through other such tasks) runs inside one task, on the
+    synchronous scheduler (`dask.get`). The map-making loads and blocks (`_SEPARATE_TASKS`) and
+    tasks shared between chunks (the ring's overlaps) stay separate tasks.
+
+    Returns
+    -------
+    tasks : list of `dask.delayed.Delayed`
+        One per chunk, computing to the tuple of its writes' results.
+    """
+    from functools import partial
+    from uuid import uuid4
+
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    if not writes:
+        return []
+    graph = dict(HighLevelGraph.merge(*(task.__dask_graph__() for task in writes)))
+    dependencies = HighLevelGraph.from_collections("fuse", graph, dependencies=()).get_all_dependencies()
+    dependents: dict[Any, set] = {key: set() for key in graph}
+    for key, keys in dependencies.items():
+        for dependency in keys:
+            dependents[dependency].add(key)
+    chunks: dict[tuple, list] = {}
+    for task in writes:
+        chunks.setdefault(tuple(task.key[1:]), []).append(task.key)
+    name = f"write-chunk-{uuid4().hex}"
+    fused = dict(graph)
+    for index, outputs in chunks.items():
+        members = set(outputs)
+        grown = True
+        while grown:  # until no task outside has all its dependents inside
+            candidates = {d for key in members for d in dependencies[key]} - members
+            inside = {d for d in candidates if not _separate(d) and dependents[d] <= members}
+            members |= inside
+            grown = bool(inside)
+        inputs = tuple(sorted({d for key in members for d in dependencies[key]} - members, key=str))
+        subgraph = {key: fused.pop(key) for key in members}
+        fused[(name, *index)] = (partial(_run_fused, subgraph, inputs, tuple(outputs)), *inputs)
+    layer = HighLevelGraph.from_collections(name, fused, dependencies=())
+    return [Delayed((name, *index), layer, layer=name) for index in chunks]
+
+
+def _separate(key: Any) -> bool:
+    return str(key[0] if isinstance(key, tuple) else key).startswith(_SEPARATE_TASKS)
+
+
+def _given(value: Any) -> Any:
+    return value
+
+
+def _run_fused(subgraph: dict, inputs: tuple, outputs: tuple, *values: Any) -> tuple:
+    """Compute ``outputs`` of ``subgraph`` given the values of its ``inputs`` (a task of `fuse_per_chunk`)."""
+    from functools import partial
+
+    import dask
+
+    graph = dict(subgraph)
+    # Given values enter as tasks returning them: dask would read a tuple or list as a task.
+    graph.update({key: (partial(_given, value),) for key, value in zip(inputs, values)})
+    return tuple(dask.get(graph, list(outputs)))
 
 
 def _publish(analysis: Analysis, output: Path, resume: Path, stores: dict[str, Path]) -> dict[str, Path]:
