@@ -33,7 +33,7 @@ from xgamma.exceptions import DataWarning
 __all__ = ["BIN_CENTRE_EXPOSURE_TOLERANCE", "bin_centre_exposure_ratio", "bin_centre_exposure",
            "check_bin_centre_exposure"]
 
-#: Largest tolerated |ratio - 1| of a source's spectrally integrated to bin-centre predicted counts
+#: Largest tolerated ``abs(ratio - 1)`` of a source's spectrally integrated to bin-centre predicted counts
 #: before `check_bin_centre_exposure` warns. 5 %: about the statistical error of the flux of a
 #: few-run data set (4 Crab runs: 5 %) and a quarter of the 20 % flux-scale systematic IACTs quote,
 #: so a bias below it is small against both; the reference binning (10 bins over 0.1-10 TeV) stays
