@@ -124,10 +124,14 @@ def check_bin_centre_exposure(dataset: Any, ratios: dict[str, dict[str, Any]], *
         true_axis = dataset.exposure.dims[0] == "energy_true"
         key = "geometry.energy_true" if true_axis else "geometry.energy"
         edges = dataset.kernels_of(name)[0].profile.energy_edges.to_value("TeV")
-        widest = float(np.max(edges[1:] / edges[:-1]) - 1.0)
+        if edges.size > 2:
+            bins = (f"{edges.size - 1} bins of {edges[0]:.3g}-{edges[-1]:.3g} TeV, up to "
+                    f"{float(np.max(edges[1:] / edges[:-1])) - 1:.0%} wide")
+        else:  # a squashed image: its kernel spans the band
+            bins = f"those of {edges[0]:.3g}-{edges[-1]:.3g} TeV the image was squashed from"
         warnings.warn(
-            f"{key}: at source {name!r} the exposure taken at the centres of the energy bins ({edges.size - 1} "
-            f"bins of {edges[0]:.3g}-{edges[-1]:.3g} TeV, up to {widest:.0%} wide) predicts {1 / ratio - 1:+.1%} "
+            f"{key}: at source {name!r} the exposure taken at the centres of the energy bins ({bins}) "
+            f"predicts {1 / ratio - 1:+.1%} "
             f"counts against the effective area integrated over each bin with the source's spectrum, so its "
             f"fitted flux is about {ratio - 1:+.1%} off (tolerance {tolerance:.0%}; Gammapy takes the bin "
             "centres too). Use narrower energy bins, a safe energy range that drops the bins near the "
