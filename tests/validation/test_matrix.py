@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from matrix_cells import ALL_CELLS, CI_CELLS, Cell
+from matrix_cells import ALL_CELLS, CI_CELLS, WARNINGS, Cell, expected_warnings
+
+from xgamma.fit.exposure_check import BIN_CENTRE_EXPOSURE_TOLERANCE
 
 #: Acceptance of issue 10: positions and index in Gammapy sigma, the rest relative.
 TOLERANCES = {"position": 0.2, "amplitude": 0.03, "index": 0.2, "errors": 0.10, "ts": 0.02, "significance": 0.02}
@@ -159,6 +161,11 @@ def compare_fit(ours, reference, cell: Cell, tolerances: dict = TOLERANCES) -> d
 @pytest.mark.parametrize("cell", list(_params()))
 def test_cell_matches_gammapy(cell, matrix_runs):
     ours = matrix_runs.xgamma_fit(cell)
+    # Exactly the expected data warnings (each known bias is reported where it is large).
+    warned = {kind for kind, start in WARNINGS.items() if any(w.startswith(start) for w in ours.warnings)}
+    assert warned == expected_warnings(cell), ours.warnings
+    assert len(ours.warnings) == len(warned), ours.warnings
+    assert (abs(ours.exposure_ratio - 1) > BIN_CENTRE_EXPOSURE_TOLERANCE) == ("bin-centre-exposure" in warned)
     reference = reference_fit(matrix_runs, cell)
     assert reference.success, f"Gammapy's fit failed in {cell.id}"
     assert ours.success, ours.message

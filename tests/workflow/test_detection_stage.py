@@ -11,7 +11,7 @@ import pytest
 import yaml
 from astropy.table import Table
 
-from xgamma.exceptions import ConfigError
+from xgamma.exceptions import ConfigError, DataWarning
 from xgamma.models import read_models
 from xgamma.workflow import run_analysis, validate_config
 
@@ -32,7 +32,9 @@ def detect_config(datastore) -> dict:
 
 
 def test_detect_stage_writes_the_catalogue(cta_datastore_dir, tmp_path):
-    analysis = run_analysis(detect_config(cta_datastore_dir), output=tmp_path / "out")
+    # 2 bins over 1-10 TeV: the bin-centre exposure is 7 % off at the sources, and the fits say so.
+    with pytest.warns(DataWarning, match=r"geometry.energy: at source '\w+' the exposure taken at the centres"):
+        analysis = run_analysis(detect_config(cta_datastore_dir), output=tmp_path / "out")
     out = tmp_path / "out"
     result = analysis.detection
     assert "detect" in analysis.stages and 1 <= len(result.sources) <= 2

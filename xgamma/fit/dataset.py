@@ -312,6 +312,10 @@ class MapDataset:
                 raise FitError(f"{label}: no kernel for source(s) {missing} of dataset {self.name!r} "
                                f"(kernels for {sorted(kernels)})")
 
+    def kernels_of(self, name: str) -> tuple[PSFKernel | None, EDispKernel | None]:
+        """The PSF and migration kernels that predict sky model ``name`` (its own, else the shared ones)."""
+        return self._psf_by_model.get(name, self.psf), self._edisp_by_model.get(name, self.edisp)
+
     def _wrap(self, data: np.ndarray, name: str, units: str = "") -> xr.DataArray:
         out = xr.DataArray(data, dims=self.counts.dims, coords=self.counts.coords, name=name)
         out.attrs = {"units": units}

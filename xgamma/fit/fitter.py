@@ -17,6 +17,8 @@ How a fit earns ``success``:
    covariance is not accurate, a parameter sits at a bound, a source centre is outside the data,
    a source has a negative TS, or another position gives a lower statistic
    (:mod:`xgamma.fit.scan`, the fit stopped in a local minimum).
+6. Known biases of the dataset's conventions are recorded, and warned about beyond their
+   tolerance: the exposure at the energy bins' centres (:mod:`xgamma.fit.exposure_check`).
 
 Steps 2-4 are `xgamma.fit.minimize.minimize`, which the scan calls too; this module adds the
 checks that need the dataset.
@@ -31,6 +33,7 @@ import xarray as xr
 
 from xgamma.exceptions import FitError
 from xgamma.fit.dataset import MapDataset
+from xgamma.fit.exposure_check import bin_centre_exposure, check_bin_centre_exposure
 from xgamma.fit.limits import Limit, default_limits, outside_data
 from xgamma.fit.minimize import minimize, scale_of
 from xgamma.fit.result import FitResult
@@ -111,7 +114,15 @@ def fit(
     Returns
     -------
     FitResult
-        With the TS of each sky model (:func:`source_ts`).
+        With the TS of each sky model (:func:`source_ts`) and the bias of the bin-centre
+        exposure at each (``bin_centre_exposure``).
+
+    Warns
+    -----
+    DataWarning
+        When a source's bin-centre predicted counts are more than
+        `~xgamma.fit.exposure_check.BIN_CENTRE_EXPOSURE_TOLERANCE` off the spectrally integrated
+        ones (:func:`~xgamma.fit.exposure_check.check_bin_centre_exposure`).
 
     Raises
     ------
@@ -160,6 +171,8 @@ def fit(
         result.message = result.message.replace("converged: ", "failed: ", 1)
     result.message = "; ".join([result.message, *reasons, *notes])
     result.nfev = likelihood.nfev
+    result.bin_centre_exposure = bin_centre_exposure(dataset)
+    check_bin_centre_exposure(dataset, result.bin_centre_exposure)
     if update:
         for target, source in zip(dataset.models, likelihood.models):
             for pt, ps in zip(target.parameters, source.parameters):

@@ -40,6 +40,11 @@ class FitResult:
     ts : dict
         ``{sky model name: TS}``: the statistic without the source (the rest refitted) minus
         the statistic with it (filled by :func:`xgamma.fit.fit`).
+    bin_centre_exposure : dict
+        ``{sky model name: {"ratio", "corrected"}}``: the source's spectrally integrated over
+        bin-centre predicted counts (fitted fluxes are off by about ``ratio - 1`` unless
+        ``corrected``, i.e. the fit used ``spectral_exposure``), see
+        :mod:`xgamma.fit.exposure_check` (filled by :func:`xgamma.fit.fit`).
     """
 
     parameters: list[dict[str, Any]]
@@ -50,6 +55,7 @@ class FitResult:
     message: str = ""
     minos: dict[str, tuple[float, float]] = field(default_factory=dict)
     ts: dict[str, float] = field(default_factory=dict)
+    bin_centre_exposure: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def labels(self) -> list[str]:
@@ -66,7 +72,8 @@ class FitResult:
         return {k: p["error"] for k, p in zip(self.labels, self.parameters)}
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready mapping (``fit.json``): success, message, statistic, nfev, parameters, covariance, ts, minos."""
+        """JSON-ready mapping (``fit.json``): success, message, statistic, nfev, parameters, covariance, ts,
+        minos, bin_centre_exposure."""
         def clean(x: float) -> float | None:
             return None if not math.isfinite(x) else float(x)
 
@@ -82,6 +89,8 @@ class FitResult:
                            "matrix": [[clean(v) for v in row] for row in np.asarray(self.covariance.values)]},
             "ts": {name: clean(ts) for name, ts in self.ts.items()},
             "minos": {label: [clean(lo), clean(hi)] for label, (lo, hi) in self.minos.items()},
+            "bin_centre_exposure": {name: {"ratio": clean(entry["ratio"]), "corrected": bool(entry["corrected"])}
+                                    for name, entry in self.bin_centre_exposure.items()},
         }
 
     def __str__(self) -> str:

@@ -31,7 +31,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["FITS", "PullSetup", "PullStudy", "run_pull_study", "simulate_and_fit"]
+__all__ = ["FITS", "PULL_KINDS", "PullSetup", "PullStudy", "likelihood_ratio_pull", "likelihood_ratio_pulls",
+           "run_pull_study", "simulate_and_fit"]
 
 #: The fits of a realisation, by name.
 FITS = {
@@ -44,6 +45,83 @@ FITS = {
     "cube-edisp": "the cube with exposure in true energy and the migration kernel",
 }
 SIZE = {"point": None, "gaussian": "sigma", "disk": "r_0"}
+#: The pulls of a `PullStudy`: ``"hesse"`` (fitted - true) / HESSE error, ``"lr"`` the signed
+#: likelihood-ratio pull (`likelihood_ratio_pulls`).
+PULL_KINDS = ("hesse", "lr")
+
+
+def likelihood_ratio_pull(fitted: Any, true: Any, delta: Any) -> np.ndarray:
+    """Signed likelihood-ratio pull ``sign(fitted - true) sqrt(delta)`` from a profile's rise.
+
+    Parameters
+    ----------
+    fitted, true : float or array
+        Best-fit and true values of the parameter.
+    delta : float or array
+        ``C_profile(true) - C_min``: the rise of the Cash statistic (C = -2 ln L) from the
+        minimum to the profile at the true value. Values between ``-STATISTIC_TOLERANCE`` and 0
+        (the two minimisations' precision) count as 0; below that the fit was not at the
+        minimum and the pull is NaN.
+
+    Returns
+    -------
+    numpy.ndarray or float
+        Dimensionless, N(0, 1) for an unbiased estimator in the asymptotic (Wilks) regime.
+
+    Examples
+    --------
+    Counting experiment with n = 25 observed for a true mean of 16: C(mu) = 2 (mu - n ln mu)
+    is smallest at mu = n, and C(16) - C(25) = 2 (n ln(n / 16) - (n - 16)):
+
+    >>> import numpy as np
+    >>> delta = 2 * (25 * np.log(25 / 16) - 9)
+    >>> round(float(likelihood_ratio_pull(25.0, 16.0, delta)), 4)
+    2.0771
+
+    (the Hesse pull, (25 - 16) / sqrt(25) = 1.8, uses the curvature at the minimum only).
+    """
+    from xgamma.fit.fitter import STATISTIC_TOLERANCE
+
+    fitted, true, delta = (np.asarray(x, dtype=float) for x in (fitted, true, delta))
+    pull = np.sign(fitted - true) * np.sqrt(np.clip(delta, 0.0, None))
+    out = np.where(delta >= -STATISTIC_TOLERANCE, pull, np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
+def likelihood_ratio_pulls(dataset: Any, result: Any, truth: dict[str, float], *,
+                           strategy: int = 1) -> dict[str, float]:
+    """Signed likelihood-ratio pull of each parameter in ``truth``: one profile fit per parameter.
+
+    For each parameter the others are refitted (MIGRAD from the best fit, as
+    `xgamma.fit.stat_profile` does) with it held at its true value; the pull is
+    `likelihood_ratio_pull` of the statistic's rise over ``result.statistic``.
+
+    Parameters
+    ----------
+    dataset : MapDataset
+        The fitted dataset, its models at the best fit (`xgamma.fit.fit` with ``update=True``,
+        the default): the profile fits start there.
+    result : FitResult
+        The fit of ``dataset`` (its ``statistic`` is C_min, its ``values`` the best fit).
+    truth : dict
+        ``{"model.name": true value}`` (the parameter's unit) of free parameters.
+    strategy : int
+        iminuit strategy of the profile fits.
+
+    Returns
+    -------
+    dict
+        ``{"model.name": pull}``; NaN where the profile went more than
+        `~xgamma.fit.fitter.STATISTIC_TOLERANCE` below ``result.statistic`` (the fit was not at
+        the minimum).
+    """
+    from xgamma.fit import stat_profile
+
+    out = {}
+    for label, true in truth.items():
+        profile = float(stat_profile(dataset, label, values=[true], strategy=strategy).values[0])
+        out[label] = likelihood_ratio_pull(result.values[label], true, profile - result.statistic)
+    return out
 
 
 @dataclass(frozen=True)
@@ -156,11 +234,24 @@ class PullStudy:
     setup: PullSetup
     results: list[dict[str, Any]] = field(default_factory=list)
 
-    def pulls(self, fit: str) -> dict[str, np.ndarray]:
-        """``{parameter: pulls}`` over the successful fits of ``fit``."""
+    def pulls(self, fit: str, kind: str = "hesse") -> dict[str, np.ndarray]:
+        """``{parameter: pulls}`` over the successful fits of ``fit``.
+
+        ``kind`` is one of `PULL_KINDS`: ``"hesse"`` (fitted - true) / error, or ``"lr"`` the
+        likelihood-ratio pull (realisations run with ``likelihood_ratio=True``; NaN where the
+        profile fell below the minimum, see `likelihood_ratio_pull`).
+        """
+        if kind not in PULL_KINDS:
+            raise ValueError(f"kind: expected one of {PULL_KINDS}, got {kind!r}")
         truth = self.setup.truth()
         names = self.setup.parameters(fit)
         rows = [r[fit] for r in self.results if r[fit]["success"]]
+        if kind == "lr":
+            missing = sum("lr_pulls" not in row for row in rows)
+            if missing:
+                raise ValueError(f"{missing} realisations of {fit!r} have no likelihood-ratio pulls "
+                                 "(run them with likelihood_ratio=True)")
+            return {name: np.array([row["lr_pulls"][name] for row in rows], dtype=float) for name in names}
         return {name: np.array([(row["values"][name] - truth.parameter(name).value) / row["errors"][name]
                                 for row in rows]) for name in names}
 
@@ -168,18 +259,22 @@ class PullStudy:
         """Messages of the realisations whose ``fit`` failed."""
         return [r[fit]["message"] for r in self.results if not r[fit]["success"]]
 
-    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
+    def summary(self, kind: str = "hesse") -> dict[str, dict[str, dict[str, float]]]:
         """Per fit and parameter: ``n``, ``mean`` and ``width`` (sample standard deviation) of the
-        pulls with their standard errors (``width_error`` is the large-sample ``width / sqrt(2 (n - 1))``)."""
+        pulls of ``kind`` (`PULL_KINDS`) with their standard errors (``mean_error`` is
+        ``width / sqrt(n)``, ``width_error`` the large-sample ``width / sqrt(2 (n - 1))``).
+        NaN likelihood-ratio pulls are left out of ``n`` and counted in ``undefined``."""
         out: dict[str, dict[str, dict[str, float]]] = {}
         for fit in self.setup.fits:
             out[fit] = {}
-            for name, pulls in self.pulls(fit).items():
+            for name, values in self.pulls(fit, kind).items():
+                pulls = values[np.isfinite(values)]
                 n = pulls.size
                 width = float(pulls.std(ddof=1)) if n > 1 else float("nan")
                 out[fit][name] = {"n": n, "mean": float(pulls.mean()) if n else float("nan"),
                                   "mean_error": width / np.sqrt(n) if n else float("nan"),
-                                  "width": width, "width_error": width / np.sqrt(2 * (n - 1)) if n > 1 else float("nan")}
+                                  "width": width, "width_error": width / np.sqrt(2 * (n - 1)) if n > 1 else float("nan"),
+                                  "undefined": int(values.size - n)}
         return out
 
 
@@ -254,14 +349,28 @@ def _dataset(setup: PullSetup, fit: str, maps, kernels):
     return dataset.to_image() if fit == "images" else dataset
 
 
-def simulate_and_fit(setup: PullSetup, seed: int, workdir: str | os.PathLike | None = None) -> dict[str, Any]:
+def simulate_and_fit(setup: PullSetup, seed: int, workdir: str | os.PathLike | None = None, *,
+                     likelihood_ratio: bool = False) -> dict[str, Any]:
     """Simulate one realisation of ``setup`` (``seed``) and run each of its fits.
+
+    Parameters
+    ----------
+    setup : PullSetup
+        The configuration.
+    seed : int
+        Seed of the simulation (the same seed draws the same events).
+    workdir : path, optional
+        Where the temporary data store goes (removed afterwards).
+    likelihood_ratio : bool
+        Also compute the likelihood-ratio pull of every reported parameter of a successful fit
+        (`likelihood_ratio_pulls`: one profile fit per parameter).
 
     Returns
     -------
     result : dict
         ``{fit name: {"success", "message", "values", "errors"}}``: values and errors of the
-        source's parameters (without the model-name prefix).
+        source's parameters (without the model-name prefix); with ``likelihood_ratio`` also
+        ``"lr_pulls"`` (same keys).
     """
     import dataclasses as dc
 
@@ -288,11 +397,17 @@ def simulate_and_fit(setup: PullSetup, seed: int, workdir: str | os.PathLike | N
                          energy_true=energy_true).compute()
         kernels = _kernels(setup, observations, geometry)
         out = {}
+        truth = setup.truth()
         for name in setup.fits:
-            result = run_fit(_dataset(setup, name, maps, kernels))
+            dataset = _dataset(setup, name, maps, kernels)
+            result = run_fit(dataset)
             out[name] = {"success": bool(result.success), "message": result.message,
                          "values": {k.split(".", 1)[1]: float(v) for k, v in result.values.items() if k.startswith("src.")},
                          "errors": {k.split(".", 1)[1]: float(v) for k, v in result.errors.items() if k.startswith("src.")}}
+            if likelihood_ratio and result.success:
+                true = {f"src.{p}": truth.parameter(p).value for p in setup.parameters(name)}
+                lr = likelihood_ratio_pulls(dataset, result, true)
+                out[name]["lr_pulls"] = {k.split(".", 1)[1]: float(v) for k, v in lr.items()}
         return out
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -305,12 +420,13 @@ def _worker_init() -> None:
     dask.config.set(scheduler="synchronous")
 
 
-def _task(args: tuple[PullSetup, int]) -> dict[str, Any]:
-    return simulate_and_fit(*args)
+def _task(args: tuple[PullSetup, int, bool]) -> dict[str, Any]:
+    setup, seed, likelihood_ratio = args
+    return simulate_and_fit(setup, seed, likelihood_ratio=likelihood_ratio)
 
 
 def run_pull_study(setup: PullSetup, n: int, *, seed: int = 0, processes: int = 1,
-                   seeds: Sequence[int] | None = None) -> PullStudy:
+                   seeds: Sequence[int] | None = None, likelihood_ratio: bool = False) -> PullStudy:
     """Simulate and fit ``n`` realisations of ``setup`` (seeds ``seed .. seed + n - 1``).
 
     Parameters
@@ -325,13 +441,15 @@ def run_pull_study(setup: PullSetup, n: int, *, seed: int = 0, processes: int = 
         Worker processes (``multiprocessing``, spawned); 1 runs in this process.
     seeds : sequence of int, optional
         Explicit seeds instead of ``seed .. seed + n - 1``.
+    likelihood_ratio : bool
+        Also compute the likelihood-ratio pulls (``study.summary("lr")``; see `simulate_and_fit`).
 
     Returns
     -------
     PullStudy
     """
     seeds = list(seeds) if seeds is not None else list(range(seed, seed + n))
-    tasks = [(setup, s) for s in seeds]
+    tasks = [(setup, s, likelihood_ratio) for s in seeds]
     if processes > 1:
         from multiprocessing import get_context
 

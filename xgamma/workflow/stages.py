@@ -245,6 +245,7 @@ def run_fit(analysis: Analysis) -> None:
     analysis.summary["fit"] = {
         "success": bool(result.success), "message": result.message, "statistic": float(result.statistic),
         "values": result.values, "errors": result.errors, "ts": result.ts, "edisp": bool(edisp),
+        "bin_centre_exposure": result.to_dict()["bin_centre_exposure"],
         "psf_r68_deg": {name: np.atleast_1d(kernel.r68.to_value("deg")).tolist() for name, kernel in psf.items()},
     }
 
