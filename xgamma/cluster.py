@@ -69,20 +69,16 @@ def warm_up(client: Any, modules: Sequence[str]) -> None:
 
     A fresh worker process imports xgamma, astropy, xarray and zarr when its first task arrives:
     about a second on this 2-core VM, during which every worker is idle. Called when the client
-    starts building a graph, the imports overlap that work instead (on a thread of each worker,
-    so that its event loop keeps answering the scheduler). Workers that have already imported
-    the modules return at once; a module that fails to import is left for the task to report.
+    starts building a graph, the imports overlap that work instead. They run on the worker's
+    event loop (which hands out tasks only once they are done), not on a thread beside its task
+    thread: two threads importing the same extension modules at once is asking for trouble.
+    Workers that have already imported the modules are done at once; a module that fails to
+    import is left for the task that needs it to report.
     """
-    client.run(_import_in_thread, list(modules), wait=False)
+    client.run(_import_on_loop, list(modules), wait=False)
 
 
-async def _import_in_thread(modules: list[str]) -> None:
-    import asyncio
-
-    await asyncio.to_thread(_import_modules, modules)
-
-
-def _import_modules(modules: list[str]) -> None:
+async def _import_on_loop(modules: list[str]) -> None:
     import importlib
 
     for name in modules:

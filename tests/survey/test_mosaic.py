@@ -202,3 +202,25 @@ def test_fuse_per_chunk_runs_each_chunks_own_tasks_in_one_task():
     (first, second) = dask.compute(*fused, scheduler="sync")
     assert first == (expected[0], expected[1]) and second == (expected[2],)
     assert fuse_per_chunk([]) == []
+
+
+def test_place_groups_asks_consecutive_loads_of_the_same_worker():
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    from xgamma.workflow.mosaic import place_groups
+
+    load = "xgamma-load-test"
+    graph = {(load, g): (np.full, 2, float(g)) for g in range(5)}
+    graph[("write-chunk", 0, 0)] = (sum, [(np.sum, (load, g)) for g in range(5)])
+    tasks = [Delayed(("write-chunk", 0, 0), HighLevelGraph.from_collections("write-chunk", graph, ()),
+                     layer="write-chunk")]
+    assert place_groups(tasks, ["tcp://a:1"]) is tasks  # one worker: nothing to place
+    placed = place_groups(tasks, ["tcp://a:1", "tcp://b:1"])
+    asked = {}
+    for layer in placed[0].__dask_graph__().layers.values():
+        if layer.annotations:
+            assert layer.annotations["allow_other_workers"] is True
+            asked.update({key[1]: layer.annotations["workers"] for key in layer})
+    assert asked == {0: ["tcp://a:1"], 1: ["tcp://a:1"], 2: ["tcp://a:1"], 3: ["tcp://b:1"], 4: ["tcp://b:1"]}
+    assert dask.compute(*placed, scheduler="sync") == dask.compute(*tasks, scheduler="sync") == (20.0,)
