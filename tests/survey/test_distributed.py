@@ -72,7 +72,7 @@ class ExternalCluster:
             return list(client.run(os.getpid).values())
 
     @staticmethod
-    def _wait(condition, what: str, timeout: float = 120) -> None:
+    def _wait(condition, what: str, timeout: float = 120, every: float = 0.5) -> None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             try:
@@ -80,7 +80,7 @@ class ExternalCluster:
                     return
             except OSError:
                 pass
-            time.sleep(0.5)
+            time.sleep(every)
         raise TimeoutError(f"waited {timeout} s for {what}")
 
     def close(self) -> None:
@@ -108,9 +108,9 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=900)
 
 
-def _write_config(folder: Path, store: Path) -> Path:
+def _write_config(folder: Path, store: Path, chunks: int = 40) -> Path:
     path = folder / "survey.yaml"
-    path.write_text(yaml.safe_dump(mosaic_config(store, chunks=40)))
+    path.write_text(yaml.safe_dump(mosaic_config(store, chunks=chunks)))
     return path
 
 
@@ -147,9 +147,28 @@ def test_verbose_shows_the_distributed_logs(survey_store, tmp_path):
     assert "Start Nanny" in verbose.stderr or "Register worker" in verbose.stderr
 
 
+def test_warm_up_imports_on_every_worker_and_skips_unknown_modules(external_cluster):
+    from distributed import Client
+
+    from xgamma.cluster import warm_up
+
+    module = "xgamma.simulate.survey"  # not imported by the tasks of the other tests
+
+    def imported(name=module):
+        return name in __import__("sys").modules
+
+    with Client(external_cluster.address, timeout=30) as client:
+        assert not any(client.run(imported).values())
+        warm_up(client, ["xgamma_no_such_module", module])  # returns before the imports are done
+        external_cluster._wait(lambda: all(client.run(imported).values()), f"{module} on every worker", 60)
+        assert len(client.run(imported)) == 2
+
+
 def test_worker_killed_mid_run_gives_identical_products(survey_store, reference_products, external_cluster,
                                                         tmp_path):
-    config = _write_config(tmp_path, survey_store)
+    # 30-pixel chunks: 16 per store, 32 chunk writes (one task per chunk: the writes of 9 chunks
+    # could all end between two looks at the folder).
+    config = _write_config(tmp_path, survey_store, chunks=30)
     output = tmp_path / "out"
     result = {}
 
@@ -160,12 +179,13 @@ def test_worker_killed_mid_run_gives_identical_products(survey_store, reference_
     thread = threading.Thread(target=run)
     thread.start()
     markers = output / RESUME_FOLDER / ".chunks"
-    external_cluster._wait(lambda: markers.is_dir() and any(markers.rglob("*.json")), "a first chunk", 600)
+    external_cluster._wait(lambda: markers.is_dir() and any(markers.rglob("*.json")), "a first chunk", 600,
+                           every=0.02)
     victim = external_cluster.worker_pids()[0]
     written_before = len(list(markers.rglob("*.json")))
     os.kill(victim, signal.SIGKILL)  # a worker process of the cluster this test started
     thread.join(timeout=900)
     process = result["process"]
     assert process.returncode == 0, process.stderr
-    assert written_before < 18  # the kill happened while chunks were still being written
+    assert written_before < 32  # the kill happened while chunks were still being written
     assert_products_equal(_read_stores(output), reference_products)

@@ -172,3 +172,55 @@ def test_example_survey_configuration_is_the_hess_survey_geometry(survey_store):
     lon = (lon + 180) % 360 - 180  # l = 250 .. 360 .. 65 deg
     assert lon.min() == pytest.approx(-110 + 0.01) and lon.max() == pytest.approx(65 - 0.01)
     assert abs(lat).max() == pytest.approx(3 - 0.01)
+
+
+def test_fuse_per_chunk_runs_each_chunks_own_tasks_in_one_task():
+    """Tasks only one chunk's writes need join them; loads/blocks and tasks shared by chunks stay apart."""
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    from xgamma.workflow.mosaic import fuse_per_chunk
+
+    block = "xgamma-block-test"
+    graph = {
+        (block, 0): (np.arange, 3.0), (block, 1): (np.ones, 3),
+        ("sum-test", 0, 0): (np.add, (block, 0), (block, 1)),
+        ("neg-test", 0, 0): (np.negative, ("sum-test", 0, 0)),
+        ("shared-test",): (np.multiply, (block, 0), 2.0),  # needed by two chunks
+        ("write-a", 0, 0): (np.dot, ("sum-test", 0, 0), ("shared-test",)),
+        ("write-b", 0, 0): (np.sum, ("neg-test", 0, 0)),
+        ("write-a", 0, 1): (np.sum, ("shared-test",)),
+    }
+    layer = HighLevelGraph.from_collections("test", graph, dependencies=())
+    writes = [Delayed(key, layer, layer="test") for key in (("write-a", 0, 0), ("write-b", 0, 0), ("write-a", 0, 1))]
+    expected = dask.compute(*writes, scheduler="sync")
+    fused = fuse_per_chunk(writes)
+    assert [task.key[1:] for task in fused] == [(0, 0), (0, 1)]
+    merged = dict(HighLevelGraph.merge(*(task.__dask_graph__() for task in fused)))
+    # The chunk's sum and negation run inside its task; the blocks and the shared product do not.
+    assert set(merged) == {(block, 0), (block, 1), ("shared-test",), fused[0].key, fused[1].key}
+    (first, second) = dask.compute(*fused, scheduler="sync")
+    assert first == (expected[0], expected[1]) and second == (expected[2],)
+    assert fuse_per_chunk([]) == []
+
+
+def test_place_groups_asks_consecutive_loads_of_the_same_worker():
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    from xgamma.workflow.mosaic import place_groups
+
+    load = "xgamma-load-test"
+    graph = {(load, g): (np.full, 2, float(g)) for g in range(5)}
+    graph[("write-chunk", 0, 0)] = (sum, [(np.sum, (load, g)) for g in range(5)])
+    tasks = [Delayed(("write-chunk", 0, 0), HighLevelGraph.from_collections("write-chunk", graph, ()),
+                     layer="write-chunk")]
+    assert place_groups(tasks, ["tcp://a:1"]) is tasks  # one worker: nothing to place
+    placed = place_groups(tasks, ["tcp://a:1", "tcp://b:1"])
+    asked = {}
+    for layer in placed[0].__dask_graph__().layers.values():
+        if layer.annotations:
+            assert layer.annotations["allow_other_workers"] is True
+            asked.update({key[1]: layer.annotations["workers"] for key in layer})
+    assert asked == {0: ["tcp://a:1"], 1: ["tcp://a:1"], 2: ["tcp://a:1"], 3: ["tcp://b:1"], 4: ["tcp://b:1"]}
+    assert dask.compute(*placed, scheduler="sync") == dask.compute(*tasks, scheduler="sync") == (20.0,)

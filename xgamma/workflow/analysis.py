@@ -189,6 +189,9 @@ def run_analysis(
     >>> analysis = xgamma.workflow.run_analysis(config)                 # doctest: +SKIP
     >>> analysis.fit_result.values, analysis.distribution.std           # doctest: +SKIP
     """
+    from xgamma.workflow.progress import warm_up_workers
+
+    warm_up_workers()  # a cluster's fresh workers import xgamma while the graph is built here
     from xgamma.workflow import inputs
     from xgamma.workflow.stages import REFERENCE_STAGES
 

@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 
     from xgamma.workflow.analysis import Analysis
 
-__all__ = ["check_streamed", "mosaic_datasets", "optimize_together", "run_mosaic", "RESUME_FOLDER"]
+__all__ = ["check_streamed", "fuse_per_chunk", "mosaic_datasets", "optimize_together", "place_groups", "run_mosaic",
+           "RESUME_FOLDER"]
 
 log = logging.getLogger("xgamma")
 
@@ -178,7 +179,7 @@ def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool
     """
     from xgamma.io.chunked import ChunkedStore
     from xgamma.makers.maps import DEFAULT_CHUNK
-    from xgamma.workflow.progress import compute
+    from xgamma.workflow.progress import compute, current_client
 
     config = analysis.config
     check_streamed(config)
@@ -195,9 +196,13 @@ def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool
     resumed = {name: store.prepare() for name, store in stores.items()}
     arrays = {(name, var): array for name, store in stores.items() for var, array in store.arrays().items()}
     optimized = dict(zip(arrays, optimize_together(list(arrays.values()))))
-    tasks = [task for name, store in stores.items()
-             for task in store.tasks({var: optimized[name, var] for var in store.arrays()})]
-    log.info("writing %d chunks (%d already written)", len(tasks), sum(resumed.values()))
+    writes = [task for name, store in stores.items()
+              for task in store.tasks({var: optimized[name, var] for var in store.arrays()})]
+    log.info("writing %d chunks (%d already written)", len(writes), sum(resumed.values()))
+    tasks = fuse_per_chunk(writes)
+    client = current_client()
+    if client is not None:
+        tasks = place_groups(tasks, sorted(client.scheduler_info()["workers"]))
     if tasks:
         compute(*tasks, progress=analysis.progress)
     for store in stores.values():
@@ -230,6 +235,116 @@ def optimize_together(arrays: list[Any]) -> list[Any]:
         rebuild, args = array.__dask_postpersist__()
         out.append(rebuild(optimized, *args))
     return out
+
+
+#: Layers that `fuse_per_chunk` leaves as tasks of their own: map making's loads and blocks,
+#: already sized (`xgamma.makers.maps.resolve_runs_per_task`) and shared between chunks.
+_SEPARATE_TASKS = ("xgamma-load-", "xgamma-block-", "xgamma-exposure-true-")
+
+
+def fuse_per_chunk(writes: list[Any]) -> list[Any]:
+    """One task per spatial chunk: its writes (of every store) and every task only they need.
+
+    ``writes`` are the `ChunkedStore.tasks` of the stores (keys ``(name, i_lat, i_lon)``). Per
+    chunk, dask and xarray make ~20 small tasks after map making (the partial cubes' sum, a
+    ``getitem`` per variable, the energy squash's sums, range and transposes, the writes): each
+    costs the `distributed` scheduler and worker 1-2 ms, as much as its compute, and moves the
+    chunk between workers when they land on different ones. Here every task whose results only
+    the chunk's writes use (directly or through other such tasks) runs inside one task, on the
+    synchronous scheduler (`dask.get`). The map-making loads and blocks (`_SEPARATE_TASKS`) and
+    tasks shared between chunks (the ring's overlaps) stay separate tasks.
+
+    Returns
+    -------
+    tasks : list of `dask.delayed.Delayed`
+        One per chunk, computing to the tuple of its writes' results.
+    """
+    from functools import partial
+    from uuid import uuid4
+
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    if not writes:
+        return []
+    graph = dict(HighLevelGraph.merge(*(task.__dask_graph__() for task in writes)))
+    dependencies = HighLevelGraph.from_collections("fuse", graph, dependencies=()).get_all_dependencies()
+    dependents: dict[Any, set] = {key: set() for key in graph}
+    for key, keys in dependencies.items():
+        for dependency in keys:
+            dependents[dependency].add(key)
+    chunks: dict[tuple, list] = {}
+    for task in writes:
+        chunks.setdefault(tuple(task.key[1:]), []).append(task.key)
+    name = f"write-chunk-{uuid4().hex}"
+    fused = dict(graph)
+    for index, outputs in chunks.items():
+        members = set(outputs)
+        grown = True
+        while grown:  # until no task outside has all its dependents inside
+            candidates = {d for key in members for d in dependencies[key]} - members
+            inside = {d for d in candidates if not _separate(d) and dependents[d] <= members}
+            members |= inside
+            grown = bool(inside)
+        inputs = tuple(sorted({d for key in members for d in dependencies[key]} - members, key=str))
+        subgraph = {key: fused.pop(key) for key in members}
+        fused[(name, *index)] = (partial(_run_fused, subgraph, inputs, tuple(outputs)), *inputs)
+    layer = HighLevelGraph.from_collections(name, fused, dependencies=())
+    return [Delayed((name, *index), layer, layer=name) for index in chunks]
+
+
+def place_groups(tasks: list[Any], workers: list[str]) -> list[Any]:
+    """``tasks`` with the map-making loads of consecutive run groups asked of the same worker.
+
+    Neighbouring groups of runs reach the same chunks: each chunk's partial cubes are added where
+    most of them are, and the others travel between workers. Left to the scheduler, groups went
+    to the workers in turn (two at a time) and half of the 19 MB partial cubes moved (survey
+    N = 1000, 2 workers: 78 of 150, 880 MB). Here group g of G is asked of worker
+    ``g * len(workers) // G`` (in address order), a loose restriction (`distributed` worker
+    annotations with ``allow_other_workers``): an idle worker still steals loads, and a lost
+    worker's loads go to the others. With fewer than 2 workers ``tasks`` come back unchanged.
+    """
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+
+    if len(workers) < 2 or not tasks:
+        return tasks
+    graph = dict(HighLevelGraph.merge(*(task.__dask_graph__() for task in tasks)))
+    loads = [key for key in graph if isinstance(key, tuple) and str(key[0]).startswith("xgamma-load-")]
+    if not loads:
+        return tasks
+    loads.sort(key=lambda key: (str(key[0]), key[1:]))
+    name = str(tasks[0].key[0])
+    layers, dependencies = {}, {}
+    for index, address in enumerate(workers):
+        share = {key: graph.pop(key) for k, key in enumerate(loads) if k * len(workers) // len(loads) == index}
+        layers[f"{name}-loads-{index}"] = MaterializedLayer(
+            share, annotations={"workers": [address], "allow_other_workers": True})
+        dependencies[f"{name}-loads-{index}"] = set()
+    layers[name] = MaterializedLayer(graph)
+    dependencies[name] = set(layers) - {name}
+    placed = HighLevelGraph(layers, dependencies)
+    return [Delayed(task.key, placed, layer=name) for task in tasks]
+
+
+def _separate(key: Any) -> bool:
+    return str(key[0] if isinstance(key, tuple) else key).startswith(_SEPARATE_TASKS)
+
+
+def _given(value: Any) -> Any:
+    return value
+
+
+def _run_fused(subgraph: dict, inputs: tuple, outputs: tuple, *values: Any) -> tuple:
+    """Compute ``outputs`` of ``subgraph`` given the values of its ``inputs`` (a task of `fuse_per_chunk`)."""
+    from functools import partial
+
+    import dask
+
+    graph = dict(subgraph)
+    # Given values enter as tasks returning them: dask would read a tuple or list as a task.
+    graph.update({key: (partial(_given, value),) for key, value in zip(inputs, values)})
+    return tuple(dask.get(graph, list(outputs)))
 
 
 def _publish(analysis: Analysis, output: Path, resume: Path, stores: dict[str, Path]) -> dict[str, Path]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-__all__ = ["compute", "threaded_get"]
+__all__ = ["compute", "current_client", "threaded_get", "warm_up_workers"]
 
 
-def _current_client() -> Any:
+def current_client() -> Any:
+    """The current `distributed.Client`, or None (without importing distributed)."""
     # A client can only exist if distributed was imported: do not import it (0.2-0.3 s) to look.
     distributed = sys.modules.get("distributed")
     if distributed is None:
@@ -18,6 +19,21 @@ def _current_client() -> Any:
         return distributed.default_client()
     except ValueError:  # no client started
         return None
+
+
+#: What the tasks of an analysis import on a worker (`warm_up_workers`).
+TASK_MODULES = ("xgamma.makers.maps", "xgamma.makers.squash", "xgamma.io.datastore", "xgamma.io.chunked",
+                "xgamma.io.zarr_maps", "xgamma.estimators.significance", "dask.array", "astropy.io.fits", "zarr")
+
+
+def warm_up_workers() -> None:
+    """With a `distributed` client current, let its workers import what the tasks need while this
+    process reads the configuration and builds the graph (`xgamma.cluster.warm_up`)."""
+    client = current_client()
+    if client is not None:
+        from xgamma.cluster import warm_up
+
+        warm_up(client, TASK_MODULES)
 
 
 def threaded_get() -> Any:
@@ -36,7 +52,7 @@ def compute(*collections: Any, progress: bool = False) -> tuple:
     """
     import dask
 
-    client = _current_client()
+    client = current_client()
     if client is not None:
         futures = client.compute(list(collections))
         if progress:

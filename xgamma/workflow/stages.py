@@ -119,7 +119,7 @@ def check_maps(analysis: Analysis) -> None:
     if not analysis.observations:
         raise DataStoreError("no observations to make maps from: the selection is empty")
     for observation in analysis.observations:
-        observation.pointing, observation.livetime  # noqa: B018 (read and checked)
+        observation.pointing_radec, observation.livetime  # noqa: B018 (read and checked; no SkyCoord per run)
         for hdu_type in ("events", "aeff", "bkg"):
             path = getattr(observation, "hdus", {}).get(hdu_type, (None,))[0]
             if path is not None and not Path(path).is_file():
