@@ -241,15 +241,17 @@ class PullStudy:
         likelihood-ratio pull (realisations run with ``likelihood_ratio=True``; NaN where the
         profile fell below the minimum, see `likelihood_ratio_pull`).
         """
+        from xgamma.exceptions import ConfigError
+
         if kind not in PULL_KINDS:
-            raise ValueError(f"kind: expected one of {PULL_KINDS}, got {kind!r}")
+            raise ConfigError(f"kind: expected one of {PULL_KINDS}, got {kind!r}")
         truth = self.setup.truth()
         names = self.setup.parameters(fit)
         rows = [r[fit] for r in self.results if r[fit]["success"]]
         if kind == "lr":
             missing = sum("lr_pulls" not in row for row in rows)
             if missing:
-                raise ValueError(f"{missing} realisations of {fit!r} have no likelihood-ratio pulls "
+                raise ConfigError(f"{missing} realisations of {fit!r} have no likelihood-ratio pulls "
                                  "(run them with likelihood_ratio=True)")
             return {name: np.array([row["lr_pulls"][name] for row in rows], dtype=float) for name in names}
         return {name: np.array([(row["values"][name] - truth.parameter(name).value) / row["errors"][name]
