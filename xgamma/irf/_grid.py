@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -25,7 +26,7 @@ import numpy as np
 
 from xgamma.exceptions import IRFError, UnitError
 
-__all__ = ["IRFAxis", "GridInterpolator", "CellTable", "to_value", "BLOCK"]
+__all__ = ["IRFAxis", "GridInterpolator", "CellTable", "assemble_columns", "to_value", "BLOCK"]
 
 Scale = Literal["lin", "log"]
 
@@ -370,23 +371,33 @@ class GridInterpolator:
         valid0 = _AxisLookup(self.axes[0], x0).valid
         shape = rest[0].shape if rest else ()
         n_points = int(np.prod(shape))
-        out = None
-        for sl, values, valid in self.outer_blocks(x0, rest):
-            values = self._inverse(values)
-            if self.fill:
-                values[:, ~valid] = 0.0
-                values[~valid0] = 0.0
-                if not self.finite:
-                    values[~np.isfinite(values)] = 0.0
-            if sl.start == 0 and sl.stop == n_points:  # one block: the values are the result, no copy
-                out = values
-                continue
-            if out is None:
-                out = np.empty((x0.size, n_points))
-            out[:, sl] = values
-        if out is None:  # no points
-            out = np.empty((x0.size, 0))
+
+        def filled():
+            for sl, values, valid in self.outer_blocks(x0, rest):
+                values = self._inverse(values)
+                if self.fill:
+                    values[:, ~valid] = 0.0
+                    values[~valid0] = 0.0
+                    if not self.finite:
+                        values[~np.isfinite(values)] = 0.0
+                yield sl, values
+
+        out = assemble_columns(filled(), x0.size, n_points)
         return out.reshape((x0.size,) + shape)
+
+
+def assemble_columns(blocks: Iterable[tuple[slice, np.ndarray]], n_rows: int, n_points: int) -> np.ndarray:
+    """Join ``(columns slice, values)`` blocks (as `GridInterpolator.outer_blocks` yields) into one
+    (n_rows, n_points) array. A single block spanning every point (map making's slices) is
+    returned as it is, without a copy."""
+    out = None
+    for sl, values in blocks:
+        if sl.start == 0 and sl.stop == n_points:
+            return values
+        if out is None:
+            out = np.empty((n_rows, n_points))
+        out[:, sl] = values
+    return np.empty((n_rows, n_points)) if out is None else out
 
 
 class CellTable:

@@ -9,7 +9,7 @@ import astropy.units as u
 import numpy as np
 
 from xgamma.exceptions import IRFError
-from xgamma.irf._grid import GridInterpolator, IRFAxis, to_value
+from xgamma.irf._grid import GridInterpolator, IRFAxis, assemble_columns, to_value
 from xgamma.irf._table import IRFTable
 
 if TYPE_CHECKING:
@@ -182,19 +182,15 @@ class _BackgroundBase:
         lat = to_value(fov_lat, "deg", name="fov_lat")
         lon, lat = np.broadcast_arrays(lon, lat)
         ratio, ln_r, pre, bad_bins = self._energy_terms(edges)
-        out = None
-        for sl, logv, valid in self._interp.outer_blocks(edges, self._spatial(lon, lat)):
-            part = _loglog_from_logs(logv, ratio, ln_r, pre)
-            if not valid.all():
-                part[:, ~valid] = 0.0
-            if sl.start == 0 and sl.stop == lon.size:  # one block (map making's slices): no copy
-                out = part
-                continue
-            if out is None:
-                out = np.empty((edges.size - 1, lon.size))
-            out[:, sl] = part
-        if out is None:  # no points
-            out = np.empty((edges.size - 1, 0))
+
+        def rates():
+            for sl, logv, valid in self._interp.outer_blocks(edges, self._spatial(lon, lat)):
+                part = _loglog_from_logs(logv, ratio, ln_r, pre)
+                if not valid.all():
+                    part[:, ~valid] = 0.0
+                yield sl, part
+
+        out = assemble_columns(rates(), edges.size - 1, lon.size)
         out[bad_bins] = 0.0
         if not self._interp.finite:
             out[~np.isfinite(out)] = 0.0

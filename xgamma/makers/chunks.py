@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from xgamma.io.datastore import Observation
 
 __all__ = ["DEFAULT_CHUNK", "DEFAULT_MAP_DTYPE", "ChunkIndex", "chunk_slices", "normalise_chunks", "check_inputs",
-           "resolve_map_dtype"]
+           "resolve_map_dtype", "runs_key"]
 
 DEFAULT_CHUNK = 256
 #: Default of the ``"xgamma.map_dtype"`` dask config key: the dtype of the cubes (docs/architecture.md).
@@ -44,6 +44,12 @@ def resolve_map_dtype(value: Any = None) -> np.dtype:
     if dtype.name not in ("float32", "float64"):
         raise ConfigError(f"map dtype ('xgamma.map_dtype') must be 'float32' or 'float64', got {value!r}")
     return dtype
+
+
+def runs_key(observations: Sequence[Observation]) -> str:
+    """The runs of a map graph (ids and files) as one string, for its dask token: tokenizing 1000
+    runs' nested tuples instead took 80 ms."""
+    return repr([(o.obs_id, sorted(o.hdus.items())) for o in observations])
 
 
 def chunk_slices(n: int, size: int) -> list[slice]:

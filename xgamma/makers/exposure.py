@@ -19,7 +19,8 @@ import xarray as xr
 
 from xgamma.exceptions import GeometryError
 from xgamma.geometry.spherical import transform_lonlat, unit_vectors
-from xgamma.makers.chunks import ChunkIndex, check_inputs, chunk_slices, normalise_chunks, resolve_map_dtype
+from xgamma.makers.chunks import (ChunkIndex, check_inputs, chunk_slices, normalise_chunks, resolve_map_dtype,
+                                   runs_key)
 from xgamma.makers.observation import offsets, pixel_block
 from xgamma.makers.safe_energy import SafeEnergy, safe_offset_max
 from xgamma.maps import make_map
@@ -117,7 +118,7 @@ def make_exposure_true(
     size_y, size_x = normalise_chunks(chunks, geometry.shape)
     lat_slices = chunk_slices(geometry.shape[0], size_y)
     lon_slices = chunk_slices(geometry.shape[1], size_x)
-    token = tokenize([(o.obs_id, sorted(o.hdus.items())) for o in observations], geometry.header_text, geometry.shape, edges.value,
+    token = tokenize(runs_key(observations), geometry.header_text, geometry.shape, edges.value,
                      offset_max_deg, run_offset_max, size_y, size_x, dtype.str)
     load, pixels, block, total, out = (f"xgamma-exposure-true-{kind}-{token}"
                                        for kind in ("load", "pixels", "block", "sum", "out"))
