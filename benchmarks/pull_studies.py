@@ -31,7 +31,8 @@ run stopped early (by the clock) still has comparable N for every study; ``--tab
 for every study, the first N realisations with N the largest number every study has complete
 (``--all`` takes every realisation in the file instead). Each result is appended to a JSON lines
 file as soon as it is fitted; ``--table`` prints the markdown table of docs/validation.md from
-that file (mean and width of both pulls with their standard errors, failed fits).
+that file (mean and width of both pulls with their standard errors, the coverage of their
+1-sigma intervals, i.e. the fraction with |pull| <= 1, failed fits).
 
     python benchmarks/pull_studies.py --n 400 --processes 2 --out pulls.jsonl
     python benchmarks/pull_studies.py --table --out pulls.jsonl
@@ -152,14 +153,15 @@ def _selected(out: Path, shared: bool, everything: bool) -> dict[str, list[dict]
 
 
 def _cell(s: dict) -> list[str]:
-    return [f"{s['mean']:+.3f} +- {s['mean_error']:.3f}", f"{s['width']:.3f} +- {s['width_error']:.3f}"]
+    return [f"{s['mean']:+.3f} +- {s['mean_error']:.3f}", f"{s['width']:.3f} +- {s['width_error']:.3f}",
+            f"{s['coverage']:.3f}"]
 
 
 def table(out: Path, *, shared: bool = False, everything: bool = False) -> str:
     """Markdown table: one row per (study, fit, parameter), the Hesse and likelihood-ratio pulls."""
     selected = _selected(out, shared, everything)
-    lines = ["| study | fit | parameter | N | Hesse mean | Hesse width | LR mean | LR width | failed fits |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| study | fit | parameter | N | Hesse mean | Hesse width | Hesse 68 % | LR mean | LR width | LR 68 % "
+             "| failed fits |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     seed_ranges = []
     for name, setup in STUDIES.items():
         rows = selected.get(name, [])
@@ -174,7 +176,7 @@ def table(out: Path, *, shared: bool = False, everything: bool = False) -> str:
             failed = len(study.failures(fit))
             for parameter, s in summaries["hesse"][fit].items():
                 lr = summaries.get("lr", {}).get(fit, {}).get(parameter)
-                lr_cells = _cell(lr) if lr else ["-", "-"]
+                lr_cells = _cell(lr) if lr else ["-", "-", "-"]
                 if lr and lr["undefined"]:
                     lr_cells[0] += f" ({lr['undefined']} undefined)"
                 lines.append(f"| {name} | {fit} | {parameter} | {s['n']} | " + " | ".join(_cell(s) + lr_cells)

@@ -63,7 +63,10 @@ def test_fit_recovers_source_and_reports(flat_image, simulated):
     # fit.json shape (issue 3)
     d = json.loads(json.dumps(result.to_dict()))
     assert set(d) == {"success", "message", "statistic", "nfev", "parameters", "covariance", "ts", "minos",
-                      "bin_centre_exposure"}
+                      "bin_centre_exposure", "bias"}
+    # The first-order bias of every free parameter: small for a ~20 sigma point source.
+    assert set(d["bias"]) == set(result.covariance.param_i.values[np.diag(result.covariance.values) > 0])
+    assert all(abs(entry["ratio"]) < 0.1 for entry in d["bias"].values())
     # An analytic PSF profile carries no exposure weights: the bin-centre bias is unknown, not 0.
     assert d["bin_centre_exposure"] == {"src": {"ratio": None, "corrected": False}}
     assert d["message"].startswith("converged") and d["minos"]["src.amplitude"] == list(result.minos["src.amplitude"])

@@ -78,3 +78,24 @@ def test_pull_sign_and_a_profile_below_the_minimum():
     assert likelihood_ratio_pull([1.0, 3.0], [2.0, 2.0], [4.0, 0.25]).tolist() == [-2.0, 0.5]
     assert likelihood_ratio_pull(1.0, 1.0, -1e-4) == 0.0  # the minimisations' precision
     assert np.isnan(likelihood_ratio_pull(1.2, 1.0, -0.5))  # the fit was not at the minimum
+
+
+def test_pull_study_summary_counts_coverage_and_undefined_pulls():
+    """Summary of hand-made fits: mean, width, 1-sigma coverage (|pull| <= 1) and NaN LR pulls."""
+    from xgamma.testing.pulls import PullSetup, PullStudy
+
+    setup = PullSetup(source="point", fits=("images",))
+    truth = {p: setup.truth().parameter(p).value for p in setup.parameters("images")}
+    hesse = [-1.5, -0.5, 0.0, 0.9, 1.0, 2.0]
+    lr = [-1.4, -0.6, 0.0, 0.8, 1.1, float("nan")]
+    results = [{"images": {"success": True, "message": "", "values": {p: t + h * 0.01 for p, t in truth.items()},
+                           "errors": {p: 0.01 for p in truth}, "lr_pulls": {p: r for p in truth}}}
+               for h, r in zip(hesse, lr)]
+    results.append({"images": {"success": False, "message": "failed: at a bound", "values": {}, "errors": {}}})
+    study = PullStudy(setup, results)
+    s = study.summary("hesse")["images"]["lon_0"]
+    assert s["n"] == 6 and s["mean"] == pytest.approx(np.mean(hesse)) and s["width"] == pytest.approx(np.std(hesse, ddof=1))
+    assert s["coverage"] == pytest.approx(4 / 6) and s["coverage_error"] == pytest.approx(np.sqrt(4 / 6 * 2 / 6 / 6))
+    s = study.summary("lr")["images"]["amplitude"]
+    assert (s["n"], s["undefined"]) == (5, 1) and s["coverage"] == pytest.approx(3 / 5)
+    assert study.failures("images") == ["failed: at a bound"]

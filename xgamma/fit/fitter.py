@@ -17,8 +17,9 @@ How a fit earns ``success``:
    covariance is not accurate, a parameter sits at a bound, a source centre is outside the data,
    a source has a negative TS, or another position gives a lower statistic
    (:mod:`xgamma.fit.scan`, the fit stopped in a local minimum).
-6. Known biases of the dataset's conventions are recorded, and warned about beyond their
-   tolerance: the exposure at the energy bins' centres (:mod:`xgamma.fit.exposure_check`).
+6. Known biases are recorded, and warned about beyond their tolerance: the exposure at the
+   energy bins' centres (:mod:`xgamma.fit.exposure_check`) and the estimator's own first-order
+   finite-sample bias (:mod:`xgamma.fit.bias`), beyond 0.1 of an error.
 
 Steps 2-4 are `xgamma.fit.minimize.minimize`, which the scan calls too; this module adds the
 checks that need the dataset.
@@ -32,6 +33,7 @@ import numpy as np
 import xarray as xr
 
 from xgamma.exceptions import FitError
+from xgamma.fit.bias import check_bias, finite_sample_bias
 from xgamma.fit.dataset import MapDataset
 from xgamma.fit.exposure_check import bin_centre_exposure, check_bin_centre_exposure
 from xgamma.fit.limits import Limit, default_limits, outside_data
@@ -114,15 +116,18 @@ def fit(
     Returns
     -------
     FitResult
-        With the TS of each sky model (:func:`source_ts`) and the bias of the bin-centre
-        exposure at each (``bin_centre_exposure``).
+        With the TS of each sky model (:func:`source_ts`), the bias of the bin-centre
+        exposure at each (``bin_centre_exposure``) and the first-order finite-sample bias of
+        every free parameter (``bias``, :func:`xgamma.fit.bias.finite_sample_bias`).
 
     Warns
     -----
     DataWarning
         When a source's bin-centre predicted counts are more than
         `~xgamma.fit.exposure_check.BIN_CENTRE_EXPOSURE_TOLERANCE` off the spectrally integrated
-        ones (:func:`~xgamma.fit.exposure_check.check_bin_centre_exposure`).
+        ones (:func:`~xgamma.fit.exposure_check.check_bin_centre_exposure`), and when a successful
+        fit's sky-model parameter has a first-order bias beyond
+        `~xgamma.fit.bias.BIAS_TOLERANCE` of its error (:func:`~xgamma.fit.bias.check_bias`).
 
     Raises
     ------
@@ -173,6 +178,9 @@ def fit(
     result.nfev = likelihood.nfev
     result.bin_centre_exposure = bin_centre_exposure(dataset)
     check_bin_centre_exposure(dataset, result.bin_centre_exposure)
+    result.bias = finite_sample_bias(likelihood, result.errors)
+    if result.success:
+        check_bias(result.bias, likelihood.models)
     if update:
         for target, source in zip(dataset.models, likelihood.models):
             for pt, ps in zip(target.parameters, source.parameters):

@@ -45,6 +45,10 @@ class FitResult:
         bin-centre predicted counts (fitted fluxes are off by about ``ratio - 1`` unless
         ``corrected``, i.e. the fit used ``spectral_exposure``), see
         :mod:`xgamma.fit.exposure_check` (filled by :func:`xgamma.fit.fit`).
+    bias : dict
+        ``{"model.name": {"bias", "ratio"}}``: the first-order finite-sample bias of each free
+        parameter's estimate (parameter unit) and its ratio to the error, see
+        :mod:`xgamma.fit.bias` (filled by :func:`xgamma.fit.fit`; empty when unknown).
     """
 
     parameters: list[dict[str, Any]]
@@ -56,6 +60,7 @@ class FitResult:
     minos: dict[str, tuple[float, float]] = field(default_factory=dict)
     ts: dict[str, float] = field(default_factory=dict)
     bin_centre_exposure: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bias: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def labels(self) -> list[str]:
@@ -73,7 +78,7 @@ class FitResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping (``fit.json``): success, message, statistic, nfev, parameters, covariance, ts,
-        minos, bin_centre_exposure."""
+        minos, bin_centre_exposure, bias."""
         def clean(x: float) -> float | None:
             return None if not math.isfinite(x) else float(x)
 
@@ -91,6 +96,7 @@ class FitResult:
             "minos": {label: [clean(lo), clean(hi)] for label, (lo, hi) in self.minos.items()},
             "bin_centre_exposure": {name: {"ratio": clean(entry["ratio"]), "corrected": bool(entry["corrected"])}
                                     for name, entry in self.bin_centre_exposure.items()},
+            "bias": {label: {k: clean(v) for k, v in entry.items()} for label, entry in self.bias.items()},
         }
 
     def __str__(self) -> str:

@@ -264,7 +264,10 @@ class PullStudy:
     def summary(self, kind: str = "hesse") -> dict[str, dict[str, dict[str, float]]]:
         """Per fit and parameter: ``n``, ``mean`` and ``width`` (sample standard deviation) of the
         pulls of ``kind`` (`PULL_KINDS`) with their standard errors (``mean_error`` is
-        ``width / sqrt(n)``, ``width_error`` the large-sample ``width / sqrt(2 (n - 1))``).
+        ``width / sqrt(n)``, ``width_error`` the large-sample ``width / sqrt(2 (n - 1))``), and
+        ``coverage``, the fraction of realisations whose 1-sigma interval (value +- error for
+        Hesse pulls, the profile-likelihood interval for LR pulls) holds the true value, i.e.
+        ``|pull| <= 1`` (0.683 for exact intervals), with its binomial ``coverage_error``.
         NaN likelihood-ratio pulls are left out of ``n`` and counted in ``undefined``."""
         out: dict[str, dict[str, dict[str, float]]] = {}
         for fit in self.setup.fits:
@@ -273,9 +276,12 @@ class PullStudy:
                 pulls = values[np.isfinite(values)]
                 n = pulls.size
                 width = float(pulls.std(ddof=1)) if n > 1 else float("nan")
+                coverage = float(np.mean(np.abs(pulls) <= 1.0)) if n else float("nan")
                 out[fit][name] = {"n": n, "mean": float(pulls.mean()) if n else float("nan"),
                                   "mean_error": width / np.sqrt(n) if n else float("nan"),
                                   "width": width, "width_error": width / np.sqrt(2 * (n - 1)) if n > 1 else float("nan"),
+                                  "coverage": coverage,
+                                  "coverage_error": float(np.sqrt(coverage * (1 - coverage) / n)) if n else float("nan"),
                                   "undefined": int(values.size - n)}
         return out
 
