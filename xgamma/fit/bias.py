@@ -36,9 +36,10 @@ __all__ = ["BIAS_TOLERANCE", "finite_sample_bias", "check_bias"]
 BIAS_TOLERANCE = 0.1
 
 #: Finite-difference steps in units of the parameter errors: first derivatives (central) and
-#: second differences along the Cholesky columns of V (each one error long).
+#: second differences along the Cholesky columns of V (each a quarter of an error long: short
+#: enough not to straddle the few places where a model's pixel integration changes its sampling).
 _FIRST_STEP = 0.1
-_SECOND_STEP = 0.5
+_SECOND_STEP = 0.25
 
 
 def _predicted(likelihood: Likelihood, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
