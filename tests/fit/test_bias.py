@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 
-from xgamma.exceptions import DataWarning
 from xgamma.fit import MapDataset, fit
 from xgamma.fit.bias import BIAS_TOLERANCE, finite_sample_bias
 from xgamma.geometry import SkyGeometry
@@ -60,13 +59,16 @@ def test_gaussian_width_bias_matches_closed_form(free_position, coefficient):
     assert likelihood.models[0].parameter("sigma").value == pytest.approx(SIGMA)
 
 
-def test_fit_records_bias_and_warns_beyond_tolerance():
-    """fit() records the bias in fit.json; beyond BIAS_TOLERANCE of an error it warns, naming the parameter."""
+def test_fit_records_bias_and_warns_beyond_tolerance(caplog):
+    """fit() records the bias in fit.json; beyond BIAS_TOLERANCE of an error it logs a warning naming the parameter."""
+    caplog.set_level("WARNING", logger="xgamma")
     quiet = fit(_dataset(400.0, free_position=False))
+    assert not [r for r in caplog.records if "biased" in r.getMessage()]
     record = json.loads(json.dumps(quiet.to_dict()))["bias"]
     assert record["src.sigma"]["ratio"] == pytest.approx(-2 / 8 / 20, rel=0.05)
     # sigma known to 1 / (2 sqrt(n)): the ratio -1 / (4 sqrt(n)) passes 0.1 below n = 6.25
-    with pytest.warns(DataWarning, match=r"src\.sigma .*of its error"):
-        loud = fit(_dataset(4.0, free_position=False))
+    loud = fit(_dataset(4.0, free_position=False))
+    messages = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "biased" in r.getMessage()]
+    assert len(messages) == 1 and "src.sigma" in messages[0] and "of its error" in messages[0]
     assert abs(loud.bias["src.sigma"]["ratio"]) > BIAS_TOLERANCE
     assert loud.success

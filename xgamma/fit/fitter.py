@@ -125,9 +125,9 @@ def fit(
     DataWarning
         When a source's bin-centre predicted counts are more than
         `~xgamma.fit.exposure_check.BIN_CENTRE_EXPOSURE_TOLERANCE` off the spectrally integrated
-        ones (:func:`~xgamma.fit.exposure_check.check_bin_centre_exposure`), and when a successful
-        fit's sky-model parameter has a first-order bias beyond
-        `~xgamma.fit.bias.BIAS_TOLERANCE` of its error (:func:`~xgamma.fit.bias.check_bias`).
+        ones (:func:`~xgamma.fit.exposure_check.check_bin_centre_exposure`). A successful fit
+        whose sky-model parameter has a first-order bias beyond `~xgamma.fit.bias.BIAS_TOLERANCE`
+        of its error logs a warning naming it (logger ``"xgamma"``, :func:`~xgamma.fit.bias.check_bias`).
 
     Raises
     ------
