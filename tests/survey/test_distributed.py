@@ -164,6 +164,21 @@ def test_warm_up_imports_on_every_worker_and_skips_unknown_modules(external_clus
         assert len(client.run(imported)) == 2
 
 
+def test_loads_start_before_the_graph_and_run_once(survey_store, reference_products, external_cluster, tmp_path):
+    """`start_loads` submits map making's loads with the keys of the graph built later: the scheduler
+    reuses them (each load runs once) and the products are those of the synchronous scheduler."""
+    from distributed import Client, get_task_stream
+
+    from xgamma.makers.chunks import LOAD_PREFIX
+    from xgamma.workflow import run_analysis
+
+    with Client(external_cluster.address, timeout=30) as client, get_task_stream(client) as stream:
+        run_analysis(mosaic_config(survey_store), output=tmp_path / "out")
+    loads = [str(task["key"]) for task in stream.data if LOAD_PREFIX in str(task["key"])]
+    assert len(loads) == 4 and len(set(loads)) == 4  # 30 runs in groups of 8, each loaded once
+    assert_products_equal(_read_stores(tmp_path / "out"), reference_products)
+
+
 def test_worker_killed_mid_run_gives_identical_products(survey_store, reference_products, external_cluster,
                                                         tmp_path):
     # 30-pixel chunks: 16 per store, 32 chunk writes (one task per chunk: the writes of 9 chunks

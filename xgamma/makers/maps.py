@@ -4,7 +4,7 @@ The dask graph groups observations (`resolve_runs_per_task` consecutive runs, th
 dask config key) and has three kinds of tasks:
 
 * one ``load`` task per group (read events and IRFs, place events on pixels and energy bins:
-  `~xgamma.makers.observation.prepare_observation`);
+  `~xgamma.makers.chunks.load_layer`, keyed by the loads' own inputs);
 * one ``block`` task per (group, spatial chunk) that some run of the group reaches within
   ``offset_max``: counts, exposure and background of those runs on that chunk, summed over the
   group and, when asked, each run's energy-squashed counts and background images (the squash is
@@ -31,9 +31,10 @@ from astropy.coordinates import Angle
 from xgamma.exceptions import ConfigError
 from xgamma.geometry import SkyGeometry
 from xgamma.geometry.spherical import transform_lonlat, unit_vectors
-from xgamma.makers.chunks import (DEFAULT_CHUNK, DEFAULT_MAP_DTYPE, ChunkIndex, check_inputs, chunk_slices,
-                                   normalise_chunks, resolve_map_dtype, runs_key)
-from xgamma.makers.observation import add_observation, pixel_block, prepare_observation
+from xgamma.makers.chunks import (BLOCK_PREFIX, DEFAULT_CHUNK, DEFAULT_MAP_DTYPE, DEFAULT_RUNS_PER_TASK,
+                                   GROUPS_PER_LIST, ChunkIndex, check_inputs, chunk_slices, load_layer, normalise_chunks,
+                                   resolve_map_dtype, resolve_runs_per_task, run_groups, runs_key)
+from xgamma.makers.observation import add_observation, pixel_block
 from xgamma.makers.safe_energy import SafeEnergy
 from xgamma.maps import make_map
 
@@ -41,52 +42,15 @@ if TYPE_CHECKING:
     from xgamma.io.datastore import Observation
 
 __all__ = ["make_maps", "make_observation_maps", "make_map_products", "MapProducts", "resolve_runs_per_task",
-           "resolve_map_dtype", "DEFAULT_CHUNK", "DEFAULT_RUNS_PER_TASK", "DEFAULT_MAP_DTYPE", "MAP_VARIABLES",
-           "IMAGE_VARIABLES"]
+           "resolve_map_dtype", "DEFAULT_CHUNK", "DEFAULT_RUNS_PER_TASK", "GROUPS_PER_LIST", "DEFAULT_MAP_DTYPE",
+           "MAP_VARIABLES", "IMAGE_VARIABLES"]
 
-#: Default of the ``"xgamma.runs_per_task"`` dask config key.
-DEFAULT_RUNS_PER_TASK = 8
-#: Above ``DEFAULT_RUNS_PER_TASK x GROUPS_PER_LIST`` runs, the default groups make this many tasks.
-GROUPS_PER_LIST = 32
 MAP_VARIABLES = ("counts", "exposure", "background")
 #: Per-observation energy-squashed images `make_map_products` can add to the block tasks.
 IMAGE_VARIABLES = ("counts", "background")
 _UNITS = {"counts": "", "exposure": "m2 s", "background": ""}
 # Partial cubes added per sum task (a tree: the graph stays shallow with thousands of runs).
 _SPLIT_EVERY = 8
-
-
-def resolve_runs_per_task(value: int | None = None, n_observations: int | None = None) -> int:
-    """Observations per load / block task: ``value``, else the ``"xgamma.runs_per_task"`` config key,
-    else a default that grows with the number of observations.
-
-    A H.E.S.S. run costs ~10 ms per chunk it touches: eight of them give a task well above the
-    1-3 ms a `distributed` scheduler spends on it. Above 256 runs the default is
-    ``ceil(n_observations / GROUPS_PER_LIST)`` runs per task: fewer partial cubes to add up and to
-    move between workers, while 32 groups still keep every worker of a small cluster busy
-    (benchmarks/README.md, bench_survey at N = 1000: 2 workers 1.59x faster than 1 with 32 runs per
-    task, 1.51x with 8). Set it with ``dask.config.set({"xgamma.runs_per_task": n})``.
-    """
-    if value is None:
-        import dask
-
-        value = dask.config.get("xgamma.runs_per_task", None)
-    if value is None:
-        value = DEFAULT_RUNS_PER_TASK
-        if n_observations is not None:
-            value = max(value, -(-int(n_observations) // GROUPS_PER_LIST))
-    try:
-        value = int(value)
-    except (TypeError, ValueError):
-        value = 0
-    if value < 1:
-        raise ConfigError(f"runs_per_task ('xgamma.runs_per_task') must be an integer >= 1, got {value!r}")
-    return value
-
-
-def _load_group(observations: Sequence[Observation], geometry: SkyGeometry, safe_energy: SafeEnergy | None,
-                energy_true: u.Quantity | None) -> list:
-    return [prepare_observation(o, geometry, safe_energy, energy_true) for o in observations]
 
 
 def _group_block(runs: list, members: tuple[int, ...], geometry: SkyGeometry, lat: slice, lon: slice,
@@ -348,7 +312,9 @@ def _build_arrays(
     token = tokenize(runs_key(observations), geometry.header_text, geometry.shape,
                      geometry.energy_edges.value, offset_max_deg, repr(safe_energy), size_y, size_x, outputs, group_size,
                      None if energy_true is None else u.Quantity(energy_true, "TeV").value, dtype.str)
-    name = {kind: f"xgamma-{kind}-{token}" for kind in ("load", "block", "sum", *outputs)}
+    name = {kind: f"xgamma-{kind}-{token}" for kind in ("sum", *outputs)}
+    name["block"] = f"{BLOCK_PREFIX}{token}"
+    loads = list(load_layer(observations, geometry, safe_energy, energy_true, group_size).items())
 
     # Pointings in the map frame (vectors, pixel positions), all runs at once.
     radec = np.array([o.pointing_radec for o in observations], dtype=float)
@@ -359,8 +325,7 @@ def _build_arrays(
     n_lon = len(lon_slices)
 
     graph: dict[Any, Any] = {}
-    groups = [list(range(start, min(start + group_size, len(observations))))
-              for start in range(0, len(observations), group_size)]
+    groups = run_groups(len(observations), group_size)
     blocks_of_chunk: dict[int, list[tuple]] = {}
     group_blocks: list[dict[int, tuple]] = []
     for g, members in enumerate(groups):
@@ -369,13 +334,13 @@ def _build_arrays(
             for chunk in index.reached(vectors[k], (float(x0[k]), float(y0[k]))):
                 reached.setdefault(chunk, []).append(position)
         keys = {}
+        load_key, load_task = loads[g]
         if reached:
-            graph[(name["load"], g)] = (_load_group, [observations[k] for k in members], geometry, safe_energy,
-                                        energy_true)
+            graph[load_key] = load_task
         for chunk, positions in sorted(reached.items()):
             lat, lon = lat_slices[chunk // n_lon], lon_slices[chunk % n_lon]
             key = (name["block"], g, chunk)
-            graph[key] = (_group_block, (name["load"], g), tuple(positions), geometry, lat, lon, offset_max_deg,
+            graph[key] = (_group_block, load_key, tuple(positions), geometry, lat, lon, offset_max_deg,
                           outputs, dtype)
             keys[chunk] = key
             blocks_of_chunk.setdefault(chunk, []).append(key)

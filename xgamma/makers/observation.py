@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from xgamma.geometry import SkyGeometry
     from xgamma.io.datastore import Observation
 
-__all__ = ["PreparedObservation", "PixelBlock", "prepare_observation", "pixel_block", "add_observation",
-           "SafeEnergy"]
+__all__ = ["PreparedObservation", "PixelBlock", "prepare_observation", "prepare_observations", "pixel_block",
+           "add_observation", "SafeEnergy"]
 
 _M2 = u.Unit("m2")
 #: Mean length of the runs of consecutive pixels from which `_scatter_add` adds slices.
@@ -167,6 +167,12 @@ def prepare_observation(observation: Observation, geometry: SkyGeometry, safe_en
         bkg=observation.bkg,
         observation=observation,
     )
+
+
+def prepare_observations(observations: list[Observation], geometry: SkyGeometry, safe_energy: SafeEnergy | None,
+                         energy_true: u.Quantity | None = None) -> list[PreparedObservation]:
+    """`prepare_observation` of each of ``observations``: the load task of one run group of map making."""
+    return [prepare_observation(o, geometry, safe_energy, energy_true) for o in observations]
 
 
 def pixel_block(geometry: SkyGeometry, lat: slice, lon: slice) -> PixelBlock:

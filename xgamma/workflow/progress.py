@@ -43,18 +43,25 @@ def threaded_get() -> Any:
     return get
 
 
-def compute(*collections: Any, progress: bool = False) -> tuple:
+def compute(*collections: Any, progress: bool = False, started: list | None = None) -> tuple:
     """`dask.compute` of ``collections``, showing progress when asked.
 
     With a ``distributed`` client current (``--workers`` / ``--scheduler``), the graph runs on
     that cluster and `distributed.progress` draws the bar; otherwise dask's local
     `~dask.diagnostics.ProgressBar` (shown for computations longer than 1 s).
+
+    ``started``: futures of some of the graph's tasks submitted earlier (same keys, e.g.
+    `xgamma.workflow.mosaic.start_loads`). The list is emptied once the graph is submitted: the
+    scheduler then holds those tasks for the graph alone, and frees each result when its
+    dependents are done instead of at the end.
     """
     import dask
 
     client = current_client()
     if client is not None:
         futures = client.compute(list(collections))
+        if started:
+            started.clear()
         if progress:
             from distributed import progress as distributed_progress
 
