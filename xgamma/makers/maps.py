@@ -34,7 +34,7 @@ from xgamma.geometry.spherical import transform_lonlat, unit_vectors
 from xgamma.makers.chunks import (BLOCK_PREFIX, DEFAULT_CHUNK, DEFAULT_MAP_DTYPE, DEFAULT_RUNS_PER_TASK,
                                    GROUPS_PER_LIST, ChunkIndex, check_inputs, chunk_slices, load_layer, normalise_chunks,
                                    resolve_map_dtype, resolve_runs_per_task, run_groups, runs_key)
-from xgamma.makers.observation import add_observation, pixel_block
+from xgamma.makers.observation import add_observation, pixel_block, run_pixels, window_of
 from xgamma.makers.safe_energy import SafeEnergy
 from xgamma.maps import make_map
 
@@ -54,16 +54,29 @@ _SPLIT_EVERY = 8
 
 
 def _group_block(runs: list, members: tuple[int, ...], geometry: SkyGeometry, lat: slice, lon: slice,
-                 offset_max_deg: float, outputs: tuple[str, ...], dtype: np.dtype) -> dict[str, np.ndarray]:
+                 offset_max_deg: float, outputs: tuple[str, ...], dtype: np.dtype) -> dict[str, Any]:
     """Maps of the runs ``members`` of a group on one chunk.
 
     ``outputs``: ``"maps"`` (3, n_energy, ny, nx) summed over the group, ``"observation_maps"``
     (n_group, 3, n_energy, ny, nx) and ``"observation_images"`` (n_group, 2, 1, ny, nx), one
     entry per run of the group (zeros for runs that do not reach the chunk). Cubes in ``dtype``,
-    images in float64.
+    images in float64. With ``"maps"`` alone, the summed cube is a `Patch`: only the rectangle of
+    the chunk the runs reach (60 % of the chunk's area on average in a survey of 0.7 deg steps
+    with 256-pixel chunks), so less memory to fill, add up and move between workers.
     """
     block = pixel_block(geometry, lat, lon)
     ny, nx = block.shape
+    if outputs == ("maps",):
+        reached = [run_pixels(runs[k], block, offset_max_deg) for k in members]
+        windows = [window for window in (window_of(pixels, block) for pixels, _ in reached) if window is not None]
+        if not windows:
+            return {"maps": Patch(np.zeros((3, geometry.nbins, 0, 0), dtype), 0, 0)}
+        row, column = min(w[0] for w in windows), min(w[1] for w in windows)
+        window = (row, column, max(w[0] + w[2] for w in windows) - row, max(w[1] + w[3] for w in windows) - column)
+        cube = np.zeros((3, geometry.nbins, window[2] * window[3]), dtype)
+        for k, run_reach in zip(members, reached):
+            add_observation(cube, runs[k], block, geometry, offset_max_deg, reached=run_reach, window=window)
+        return {"maps": Patch(cube.reshape(3, -1, window[2], window[3]), row, column)}
     shape = (3, geometry.nbins, ny * nx)
     per_run = np.zeros((len(runs), *shape), dtype) if "observation_maps" in outputs else None
     cube = np.zeros(shape, dtype) if per_run is None and "maps" in outputs else None  # None: images only
@@ -73,7 +86,7 @@ def _group_block(runs: list, members: tuple[int, ...], geometry: SkyGeometry, la
                         image=None if images is None else images[k])
     result = {}
     if "maps" in outputs:
-        result["maps"] = (cube if per_run is None else per_run.sum(axis=0)).reshape(3, -1, ny, nx)
+        result["maps"] = Patch((cube if per_run is None else per_run.sum(axis=0)).reshape(3, -1, ny, nx), 0, 0)
     if per_run is not None:
         result["observation_maps"] = per_run.reshape(len(runs), 3, -1, ny, nx)
     if images is not None:
@@ -81,10 +94,44 @@ def _group_block(runs: list, members: tuple[int, ...], geometry: SkyGeometry, la
     return result
 
 
-def _sum(*parts: np.ndarray) -> np.ndarray:
-    total = parts[0] + parts[1]
-    for part in parts[2:]:
-        total += part
+@dataclass(frozen=True)
+class Patch:
+    """Part of a chunk's cube: ``values`` (..., n_rows, n_columns) whose first pixel is (``row``, ``column``)
+    of the chunk; zero outside."""
+
+    values: np.ndarray
+    row: int
+    column: int
+
+
+def _add_into(total: np.ndarray, row: int, column: int, part: Patch) -> None:
+    """``total`` (a rectangle of the chunk whose first pixel is (``row``, ``column``)) += ``part``."""
+    rows, columns = part.values.shape[-2:]
+    total[..., part.row - row:part.row - row + rows, part.column - column:part.column - column + columns] += \
+        part.values
+
+
+def _add_patches(*parts: Patch) -> Patch:
+    """The sum of ``parts`` on the smallest rectangle holding them all.
+
+    In the order given, from zeros: a pixel outside a part adds nothing to it (x + 0 = x), so the
+    sums are bit for bit those of whole-chunk cubes added in the same order.
+    """
+    parts = [part for part in parts if part.values.size] or list(parts[:1])
+    row, column = min(p.row for p in parts), min(p.column for p in parts)
+    n_rows = max(p.row + p.values.shape[-2] for p in parts) - row
+    n_columns = max(p.column + p.values.shape[-1] for p in parts) - column
+    total = np.zeros((*parts[0].values.shape[:-2], n_rows, n_columns), parts[0].values.dtype)
+    for part in parts:
+        _add_into(total, row, column, part)
+    return Patch(total, row, column)
+
+
+def _chunk_sum(shape: tuple[int, ...], dtype: np.dtype, *parts: Patch) -> np.ndarray:
+    """The chunk's cube (``shape``): the `Patch` es added up in order (`_add_patches`), zero elsewhere."""
+    total = np.zeros(shape, dtype)
+    for part in parts:
+        _add_into(total, 0, 0, part)
     return total
 
 
@@ -366,11 +413,12 @@ def _build_arrays(
                             merged.append(batch[0])
                             continue
                         key = (name["sum"], level, m, i, j)
-                        graph[key] = (_sum, *batch)
+                        graph[key] = (_add_patches, *batch)
                         merged.append(key)
                     parts, level = merged, level + 1
                 # The last sum is the output chunk itself (not an alias task after it).
-                graph[out_key] = parts[0] if len(parts) == 1 else (_sum, *parts)
+                shape = (3, n_energy, lat.stop - lat.start, lon.stop - lon.start)
+                graph[out_key] = (_chunk_sum, shape, dtype, *parts)
         arrays["maps"] = ((3,), (n_energy,))
     for output, channels in (("observation_maps", (3, n_energy)), ("observation_images", (2, 1))):
         if output not in outputs:
