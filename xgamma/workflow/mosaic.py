@@ -178,8 +178,6 @@ def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool
     products : dict of Path
         The published stores / tile folders and files by name.
     """
-    from xgamma.io.chunked import ChunkedStore
-    from xgamma.makers.maps import DEFAULT_CHUNK
     from xgamma.workflow.progress import compute, current_client
 
     config = analysis.config
@@ -193,6 +191,9 @@ def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool
     client = current_client()
     # A fresh run needs every load: the workers start them while the rest is built here.
     started = start_loads(analysis, client) if client is not None and not resuming else []
+    from xgamma.io.chunked import ChunkedStore  # xarray, zarr: imported while the loads run
+    from xgamma.makers.chunks import DEFAULT_CHUNK
+
     chunks = config["maps"].get("chunks") or DEFAULT_CHUNK
     stores = {name: ChunkedStore(dataset, resume / _store_name(name, fmt), chunks=chunks,
                                  progress=resume / ".chunks" / name, format=fmt)

@@ -23,17 +23,25 @@ def current_client() -> Any:
 
 #: What the tasks of an analysis import on a worker (`warm_up_workers`).
 TASK_MODULES = ("xgamma.makers.maps", "xgamma.makers.squash", "xgamma.io.datastore", "xgamma.io.chunked",
-                "xgamma.io.zarr_maps", "xgamma.estimators.significance", "dask.array", "astropy.io.fits", "zarr")
+                "xgamma.io.zarr_maps", "dask.array", "astropy.io.fits", "zarr")
+#: What the tasks of the ring background and significance import besides (xgamma.fit, xgamma.models:
+#: ~0.15 s a worker that maps alone do not need).
+SIGNIFICANCE_MODULES = ("xgamma.estimators.significance",)
 
 
-def warm_up_workers() -> None:
+def warm_up_workers(sections: Any = ()) -> None:
     """With a `distributed` client current, let its workers import what the tasks need while this
-    process reads the configuration and builds the graph (`xgamma.cluster.warm_up`)."""
+    process reads the configuration and builds the graph (`xgamma.cluster.warm_up`).
+
+    ``sections``: the configuration's section names (a mapping will do); with ``ring``,
+    ``significance`` or ``exclusion`` the modules of those stages are imported too.
+    """
     client = current_client()
     if client is not None:
         from xgamma.cluster import warm_up
 
-        warm_up(client, TASK_MODULES)
+        significance = any(name in sections for name in ("ring", "significance", "exclusion"))
+        warm_up(client, TASK_MODULES + (SIGNIFICANCE_MODULES if significance else ()))
 
 
 def threaded_get() -> Any:
