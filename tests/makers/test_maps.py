@@ -134,6 +134,8 @@ def test_products_of_one_graph_agree_and_do_not_depend_on_grouping(hess_runs):
 def test_blocks_keep_only_the_rectangle_their_runs_reach(hess_runs):
     """The stacked cube's blocks hold the part of the chunk their runs reach (`Patch`); the sums place
     them bit for bit where whole-chunk cubes give (those of the per-run images' graph), any grouping."""
+    from dask.sizeof import sizeof
+
     from xgamma.makers.chunks import BLOCK_PREFIX
 
     observations, geometry = hess_runs
@@ -147,6 +149,8 @@ def test_blocks_keep_only_the_rectangle_their_runs_reach(hess_runs):
         patches = [value["maps"] for value in dask.get(graph, blocks)]
         areas = [patch.values.shape[-2] * patch.values.shape[-1] for patch in patches]
         assert min(areas) < 30 * 40 and max(areas) <= 30 * 40 and sum(areas) < 0.8 * len(areas) * 30 * 40
+        # The scheduler sees a block's bytes (it places the sums near them).
+        assert all(sizeof(patch) >= patch.values.nbytes for patch in patches)
         cropped, whole = dask.compute(cropped, whole)
         for name in ("counts", "exposure", "background"):
             np.testing.assert_array_equal(cropped[name].values.view(np.uint32), whole[name].values.view(np.uint32))

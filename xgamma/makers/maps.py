@@ -21,7 +21,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import astropy.units as u
 import numpy as np
@@ -94,10 +94,13 @@ def _group_block(runs: list, members: tuple[int, ...], geometry: SkyGeometry, la
     return result
 
 
-@dataclass(frozen=True)
-class Patch:
+class Patch(NamedTuple):
     """Part of a chunk's cube: ``values`` (..., n_rows, n_columns) whose first pixel is (``row``, ``column``)
-    of the chunk; zero outside."""
+    of the chunk; zero outside.
+
+    A tuple, so that `dask.sizeof` (and so the `distributed` scheduler, which places a task near
+    the bytes of its inputs) counts the array's bytes.
+    """
 
     values: np.ndarray
     row: int
