@@ -21,9 +21,10 @@ def current_client() -> Any:
         return None
 
 
-#: What the tasks of an analysis import on a worker (`warm_up_workers`).
+#: What the tasks of an analysis import on a worker (`warm_up_workers`): the modules of the functions in
+#: the graph of a streamed mosaic.
 TASK_MODULES = ("xgamma.makers.maps", "xgamma.makers.squash", "xgamma.io.datastore", "xgamma.io.chunked",
-                "xgamma.io.zarr_maps", "dask.array", "astropy.io.fits", "zarr")
+                "xgamma.workflow.mosaic", "dask.array", "astropy.io.fits", "zarr")
 #: What the tasks of the ring background and significance import besides (xgamma.fit, xgamma.models:
 #: ~0.15 s a worker that maps alone do not need).
 SIGNIFICANCE_MODULES = ("xgamma.estimators.significance",)
