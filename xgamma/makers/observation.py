@@ -345,10 +345,10 @@ def window_of(pixels: np.ndarray, block: PixelBlock) -> tuple[int, int, int, int
 
 def _in_window(pixels: np.ndarray, block: PixelBlock, window: tuple[int, int, int, int] | None) -> np.ndarray:
     """Flat block indices -> flat indices of the window (still ascending and distinct)."""
-    if window is None:
+    ny, nx = block.shape
+    if window is None or window == (0, 0, ny, nx):
         return pixels
     row, column, _, n_columns = window
-    nx = block.shape[1]
     return (pixels // nx - row) * n_columns + (pixels % nx - column)
 
 
