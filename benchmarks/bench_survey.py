@@ -36,7 +36,10 @@ compute (imports and graph building in the client, scheduling, transfers, idle w
 outside tasks: an upper bound of the per-task overhead); ``task %`` = the same share of the tasks'
 window (first task started to last task ended, x cores): the per-task overhead proper (scheduling
 gaps, transfers, workers idle at the end), without the client's serial work before the first task
-and after the last (issue target <= 10 %); ``load1`` = 1-minute load average at the end of the case.
+and after the last (issue target <= 10 %); ``lead s`` = seconds from the start of ``run_analysis`` to
+the first task's start and ``tail s`` = from the last task's end to the products published (the
+client's serial work the ``out %`` of the workers includes); ``load1`` = 1-minute load average at
+the end of the case.
 
 Targets (issue 11): map making <= 0.03 s per run per core; peak RSS at N = 1000 below 2 GB per
 worker; N = 1000 on 2 workers within 1.3 x N x (cost per run) / 2 and at least 1.6x faster than 1
@@ -119,22 +122,24 @@ XGAMMA_CASE = textwrap.dedent("""
         stream = get_task_stream(client)
         stream.__enter__()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as folder:
-        t0 = time.perf_counter()
+        t0, epoch0 = time.perf_counter(), time.time()
         analysis = run_analysis(config, output=folder)
         wall = time.perf_counter() - t0
         stores = analysis.summary["mosaic"]["stores"]
     if client is None:
         n_tasks, busy, cores, window = tasks.n, tasks.seconds, 1, tasks.window[1] - tasks.window[0]
+        lead = tasks.window[0] - t0
     else:
         stream.__exit__(None, None, None)
         n_tasks, cores = len(stream.data), int(mode[1:])
         computes = [s for task in stream.data for s in task["startstops"] if s["action"] == "compute"]
         busy = sum(s["stop"] - s["start"] for s in computes)
         window = max(s["stop"] for s in computes) - min(s["start"] for s in computes)
+        lead = min(s["start"] for s in computes) - epoch0
     out = {"wall": wall, "start": start, "client_mb": peak_mb(), "load1": os.getloadavg()[0],
            "chunks": sum(s["chunks"] for s in stores.values()), "tasks": n_tasks,
            "outside": 100 * max(0.0, 1 - busy / (wall * cores)),
-           "between": 100 * max(0.0, 1 - busy / (window * cores))}
+           "between": 100 * max(0.0, 1 - busy / (window * cores)), "lead": lead, "tail": wall - lead - window}
     if client is not None:
         out["worker_mb"] = max(client.run(
             lambda: __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss / 1024).values())
@@ -199,7 +204,7 @@ def ensure_survey(folder: Path, n_runs: int, l_range: tuple[float, float]) -> Pa
 
 HEADER = (f"{'tool':8s} {'products':8s} {'runs':>5s} {'mode':>5s} {'wall s':>8s} {'start s':>7s} "
           f"{'s/run/core':>10s} {'client MB':>9s} {'worker MB':>9s} {'chunks':>6s} {'tasks':>6s} {'out %':>5s} "
-          f"{'task %':>6s} {'load1':>5s}")
+          f"{'task %':>6s} {'lead s':>6s} {'tail s':>6s} {'load1':>5s}")
 
 
 def _row(tool: str, products: str, n: int, mode: str, res: dict) -> str:
@@ -207,8 +212,8 @@ def _row(tool: str, products: str, n: int, mode: str, res: dict) -> str:
         return f"{tool:8s} {products:8s} {n:5d} {mode:>5s}  failed: {res['error']}"
     cores = 2 if mode in ("w2", "n_jobs2") else 1
     worker = f"{res['worker_mb']:9.0f}" if "worker_mb" in res else f"{'-':>9s}"
-    tasks = (f"{res['tasks']:6d} {res['outside']:5.1f} {res['between']:6.1f}" if "tasks" in res
-             else f"{'-':>6s} {'-':>5s} {'-':>6s}")
+    tasks = (f"{res['tasks']:6d} {res['outside']:5.1f} {res['between']:6.1f} {res['lead']:6.2f} {res['tail']:6.2f}"
+             if "tasks" in res else f"{'-':>6s} {'-':>5s} {'-':>6s} {'-':>6s} {'-':>6s}")
     return (f"{tool:8s} {products:8s} {n:5d} {mode:>5s} {res['wall']:8.2f} {res['start']:7.2f} "
             f"{res['wall'] * cores / n:10.4f} {res['client_mb']:9.0f} {worker} {res.get('chunks', 0):6d} {tasks} "
             f"{res['load1']:5.2f}")

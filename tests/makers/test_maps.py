@@ -131,6 +131,32 @@ def test_products_of_one_graph_agree_and_do_not_depend_on_grouping(hess_runs):
     assert reference.counts.sum() > 100 and (reference.counts.sum(("energy", "lat", "lon")) > 0).all()
 
 
+def test_blocks_keep_only_the_rectangle_their_runs_reach(hess_runs):
+    """The stacked cube's blocks hold the part of the chunk their runs reach (`Patch`); the sums place
+    them bit for bit where whole-chunk cubes give (those of the per-run images' graph), any grouping."""
+    from dask.sizeof import sizeof
+
+    from xgamma.makers.chunks import BLOCK_PREFIX
+
+    observations, geometry = hess_runs
+    options = dict(offset_max=1.0 * u.deg, safe_energy="aeff-default", chunks=(30, 40))
+    for runs_per_task in (1, 4):
+        cropped = make_maps(observations, geometry, runs_per_task=runs_per_task, **options)
+        whole = make_map_products(observations, geometry, observation_images=True, runs_per_task=runs_per_task,
+                                  **options).maps  # blocks of whole chunks (the images need them)
+        graph = dict(cropped.counts.data.__dask_graph__())
+        blocks = [key for key in graph if str(key[0]).startswith(BLOCK_PREFIX)]
+        patches = [value["maps"] for value in dask.get(graph, blocks)]
+        areas = [patch.values.shape[-2] * patch.values.shape[-1] for patch in patches]
+        assert min(areas) < 30 * 40 and max(areas) <= 30 * 40 and sum(areas) < 0.8 * len(areas) * 30 * 40
+        # The scheduler sees a block's bytes (it places the sums near them).
+        assert all(sizeof(patch) >= patch.values.nbytes for patch in patches)
+        cropped, whole = dask.compute(cropped, whole)
+        for name in ("counts", "exposure", "background"):
+            np.testing.assert_array_equal(cropped[name].values.view(np.uint32), whole[name].values.view(np.uint32))
+        assert cropped.counts.sum() > 100
+
+
 def test_float32_cubes_are_float64_ones_rounded(hess_runs):
     """Default float32 cubes: counts exact, exposure and background within the bound of summing
     n positive float64 terms in float32, each rounded once (n x 2**-24 relative, n = runs);

@@ -164,6 +164,30 @@ def test_warm_up_imports_on_every_worker_and_skips_unknown_modules(external_clus
         assert len(client.run(imported)) == 2
 
 
+def test_loads_start_before_the_graph_and_run_once(survey_store, reference_products, external_cluster, tmp_path):
+    """`start_loads` submits map making's loads with the keys of the graph built later (so the
+    scheduler reuses them: each load runs once) and the products are those of the synchronous scheduler."""
+    from distributed import Client, get_task_stream
+
+    from xgamma.makers.chunks import LOAD_PREFIX
+    from xgamma.workflow import run_analysis
+    from xgamma.workflow.mosaic import mosaic_datasets, start_loads
+
+    config = mosaic_config(survey_store)
+    with Client(external_cluster.address, timeout=30) as client:
+        analysis = run_analysis(config, dry_run=True)
+        futures = start_loads(analysis, client)
+        graph = mosaic_datasets(analysis)["maps"]["counts"].data.__dask_graph__()
+        assert len(futures) == 4 and {future.key for future in futures} <= set(graph)  # 30 runs, 8 per group
+        assert all(len(runs) == 8 for runs in client.gather(futures)[:3])
+        del futures
+        with get_task_stream(client) as stream:
+            run_analysis(config, output=tmp_path / "out")
+    loads = [str(task["key"]) for task in stream.data if LOAD_PREFIX in str(task["key"])]
+    assert len(loads) == 4 and len(set(loads)) == 4  # each group loaded once
+    assert_products_equal(_read_stores(tmp_path / "out"), reference_products)
+
+
 def test_worker_killed_mid_run_gives_identical_products(survey_store, reference_products, external_cluster,
                                                         tmp_path):
     # 30-pixel chunks: 16 per store, 32 chunk writes (one task per chunk: the writes of 9 chunks

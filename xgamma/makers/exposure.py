@@ -19,8 +19,8 @@ import xarray as xr
 
 from xgamma.exceptions import GeometryError
 from xgamma.geometry.spherical import transform_lonlat, unit_vectors
-from xgamma.makers.chunks import (ChunkIndex, check_inputs, chunk_slices, normalise_chunks, resolve_map_dtype,
-                                   runs_key)
+from xgamma.makers.chunks import (EXPOSURE_TRUE_PREFIX, ChunkIndex, check_inputs, chunk_slices, normalise_chunks,
+                                   resolve_map_dtype, runs_key)
 from xgamma.makers.observation import offsets, pixel_block
 from xgamma.makers.safe_energy import SafeEnergy, safe_offset_max
 from xgamma.maps import make_map
@@ -120,7 +120,7 @@ def make_exposure_true(
     lon_slices = chunk_slices(geometry.shape[1], size_x)
     token = tokenize(runs_key(observations), geometry.header_text, geometry.shape, edges.value,
                      offset_max_deg, run_offset_max, size_y, size_x, dtype.str)
-    load, pixels, block, total, out = (f"xgamma-exposure-true-{kind}-{token}"
+    load, pixels, block, total, out = (f"{EXPOSURE_TRUE_PREFIX}{kind}-{token}"
                                        for kind in ("load", "pixels", "block", "sum", "out"))
     graph: dict[Any, Any] = {}
     index = ChunkIndex(geometry, lat_slices, lon_slices, run_offset_max)

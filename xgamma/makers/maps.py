@@ -4,7 +4,7 @@ The dask graph groups observations (`resolve_runs_per_task` consecutive runs, th
 dask config key) and has three kinds of tasks:
 
 * one ``load`` task per group (read events and IRFs, place events on pixels and energy bins:
-  `~xgamma.makers.observation.prepare_observation`);
+  `~xgamma.makers.chunks.load_layer`, keyed by the loads' own inputs);
 * one ``block`` task per (group, spatial chunk) that some run of the group reaches within
   ``offset_max``: counts, exposure and background of those runs on that chunk, summed over the
   group and, when asked, each run's energy-squashed counts and background images (the squash is
@@ -21,7 +21,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import astropy.units as u
 import numpy as np
@@ -31,9 +31,10 @@ from astropy.coordinates import Angle
 from xgamma.exceptions import ConfigError
 from xgamma.geometry import SkyGeometry
 from xgamma.geometry.spherical import transform_lonlat, unit_vectors
-from xgamma.makers.chunks import (DEFAULT_CHUNK, DEFAULT_MAP_DTYPE, ChunkIndex, check_inputs, chunk_slices,
-                                   normalise_chunks, resolve_map_dtype, runs_key)
-from xgamma.makers.observation import add_observation, pixel_block, prepare_observation
+from xgamma.makers.chunks import (BLOCK_PREFIX, DEFAULT_CHUNK, DEFAULT_MAP_DTYPE, DEFAULT_RUNS_PER_TASK,
+                                   GROUPS_PER_LIST, ChunkIndex, check_inputs, chunk_slices, load_layer, normalise_chunks,
+                                   resolve_map_dtype, resolve_runs_per_task, run_groups, runs_key)
+from xgamma.makers.observation import add_observation, pixel_block, run_pixels, window_of
 from xgamma.makers.safe_energy import SafeEnergy
 from xgamma.maps import make_map
 
@@ -41,13 +42,9 @@ if TYPE_CHECKING:
     from xgamma.io.datastore import Observation
 
 __all__ = ["make_maps", "make_observation_maps", "make_map_products", "MapProducts", "resolve_runs_per_task",
-           "resolve_map_dtype", "DEFAULT_CHUNK", "DEFAULT_RUNS_PER_TASK", "DEFAULT_MAP_DTYPE", "MAP_VARIABLES",
-           "IMAGE_VARIABLES"]
+           "resolve_map_dtype", "DEFAULT_CHUNK", "DEFAULT_RUNS_PER_TASK", "GROUPS_PER_LIST", "DEFAULT_MAP_DTYPE",
+           "MAP_VARIABLES", "IMAGE_VARIABLES"]
 
-#: Default of the ``"xgamma.runs_per_task"`` dask config key.
-DEFAULT_RUNS_PER_TASK = 8
-#: Above ``DEFAULT_RUNS_PER_TASK x GROUPS_PER_LIST`` runs, the default groups make this many tasks.
-GROUPS_PER_LIST = 32
 MAP_VARIABLES = ("counts", "exposure", "background")
 #: Per-observation energy-squashed images `make_map_products` can add to the block tasks.
 IMAGE_VARIABLES = ("counts", "background")
@@ -56,50 +53,31 @@ _UNITS = {"counts": "", "exposure": "m2 s", "background": ""}
 _SPLIT_EVERY = 8
 
 
-def resolve_runs_per_task(value: int | None = None, n_observations: int | None = None) -> int:
-    """Observations per load / block task: ``value``, else the ``"xgamma.runs_per_task"`` config key,
-    else a default that grows with the number of observations.
-
-    A H.E.S.S. run costs ~10 ms per chunk it touches: eight of them give a task well above the
-    1-3 ms a `distributed` scheduler spends on it. Above 256 runs the default is
-    ``ceil(n_observations / GROUPS_PER_LIST)`` runs per task: fewer partial cubes to add up and to
-    move between workers, while 32 groups still keep every worker of a small cluster busy
-    (benchmarks/README.md, bench_survey at N = 1000: 2 workers 1.59x faster than 1 with 32 runs per
-    task, 1.51x with 8). Set it with ``dask.config.set({"xgamma.runs_per_task": n})``.
-    """
-    if value is None:
-        import dask
-
-        value = dask.config.get("xgamma.runs_per_task", None)
-    if value is None:
-        value = DEFAULT_RUNS_PER_TASK
-        if n_observations is not None:
-            value = max(value, -(-int(n_observations) // GROUPS_PER_LIST))
-    try:
-        value = int(value)
-    except (TypeError, ValueError):
-        value = 0
-    if value < 1:
-        raise ConfigError(f"runs_per_task ('xgamma.runs_per_task') must be an integer >= 1, got {value!r}")
-    return value
-
-
-def _load_group(observations: Sequence[Observation], geometry: SkyGeometry, safe_energy: SafeEnergy | None,
-                energy_true: u.Quantity | None) -> list:
-    return [prepare_observation(o, geometry, safe_energy, energy_true) for o in observations]
-
-
 def _group_block(runs: list, members: tuple[int, ...], geometry: SkyGeometry, lat: slice, lon: slice,
-                 offset_max_deg: float, outputs: tuple[str, ...], dtype: np.dtype) -> dict[str, np.ndarray]:
+                 offset_max_deg: float, outputs: tuple[str, ...], dtype: np.dtype) -> dict[str, Any]:
     """Maps of the runs ``members`` of a group on one chunk.
 
     ``outputs``: ``"maps"`` (3, n_energy, ny, nx) summed over the group, ``"observation_maps"``
     (n_group, 3, n_energy, ny, nx) and ``"observation_images"`` (n_group, 2, 1, ny, nx), one
     entry per run of the group (zeros for runs that do not reach the chunk). Cubes in ``dtype``,
-    images in float64.
+    images in float64. With ``"maps"`` alone, the summed cube is a `Patch`: only the rectangle of
+    the chunk the runs reach (51 % of the chunk's area on average in the 1000-run survey of
+    bench_survey.py: 0.7 deg steps, 256-pixel chunks), so less memory to fill, add up and move
+    between workers.
     """
     block = pixel_block(geometry, lat, lon)
     ny, nx = block.shape
+    if outputs == ("maps",):
+        reached = [run_pixels(runs[k], block, offset_max_deg) for k in members]
+        windows = [window for window in (window_of(pixels, block) for pixels, _ in reached) if window is not None]
+        if not windows:
+            return {"maps": Patch(np.zeros((3, geometry.nbins, 0, 0), dtype), 0, 0)}
+        row, column = min(w[0] for w in windows), min(w[1] for w in windows)
+        window = (row, column, max(w[0] + w[2] for w in windows) - row, max(w[1] + w[3] for w in windows) - column)
+        cube = np.zeros((3, geometry.nbins, window[2] * window[3]), dtype)
+        for k, run_reach in zip(members, reached):
+            add_observation(cube, runs[k], block, geometry, offset_max_deg, reached=run_reach, window=window)
+        return {"maps": Patch(cube.reshape(3, -1, window[2], window[3]), row, column)}
     shape = (3, geometry.nbins, ny * nx)
     per_run = np.zeros((len(runs), *shape), dtype) if "observation_maps" in outputs else None
     cube = np.zeros(shape, dtype) if per_run is None and "maps" in outputs else None  # None: images only
@@ -109,7 +87,7 @@ def _group_block(runs: list, members: tuple[int, ...], geometry: SkyGeometry, la
                         image=None if images is None else images[k])
     result = {}
     if "maps" in outputs:
-        result["maps"] = (cube if per_run is None else per_run.sum(axis=0)).reshape(3, -1, ny, nx)
+        result["maps"] = Patch((cube if per_run is None else per_run.sum(axis=0)).reshape(3, -1, ny, nx), 0, 0)
     if per_run is not None:
         result["observation_maps"] = per_run.reshape(len(runs), 3, -1, ny, nx)
     if images is not None:
@@ -117,10 +95,47 @@ def _group_block(runs: list, members: tuple[int, ...], geometry: SkyGeometry, la
     return result
 
 
-def _sum(*parts: np.ndarray) -> np.ndarray:
-    total = parts[0] + parts[1]
-    for part in parts[2:]:
-        total += part
+class Patch(NamedTuple):
+    """Part of a chunk's cube: ``values`` (..., n_rows, n_columns) whose first pixel is (``row``, ``column``)
+    of the chunk; zero outside.
+
+    A tuple, so that `dask.sizeof` (and so the `distributed` scheduler, which places a task near
+    the bytes of its inputs) counts the array's bytes.
+    """
+
+    values: np.ndarray
+    row: int
+    column: int
+
+
+def _add_into(total: np.ndarray, row: int, column: int, part: Patch) -> None:
+    """``total`` (a rectangle of the chunk whose first pixel is (``row``, ``column``)) += ``part``."""
+    rows, columns = part.values.shape[-2:]
+    total[..., part.row - row:part.row - row + rows, part.column - column:part.column - column + columns] += \
+        part.values
+
+
+def _add_patches(*parts: Patch) -> Patch:
+    """The sum of ``parts`` on the smallest rectangle holding them all.
+
+    In the order given, from zeros: a pixel outside a part adds nothing to it (x + 0 = x), so the
+    sums are bit for bit those of whole-chunk cubes added in the same order.
+    """
+    parts = [part for part in parts if part.values.size] or list(parts[:1])
+    row, column = min(p.row for p in parts), min(p.column for p in parts)
+    n_rows = max(p.row + p.values.shape[-2] for p in parts) - row
+    n_columns = max(p.column + p.values.shape[-1] for p in parts) - column
+    total = np.zeros((*parts[0].values.shape[:-2], n_rows, n_columns), parts[0].values.dtype)
+    for part in parts:
+        _add_into(total, row, column, part)
+    return Patch(total, row, column)
+
+
+def _chunk_sum(shape: tuple[int, ...], dtype: np.dtype, *parts: Patch) -> np.ndarray:
+    """The chunk's cube (``shape``): the `Patch` es added up in order (`_add_patches`), zero elsewhere."""
+    total = np.zeros(shape, dtype)
+    for part in parts:
+        _add_into(total, 0, 0, part)
     return total
 
 
@@ -348,7 +363,9 @@ def _build_arrays(
     token = tokenize(runs_key(observations), geometry.header_text, geometry.shape,
                      geometry.energy_edges.value, offset_max_deg, repr(safe_energy), size_y, size_x, outputs, group_size,
                      None if energy_true is None else u.Quantity(energy_true, "TeV").value, dtype.str)
-    name = {kind: f"xgamma-{kind}-{token}" for kind in ("load", "block", "sum", *outputs)}
+    name = {kind: f"xgamma-{kind}-{token}" for kind in ("sum", *outputs)}
+    name["block"] = f"{BLOCK_PREFIX}{token}"
+    loads = list(load_layer(observations, geometry, safe_energy, energy_true, group_size).items())
 
     # Pointings in the map frame (vectors, pixel positions), all runs at once.
     radec = np.array([o.pointing_radec for o in observations], dtype=float)
@@ -359,8 +376,7 @@ def _build_arrays(
     n_lon = len(lon_slices)
 
     graph: dict[Any, Any] = {}
-    groups = [list(range(start, min(start + group_size, len(observations))))
-              for start in range(0, len(observations), group_size)]
+    groups = run_groups(len(observations), group_size)
     blocks_of_chunk: dict[int, list[tuple]] = {}
     group_blocks: list[dict[int, tuple]] = []
     for g, members in enumerate(groups):
@@ -369,13 +385,13 @@ def _build_arrays(
             for chunk in index.reached(vectors[k], (float(x0[k]), float(y0[k]))):
                 reached.setdefault(chunk, []).append(position)
         keys = {}
+        load_key, load_task = loads[g]
         if reached:
-            graph[(name["load"], g)] = (_load_group, [observations[k] for k in members], geometry, safe_energy,
-                                        energy_true)
+            graph[load_key] = load_task
         for chunk, positions in sorted(reached.items()):
             lat, lon = lat_slices[chunk // n_lon], lon_slices[chunk % n_lon]
             key = (name["block"], g, chunk)
-            graph[key] = (_group_block, (name["load"], g), tuple(positions), geometry, lat, lon, offset_max_deg,
+            graph[key] = (_group_block, load_key, tuple(positions), geometry, lat, lon, offset_max_deg,
                           outputs, dtype)
             keys[chunk] = key
             blocks_of_chunk.setdefault(chunk, []).append(key)
@@ -401,11 +417,12 @@ def _build_arrays(
                             merged.append(batch[0])
                             continue
                         key = (name["sum"], level, m, i, j)
-                        graph[key] = (_sum, *batch)
+                        graph[key] = (_add_patches, *batch)
                         merged.append(key)
                     parts, level = merged, level + 1
                 # The last sum is the output chunk itself (not an alias task after it).
-                graph[out_key] = parts[0] if len(parts) == 1 else (_sum, *parts)
+                shape = (3, n_energy, lat.stop - lat.start, lon.stop - lon.start)
+                graph[out_key] = (_chunk_sum, shape, dtype, *parts)
         arrays["maps"] = ((3,), (n_energy,))
     for output, channels in (("observation_maps", (3, n_energy)), ("observation_images", (2, 1))):
         if output not in outputs:

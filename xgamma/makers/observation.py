@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from xgamma.geometry import SkyGeometry
     from xgamma.io.datastore import Observation
 
-__all__ = ["PreparedObservation", "PixelBlock", "prepare_observation", "pixel_block", "add_observation",
-           "SafeEnergy"]
+__all__ = ["PreparedObservation", "PixelBlock", "prepare_observation", "prepare_observations", "pixel_block",
+           "add_observation", "run_pixels", "window_of", "SafeEnergy"]
 
 _M2 = u.Unit("m2")
 #: Mean length of the runs of consecutive pixels from which `_scatter_add` adds slices.
@@ -169,6 +169,12 @@ def prepare_observation(observation: Observation, geometry: SkyGeometry, safe_en
     )
 
 
+def prepare_observations(observations: list[Observation], geometry: SkyGeometry, safe_energy: SafeEnergy | None,
+                         energy_true: u.Quantity | None = None) -> list[PreparedObservation]:
+    """`prepare_observation` of each of ``observations``: the load task of one run group of map making."""
+    return [prepare_observation(o, geometry, safe_energy, energy_true) for o in observations]
+
+
 def pixel_block(geometry: SkyGeometry, lat: slice, lon: slice) -> PixelBlock:
     """Unit vectors and solid angles of the pixel centres of one block.
 
@@ -275,9 +281,9 @@ def _scaled(values: np.ndarray, factor: float, dtype: np.dtype) -> np.ndarray:
 
 
 def _add_counts(counts: np.ndarray | None, image: np.ndarray | None, run: PreparedObservation, block: PixelBlock,
-                inside: np.ndarray) -> None:
-    """Add the events whose pixel is in the block and inside offset_max to ``counts`` (n_energy, n_pixels)
-    and, energy-summed, to ``image`` (n_pixels,).
+                inside: np.ndarray, window: tuple[int, int, int, int] | None = None) -> None:
+    """Add the events whose pixel is in the block and inside offset_max to ``counts`` (n_energy, n_pixels
+    of ``window``, see `add_observation`) and, energy-summed, to ``image`` (n_pixels of the block,).
 
     `numpy.add.at` into the output: a `numpy.bincount` would make a fresh cube-sized histogram
     per run and block (5 MB for 10 x 256 x 256), 7x slower here in page faults.
@@ -292,7 +298,8 @@ def _add_counts(counts: np.ndarray | None, image: np.ndarray | None, run: Prepar
     # The increment in the target's dtype: ufunc.at takes its fast loop only without casting
     # (a Python float costs 30x more on 10^5 events).
     if counts is not None:
-        flat = run.event_energy_bin[in_block[keep]].astype(np.intp) * (ny * nx) + pixel
+        flat = run.event_energy_bin[in_block[keep]].astype(np.intp) * counts.shape[-1] + _in_window(pixel, block,
+                                                                                                      window)
         np.add.at(counts.reshape(-1), flat, counts.dtype.type(1))
     if image is not None:
         np.add.at(image, pixel, image.dtype.type(1))
@@ -318,6 +325,33 @@ def _background_rate_altaz(run: PreparedObservation, edges: u.Quantity, vectors:
     return rate
 
 
+def run_pixels(run: PreparedObservation, block: PixelBlock, offset_max_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """The block's pixels (flat indices, ascending) a run reaches, and their offsets (deg): those within
+    ``offset_max_deg`` and the run's own safe-range ``offset-max`` (`inside_offsets`)."""
+    return inside_offsets(block, run.pointing_vector, min(offset_max_deg, run.offset_max_deg))
+
+
+def window_of(pixels: np.ndarray, block: PixelBlock) -> tuple[int, int, int, int] | None:
+    """``(row, column, n_rows, n_columns)`` of the smallest rectangle of the block holding ``pixels``
+    (flat indices), or None when there are none."""
+    if pixels.size == 0:
+        return None
+    nx = block.shape[1]
+    rows = pixels[[0, -1]] // nx  # ascending flat indices: first and last row
+    columns = pixels % nx
+    first, last = int(columns.min()), int(columns.max())
+    return int(rows[0]), first, int(rows[1] - rows[0]) + 1, last - first + 1
+
+
+def _in_window(pixels: np.ndarray, block: PixelBlock, window: tuple[int, int, int, int] | None) -> np.ndarray:
+    """Flat block indices -> flat indices of the window (still ascending and distinct)."""
+    ny, nx = block.shape
+    if window is None or window == (0, 0, ny, nx):
+        return pixels
+    row, column, _, n_columns = window
+    return (pixels // nx - row) * n_columns + (pixels % nx - column)
+
+
 def add_observation(
     out: np.ndarray | None,
     run: PreparedObservation,
@@ -325,6 +359,9 @@ def add_observation(
     geometry: SkyGeometry,
     offset_max_deg: float,
     image: np.ndarray | None = None,
+    *,
+    reached: tuple[np.ndarray, np.ndarray] | None = None,
+    window: tuple[int, int, int, int] | None = None,
 ) -> None:
     """Add one run's counts, exposure (m2 s) and background (counts) on a pixel block to ``out``.
 
@@ -346,17 +383,24 @@ def add_observation(
         safe-range ``offset-max``) get nothing.
     image : ndarray, optional
         (2, n_pixels) float64: the run's energy-summed counts and background are added here.
+    reached : (ndarray, ndarray), optional
+        `run_pixels` of this run and block, when already computed.
+    window : (int, int, int, int), optional
+        ``(row, column, n_rows, n_columns)``: ``out`` covers only this rectangle of the block
+        (``n_rows * n_columns`` pixels; it must hold every pixel the run reaches, `window_of`).
+        ``image`` always covers the whole block.
     """
     from xgamma.irf.background import RATE_UNIT, fov_coordinates_from_components
 
     if out is None and image is None:
         return
-    pixels, offset = inside_offsets(block, run.pointing_vector, min(offset_max_deg, run.offset_max_deg))
+    pixels, offset = run_pixels(run, block, offset_max_deg) if reached is None else reached
     if pixels.size == 0:
         return
     inside = np.zeros(block.vectors.shape[0], dtype=bool)
     inside[pixels] = True
-    _add_counts(None if out is None else out[0], None if image is None else image[0], run, block, inside)
+    _add_counts(None if out is None else out[0], None if image is None else image[0], run, block, inside, window)
+    targets = _in_window(pixels, block, window)
 
     edges = geometry.energy_edges
     centers = np.sqrt(edges.value[:-1] * edges.value[1:])[:, None] * edges.unit
@@ -370,7 +414,7 @@ def add_observation(
             exposure = _scaled(exposure, run.livetime_s, out.dtype)
             if not all_safe:
                 exposure[~energy_mask] = 0.0
-            _scatter_add(out[1], pix, exposure)
+            _scatter_add(out[1], targets[start:start + BLOCK], exposure)
         if run.fov_matrix is None:
             rate = _background_rate_altaz(run, edges, block.vectors[pix], geometry.frame)
         else:
@@ -383,4 +427,4 @@ def add_observation(
         if image is not None:
             _scatter_add(image[1], pix, rate.sum(axis=0))
         if out is not None:
-            _scatter_add(out[2], pix, rate.astype(out.dtype, copy=False))
+            _scatter_add(out[2], targets[start:start + BLOCK], rate.astype(out.dtype, copy=False))

@@ -191,7 +191,7 @@ def run_analysis(
     """
     from xgamma.workflow.progress import warm_up_workers
 
-    warm_up_workers()  # a cluster's fresh workers import xgamma while the graph is built here
+    warm_up_workers(config)  # a cluster's fresh workers import xgamma while the graph is built here
     from xgamma.workflow import inputs
     from xgamma.workflow.stages import REFERENCE_STAGES
 

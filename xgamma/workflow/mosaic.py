@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from xgamma.workflow.analysis import Analysis
 
 __all__ = ["check_streamed", "fuse_per_chunk", "mosaic_datasets", "optimize_together", "place_groups", "run_mosaic",
-           "RESUME_FOLDER"]
+           "start_loads", "RESUME_FOLDER"]
 
 log = logging.getLogger("xgamma")
 
@@ -141,9 +141,10 @@ def _store_name(name: str, fmt: str) -> str:
     return f"{name}.zarr" if fmt == "zarr" else name
 
 
-def _prepare_folder(output: Path, fingerprint: dict[str, Any], overwrite: bool) -> Path:
-    """The resume folder: reused when it holds the same run, else created (refusing to replace
-    an unfinished different run or complete products without ``overwrite``)."""
+def _prepare_folder(output: Path, fingerprint: dict[str, Any], overwrite: bool) -> tuple[Path, bool]:
+    """The resume folder and whether it holds an unfinished run of the same fingerprint (reused),
+    else created (refusing to replace an unfinished different run or complete products without
+    ``overwrite``)."""
     from xgamma.workflow.staging import read_manifest
 
     resume = output / RESUME_FOLDER
@@ -155,7 +156,7 @@ def _prepare_folder(output: Path, fingerprint: dict[str, Any], overwrite: bool) 
             previous = None
     if previous == fingerprint:
         log.info("resuming the unfinished run in %s", resume)
-        return resume
+        return resume, True
     if resume.exists():
         if not overwrite:
             raise XgammaError(f"{output} holds an unfinished run of a different configuration ({resume}); "
@@ -166,7 +167,7 @@ def _prepare_folder(output: Path, fingerprint: dict[str, Any], overwrite: bool) 
                           "(overwrite=True) to replace them, or another output folder")
     resume.mkdir(parents=True)
     (resume / _FINGERPRINT).write_text(json.dumps(fingerprint, indent=2))
-    return resume
+    return resume, False
 
 
 def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool = False) -> dict[str, Path]:
@@ -177,8 +178,6 @@ def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool
     products : dict of Path
         The published stores / tile folders and files by name.
     """
-    from xgamma.io.chunked import ChunkedStore
-    from xgamma.makers.maps import DEFAULT_CHUNK
     from xgamma.workflow.progress import compute, current_client
 
     config = analysis.config
@@ -188,7 +187,13 @@ def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool
         raise ConfigError(f"output.format {fmt!r} writes the products chunk by chunk: give an output folder")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    resume = _prepare_folder(output, _fingerprint(analysis), overwrite)
+    resume, resuming = _prepare_folder(output, _fingerprint(analysis), overwrite)
+    client = current_client()
+    # A fresh run needs every load: the workers start them while the rest is built here.
+    started = start_loads(analysis, client) if client is not None and not resuming else []
+    from xgamma.io.chunked import ChunkedStore  # xarray, zarr: imported while the loads run
+    from xgamma.makers.chunks import DEFAULT_CHUNK
+
     chunks = config["maps"].get("chunks") or DEFAULT_CHUNK
     stores = {name: ChunkedStore(dataset, resume / _store_name(name, fmt), chunks=chunks,
                                  progress=resume / ".chunks" / name, format=fmt)
@@ -200,11 +205,11 @@ def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool
               for task in store.tasks({var: optimized[name, var] for var in store.arrays()})]
     log.info("writing %d chunks (%d already written)", len(writes), sum(resumed.values()))
     tasks = fuse_per_chunk(writes)
-    client = current_client()
     if client is not None:
         tasks = place_groups(tasks, sorted(client.scheduler_info()["workers"]))
     if tasks:
-        compute(*tasks, progress=analysis.progress)
+        compute(*tasks, progress=analysis.progress, started=started)
+    started.clear()
     for store in stores.values():
         store.finish()
     analysis.summary["mosaic"] = {
@@ -214,6 +219,47 @@ def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool
         "obs_ids": [int(o.obs_id) for o in analysis.observations],
     }
     return _publish(analysis, output, resume, {name: store.path for name, store in stores.items()})
+
+
+def start_loads(analysis: Analysis, client: Any) -> list[Any]:
+    """Submit the map-making load tasks of ``analysis`` to ``client`` now; return their futures.
+
+    Before its first task can start, the client imports xarray and dask.array, builds the graph
+    (blocks, sums, squash, 1000 runs' chunks reached), writes the zarr metadata and optimises:
+    ~1.5 s on the survey case, while every worker waits. The loads (reading and binning each run
+    group's events: ~4 core-s at N = 1000) need only the runs, the geometry and the safe range,
+    so they start first, with the placement of `place_groups`. Their keys are those of the
+    graph built later (`xgamma.makers.chunks.load_layer`): the scheduler reuses the tasks. Hold
+    the futures until that graph is submitted (`xgamma.workflow.progress.compute` ``started``),
+    then let them go so each load's result is freed once its blocks are done.
+    """
+    from dask.delayed import Delayed
+
+    from xgamma.makers.chunks import load_layer, resolve_runs_per_task
+    from xgamma.makers.safe_energy import SafeEnergy
+    from xgamma.workflow.stages import map_options
+
+    options = map_options(analysis)
+    observations = analysis.observations
+    layer = load_layer(observations, analysis.geometry, SafeEnergy.parse(options["safe_energy"]),
+                       options["energy_true"], resolve_runs_per_task(None, len(observations)))
+    workers = sorted(client.scheduler_info()["workers"])
+    futures = []
+    for address, keys in _worker_shares(list(layer), workers):
+        graph = {key: layer[key] for key in keys}
+        placement = {"workers": [address], "allow_other_workers": True} if address is not None else {}
+        futures += client.compute([Delayed(key, graph) for key in keys], **placement)
+    return futures
+
+
+def _worker_shares(loads: list[Any], workers: list[str]) -> list[tuple[str | None, list[Any]]]:
+    """Consecutive run groups' loads for each worker: group g of G to worker ``g * W // G`` (keys sorted by
+    name, then index); ``[(None, loads)]`` with fewer than 2 workers."""
+    if len(workers) < 2:
+        return [(None, loads)]
+    loads = sorted(loads, key=lambda key: (str(key[0]), key[1:]))
+    return [(address, [key for k, key in enumerate(loads) if k * len(workers) // len(loads) == index])
+            for index, address in enumerate(workers)]
 
 
 def optimize_together(arrays: list[Any]) -> list[Any]:
@@ -237,11 +283,6 @@ def optimize_together(arrays: list[Any]) -> list[Any]:
     return out
 
 
-#: Layers that `fuse_per_chunk` leaves as tasks of their own: map making's loads and blocks,
-#: already sized (`xgamma.makers.maps.resolve_runs_per_task`) and shared between chunks.
-_SEPARATE_TASKS = ("xgamma-load-", "xgamma-block-", "xgamma-exposure-true-")
-
-
 def fuse_per_chunk(writes: list[Any]) -> list[Any]:
     """One task per spatial chunk: its writes (of every store) and every task only they need.
 
@@ -251,7 +292,8 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
     costs the `distributed` scheduler and worker 1-2 ms, as much as its compute, and moves the
     chunk between workers when they land on different ones. Here every task whose results only
     the chunk's writes use (directly or through other such tasks) runs inside one task, on the
-    synchronous scheduler (`dask.get`). The map-making loads and blocks (`_SEPARATE_TASKS`) and
+    synchronous scheduler (`dask.get`). The map-making loads and blocks
+    (`xgamma.makers.chunks.MAP_TASK_PREFIXES`: sized per run group already) and
     tasks shared between chunks (the ring's overlaps) stay separate tasks.
 
     Returns
@@ -307,17 +349,18 @@ def place_groups(tasks: list[Any], workers: list[str]) -> list[Any]:
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
+    from xgamma.makers.chunks import LOAD_PREFIX
+
     if len(workers) < 2 or not tasks:
         return tasks
     graph = dict(HighLevelGraph.merge(*(task.__dask_graph__() for task in tasks)))
-    loads = [key for key in graph if isinstance(key, tuple) and str(key[0]).startswith("xgamma-load-")]
+    loads = [key for key in graph if isinstance(key, tuple) and str(key[0]).startswith(LOAD_PREFIX)]
     if not loads:
         return tasks
-    loads.sort(key=lambda key: (str(key[0]), key[1:]))
     name = str(tasks[0].key[0])
     layers, dependencies = {}, {}
-    for index, address in enumerate(workers):
-        share = {key: graph.pop(key) for k, key in enumerate(loads) if k * len(workers) // len(loads) == index}
+    for index, (address, keys) in enumerate(_worker_shares(loads, workers)):
+        share = {key: graph.pop(key) for key in keys}
         layers[f"{name}-loads-{index}"] = MaterializedLayer(
             share, annotations={"workers": [address], "allow_other_workers": True})
         dependencies[f"{name}-loads-{index}"] = set()
@@ -328,7 +371,10 @@ def place_groups(tasks: list[Any], workers: list[str]) -> list[Any]:
 
 
 def _separate(key: Any) -> bool:
-    return str(key[0] if isinstance(key, tuple) else key).startswith(_SEPARATE_TASKS)
+    """Map making's own tasks (`xgamma.makers.chunks.MAP_TASK_PREFIXES`) stay tasks of their own."""
+    from xgamma.makers.chunks import MAP_TASK_PREFIXES
+
+    return str(key[0] if isinstance(key, tuple) else key).startswith(MAP_TASK_PREFIXES)
 
 
 def _given(value: Any) -> Any:

@@ -21,19 +21,28 @@ def current_client() -> Any:
         return None
 
 
-#: What the tasks of an analysis import on a worker (`warm_up_workers`).
+#: What the tasks of an analysis import on a worker (`warm_up_workers`): the modules of the functions in
+#: the graph of a streamed mosaic.
 TASK_MODULES = ("xgamma.makers.maps", "xgamma.makers.squash", "xgamma.io.datastore", "xgamma.io.chunked",
-                "xgamma.io.zarr_maps", "xgamma.estimators.significance", "dask.array", "astropy.io.fits", "zarr")
+                "xgamma.workflow.mosaic", "dask.array", "astropy.io.fits", "zarr")
+#: What the tasks of the ring background and significance import besides (xgamma.fit, xgamma.models:
+#: ~0.15 s a worker that maps alone do not need).
+SIGNIFICANCE_MODULES = ("xgamma.estimators.significance",)
 
 
-def warm_up_workers() -> None:
+def warm_up_workers(sections: Any = ()) -> None:
     """With a `distributed` client current, let its workers import what the tasks need while this
-    process reads the configuration and builds the graph (`xgamma.cluster.warm_up`)."""
+    process reads the configuration and builds the graph (`xgamma.cluster.warm_up`).
+
+    ``sections``: the configuration's section names (a mapping will do); with ``ring``,
+    ``significance`` or ``exclusion`` the modules of those stages are imported too.
+    """
     client = current_client()
     if client is not None:
         from xgamma.cluster import warm_up
 
-        warm_up(client, TASK_MODULES)
+        significance = any(name in sections for name in ("ring", "significance", "exclusion"))
+        warm_up(client, TASK_MODULES + (SIGNIFICANCE_MODULES if significance else ()))
 
 
 def threaded_get() -> Any:
@@ -43,18 +52,25 @@ def threaded_get() -> Any:
     return get
 
 
-def compute(*collections: Any, progress: bool = False) -> tuple:
+def compute(*collections: Any, progress: bool = False, started: list | None = None) -> tuple:
     """`dask.compute` of ``collections``, showing progress when asked.
 
     With a ``distributed`` client current (``--workers`` / ``--scheduler``), the graph runs on
     that cluster and `distributed.progress` draws the bar; otherwise dask's local
     `~dask.diagnostics.ProgressBar` (shown for computations longer than 1 s).
+
+    ``started``: futures of some of the graph's tasks submitted earlier (same keys, e.g.
+    `xgamma.workflow.mosaic.start_loads`). The list is emptied once the graph is submitted: the
+    scheduler then holds those tasks for the graph alone, and frees each result when its
+    dependents are done instead of at the end.
     """
     import dask
 
     client = current_client()
     if client is not None:
         futures = client.compute(list(collections))
+        if started:
+            started.clear()
         if progress:
             from distributed import progress as distributed_progress
 
