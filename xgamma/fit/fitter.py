@@ -178,8 +178,8 @@ def fit(
     result.nfev = likelihood.nfev
     result.bin_centre_exposure = bin_centre_exposure(dataset)
     check_bin_centre_exposure(dataset, result.bin_centre_exposure)
-    result.bias = finite_sample_bias(likelihood, result.errors)
-    if result.success:
+    if result.success:  # a failed fit's point is no MLE: its first-order bias would mean nothing
+        result.bias = finite_sample_bias(likelihood, result.errors)
         check_bias(result.bias, likelihood.models)
     if update:
         for target, source in zip(dataset.models, likelihood.models):

@@ -48,7 +48,8 @@ class FitResult:
     bias : dict
         ``{"model.name": {"bias", "ratio"}}``: the first-order finite-sample bias of each free
         parameter's estimate (parameter unit) and its ratio to the error, see
-        :mod:`xgamma.fit.bias` (filled by :func:`xgamma.fit.fit`; empty when unknown).
+        :mod:`xgamma.fit.bias` (filled by :func:`xgamma.fit.fit` for a successful fit; empty when
+        unknown or when the fit failed).
     """
 
     parameters: list[dict[str, Any]]
