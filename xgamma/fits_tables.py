@@ -6,6 +6,7 @@ import gzip
 import io
 import re
 import zlib
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,16 @@ def read_table_hdu(path: str | Path, hdu: str | int, *, error: type = DataStoreE
         When the file or the HDU is missing, is not a table, or is damaged (unreadable cards,
         fewer data bytes than the header announces, a corrupt gzip stream).
     """
+    with _table_hdu(path, hdu, error) as table:
+        # With memmap=False this reads the table (and its heap) into memory before the file
+        # closes; a `data[:]` view would only rebuild the column definitions (~3 ms).
+        return table.header, table.data
+
+
+@contextmanager
+def _table_hdu(path: str | Path, hdu: str | int, error: type):
+    """The table HDU ``hdu`` of an open FITS file, its size checked; astropy's failures inside the
+    block become ``error`` naming the file and HDU."""
     path = Path(path)
     with _open_fits(path, error) as hdul:
         try:
@@ -105,13 +116,9 @@ def read_table_hdu(path: str | Path, hdu: str | int, *, error: type = DataStoreE
             if not isinstance(table, fits.BinTableHDU | fits.TableHDU):
                 raise error(f"HDU {hdu!r} of {path} is not a table HDU")
             _check_data_size(table, hdu, path, error)
-            header = table.header
-            # With memmap=False this reads the table (and its heap) into memory before the file
-            # closes; a `data[:]` view would only rebuild the column definitions (~3 ms).
-            data = table.data
+            yield table
         except _FITS_FAILURES as exc:
             raise error(f"cannot read HDU {hdu!r} of FITS file {path}: {exc}") from None
-    return header, data
 
 
 #: Bytes per element of the binary-table column types (TFORMn codes); bit arrays (X) round up to bytes.
@@ -159,32 +166,24 @@ def read_table_columns(path: str | Path, hdu: str | int, names: tuple[tuple[str,
     columns : list of `~astropy.units.Quantity`
         One per entry of ``names``, unit from TUNITn (dimensionless if none), native byte order.
     """
-    path = Path(path)
-    with _open_fits(path, error) as hdul:
-        try:
-            table = _select_hdu(hdul, hdu, path, error)
-            if not isinstance(table, fits.BinTableHDU | fits.TableHDU):
-                raise error(f"HDU {hdu!r} of {path} is not a table HDU")
-            _check_data_size(table, hdu, path, error)
-            header = table.header
-            layout = _column_layout(header)
-            where = f"HDU {hdu!r} of {path}"
-            found = None if layout is None else [_find_name(list(layout), wanted, where=where, error=error)
-                                                 for wanted in names]
-            if found is None or any(layout[name][1] is None for name in found) or header.get("PCOUNT", 0):
-                data = table.data
-                return header, [column_quantity(data, wanted, where=where, error=error) for wanted in names]
-            dtype = np.dtype({"names": found, "formats": [layout[n][1] for n in found],
-                              "offsets": [layout[n][0] for n in found], "itemsize": int(header["NAXIS1"])})
-            rows = np.frombuffer(_data_bytes(table), dtype=dtype, count=int(header["NAXIS2"]))
-            columns = []
-            for i, name in enumerate(found):
-                values = rows[name].astype(rows.dtype[i].newbyteorder("="))
-                unit = _parse_unit(str(header.get(f"TUNIT{layout[name][2]}", "")).strip(), name, where=where,
-                                   error=error)
-                columns.append(u.Quantity(values, unit, copy=False))
-        except _FITS_FAILURES as exc:
-            raise error(f"cannot read HDU {hdu!r} of FITS file {path}: {exc}") from None
+    where = f"HDU {hdu!r} of {path}"
+    with _table_hdu(path, hdu, error) as table:
+        header = table.header
+        layout = _column_layout(header)
+        found = None if layout is None else [_find_name(list(layout), wanted, where=where, error=error)
+                                             for wanted in names]
+        if found is None or any(layout[name][1] is None for name in found) or header.get("PCOUNT", 0):
+            data = table.data
+            return header, [column_quantity(data, wanted, where=where, error=error) for wanted in names]
+        dtype = np.dtype({"names": found, "formats": [layout[n][1] for n in found],
+                          "offsets": [layout[n][0] for n in found], "itemsize": int(header["NAXIS1"])})
+        rows = np.frombuffer(_data_bytes(table), dtype=dtype, count=int(header["NAXIS2"]))
+        columns = []
+        for i, name in enumerate(found):
+            values = rows[name].astype(rows.dtype[i].newbyteorder("="))
+            unit = _parse_unit(str(header.get(f"TUNIT{layout[name][2]}", "")).strip(), name, where=where,
+                               error=error)
+            columns.append(u.Quantity(values, unit, copy=False))
     return header, columns
 
 
