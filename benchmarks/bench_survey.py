@@ -41,6 +41,15 @@ the first task's start and ``tail s`` = from the last task's end to the products
 client's serial work the ``out %`` of the workers includes); ``load1`` = 1-minute load average at
 the end of the case.
 
+Repeats (``--repeat K``): this host's one-process times move by 20-27 % between consecutive runs,
+so a ratio from one run of each mode says little. With K > 1 the modes run K times interleaved
+(sync, w1, w2, sync, w1, w2, ...); every row is printed with its repeat number, the targets are
+checked repeat by repeat, and a last table gives each repeat's ratios (computed within the repeat),
+their median and range, and the ratios of the median times. ``--code LABEL=DIR`` (repeatable) times
+the xgamma package in DIR too (put first on the cases' PYTHONPATH, e.g. a ``git worktree`` of older
+code): within each repeat the codes take turns, in reversed order every other repeat, so that a gain
+can be told from the host's drift. Neither option changes a column.
+
 Targets (issue 11): map making <= 0.03 s per run per core; peak RSS at N = 1000 below 2 GB per
 worker; N = 1000 on 2 workers within 1.3 x N x (cost per run) / 2 and at least 1.6x faster than 1
 worker; per-task overhead <= 10 %. The summary lines after the table compute these from the
@@ -137,6 +146,7 @@ XGAMMA_CASE = textwrap.dedent("""
         window = max(s["stop"] for s in computes) - min(s["start"] for s in computes)
         lead = min(s["start"] for s in computes) - epoch0
     out = {"wall": wall, "start": start, "client_mb": peak_mb(), "load1": os.getloadavg()[0],
+           "xgamma": os.path.dirname(sys.modules["xgamma"].__file__),
            "chunks": sum(s["chunks"] for s in stores.values()), "tasks": n_tasks,
            "outside": 100 * max(0.0, 1 - busy / (wall * cores)),
            "between": 100 * max(0.0, 1 - busy / (window * cores)), "lead": lead, "tail": wall - lead - window}
@@ -177,10 +187,12 @@ GAMMAPY_CASE = textwrap.dedent("""
 """)
 
 
-def _run(script: str, config: dict, *args: str) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+def _run(script: str, config: dict, *args: str, env: dict | None = None) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", **(env or {}))
+    # Not from this folder: `python -c` puts the working directory first on sys.path, before PYTHONPATH (a
+    # checkout's xgamma would shadow the code a `--code` asks for).
     proc = subprocess.run([sys.executable, "-c", script, json.dumps(config), *args], capture_output=True, text=True,
-                          env=env, check=False)
+                          env=env, check=False, cwd=tempfile.gettempdir())
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -220,6 +232,7 @@ def _row(tool: str, products: str, n: int, mode: str, res: dict) -> str:
 
 
 def _summary(results: dict) -> None:
+    """The issue's targets from the rows of one repeat (``results[tool, products, n, mode]`` = one row)."""
     print("\nTargets (issue 11):")
     for products in ("maps", "full"):
         sync = {n: r for (t, p, n, m), r in results.items() if t == "xgamma" and p == products and m == "sync"
@@ -262,6 +275,50 @@ def _summary(results: dict) -> None:
             print(f"  {products}: peak RSS at N = {n_max}: {max(peaks):.0f} MB per process (target < 2048 MB)")
 
 
+def _ratios(rows: dict) -> dict:
+    """The target ratios of one repeat's xgamma rows (``rows[mode]``, largest N, one product set)."""
+    out = {}
+    if "sync" in rows:
+        out["cost s/run"] = rows["sync"]["wall"] / rows["sync"]["n"]
+        if "w2" in rows:
+            out["w2 / (N x cost / 2)"] = rows["w2"]["wall"] / (rows["sync"]["wall"] / 2)
+    if "w1" in rows and "w2" in rows:
+        out["2 vs 1"] = rows["w1"]["wall"] / rows["w2"]["wall"]
+    return out
+
+
+def _repeat_summary(repeats: list[dict], products: str, n: int, label: str = "") -> None:
+    """Every repeat's times and ratios, then their medians and ranges and the ratios of the median times."""
+    import statistics
+
+    rows = [{m: dict(r[("xgamma", products, n, m)], n=n) for m in ("sync", "w1", "w2")
+             if ("xgamma", products, n, m) in r and "error" not in r[("xgamma", products, n, m)]} for r in repeats]
+    names = ["cost s/run", "w2 / (N x cost / 2)", "2 vs 1"]
+    code = f", code {label}" if label else ""
+    print(f"\nRepeats ({products}, N = {n}{code}; modes interleaved, repeat by repeat; ratios within each repeat):")
+    print(f"  {'rep':>3s} {'sync s':>7s} {'w1 s':>7s} {'w2 s':>7s} " + " ".join(f"{name:>20s}" for name in names))
+    per_repeat = []
+    for k, row in enumerate(rows, start=1):
+        ratios = _ratios(row)
+        per_repeat.append(ratios)
+        times = " ".join(f"{row[m]['wall']:7.2f}" if m in row else f"{'-':>7s}" for m in ("sync", "w1", "w2"))
+        print(f"  {k:3d} {times} " + " ".join(f"{ratios[name]:20.4f}" if name in ratios else f"{'-':>20s}"
+                                             for name in names))
+    medians = {m: statistics.median(row[m]["wall"] for row in rows if m in row)
+               for m in ("sync", "w1", "w2") if any(m in row for row in rows)}
+    print("  median / range over the repeats:")
+    for m, value in medians.items():
+        walls = [row[m]["wall"] for row in rows if m in row]
+        print(f"    {m:5s} wall {value:7.2f} s  (range {min(walls):.2f}-{max(walls):.2f})")
+    for name in names:
+        values = [r[name] for r in per_repeat if name in r]
+        if values:
+            print(f"    {name:20s} per repeat: median {statistics.median(values):.4f}, range {min(values):.4f}-"
+                  f"{max(values):.4f}")
+    from_medians = _ratios({m: {"wall": value, "n": n} for m, value in medians.items()})
+    print("    from the median times: " + ", ".join(f"{name} {value:.4f}" for name, value in from_medians.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small geometry (l = 250..275 deg), N = 10, 100")
@@ -272,28 +329,57 @@ def main() -> None:
     parser.add_argument("--gammapy-max-runs", type=int, default=100)
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "xgamma-bench-survey",
                         help="folder of the simulated survey (kept between runs)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run the xgamma modes of each N and product set this many times, interleaved (sync, w1, "
+                             "w2, sync, w1, w2, ...), and report each repeat's ratios and their medians")
+    parser.add_argument("--code", action="append", default=[], metavar="LABEL=DIR",
+                        help="also time the xgamma package in DIR (first on PYTHONPATH of the cases, e.g. a git "
+                             "worktree of older code), labelled LABEL; repeatable. Within each repeat the codes "
+                             "take turns (order reversed every other repeat). Default: the xgamma imported here")
     args = parser.parse_args()
     setup = QUICK if args.quick else FULL
     runs = sorted(args.runs or setup["runs"])
     args.data.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("BENCH_TMP", str(args.data))
+    codes = [tuple(item.split("=", 1)) for item in args.code] or [("", None)]
     print(f"load average (1, 5, 15 min) at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"{os.cpu_count()} cores; geometry l = {setup['l_range'][0]}..{setup['l_range'][1]} deg x |b| < 3 deg, "
           f"0.02 deg, {setup['nbins']} energy bins")
+    for label, folder in codes:
+        if folder is not None:
+            print(f"code {label}: {folder}")
     store = ensure_survey(args.data, max(runs), setup["l_range"])
-    print(HEADER, flush=True)
-    results = {}
+    prefixed = args.repeat > 1 or len(codes) > 1
+
+    def prefix(k: int, label: str) -> str:
+        return f"{k:3d} {label:8s} " if prefixed else ""
+
+    print((f"{'rep':>3s} {'code':8s} " if prefixed else "") + HEADER, flush=True)
+    repeats = {(label, k): {} for k in range(1, args.repeat + 1) for label, _ in codes}
     for n in runs:
         for products in args.products:
             config = survey_config(str(store), n, setup["l_range"], setup["nbins"], products)
-            for mode in args.modes:
-                res = results["xgamma", products, n, mode] = _run(XGAMMA_CASE, config, mode)
-                print(_row("xgamma", products, n, mode, res), flush=True)
+            for k in range(1, args.repeat + 1):
+                for label, folder in (codes if k % 2 else codes[::-1]):
+                    env = None if folder is None else {"PYTHONPATH": os.pathsep.join(
+                        [folder, *filter(None, [os.environ.get("PYTHONPATH")])])}
+                    for mode in args.modes:
+                        res = repeats[label, k]["xgamma", products, n, mode] = _run(XGAMMA_CASE, config, mode, env=env)
+                        if label and k == 1 and mode == args.modes[0] and "xgamma" in res:
+                            print(f"    (code {label}: xgamma imported from {res['xgamma']})")
+                        print(prefix(k, label) + _row("xgamma", products, n, mode, res), flush=True)
         if args.gammapy and n <= args.gammapy_max_runs:
             config = survey_config(str(store), n, setup["l_range"], setup["nbins"], "maps")
-            res = results["gammapy", "maps", n, "n_jobs2"] = _run(GAMMAPY_CASE, config)
-            print(_row("gammapy", "maps", n, "n_jobs2", res), flush=True)
-    _summary(results)
+            res = repeats[codes[0][0], 1]["gammapy", "maps", n, "n_jobs2"] = _run(GAMMAPY_CASE, config)
+            print(prefix(1, "") + _row("gammapy", "maps", n, "n_jobs2", res), flush=True)
+    for (label, k), results in repeats.items():
+        if prefixed:
+            print(f"\n[repeat {k}{', code ' + label if label else ''}]", end="")
+        _summary(results)
+    if prefixed:
+        for label, _ in codes:
+            for products in args.products:
+                _repeat_summary([repeats[label, k] for k in range(1, args.repeat + 1)], products, max(runs), label)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import zlib
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,8 @@ from astropy.io.fits.verify import VerifyError
 
 from xgamma.exceptions import DataStoreError
 
-__all__ = ["read_table_hdu", "read_header", "column_quantity", "column_row_array", "find_column", "header_float"]
+__all__ = ["read_table_hdu", "read_table_columns", "read_header", "column_quantity", "column_row_array", "find_column",
+           "header_float"]
 
 
 #: What astropy raises on a damaged FITS file (corrupt cards, short data, bad gzip stream...).
@@ -96,6 +99,16 @@ def read_table_hdu(path: str | Path, hdu: str | int, *, error: type = DataStoreE
         When the file or the HDU is missing, is not a table, or is damaged (unreadable cards,
         fewer data bytes than the header announces, a corrupt gzip stream).
     """
+    with _table_hdu(path, hdu, error) as table:
+        # With memmap=False this reads the table (and its heap) into memory before the file
+        # closes; a `data[:]` view would only rebuild the column definitions (~3 ms).
+        return table.header, table.data
+
+
+@contextmanager
+def _table_hdu(path: str | Path, hdu: str | int, error: type):
+    """The table HDU ``hdu`` of an open FITS file, its size checked; astropy's failures inside the
+    block become ``error`` naming the file and HDU."""
     path = Path(path)
     with _open_fits(path, error) as hdul:
         try:
@@ -103,13 +116,84 @@ def read_table_hdu(path: str | Path, hdu: str | int, *, error: type = DataStoreE
             if not isinstance(table, fits.BinTableHDU | fits.TableHDU):
                 raise error(f"HDU {hdu!r} of {path} is not a table HDU")
             _check_data_size(table, hdu, path, error)
-            header = table.header
-            # With memmap=False this reads the table (and its heap) into memory before the file
-            # closes; a `data[:]` view would only rebuild the column definitions (~3 ms).
-            data = table.data
+            yield table
         except _FITS_FAILURES as exc:
             raise error(f"cannot read HDU {hdu!r} of FITS file {path}: {exc}") from None
-    return header, data
+
+
+#: Bytes per element of the binary-table column types (TFORMn codes); bit arrays (X) round up to bytes.
+_TFORM_BYTES = {"L": 1, "B": 1, "I": 2, "J": 4, "K": 8, "A": 1, "E": 4, "D": 8, "C": 8, "M": 16, "P": 8, "Q": 16}
+#: Scalar numeric column types read straight into numpy (big-endian, as FITS stores them).
+_TFORM_DTYPES = {"B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8"}
+_TFORM = re.compile(r"^\s*(\d*)\s*([LXBIJKAEDCMPQ])", re.IGNORECASE)
+
+
+def _column_layout(header: fits.Header) -> dict[str, tuple[int, str | None, int]] | None:
+    """``{TTYPE: (byte offset in the row, numpy dtype or None, column number)}`` of a binary table, from its
+    header alone; the dtype only for a scalar, unscaled numeric column. None when the header does not
+    describe plain rows of NAXIS1 bytes (then astropy reads the table)."""
+    if str(header.get("XTENSION", "")).strip().upper() != "BINTABLE":
+        return None
+    layout, offset = {}, 0
+    for i in range(1, int(header.get("TFIELDS", 0)) + 1):
+        match = _TFORM.match(str(header.get(f"TFORM{i}", "")))
+        if match is None:
+            return None
+        repeat = int(match.group(1)) if match.group(1) else 1
+        code = match.group(2).upper()
+        size = (repeat + 7) // 8 if code == "X" else repeat * _TFORM_BYTES[code]
+        plain = repeat == 1 and code in _TFORM_DTYPES and not any(f"{key}{i}" in header for key in ("TSCAL", "TZERO"))
+        name = str(header.get(f"TTYPE{i}", f"col{i}")).strip()
+        layout.setdefault(name, (offset, _TFORM_DTYPES[code] if plain else None, i))
+        offset += size
+    return layout if offset == header.get("NAXIS1") else None
+
+
+def read_table_columns(path: str | Path, hdu: str | int, names: tuple[tuple[str, ...], ...], *,
+                       error: type = DataStoreError) -> tuple[fits.Header, list[u.Quantity]]:
+    """Read some columns of one binary-table HDU: ``names`` gives, per column, the accepted names
+    (case-insensitive, the first present wins, as `find_column`).
+
+    Scalar numeric columns without TSCAL/TZERO are read straight from the file's bytes into native-order
+    arrays, without astropy's table machinery (which builds every column's definition: most of the time of
+    reading a DL3 events table of ~10^4 rows). Any other table goes through `read_table_hdu` and
+    `column_quantity`: the same values, units and errors either way.
+
+    Returns
+    -------
+    header : `~astropy.io.fits.Header`
+        The HDU header.
+    columns : list of `~astropy.units.Quantity`
+        One per entry of ``names``, unit from TUNITn (dimensionless if none), native byte order.
+    """
+    where = f"HDU {hdu!r} of {path}"
+    with _table_hdu(path, hdu, error) as table:
+        header = table.header
+        layout = _column_layout(header)
+        found = None if layout is None else [_find_name(list(layout), wanted, where=where, error=error)
+                                             for wanted in names]
+        if found is None or any(layout[name][1] is None for name in found) or header.get("PCOUNT", 0):
+            data = table.data
+            return header, [column_quantity(data, wanted, where=where, error=error) for wanted in names]
+        dtype = np.dtype({"names": found, "formats": [layout[n][1] for n in found],
+                          "offsets": [layout[n][0] for n in found], "itemsize": int(header["NAXIS1"])})
+        rows = np.frombuffer(_data_bytes(table), dtype=dtype, count=int(header["NAXIS2"]))
+        columns = []
+        for i, name in enumerate(found):
+            values = rows[name].astype(rows.dtype[i].newbyteorder("="))
+            unit = _parse_unit(str(header.get(f"TUNIT{layout[name][2]}", "")).strip(), name, where=where,
+                               error=error)
+            columns.append(u.Quantity(values, unit, copy=False))
+    return header, columns
+
+
+def _data_bytes(table) -> bytes:
+    """The data bytes (NAXIS1 x NAXIS2) of a table HDU whose file is still open."""
+    info = table.fileinfo()
+    size = int(table.header["NAXIS1"]) * int(table.header["NAXIS2"])
+    handle = info["file"]
+    handle.seek(info["datLoc"])
+    return handle.read(size)
 
 
 #: Gzipped files up to this size (bytes, compressed) are kept decompressed in memory, a few at a time.
@@ -139,7 +223,12 @@ def _gunzipped(path: str, mtime_ns: int, size: int) -> bytes:
 
 def find_column(data: Any, names: tuple[str, ...], *, where: str, error: type = DataStoreError) -> str:
     """Return the first of ``names`` present in ``data`` (case-insensitive), else raise."""
-    available = {n.upper(): n for n in (data.columns.names if data is not None else [])}
+    return _find_name(data.columns.names if data is not None else [], names, where=where, error=error)
+
+
+def _find_name(columns: list[str], names: str | tuple[str, ...], *, where: str, error: type) -> str:
+    names = (names,) if isinstance(names, str) else names
+    available = {n.upper(): n for n in columns}
     for name in names:
         if name.upper() in available:
             return available[name.upper()]
@@ -148,7 +237,10 @@ def find_column(data: Any, names: tuple[str, ...], *, where: str, error: type = 
 
 
 def _column_unit(data: Any, name: str, *, where: str, error: type) -> u.UnitBase:
-    unit_str = data.columns[name].unit
+    return _parse_unit(data.columns[name].unit, name, where=where, error=error)
+
+
+def _parse_unit(unit_str: str | None, name: str, *, where: str, error: type) -> u.UnitBase:
     if not unit_str:
         return u.dimensionless_unscaled
     # Generic first, then OGIP (which accepts the '1/s/MeV/sr' of CTA 1DC files).

@@ -250,6 +250,37 @@ def test_hdu_type_not_in_index(cta, tmp_path):
         obs.psf
 
 
+def test_table_columns_read_from_bytes_as_astropy_reads_them(hess, tmp_path):
+    """`read_table_columns` reads plain scalar columns from the file's bytes (the events of a run), and
+    leaves scaled (TZERO), vector and heap columns to astropy: the same values, dtypes and units."""
+    from xgamma.fits_tables import _column_layout, read_table_columns, read_table_hdu
+
+    src = hess.observation(23523).hdus["events"][0]  # gzipped, all scalar columns
+    header, (ra, energy, time) = read_table_columns(src, "EVENTS", (("RA",), ("ENERGY",), ("TIME",)))
+    assert all(entry[1] is not None for entry in _column_layout(header).values())  # the bytes path was taken
+    _, data = read_table_hdu(src, "EVENTS")
+    for got, name in ((ra, "RA"), (energy, "ENERGY"), (time, "TIME")):
+        expected = np.asarray(data[name])
+        assert got.dtype == expected.dtype.newbyteorder("=") and got.dtype.isnative
+        np.testing.assert_array_equal(got.value, expected)
+        assert got.unit == u.Unit(data.columns[name].unit)
+    # Scaled, vector and variable-length columns: not plain, read by astropy (same values).
+    table = fits.BinTableHDU.from_columns([
+        fits.Column("ID", "J", array=np.array([1, 2, 3]), bscale=1, bzero=2**31),
+        fits.Column("VEC", "3E", unit="deg", array=np.arange(9.0).reshape(3, 3)),
+        fits.Column("VAR", "PE()", array=[np.ones(1), np.ones(2), np.ones(3)]),
+        fits.Column("X", "D", unit="TeV", array=np.array([0.5, 1.5, 2.5])),
+    ], name="T")
+    table.writeto(tmp_path / "t.fits")
+    layout = _column_layout(fits.getheader(tmp_path / "t.fits", "T"))
+    assert [layout[n][1] for n in ("ID", "VEC", "VAR", "X")] == [None, None, None, ">f8"]
+    _, (ids, vec, x) = read_table_columns(tmp_path / "t.fits", "T", (("id",), ("VEC",), ("X",)))
+    np.testing.assert_array_equal(ids.value, [1, 2, 3])  # the values written (stored with TZERO)
+    assert vec.shape == (3, 3) and vec.unit == u.deg and list(x.value) == [0.5, 1.5, 2.5] and x.unit == u.TeV
+    with pytest.raises(DataStoreError, match="column 'Y' missing in HDU 'T' of .*t.fits"):
+        read_table_columns(tmp_path / "t.fits", "T", (("Y",),))
+
+
 def test_missing_event_column(cta, tmp_path):
     src = Path(cta.observation(110380).hdus["events"][0])
     broken = tmp_path / "events.fits"

@@ -40,7 +40,10 @@ def _both(path, hdu, gammapy_irf):
 @pytest.mark.gammapy
 @pytest.mark.filterwarnings("ignore:overflow encountered in exp:RuntimeWarning:gammapy.*")  # Gammapy's own
 @pytest.mark.parametrize("which", ["cta", "hess"])
-def test_evaluate_and_integrate_match_gammapy(which, cta_irf_file, hess_run_file, gammapy_irf):
+@pytest.mark.parametrize("edges", [EDGES, np.geomspace(0.1, 10, 41)], ids=["10-bins", "40-bins"])
+def test_evaluate_and_integrate_match_gammapy(which, edges, cta_irf_file, hess_run_file, gammapy_irf):
+    """10 bins: fewer edges than the tables' 20-21 energy nodes (energy interpolated first);
+    40 bins: more edges than nodes (field of view interpolated on the nodes first, `nodes_first`)."""
     path, hdu = (cta_irf_file, "BACKGROUND") if which == "cta" else (hess_run_file, "BKG")
     ref, ours = _both(path, hdu, gammapy_irf)
     expected = ref.evaluate(energy=ENERGY[:, None] * u.TeV, fov_lon=LON * u.deg, fov_lat=LAT * u.deg).to_value(BKG_UNIT)
@@ -51,12 +54,37 @@ def test_evaluate_and_integrate_match_gammapy(which, cta_irf_file, hess_run_file
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=0)
 
     expected = ref.integrate_log_log(
-        energy=EDGES[:, None] * u.TeV, fov_lon=LON * u.deg, fov_lat=LAT * u.deg, axis_name="energy"
+        energy=edges[:, None] * u.TeV, fov_lon=LON * u.deg, fov_lat=LAT * u.deg, axis_name="energy"
     ).to_value("s-1 sr-1")
-    got = ours.integrate_energy(EDGES * u.TeV, LON * u.deg, LAT * u.deg)
-    assert got.unit == u.Unit("s-1 sr-1") and got.shape == (10, LON.size)
+    got = ours.integrate_energy(edges * u.TeV, LON * u.deg, LAT * u.deg)
+    assert got.unit == u.Unit("s-1 sr-1") and got.shape == (edges.size - 1, LON.size)
     # Exponentials taken in float32 (~1e-6): budget 1e-4 relative, requirement 1e-3.
     np.testing.assert_allclose(got.value, expected, rtol=1e-4, atol=1e-12 * expected.max())
+
+
+def test_nodes_first_is_the_same_interpolation(cta_irf_file):
+    """Field of view on the energy nodes first, then energy (more edges than nodes) gives the
+    energy-first log values to rounding, including extrapolation beyond the nodes and the edges."""
+    bkg = Background3D.read(cta_irf_file, "BACKGROUND")
+    interp = bkg._interp
+    edges = np.geomspace(0.005, 300, 60)  # 59 bins: beyond the first and last node and edge
+    assert interp.axes[0].nbin < edges.size and interp.node_cells() is not None
+    spatial = bkg._spatial(LON, LAT)
+    first = list(interp.outer_blocks(edges, spatial, block=1000))
+    nodes = list(interp.outer_blocks(edges, spatial, block=1000, nodes_first=True))
+    assert len(first) == len(nodes) == 3
+    for (sl_a, a, valid_a), (sl_b, b, valid_b) in zip(first, nodes):
+        assert sl_a == sl_b and np.array_equal(valid_a, valid_b)
+        np.testing.assert_allclose(b, a, rtol=1e-13, atol=1e-12)
+    # A table of a single energy node has no node cells: nodes_first falls back to the same values.
+    from xgamma.irf._grid import IRFAxis
+
+    one_node = IRFAxis("energy", bkg.axes[0].edges[:2], bkg.axes[0].unit, "log")
+    single = Background3D((one_node, *bkg.axes[1:]), bkg.data[:1])
+    assert single._interp.node_cells() is None
+    for (_, a, _), (_, b, _) in zip(single._interp.outer_blocks(edges, spatial),
+                                    single._interp.outer_blocks(edges, spatial, nodes_first=True)):
+        assert np.array_equal(a, b)
 
 
 def test_integrate_shapes_and_out_of_range_bins(cta_irf_file):

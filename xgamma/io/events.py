@@ -9,7 +9,7 @@ import astropy.units as u
 import numpy as np
 
 from xgamma.exceptions import DataStoreError
-from xgamma.fits_tables import check_column_values, column_quantity, header_float, read_table_hdu
+from xgamma.fits_tables import check_column_values, column_quantity, header_float, read_table_columns, read_table_hdu
 
 __all__ = ["EventList", "GTI", "read_events", "read_gti", "time_reference"]
 
@@ -115,12 +115,8 @@ def read_events(path: str | Path, hdu: str | int = "EVENTS") -> EventList:
     DataStoreError
         Missing file, HDU or column (named in the message), or a column with a wrong unit.
     """
-    header, data = read_table_hdu(path, hdu)
+    header, (ra, dec, energy, time) = read_table_columns(path, hdu, (("RA",), ("DEC",), ("ENERGY",), ("TIME",)))
     where = f"HDU {hdu!r} of {path}"
-    ra = column_quantity(data, "RA", where=where)
-    dec = column_quantity(data, "DEC", where=where)
-    energy = column_quantity(data, "ENERGY", where=where)
-    time = column_quantity(data, "TIME", where=where)
     for name, q, unit in (("RA", ra, "deg"), ("DEC", dec, "deg"), ("ENERGY", energy, "TeV"), ("TIME", time, "s")):
         if q.unit == u.dimensionless_unscaled:
             continue  # GADF mandates the unit; a file without TUNIT is read in the GADF unit

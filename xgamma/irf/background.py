@@ -66,7 +66,9 @@ def _loglog_from_logs(logv: np.ndarray, ratio: np.ndarray, ln_r: np.ndarray, pre
     """
     # Far extrapolations (masked afterwards) may overflow: silence, do not fail.
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        v = np.exp(logv.astype(np.float32))
+        # Widened to float64 once (exactly): the arithmetic below then runs on one dtype, without
+        # numpy's buffered casting loops.
+        v = np.exp(logv.astype(np.float32)).astype(np.float64)
         x = logv[1:] - logv[:-1]
         x += ln_r
         num = v[1:] * ratio
@@ -184,7 +186,7 @@ class _BackgroundBase:
         ratio, ln_r, pre, bad_bins = self._energy_terms(edges)
 
         def rates():
-            for sl, logv, valid in self._interp.outer_blocks(edges, self._spatial(lon, lat)):
+            for sl, logv, valid in self._interp.outer_blocks(edges, self._spatial(lon, lat), nodes_first=True):
                 part = _loglog_from_logs(logv, ratio, ln_r, pre)
                 if not valid.all():
                     part[:, ~valid] = 0.0

@@ -272,14 +272,6 @@ def _scatter_add(target: np.ndarray, pixels: np.ndarray, values: np.ndarray) -> 
         target[..., first:first + stop - start] += values[..., start:stop]
 
 
-def _scaled(values: np.ndarray, factor: float, dtype: np.dtype) -> np.ndarray:
-    """``values * factor`` in ``dtype``: in place for float64, else computed in float64 and rounded once."""
-    if values.dtype == dtype:
-        values *= factor
-        return values
-    return np.multiply(values, factor, out=np.empty(values.shape, dtype), casting="same_kind")
-
-
 def _add_counts(counts: np.ndarray | None, image: np.ndarray | None, run: PreparedObservation, block: PixelBlock,
                 inside: np.ndarray, window: tuple[int, int, int, int] | None = None) -> None:
     """Add the events whose pixel is in the block and inside offset_max to ``counts`` (n_energy, n_pixels
@@ -408,23 +400,29 @@ def add_observation(
     all_safe = energy_mask.all()
     for start in range(0, pixels.size, BLOCK):
         pix = pixels[start:start + BLOCK]
-        if out is not None:
+        # This slice's exposure and background in ``out``'s dtype, side by side: one scatter adds both.
+        values = None if out is None else np.empty((2, out.shape[1], pix.size), out.dtype)
+        if values is not None:
             exposure = run.aeff.evaluate(energy_true=centers, offset=offset[start:start + BLOCK][None, :]
                                          ).to_value(_M2)
-            exposure = _scaled(exposure, run.livetime_s, out.dtype)
-            if not all_safe:
-                exposure[~energy_mask] = 0.0
-            _scatter_add(out[1], targets[start:start + BLOCK], exposure)
+            np.multiply(exposure, run.livetime_s, out=values[0], casting="same_kind")  # float64, rounded once
         if run.fov_matrix is None:
             rate = _background_rate_altaz(run, edges, block.vectors[pix], geometry.frame)
         else:
             fov_lon, fov_lat = fov_coordinates_from_components(tuple(block.columns[:, pix]), run.fov_matrix)
             rate = run.bkg.integrate_energy(edges, fov_lon, fov_lat).to_value(RATE_UNIT)
         # The background rate is per unit wall-clock time (dead time included), hence ontime.
-        rate *= block.solid_angle[pix] * run.ontime_s
-        if not all_safe:
-            rate[~energy_mask] = 0.0
+        scale = block.solid_angle[pix] * run.ontime_s
         if image is not None:
+            rate *= scale
+            if not all_safe:
+                rate[~energy_mask] = 0.0
             _scatter_add(image[1], pix, rate.sum(axis=0))
-        if out is not None:
-            _scatter_add(out[2], targets[start:start + BLOCK], rate.astype(out.dtype, copy=False))
+            if values is not None:
+                np.copyto(values[1], rate, casting="same_kind")
+        elif values is not None:
+            np.multiply(rate, scale, out=values[1], casting="same_kind")  # float64, rounded once
+        if values is not None:
+            if not all_safe:
+                values[:, ~energy_mask] = 0.0
+            _scatter_add(out[1:], targets[start:start + BLOCK], values)
