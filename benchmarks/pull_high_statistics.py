@@ -82,8 +82,9 @@ def main() -> None:
             offset = values - true
             print(f"  {parameter:10s} mean pull {pulls.mean():+.3f} +- {pulls.std(ddof=1) / np.sqrt(len(pulls)):.3f}  "
                   f"width {pulls.std(ddof=1):.3f}  mean offset {offset.mean():+.2e} +- "
-                  f"{offset.std(ddof=1) / np.sqrt(len(offset)):.1e} ({offset.mean() / true if true else 0:+.3%} of "
-                  f"the truth; error {errors.mean():.2e})")
+                  f"{offset.std(ddof=1) / np.sqrt(len(offset)):.1e} "
+                  + (f"({offset.mean() / true:+.3%} of the truth; " if true else "(")
+                  + f"error {errors.mean():.2e})")
             if args.mirror:
                 mirrored, _ = _values(done, f"{name} mirrored", parameter)
                 # Mirrored in latitude about 0 (the truth): lat_0 -> -lat_0, the rest unchanged.
