@@ -21,6 +21,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import shutil
 import tempfile
@@ -358,7 +359,8 @@ def _dataset(setup: PullSetup, fit: str, maps, kernels):
 
 
 def simulate_and_fit(setup: PullSetup, seed: int, workdir: str | os.PathLike | None = None, *,
-                     likelihood_ratio: bool = False) -> dict[str, Any]:
+                     likelihood_ratio: bool = False, expected_background: bool = False,
+                     mirror: bool = False) -> dict[str, Any]:
     """Simulate one realisation of ``setup`` (``seed``) and run each of its fits.
 
     Parameters
@@ -372,6 +374,15 @@ def simulate_and_fit(setup: PullSetup, seed: int, workdir: str | os.PathLike | N
     likelihood_ratio : bool
         Also compute the likelihood-ratio pull of every reported parameter of a successful fit
         (`likelihood_ratio_pulls`: one profile fit per parameter).
+    expected_background : bool
+        Simulate the source's events only; the counts get the expected background (the
+        background map) instead of background events: the source's Poisson noise alone, which
+        at a high livetime makes the fit nearly an Asimov fit of the simulator's expectation.
+    mirror : bool
+        Also fit the counts mirrored in latitude about the map centre (results under
+        ``"<fit> mirrored"``). The studies' set-ups are mirror-symmetric (the source at the
+        centre, the pointings at +-``wobble`` in latitude), so a symmetric prediction and fit
+        give the mirrored latitude and the same other values.
 
     Returns
     -------
@@ -397,22 +408,30 @@ def simulate_and_fit(setup: PullSetup, seed: int, workdir: str | os.PathLike | N
         store = simulate_datastore(
             folder / "store", observations=wobble_pointings(target, n=setup.n_observations, offset=setup.wobble * u.deg),
             sources=[setup.truth()], livetime=setup.livetime * u.s, irf=irf, energy_min=setup.energy[0] * u.TeV,
-            energy_max=setup.energy[1] * u.TeV, max_offset=(setup.offset_max + 0.5) * u.deg, seed=seed)
+            energy_max=setup.energy[1] * u.TeV, max_offset=(setup.offset_max + 0.5) * u.deg, seed=seed,
+            background=not expected_background)
         observations = DataStore(store).observations()
         geometry = _geometry(setup)
         energy_true = _true_edges(setup) if "cube-edisp" in setup.fits else None
         maps = make_maps(observations, geometry, offset_max=setup.offset_max * u.deg,
                          energy_true=energy_true).compute()
+        if expected_background:
+            maps["counts"] = maps["counts"] + maps["background"]
         kernels = _kernels(setup, observations, geometry)
+        versions = {"": maps}
+        if mirror:
+            counts = maps["counts"]
+            versions[" mirrored"] = maps.assign(counts=counts.copy(data=counts.isel(lat=slice(None, None, -1)).values))
         out = {}
         truth = setup.truth()
-        for name in setup.fits:
-            dataset = _dataset(setup, name, maps, kernels)
+        for (suffix, data), name in itertools.product(versions.items(), setup.fits):
+            dataset = _dataset(setup, name, data, kernels)
             result = run_fit(dataset)
-            out[name] = {"success": bool(result.success), "message": result.message,
-                         "values": {k.split(".", 1)[1]: float(v) for k, v in result.values.items() if k.startswith("src.")},
-                         "errors": {k.split(".", 1)[1]: float(v) for k, v in result.errors.items() if k.startswith("src.")}}
-            if likelihood_ratio and result.success:
+            out[name + suffix] = {
+                "success": bool(result.success), "message": result.message,
+                "values": {k.split(".", 1)[1]: float(v) for k, v in result.values.items() if k.startswith("src.")},
+                "errors": {k.split(".", 1)[1]: float(v) for k, v in result.errors.items() if k.startswith("src.")}}
+            if likelihood_ratio and result.success and not suffix:
                 true = {f"src.{p}": truth.parameter(p).value for p in setup.parameters(name)}
                 lr = likelihood_ratio_pulls(dataset, result, true)
                 out[name]["lr_pulls"] = {k.split(".", 1)[1]: float(v) for k, v in lr.items()}
