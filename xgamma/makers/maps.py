@@ -132,7 +132,13 @@ def _add_patches(*parts: Patch) -> Patch:
 
 
 def _chunk_sum(shape: tuple[int, ...], dtype: np.dtype, *parts: Patch) -> np.ndarray:
-    """The chunk's cube (``shape``): the `Patch` es added up in order (`_add_patches`), zero elsewhere."""
+    """The chunk's cube (``shape``): the `Patch` es added up in order (`_add_patches`), zero elsewhere.
+
+    A single part that already covers the chunk is the chunk (no zero-filled copy: that copy was one
+    more pass over every chunk's cube).
+    """
+    if len(parts) == 1 and parts[0].values.shape == tuple(shape) and parts[0].values.dtype == dtype:
+        return parts[0].values
     total = np.zeros(shape, dtype)
     for part in parts:
         _add_into(total, 0, 0, part)
