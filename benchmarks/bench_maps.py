@@ -34,6 +34,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -112,6 +113,7 @@ XGAMMA = textwrap.dedent("""
     total = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"times": times, "peak_mb": peak, "counts": float(maps.counts.sum()),
+                      "xgamma": sys.modules["xgamma"].__path__[0],
                       "background": float(maps.background.sum()), "tasks": timer.tasks,
                       "inside": timer.inside, "compute": timer.compute, "total": total}))
 """)
@@ -173,7 +175,9 @@ GAMMAPY_PROCESS = textwrap.dedent("""
 """)
 
 def _json_run(args: list[str]) -> dict:
-    out = subprocess.run(args, capture_output=True, text=True, env=ENV, check=False)
+    # Not from this folder: `python -c` puts the working directory first on sys.path, before PYTHONPATH (a
+    # checkout's xgamma would shadow the code PYTHONPATH asks for).
+    out = subprocess.run(args, capture_output=True, text=True, env=ENV, check=False, cwd=tempfile.gettempdir())
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -200,6 +204,7 @@ def stage(name: str, data: str, rounds: int, repeat: int, threads: bool) -> None
     overhead = min(1 - r["inside"] / r["compute"] for r in xg)
     outside = min(r["total"] - r["compute"] for r in xg)
     last_x, last_g = xg[-1], gp[-1]
+    print(f"# {name}: xgamma imported from {', '.join(sorted({r['xgamma'] for r in xg}))}", flush=True)
     print(f"{name:22s} {xg_cold:7.3f} {xg_warm:7.3f} {gp_cold:7.3f} {gp_warm:7.3f} {gp_warm / xg_warm:6.1f} "
           f"{floor_warm:7.3f} {xg_warm / floor_warm:7.2f} {outside:6.3f} {last_x['tasks']:5d} {100 * overhead:5.1f} "
           f"{max(r['peak_mb'] for r in xg):6.0f} {max(r['peak_mb'] for r in gp):6.0f} "
@@ -225,6 +230,7 @@ def main() -> None:
     data = os.environ.get("XGAMMA_DATA")
     if not data:
         sys.exit("set XGAMMA_DATA to the shared data folder")
+    data = os.path.abspath(data)  # the cases run in another folder
     print(f"load average (1, 5, 15 min) at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"{os.cpu_count()} cores; rounds {args.rounds} x repeat {args.repeat}; "
           f"xgamma scheduler: {'threads' if args.threads else 'sync'}")

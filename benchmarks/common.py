@@ -20,13 +20,16 @@ def time_processes(commands: dict[str, list[str]], rounds: int, data: str, produ
     (checked, so that a failing tool is not timed as a fast one). Interpreter start-up and imports
     are included. The first command is the reference of the printed ratio (``last / first``).
     """
-    env = dict(ENV, XGAMMA_DATA=data)
+    env = dict(ENV, XGAMMA_DATA=os.path.abspath(data))
     times: dict[str, list[float]] = {label: [] for label in commands}
     for _ in range(rounds):
         for label, args in commands.items():
             with tempfile.TemporaryDirectory() as out:
                 t0 = time.perf_counter()
-                result = subprocess.run([*args, out], capture_output=True, text=True, env=env, check=False)
+                # cwd: `python -m` / `-c` put the working directory first on sys.path (a checkout there would
+                # shadow the xgamma of PYTHONPATH).
+                result = subprocess.run([*args, out], capture_output=True, text=True, env=env, check=False,
+                                        cwd=tempfile.gettempdir())
                 times[label].append(time.perf_counter() - t0)
                 if result.returncode != 0 or not (Path(out) / product).is_file():
                     raise RuntimeError(f"{label} failed: {result.stderr[-3000:]}")
