@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import re
 import zlib
 from contextlib import contextmanager
@@ -156,8 +157,9 @@ def read_table_columns(path: str | Path, hdu: str | int, names: tuple[tuple[str,
 
     Scalar numeric columns without TSCAL/TZERO are read straight from the file's bytes into native-order
     arrays, without astropy's table machinery (which builds every column's definition: most of the time of
-    reading a DL3 events table of ~10^4 rows). Any other table goes through `read_table_hdu` and
-    `column_quantity`: the same values, units and errors either way.
+    reading a DL3 events table of ~10^4 rows). A plain binary table found by name is even located from its
+    header cards alone (`_plain_table`), without astropy's HDU list. Any other table goes through
+    `read_table_hdu` and `column_quantity`: the same values, units and errors either way.
 
     Returns
     -------
@@ -167,24 +169,136 @@ def read_table_columns(path: str | Path, hdu: str | int, names: tuple[tuple[str,
         One per entry of ``names``, unit from TUNITn (dimensionless if none), native byte order.
     """
     where = f"HDU {hdu!r} of {path}"
+    plain = _plain_table(Path(path), hdu) if isinstance(hdu, str) else None
+    if plain is not None:
+        cards, text, data = plain
+        columns = _byte_columns(cards, lambda: data, names, where=where, error=error)
+        if columns is not None:
+            return fits.Header.fromstring(text), columns
     with _table_hdu(path, hdu, error) as table:
         header = table.header
-        layout = _column_layout(header)
-        found = None if layout is None else [_find_name(list(layout), wanted, where=where, error=error)
-                                             for wanted in names]
-        if found is None or any(layout[name][1] is None for name in found) or header.get("PCOUNT", 0):
+        columns = _byte_columns(header, lambda: _data_bytes(table), names, where=where, error=error)
+        if columns is None:
             data = table.data
-            return header, [column_quantity(data, wanted, where=where, error=error) for wanted in names]
-        dtype = np.dtype({"names": found, "formats": [layout[n][1] for n in found],
-                          "offsets": [layout[n][0] for n in found], "itemsize": int(header["NAXIS1"])})
-        rows = np.frombuffer(_data_bytes(table), dtype=dtype, count=int(header["NAXIS2"]))
-        columns = []
-        for i, name in enumerate(found):
-            values = rows[name].astype(rows.dtype[i].newbyteorder("="))
-            unit = _parse_unit(str(header.get(f"TUNIT{layout[name][2]}", "")).strip(), name, where=where,
-                               error=error)
-            columns.append(u.Quantity(values, unit, copy=False))
+            columns = [column_quantity(data, wanted, where=where, error=error) for wanted in names]
     return header, columns
+
+
+def _byte_columns(header: Any, data_bytes: Any, names: tuple[tuple[str, ...], ...], *, where: str,
+                  error: type) -> list[u.Quantity] | None:
+    """The columns ``names`` read from the table's bytes (``data_bytes()``), or None when one of them
+    is not a plain scalar column (or the table has a heap): astropy reads the table then."""
+    layout = _column_layout(header)
+    found = None if layout is None else [_find_name(list(layout), wanted, where=where, error=error)
+                                         for wanted in names]
+    if found is None or any(layout[name][1] is None for name in found) or header.get("PCOUNT", 0):
+        return None
+    dtype = np.dtype({"names": found, "formats": [layout[n][1] for n in found],
+                      "offsets": [layout[n][0] for n in found], "itemsize": int(header["NAXIS1"])})
+    rows = np.frombuffer(data_bytes(), dtype=dtype, count=int(header["NAXIS2"]))
+    columns = []
+    for i, name in enumerate(found):
+        values = rows[name].astype(rows.dtype[i].newbyteorder("="))
+        unit = _parse_unit(str(header.get(f"TUNIT{layout[name][2]}", "")).strip(), name, where=where, error=error)
+        columns.append(u.Quantity(values, unit, copy=False))
+    return columns
+
+
+_CARD = 80
+_BLOCK = 2880
+_INTEGER = re.compile(r"^[+-]?\d+$")
+
+
+def _card_value(text: str) -> Any:
+    """The value of a header card's value field (after ``= ``): str, bool, int or float; None when it is
+    anything else (complex, undefined, malformed)."""
+    text = text.strip()
+    if text.startswith("'"):
+        end = 1
+        while True:  # '' inside a string is a quote
+            end = text.find("'", end)
+            if end < 0:
+                return None
+            if text[end + 1:end + 2] != "'":
+                break
+            end += 2
+        return text[1:end].replace("''", "'").rstrip()
+    value = text.split("/", 1)[0].strip()
+    if value in ("T", "F"):
+        return value == "T"
+    if _INTEGER.match(value):
+        return int(value)
+    try:
+        return float(value.replace("D", "E"))
+    except ValueError:
+        return None
+
+
+def _header_cards(stream: Any) -> tuple[dict[str, Any], str] | None:
+    """Read one header from ``stream`` (at a block boundary): ``({KEYWORD: value}, header text)``, the
+    first value of a repeated keyword kept (as astropy's ``header[key]``). None at the end of the file or
+    on anything unusual (a CONTINUE card, a value not parsed)."""
+    cards: dict[str, Any] = {}
+    text = []
+    while True:
+        block = stream.read(_BLOCK)
+        if len(block) < _BLOCK:
+            return None
+        try:
+            block = block.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        text.append(block)
+        for start in range(0, _BLOCK, _CARD):
+            card = block[start:start + _CARD]
+            keyword = card[:8].rstrip().upper()
+            if keyword == "END":
+                return cards, "".join(text)
+            if keyword == "CONTINUE":
+                return None
+            if card[8:10] != "= " or keyword in cards:
+                continue
+            value = _card_value(card[10:])
+            if value is None:
+                return None
+            cards[keyword] = value
+
+
+def _plain_table(path: Path, hdu: str) -> tuple[dict[str, Any], str, bytes] | None:
+    """``(header cards, header text, data bytes)`` of the extension named ``hdu`` (case-insensitive, the
+    first one) when it is a plain binary table (BITPIX 8, NAXIS 2, no heap) whose data the file holds,
+    read from the header cards alone. None otherwise (missing file or HDU, another kind of HDU, a truncated
+    or unusual file, random groups): astropy then reads the file, with its checks and errors."""
+    try:
+        source = _fits_source(path)
+        stream = source if isinstance(source, io.BytesIO) else open(source, "rb")  # noqa: SIM115 (closed below)
+    except OSError:
+        return None
+    wanted = hdu.strip().upper()
+    with stream:
+        for index in range(1000):
+            start = stream.tell()
+            read = _header_cards(stream)
+            if read is None:
+                return None
+            cards, text = read
+            numbers = [cards.get(key, default) for key, default in (("NAXIS", -1), ("BITPIX", 0), ("GCOUNT", 1),
+                                                                    ("PCOUNT", 0))]
+            first = cards.get("SIMPLE") is True if index == 0 else isinstance(cards.get("XTENSION"), str)
+            if not first or "GROUPS" in cards or not all(type(n) is int and n >= 0 for n in numbers[::2]):
+                return None
+            naxis, bitpix, gcount, pcount = numbers
+            axes = [cards.get(f"NAXIS{k}") for k in range(1, naxis + 1)]
+            if not all(type(n) is int and n >= 0 for n in axes) or type(bitpix) is not int:
+                return None
+            size = abs(bitpix) // 8 * gcount * (pcount + (math.prod(axes) if axes else 0))
+            if index and str(cards.get("EXTNAME", "")).strip().upper() == wanted:
+                plain = (cards["XTENSION"].strip().upper() == "BINTABLE" and bitpix == 8 and naxis == 2
+                         and pcount == 0 and gcount == 1)
+                data = stream.read(size) if plain else b""
+                return (cards, text, data) if plain and len(data) == size else None
+            stream.seek(start + len(text) + -(-size // _BLOCK) * _BLOCK)
+    return None
 
 
 def _data_bytes(table) -> bytes:

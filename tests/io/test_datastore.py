@@ -346,3 +346,42 @@ def test_reopened_store_sees_a_changed_index_and_tables_are_independent(cta_data
     table = Table.read(tmp_path / "obs-index.fits.gz", hdu=1)
     table[1:].write(tmp_path / "obs-index.fits.gz", overwrite=True)
     assert DataStore(tmp_path).obs_ids == DataStore(cta_datastore_dir).obs_ids[1:]
+
+
+def test_plain_table_located_from_its_header_cards(hess, cta, tmp_path):
+    """`read_table_columns` finds a plain binary table by name from the header cards alone (`_plain_table`,
+    without astropy's HDU list): the same header and values as astropy reads, gzipped or not, past HDUs
+    of other kinds; anything unusual is left to astropy, with its errors."""
+    from xgamma.fits_tables import _plain_table, read_table_columns, read_table_hdu
+
+    for src in (hess.observation(23523).hdus["events"][0], cta.observation(110380).hdus["events"][0]):
+        assert _plain_table(Path(src), "events") is not None  # case-insensitive, as astropy
+        header, (ra, energy) = read_table_columns(src, "EVENTS", (("RA",), ("ENERGY",)))
+        expected_header, data = read_table_hdu(src, "EVENTS")
+        assert str(header) == str(expected_header) and header["OBS_ID"] == expected_header["OBS_ID"]
+        np.testing.assert_array_equal(ra.value, np.asarray(data["RA"]))
+        np.testing.assert_array_equal(energy.value, np.asarray(data["ENERGY"]))
+
+    table = fits.BinTableHDU.from_columns([fits.Column("X", "D", unit="TeV", array=np.array([0.5, 1.5, 2.5]))],
+                                          name="T")
+    image = fits.ImageHDU(np.ones((3, 5), dtype=np.float32), name="IMG")
+    fits.HDUList([fits.PrimaryHDU(np.zeros(7)), image, table]).writeto(tmp_path / "t.fits")
+    assert _plain_table(tmp_path / "t.fits", "T")[0]["TTYPE1"] == "X"  # found past an image's data
+    _, (x,) = read_table_columns(tmp_path / "t.fits", "T", (("X",),))
+    assert list(x.value) == [0.5, 1.5, 2.5] and x.unit == u.TeV
+    assert _plain_table(tmp_path / "t.fits", "IMG") is None and _plain_table(tmp_path / "t.fits", "NONE") is None
+    with pytest.raises(DataStoreError, match="HDU 'NONE' not found in .*t.fits"):
+        read_table_columns(tmp_path / "t.fits", "NONE", (("X",),))
+    # A long string (CONTINUE cards): left to astropy, same values.
+    table.header["LONGSTR"] = "a" * 100
+    table.writeto(tmp_path / "long.fits")
+    assert _plain_table(tmp_path / "long.fits", "T") is None
+    header, (x,) = read_table_columns(tmp_path / "long.fits", "T", (("X",),))
+    assert header["LONGSTR"] == "a" * 100 and list(x.value) == [0.5, 1.5, 2.5]
+    # Truncated data: astropy's path names the fault.
+    content = (tmp_path / "t.fits").read_bytes()
+    (tmp_path / "cut.fits").write_bytes(content[:len(content) - 2880])
+    assert _plain_table(tmp_path / "cut.fits", "T") is None
+    with pytest.raises(DataStoreError, match="truncated|cannot read"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="File may have been truncated")
+        read_table_columns(tmp_path / "cut.fits", "T", (("X",),))

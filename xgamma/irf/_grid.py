@@ -15,6 +15,7 @@ The conventions follow Gammapy 2.1 so that maps agree with it:
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -312,6 +313,25 @@ class GridInterpolator:
                 cache[key] = table
         return table
 
+    def first_lookup(self, x0: np.ndarray) -> _AxisLookup:
+        """`_AxisLookup` of ``x0`` on the first axis (1-D; cached per ``x0``, read-only arrays): map making
+        asks for the same energies on every slice of pixels."""
+        x0 = np.ascontiguousarray(x0, dtype=float)
+        key = x0.tobytes()
+        with _CELL_TABLES_LOCK:
+            cache = self.__dict__.setdefault("_first_lookups", {})
+            lookup = cache.get(key)
+        if lookup is None:
+            lookup = _AxisLookup(self.axes[0], x0)
+            for values in (lookup.idx, lookup.weight, lookup.valid):
+                if values is not None:
+                    values.flags.writeable = False
+            with _CELL_TABLES_LOCK:
+                if len(cache) >= 8:
+                    cache.pop(next(iter(cache)))
+                cache[key] = lookup
+        return lookup
+
     def node_cells(self) -> CellTable | None:
         """`CellTable` of the other axes whose rows are the first axis' nodes (made once, kept).
 
@@ -353,7 +373,7 @@ class GridInterpolator:
         npts = flat[0].size if flat else 1
         nodes = self.node_cells() if flat and nodes_first and self.axes[0].nbin < x0.size else None
         if nodes is not None:
-            lookup = _AxisLookup(self.axes[0], x0)
+            lookup = self.first_lookup(x0)
             weight = lookup.weight[:, None]
             for start in range(0, npts, block):
                 sl = slice(start, min(start + block, npts))
@@ -405,16 +425,19 @@ class GridInterpolator:
 
         Returns shape (len(x0), *rest[0].shape); fill and clipping as `__call__`.
         """
-        valid0 = _AxisLookup(self.axes[0], x0).valid
+        valid0 = self.first_lookup(x0).valid
+        all_valid0 = bool(valid0.all())
         shape = rest[0].shape if rest else ()
-        n_points = int(np.prod(shape))
+        n_points = math.prod(shape)
 
         def filled():
             for sl, values, valid in self.outer_blocks(x0, rest):
                 values = self._inverse(values)
                 if self.fill:
-                    values[:, ~valid] = 0.0
-                    values[~valid0] = 0.0
+                    if not valid.all():  # a mask of nothing costs a pass over the values
+                        values[:, ~valid] = 0.0
+                    if not all_valid0:
+                        values[~valid0] = 0.0
                     if not self.finite:
                         values[~np.isfinite(values)] = 0.0
                 yield sl, values

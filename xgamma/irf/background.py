@@ -74,8 +74,13 @@ def _loglog_from_logs(logv: np.ndarray, ratio: np.ndarray, ln_r: np.ndarray, pre
         num = v[1:] * ratio
         num -= v[:-1]
         num /= x
-    small = np.abs(x) < 0.1
-    if small.any():
+    # Index near 1 nowhere (the usual case: two read-only reductions, no |x| temporary), else the series.
+    # A NaN in x makes both tests fail, as the elementwise test would.
+    if x.size and (x.min() >= 0.1 or x.max() <= -0.1):
+        small = None
+    else:
+        small = np.abs(x) < 0.1
+    if small is not None and small.any():
         xs = x[small]
         series = 1.0 + xs * (0.5 + xs * (1.0 / 6.0 + xs * (1.0 / 24.0 + xs / 120.0)))
         num[small] = v[:-1][small] * series
