@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -88,6 +89,12 @@ def _loglog_from_logs(logv: np.ndarray, ratio: np.ndarray, ln_r: np.ndarray, pre
     return num
 
 
+@lru_cache(maxsize=16)
+def _rate_factor(value_unit: u.UnitBase, energy_unit: str) -> float:
+    """Table value x energy -> s-1 sr-1 (each run's copy of a cached IRF asks once)."""
+    return float((value_unit * u.Unit(energy_unit)).to(RATE_UNIT))
+
+
 def _fov_alignment(table: IRFTable) -> str:
     """The FOVALIGN header key (default RADEC), checked with the file and HDU named."""
     value = str(table.header.get("FOVALIGN", "RADEC")).strip().upper()
@@ -155,11 +162,11 @@ class _BackgroundBase:
         key = edges.tobytes()
         cache = self.__dict__.setdefault("_energy_terms_cache", {})
         if key not in cache:
-            _, valid_e = self._interp.first_axis_slices(edges)
+            valid_e = self._interp.first_lookup(edges).valid  # (shared by the copies of a cached IRF)
             e0, e1 = edges[:-1], edges[1:]
             ln_r = np.log(e1 / e0)[:, None]
             # Value unit x energy unit -> s-1 sr-1, folded into the per-bin prefactor e0 * ln(e1/e0).
-            factor = float((self.data.unit * u.Unit(self.axes[0].unit)).to(RATE_UNIT))
+            factor = _rate_factor(self.data.unit, self.axes[0].unit)
             if len(cache) >= 8:
                 cache.pop(next(iter(cache), None), None)
             cache[key] = ((e1 / e0)[:, None], ln_r, factor * e0[:, None] * ln_r, ~(valid_e[:-1] & valid_e[1:]))
