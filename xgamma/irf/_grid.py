@@ -354,11 +354,13 @@ class GridInterpolator:
         and weights shared by all ``x0``. Work goes in blocks of ``block`` points so that the
         temporaries stay in cache (large numpy temporaries are slow on these machines).
 
-        With ``nodes_first`` and fewer first-axis nodes than ``x0`` values (a background table
-        of 9 energy nodes evaluated at 25 energy edges), the other axes are interpolated on the
-        rows of the nodes first and the first axis last (`node_cells`): the per-point work then
-        grows with the nodes, not with ``x0``. The same multilinear function, summed in another
-        order (values within ~1e-15 relative of the other order's).
+        With ``nodes_first`` (the caller's choice: worth it with fewer first-axis nodes than ``x0``
+        values, e.g. a background table of 9 energy nodes evaluated at 25 energy edges), the other
+        axes are interpolated on the rows of the nodes first and the first axis last (`node_cells`):
+        the per-point work then grows with the nodes, not with ``x0``. The same multilinear
+        function, summed in another order (values within ~1e-15 relative of the other order's).
+        Either way each row of the values depends on its own ``x0`` value only: the rows of a
+        subset of ``x0`` are those of the whole, bit for bit.
 
         Yields
         ------
@@ -371,7 +373,7 @@ class GridInterpolator:
         """
         flat = [np.ravel(c) for c in rest]
         npts = flat[0].size if flat else 1
-        nodes = self.node_cells() if flat and nodes_first and self.axes[0].nbin < x0.size else None
+        nodes = self.node_cells() if flat and nodes_first else None
         if nodes is not None:
             lookup = self.first_lookup(x0)
             weight = lookup.weight[:, None]
