@@ -115,6 +115,11 @@ class IRFAxis:
         return _scale(self.nodes, self.interp)
 
     @cached_property
+    def node_steps(self) -> np.ndarray:
+        """Differences of consecutive scaled nodes (the interval widths of the interpolation weights)."""
+        return np.diff(self.scaled_nodes)
+
+    @cached_property
     def uniform_step(self) -> float:
         """Step of the scaled nodes if they are regular (to 1e-5 relative), else 0."""
         s = self.scaled_nodes
@@ -172,8 +177,10 @@ class _AxisLookup:
             idx = pos.astype(np.intp)
         else:
             idx = np.clip(np.searchsorted(s_nodes, s, side="right") - 1, 0, s_nodes.size - 2)
-        lo = s_nodes[idx]
-        self.weight = (s - lo) / (s_nodes[idx + 1] - lo)
+        # (s - lower node) / interval width, the widths taken from `IRFAxis.node_steps` (the same differences).
+        weight = s - s_nodes[idx]
+        weight /= axis.node_steps[idx]
+        self.weight = weight
         self.idx = idx
 
 
