@@ -304,40 +304,39 @@ class GridInterpolator:
         rest_axes = self.axes[1:]
         if self.mask_rule is not None or not 1 <= len(rest_axes) <= 2 or any(a.nbin < 2 for a in rest_axes):
             return None
-        x0 = np.ascontiguousarray(x0, dtype=float)
-        key = x0.tobytes()
-        # The cache is shared by every copy of a cached IRF (and the threads using them): guarded
-        # by a lock, holding read-only tables.
-        with _CELL_TABLES_LOCK:
-            cache = self.__dict__.setdefault("_cell_tables", {})
-            table = cache.get(key)
-        if table is None:
-            sub, _ = self.first_axis_slices(x0)
-            table = CellTable(rest_axes, sub)
-            with _CELL_TABLES_LOCK:
-                if len(cache) >= 8:  # a few energy grids per IRF in practice
-                    cache.pop(next(iter(cache)))
-                cache[key] = table
-        return table
+        return self._per_x0("_cell_tables", x0, lambda x: CellTable(rest_axes, self.first_axis_slices(x)[0]))
 
     def first_lookup(self, x0: np.ndarray) -> _AxisLookup:
         """`_AxisLookup` of ``x0`` on the first axis (1-D; cached per ``x0``, read-only arrays): map making
         asks for the same energies on every slice of pixels."""
+
+        def lookup(x: np.ndarray) -> _AxisLookup:
+            found = _AxisLookup(self.axes[0], x)
+            for values in (found.idx, found.weight, found.valid):
+                if values is not None:
+                    values.flags.writeable = False
+            return found
+
+        return self._per_x0("_first_lookups", x0, lookup)
+
+    def _per_x0(self, name: str, x0: np.ndarray, make):
+        """``make(x0)``, kept in the cache ``name`` per value of ``x0`` (a few energy grids per IRF in practice).
+
+        The caches are shared by every copy of a cached IRF (and the threads using them): guarded by
+        a lock, holding read-only values.
+        """
         x0 = np.ascontiguousarray(x0, dtype=float)
         key = x0.tobytes()
         with _CELL_TABLES_LOCK:
-            cache = self.__dict__.setdefault("_first_lookups", {})
-            lookup = cache.get(key)
-        if lookup is None:
-            lookup = _AxisLookup(self.axes[0], x0)
-            for values in (lookup.idx, lookup.weight, lookup.valid):
-                if values is not None:
-                    values.flags.writeable = False
+            cache = self.__dict__.setdefault(name, {})
+            value = cache.get(key)
+        if value is None:
+            value = make(x0)
             with _CELL_TABLES_LOCK:
                 if len(cache) >= 8:
                     cache.pop(next(iter(cache)))
-                cache[key] = lookup
-        return lookup
+                cache[key] = value
+        return value
 
     def node_cells(self) -> CellTable | None:
         """`CellTable` of the other axes whose rows are the first axis' nodes (made once, kept).
