@@ -87,6 +87,23 @@ def test_nodes_first_is_the_same_interpolation(cta_irf_file):
         assert np.array_equal(a, b)
 
 
+def test_integrate_some_bins_is_the_whole_axis_bit_for_bit(cta_irf_file):
+    """`integrate_energy(bins=)` (map making: a run's safe bins) gives exactly the rows of the whole axis
+    and zeros elsewhere, whichever interpolation order the whole axis takes (more edges than nodes or
+    not), with out-of-range bins and points beyond the field-of-view edges among them."""
+    bkg = Background3D.read(cta_irf_file, "BACKGROUND")
+    for edges in (np.geomspace(0.005, 300, 60), np.geomspace(0.1, 10, 6)):  # nodes first, energy first
+        whole = bkg.integrate_energy(edges, LON, LAT)
+        for bins in (slice(0, 3), slice(2, 5), slice(1, None), slice(4, 4)):
+            part = bkg.integrate_energy(edges * u.TeV, LON * u.deg, LAT * u.deg, bins=bins)
+            start, stop, _ = bins.indices(edges.size - 1)
+            assert part.unit == whole.unit and part.shape == whole.shape
+            assert np.array_equal(part.value[start:stop].view(np.uint64), whole.value[start:stop].view(np.uint64))
+            assert not part.value[:start].any() and not part.value[stop:].any()
+    with pytest.raises(IRFError, match="step 1"):
+        bkg.integrate_energy(EDGES, LON, LAT, bins=slice(0, 4, 2))
+
+
 def test_integrate_shapes_and_out_of_range_bins(cta_irf_file):
     bkg = Background3D.read(cta_irf_file, "BACKGROUND")
     lon = np.zeros((3, 4))
