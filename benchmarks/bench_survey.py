@@ -99,6 +99,10 @@ XGAMMA_CASE = textwrap.dedent("""
     def peak_mb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+    def usage():  # CPU seconds (user + system) and page faults of this process so far
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime, r.ru_minflt + r.ru_majflt
+
     client = cluster = None
     start = 0.0
     if mode == "sync":
@@ -130,11 +134,15 @@ XGAMMA_CASE = textwrap.dedent("""
         start = time.perf_counter() - t0
         stream = get_task_stream(client)
         stream.__enter__()
+    before = [usage()] + (list(client.run(usage).values()) if client is not None else [])
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as folder:
         t0, epoch0 = time.perf_counter(), time.time()
         analysis = run_analysis(config, output=folder)
         wall = time.perf_counter() - t0
         stores = analysis.summary["mosaic"]["stores"]
+    after = [usage()] + (list(client.run(usage).values()) if client is not None else [])
+    cpu = sum(a[0] - b[0] for a, b in zip(after, before))
+    faults = sum(a[1] - b[1] for a, b in zip(after, before))
     if client is None:
         n_tasks, busy, cores, window = tasks.n, tasks.seconds, 1, tasks.window[1] - tasks.window[0]
         lead = tasks.window[0] - t0
@@ -149,7 +157,8 @@ XGAMMA_CASE = textwrap.dedent("""
            "xgamma": os.path.dirname(sys.modules["xgamma"].__file__),
            "chunks": sum(s["chunks"] for s in stores.values()), "tasks": n_tasks,
            "outside": 100 * max(0.0, 1 - busy / (wall * cores)),
-           "between": 100 * max(0.0, 1 - busy / (window * cores)), "lead": lead, "tail": wall - lead - window}
+           "between": 100 * max(0.0, 1 - busy / (window * cores)), "lead": lead, "tail": wall - lead - window,
+           "cpu": cpu, "faults": faults}
     if client is not None:
         out["worker_mb"] = max(client.run(
             lambda: __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss / 1024).values())
@@ -187,7 +196,34 @@ GAMMAPY_CASE = textwrap.dedent("""
 """)
 
 
+def warm_cache(store: Path) -> tuple[float | None, float]:
+    """Read every file of the survey ``store`` once, so that each case starts from the page cache.
+
+    This VM's kernel (DAMON ``pageout``) evicts file pages left unused for about a minute, so
+    without it a case would read part of the 340 MB of runs from the disk, a part that depends
+    on how long ago the previous case ran (the first sync case of a session took 37.6 s, the
+    next ones 27 s). Returns the fraction of the files' bytes that was resident before (None
+    without util-linux ``fincore``) and the seconds the reading took.
+    """
+    files = sorted(str(path) for path in store.rglob("*") if path.is_file())
+    resident = None
+    try:
+        out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES,SIZE", *files],
+                             capture_output=True, text=True, check=True).stdout.split()
+        sizes = [int(value) for value in out]
+        resident = min(1.0, sum(sizes[0::2]) / max(sum(sizes[1::2]), 1))  # pages round up
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        pass
+    t0 = time.perf_counter()
+    for name in files:
+        with open(name, "rb") as handle:
+            while handle.read(1 << 24):
+                pass
+    return resident, time.perf_counter() - t0
+
+
 def _run(script: str, config: dict, *args: str, env: dict | None = None) -> dict:
+    resident, seconds = warm_cache(Path(config["data"]["datastore"]))
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", **(env or {}))
     # Not from this folder: `python -c` puts the working directory first on sys.path, before PYTHONPATH (a
     # checkout's xgamma would shadow the code a `--code` asks for).
@@ -195,7 +231,7 @@ def _run(script: str, config: dict, *args: str, env: dict | None = None) -> dict
                           env=env, check=False, cwd=tempfile.gettempdir())
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "cached": resident, "warm_s": seconds}
 
 
 def ensure_survey(folder: Path, n_runs: int, l_range: tuple[float, float]) -> Path:
@@ -216,7 +252,7 @@ def ensure_survey(folder: Path, n_runs: int, l_range: tuple[float, float]) -> Pa
 
 HEADER = (f"{'tool':8s} {'products':8s} {'runs':>5s} {'mode':>5s} {'wall s':>8s} {'start s':>7s} "
           f"{'s/run/core':>10s} {'client MB':>9s} {'worker MB':>9s} {'chunks':>6s} {'tasks':>6s} {'out %':>5s} "
-          f"{'task %':>6s} {'lead s':>6s} {'tail s':>6s} {'load1':>5s}")
+          f"{'task %':>6s} {'lead s':>6s} {'tail s':>6s} {'cpu s':>6s} {'faults k':>8s} {'cached':>6s} {'load1':>5s}")
 
 
 def _row(tool: str, products: str, n: int, mode: str, res: dict) -> str:
@@ -226,9 +262,11 @@ def _row(tool: str, products: str, n: int, mode: str, res: dict) -> str:
     worker = f"{res['worker_mb']:9.0f}" if "worker_mb" in res else f"{'-':>9s}"
     tasks = (f"{res['tasks']:6d} {res['outside']:5.1f} {res['between']:6.1f} {res['lead']:6.2f} {res['tail']:6.2f}"
              if "tasks" in res else f"{'-':>6s} {'-':>5s} {'-':>6s} {'-':>6s} {'-':>6s}")
+    usage = f"{res['cpu']:6.1f} {res['faults'] / 1e3:8.0f}" if "cpu" in res else f"{'-':>6s} {'-':>8s}"
+    cached = f"{100 * res['cached']:5.0f}%" if res.get("cached") is not None else f"{'-':>6s}"
     return (f"{tool:8s} {products:8s} {n:5d} {mode:>5s} {res['wall']:8.2f} {res['start']:7.2f} "
             f"{res['wall'] * cores / n:10.4f} {res['client_mb']:9.0f} {worker} {res.get('chunks', 0):6d} {tasks} "
-            f"{res['load1']:5.2f}")
+            f"{usage} {cached} {res['load1']:5.2f}")
 
 
 def _summary(results: dict) -> None:

@@ -227,6 +227,9 @@ def test_distributed_local_cluster_gives_same_maps(flat_obs, flat_geom):
         # the workers run with xgamma's malloc settings, not distributed's trim-at-once default
         environ = client.run(lambda: {k: __import__("os").environ.get(k) for k in WORKER_MALLOC_ENVIRON})
         assert all(env == {k: str(v) for k, v in WORKER_MALLOC_ENVIRON.items()} for env in environ.values())
+        # no dashboard, so no statistical profiler sampling the task threads
+        profiling = client.run(lambda dask_worker: "profile" in dask_worker.periodic_callbacks)
+        assert set(profiling.values()) == {False}
     xr.testing.assert_identical(result, reference)
 
 
