@@ -276,28 +276,36 @@ def _plain_table(path: Path, hdu: str) -> tuple[dict[str, Any], str, bytes] | No
         return None
     wanted = hdu.strip().upper()
     with stream:
-        for index in range(1000):
-            start = stream.tell()
-            read = _header_cards(stream)
-            if read is None:
-                return None
-            cards, text = read
-            numbers = [cards.get(key, default) for key, default in (("NAXIS", -1), ("BITPIX", 0), ("GCOUNT", 1),
-                                                                    ("PCOUNT", 0))]
-            first = cards.get("SIMPLE") is True if index == 0 else isinstance(cards.get("XTENSION"), str)
-            if not first or "GROUPS" in cards or not all(type(n) is int and n >= 0 for n in numbers[::2]):
-                return None
-            naxis, bitpix, gcount, pcount = numbers
-            axes = [cards.get(f"NAXIS{k}") for k in range(1, naxis + 1)]
-            if not all(type(n) is int and n >= 0 for n in axes) or type(bitpix) is not int:
-                return None
-            size = abs(bitpix) // 8 * gcount * (pcount + (math.prod(axes) if axes else 0))
-            if index and str(cards.get("EXTNAME", "")).strip().upper() == wanted:
-                plain = (cards["XTENSION"].strip().upper() == "BINTABLE" and bitpix == 8 and naxis == 2
-                         and pcount == 0 and gcount == 1)
-                data = stream.read(size) if plain else b""
-                return (cards, text, data) if plain and len(data) == size else None
-            stream.seek(start + len(text) + -(-size // _BLOCK) * _BLOCK)
+        try:
+            return _find_plain_table(stream, wanted)
+        except OSError:
+            return None
+
+
+def _find_plain_table(stream: Any, wanted: str) -> tuple[dict[str, Any], str, bytes] | None:
+    """`_plain_table` on an open FITS stream, ``wanted`` the upper-case name."""
+    for index in range(1000):
+        start = stream.tell()
+        read = _header_cards(stream)
+        if read is None:
+            return None
+        cards, text = read
+        naxis, gcount, pcount, bitpix = (cards.get(key, default) for key, default in (
+            ("NAXIS", -1), ("GCOUNT", 1), ("PCOUNT", 0), ("BITPIX", None)))
+        first = cards.get("SIMPLE") is True if index == 0 else isinstance(cards.get("XTENSION"), str)
+        if not first or "GROUPS" in cards or type(bitpix) is not int or not all(
+                type(n) is int and n >= 0 for n in (naxis, gcount, pcount)):
+            return None
+        axes = [cards.get(f"NAXIS{k}") for k in range(1, naxis + 1)]
+        if not all(type(n) is int and n >= 0 for n in axes):
+            return None
+        size = abs(bitpix) // 8 * gcount * (pcount + (math.prod(axes) if axes else 0))
+        if index and str(cards.get("EXTNAME", "")).strip().upper() == wanted:
+            plain = (cards["XTENSION"].strip().upper() == "BINTABLE" and bitpix == 8 and naxis == 2
+                     and pcount == 0 and gcount == 1)
+            data = stream.read(size) if plain else b""
+            return (cards, text, data) if plain and len(data) == size else None
+        stream.seek(start + len(text) + -(-size // _BLOCK) * _BLOCK)
     return None
 
 
