@@ -10,8 +10,11 @@ One command (``--quick`` for a few minutes)::
    survey (each run's events depend only on the seed and its index).
 2. For each N in ``--runs`` and each mode in ``--modes`` (``sync``: dask's synchronous scheduler, one
    core; ``w1``/``w2``: `xgamma.cluster.local_cluster` with 1 / 2 single-threaded worker processes,
-   as ``xgamma run --workers K``), runs in a fresh process ``run_analysis`` of the survey
-   configuration with ``output.format: zarr`` into a fresh folder, for two product sets:
+   as ``xgamma run --workers K``; ``sync2``, on request: two ``sync`` processes at once, each the
+   whole case, whose mean wall is the host's own ceiling for two workers: the same work with no
+   scheduler, only two processes sharing the machine's memory bandwidth and caches), runs in a
+   fresh process ``run_analysis`` of the survey configuration with ``output.format: zarr`` into a
+   fresh folder, for two product sets:
 
    * ``maps``: stacked counts, exposure, background cubes (+ squashed images), streamed to zarr;
    * ``full``: the same + adaptive ring background (HGPS parameters: r_in 0.7 deg, width 0.44 deg,
@@ -44,7 +47,9 @@ the end of the case.
 Repeats (``--repeat K``): this host's one-process times move by 20-27 % between consecutive runs,
 so a ratio from one run of each mode says little. With K > 1 the modes run K times interleaved
 (sync, w1, w2, sync, w1, w2, ...); every row is printed with its repeat number, the targets are
-checked repeat by repeat, and a last table gives each repeat's ratios (computed within the repeat),
+checked repeat by repeat (with ``sync2``: ``host 2 vs 1`` = 2 x sync / sync2 and ``w2 / (sync2 / 2)``,
+what two workers achieve against what two processes can here), and a last table gives each repeat's
+ratios (computed within the repeat),
 their median and range, and the ratios of the median times. ``--code LABEL=DIR`` (repeatable) times
 the xgamma package in DIR too (put first on the cases' PYTHONPATH, e.g. a ``git worktree`` of older
 code): within each repeat the codes take turns, in reversed order every other repeat, so that a gain
@@ -222,16 +227,28 @@ def warm_cache(store: Path) -> tuple[float | None, float]:
     return resident, time.perf_counter() - t0
 
 
-def _run(script: str, config: dict, *args: str, env: dict | None = None) -> dict:
+def _run(script: str, config: dict, *args: str, env: dict | None = None, copies: int = 1) -> dict:
+    """Run ``script`` in a fresh process (``copies`` processes at once: see the ``sync2`` mode) and return
+    its JSON result (the copies' mean wall, summed CPU and faults, largest peaks)."""
     resident, seconds = warm_cache(Path(config["data"]["datastore"]))
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", **(env or {}))
     # Not from this folder: `python -c` puts the working directory first on sys.path, before PYTHONPATH (a
     # checkout's xgamma would shadow the code a `--code` asks for).
-    proc = subprocess.run([sys.executable, "-c", script, json.dumps(config), *args], capture_output=True, text=True,
-                          env=env, check=False, cwd=tempfile.gettempdir())
-    if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
-    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "cached": resident, "warm_s": seconds}
+    procs = [subprocess.Popen([sys.executable, "-c", script, json.dumps(config), *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env, cwd=tempfile.gettempdir())
+             for _ in range(copies)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            return {"error": err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}"}
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    res = dict(results[0], cached=resident, warm_s=seconds)
+    if copies > 1:
+        res.update(wall=sum(r["wall"] for r in results) / copies, walls=[r["wall"] for r in results],
+                   cpu=sum(r["cpu"] for r in results), faults=sum(r["faults"] for r in results),
+                   client_mb=max(r["client_mb"] for r in results), load1=os.getloadavg()[0])
+    return res
 
 
 def ensure_survey(folder: Path, n_runs: int, l_range: tuple[float, float]) -> Path:
@@ -322,6 +339,10 @@ def _ratios(rows: dict) -> dict:
             out["w2 / (N x cost / 2)"] = rows["w2"]["wall"] / (rows["sync"]["wall"] / 2)
     if "w1" in rows and "w2" in rows:
         out["2 vs 1"] = rows["w1"]["wall"] / rows["w2"]["wall"]
+    if "sync2" in rows and "sync" in rows:
+        out["host 2 vs 1"] = 2 * rows["sync"]["wall"] / rows["sync2"]["wall"]
+        if "w2" in rows:
+            out["w2 / (sync2 / 2)"] = rows["w2"]["wall"] / (rows["sync2"]["wall"] / 2)
     return out
 
 
@@ -329,21 +350,25 @@ def _repeat_summary(repeats: list[dict], products: str, n: int, label: str = "")
     """Every repeat's times and ratios, then their medians and ranges and the ratios of the median times."""
     import statistics
 
-    rows = [{m: dict(r[("xgamma", products, n, m)], n=n) for m in ("sync", "w1", "w2")
+    modes = ("sync", "w1", "w2", "sync2")
+    rows = [{m: dict(r[("xgamma", products, n, m)], n=n) for m in modes
              if ("xgamma", products, n, m) in r and "error" not in r[("xgamma", products, n, m)]} for r in repeats]
     names = ["cost s/run", "w2 / (N x cost / 2)", "2 vs 1"]
+    if any("sync2" in row for row in rows):
+        names += ["host 2 vs 1", "w2 / (sync2 / 2)"]
     code = f", code {label}" if label else ""
     print(f"\nRepeats ({products}, N = {n}{code}; modes interleaved, repeat by repeat; ratios within each repeat):")
-    print(f"  {'rep':>3s} {'sync s':>7s} {'w1 s':>7s} {'w2 s':>7s} " + " ".join(f"{name:>20s}" for name in names))
+    print(f"  {'rep':>3s} " + " ".join(f"{m + ' s':>7s}" for m in modes) + " "
+          + " ".join(f"{name:>20s}" for name in names))
     per_repeat = []
     for k, row in enumerate(rows, start=1):
         ratios = _ratios(row)
         per_repeat.append(ratios)
-        times = " ".join(f"{row[m]['wall']:7.2f}" if m in row else f"{'-':>7s}" for m in ("sync", "w1", "w2"))
+        times = " ".join(f"{row[m]['wall']:7.2f}" if m in row else f"{'-':>7s}" for m in modes)
         print(f"  {k:3d} {times} " + " ".join(f"{ratios[name]:20.4f}" if name in ratios else f"{'-':>20s}"
                                              for name in names))
     medians = {m: statistics.median(row[m]["wall"] for row in rows if m in row)
-               for m in ("sync", "w1", "w2") if any(m in row for row in rows)}
+               for m in modes if any(m in row for row in rows)}
     print("  median / range over the repeats:")
     for m, value in medians.items():
         walls = [row[m]["wall"] for row in rows if m in row]
@@ -361,7 +386,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small geometry (l = 250..275 deg), N = 10, 100")
     parser.add_argument("--runs", nargs="*", type=int, help="numbers of runs (default 10 100 1000; quick: 10 100)")
-    parser.add_argument("--modes", nargs="*", default=["sync", "w1", "w2"], choices=["sync", "w1", "w2"])
+    parser.add_argument("--modes", nargs="*", default=["sync", "w1", "w2"], choices=["sync", "w1", "w2", "sync2"],
+                        help="sync2: two synchronous processes at once, each the whole case (the host's ceiling "
+                             "for two workers; not in the default)")
     parser.add_argument("--products", nargs="*", default=["maps", "full"], choices=["maps", "full"])
     parser.add_argument("--no-gammapy", dest="gammapy", action="store_false", help="skip Gammapy")
     parser.add_argument("--gammapy-max-runs", type=int, default=100)
@@ -402,7 +429,9 @@ def main() -> None:
                     env = None if folder is None else {"PYTHONPATH": os.pathsep.join(
                         [folder, *filter(None, [os.environ.get("PYTHONPATH")])])}
                     for mode in args.modes:
-                        res = repeats[label, k]["xgamma", products, n, mode] = _run(XGAMMA_CASE, config, mode, env=env)
+                        copies = 2 if mode == "sync2" else 1
+                        res = repeats[label, k]["xgamma", products, n, mode] = _run(
+                            XGAMMA_CASE, config, "sync" if copies > 1 else mode, env=env, copies=copies)
                         if label and k == 1 and mode == args.modes[0] and "xgamma" in res:
                             print(f"    (code {label}: xgamma imported from {res['xgamma']})")
                         print(prefix(k, label) + _row("xgamma", products, n, mode, res), flush=True)
