@@ -174,7 +174,8 @@ def _call_block(*blocks: np.ndarray, block_func: Callable[..., np.ndarray], bloc
 
 
 def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_out: int, keep_chunks: bool = True,
-                  reduce_first: bool = False, name: str | None = None, **kwargs: Any) -> Any:
+                  reduce_first: bool = False, name: str | None = None, block_values: int | None = None,
+                  **kwargs: Any) -> Any:
     """Apply a numpy block function that may need neighbouring pixels, one task per block.
 
     The blocks are `block_chunks` of the first array (chosen by size, not by the scheduler). With
@@ -201,6 +202,9 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
         reduction). Needs ``keep_chunks=False``. Default is False.
     name : str, optional
         Prefix of the graph layer's name. Default is ``func``'s name.
+    block_values : int, optional
+        Values per block of the first array (`block_chunks` ``size``). Default is `block_size`; a
+        block function holding many block-sized temporaries asks for less.
     **kwargs
         Passed to ``func`` (numpy arrays, geometries: anything that pickles). Names taken by
         `dask.array.map_overlap` / `dask.array.map_blocks` (``depth``, ``chunks``, ``dtype``,
@@ -243,7 +247,7 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
         return func(*arrays, window=window, core=(slice(None), slice(None)), **kwargs)
     first = da.asarray(arrays[0])
     ndim = first.ndim
-    blocks = block_chunks(first.chunks, depth)
+    blocks = block_chunks(first.chunks, depth, size=block_values)
     depths = [0] * ndim
     for axis in (ndim - 2, ndim - 1):
         depths[axis] = depth if len(blocks[axis]) > 1 else 0
