@@ -200,12 +200,14 @@ def test_worker_killed_mid_run_gives_identical_products(survey_store, reference_
         result["process"] = _cli(["run", str(config), "--output", str(output), "--scheduler",
                                   external_cluster.address, "-q"], tmp_path)
 
+    # Looked up before the run: a client's connection (~0.3 s) between the first chunk and the kill left
+    # time enough for the other chunks to be written (the test failed once here).
+    victim = external_cluster.worker_pids()[0]
     thread = threading.Thread(target=run)
     thread.start()
     markers = output / RESUME_FOLDER / ".chunks"
     external_cluster._wait(lambda: markers.is_dir() and any(markers.rglob("*.json")), "a first chunk", 600,
                            every=0.02)
-    victim = external_cluster.worker_pids()[0]
     written_before = len(list(markers.rglob("*.json")))
     os.kill(victim, signal.SIGKILL)  # a worker process of the cluster this test started
     thread.join(timeout=900)
