@@ -171,10 +171,10 @@ def read_table_columns(path: str | Path, hdu: str | int, names: tuple[tuple[str,
     where = f"HDU {hdu!r} of {path}"
     plain = _plain_table(Path(path), hdu) if isinstance(hdu, str) else None
     if plain is not None:
-        header, data = plain
-        columns = _byte_columns(header, lambda: data, names, where=where, error=error)
+        cards, text, data = plain
+        columns = _byte_columns(cards, lambda: data, names, where=where, error=error)
         if columns is not None:
-            return header, columns
+            return fits.Header.fromstring(text), columns
     with _table_hdu(path, hdu, error) as table:
         header = table.header
         columns = _byte_columns(header, lambda: _data_bytes(table), names, where=where, error=error)
@@ -204,24 +204,71 @@ def _byte_columns(header: Any, data_bytes: Any, names: tuple[tuple[str, ...], ..
     return columns
 
 
-_BLOCK = 2880  # bytes of a FITS block
+_CARD = 80
+_BLOCK = 2880
+_INTEGER = re.compile(r"^[+-]?\d+$")
 
 
-def _next_header(stream: Any) -> fits.Header | None:
-    """The header starting at ``stream``'s position (a block boundary), read by astropy, the stream left
-    at the end of its last block; None at the end of the file or on a header astropy cannot read."""
+def _card_value(text: str) -> Any:
+    """The value of a header card's value field (after ``= ``): str, bool, int or float; None when it is
+    anything else (complex, undefined, malformed)."""
+    text = text.strip()
+    if text.startswith("'"):
+        end = 1
+        while True:  # '' inside a string is a quote
+            end = text.find("'", end)
+            if end < 0:
+                return None
+            if text[end + 1:end + 2] != "'":
+                break
+            end += 2
+        return text[1:end].replace("''", "'").rstrip()
+    value = text.split("/", 1)[0].strip()
+    if value in ("T", "F"):
+        return value == "T"
+    if _INTEGER.match(value):
+        return int(value)
     try:
-        return fits.Header.fromfile(stream, endcard=True, padding=True)
-    except (OSError, ValueError, EOFError):
+        return float(value.replace("D", "E"))
+    except ValueError:
         return None
 
 
-def _plain_table(path: Path, hdu: str) -> tuple[fits.Header, bytes] | None:
-    """``(header, data bytes)`` of the extension named ``hdu`` (case-insensitive, the first one) when it
-    is a plain binary table (BITPIX 8, NAXIS 2, no heap) whose data the file holds, found from the headers
-    alone (`astropy.io.fits.Header.fromfile`, without an HDU list). None otherwise (missing file or HDU,
-    another kind of HDU, a truncated or unusual file, random groups): astropy then reads the file as an
-    HDU list, with its checks and errors."""
+def _header_cards(stream: Any) -> tuple[dict[str, Any], str] | None:
+    """Read one header from ``stream`` (at a block boundary): ``({KEYWORD: value}, header text)``, the
+    first value of a repeated keyword kept (as astropy's ``header[key]``). None at the end of the file or
+    on anything unusual (a CONTINUE card, a value not parsed)."""
+    cards: dict[str, Any] = {}
+    text = []
+    while True:
+        block = stream.read(_BLOCK)
+        if len(block) < _BLOCK:
+            return None
+        try:
+            block = block.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        text.append(block)
+        for start in range(0, _BLOCK, _CARD):
+            card = block[start:start + _CARD]
+            keyword = card[:8].rstrip().upper()
+            if keyword == "END":
+                return cards, "".join(text)
+            if keyword == "CONTINUE":
+                return None
+            if card[8:10] != "= " or keyword in cards:
+                continue
+            value = _card_value(card[10:])
+            if value is None:
+                return None
+            cards[keyword] = value
+
+
+def _plain_table(path: Path, hdu: str) -> tuple[dict[str, Any], str, bytes] | None:
+    """``(header cards, header text, data bytes)`` of the extension named ``hdu`` (case-insensitive, the
+    first one) when it is a plain binary table (BITPIX 8, NAXIS 2, no heap) whose data the file holds,
+    read from the header cards alone. None otherwise (missing file or HDU, another kind of HDU, a truncated
+    or unusual file, random groups): astropy then reads the file, with its checks and errors."""
     try:
         source = _fits_source(path)
         stream = source if isinstance(source, io.BytesIO) else open(source, "rb")  # noqa: SIM115 (closed below)
@@ -235,28 +282,30 @@ def _plain_table(path: Path, hdu: str) -> tuple[fits.Header, bytes] | None:
             return None
 
 
-def _find_plain_table(stream: Any, wanted: str) -> tuple[fits.Header, bytes] | None:
+def _find_plain_table(stream: Any, wanted: str) -> tuple[dict[str, Any], str, bytes] | None:
     """`_plain_table` on an open FITS stream, ``wanted`` the upper-case name."""
     for index in range(1000):
-        header = _next_header(stream)
-        if header is None:
+        start = stream.tell()
+        read = _header_cards(stream)
+        if read is None:
             return None
-        naxis, gcount, pcount, bitpix = (header.get(key, default) for key, default in (
+        cards, text = read
+        naxis, gcount, pcount, bitpix = (cards.get(key, default) for key, default in (
             ("NAXIS", -1), ("GCOUNT", 1), ("PCOUNT", 0), ("BITPIX", None)))
-        first = header.get("SIMPLE") is True if index == 0 else isinstance(header.get("XTENSION"), str)
-        if not first or "GROUPS" in header or type(bitpix) is not int or not all(
+        first = cards.get("SIMPLE") is True if index == 0 else isinstance(cards.get("XTENSION"), str)
+        if not first or "GROUPS" in cards or type(bitpix) is not int or not all(
                 type(n) is int and n >= 0 for n in (naxis, gcount, pcount)):
             return None
-        axes = [header.get(f"NAXIS{k}") for k in range(1, naxis + 1)]
+        axes = [cards.get(f"NAXIS{k}") for k in range(1, naxis + 1)]
         if not all(type(n) is int and n >= 0 for n in axes):
             return None
         size = abs(bitpix) // 8 * gcount * (pcount + (math.prod(axes) if axes else 0))
-        if index and str(header.get("EXTNAME", "")).strip().upper() == wanted:
-            plain = (header["XTENSION"].strip().upper() == "BINTABLE" and bitpix == 8 and naxis == 2
+        if index and str(cards.get("EXTNAME", "")).strip().upper() == wanted:
+            plain = (cards["XTENSION"].strip().upper() == "BINTABLE" and bitpix == 8 and naxis == 2
                      and pcount == 0 and gcount == 1)
             data = stream.read(size) if plain else b""
-            return (header, data) if plain and len(data) == size else None
-        stream.seek(-(-size // _BLOCK) * _BLOCK, io.SEEK_CUR)
+            return (cards, text, data) if plain and len(data) == size else None
+        stream.seek(start + len(text) + -(-size // _BLOCK) * _BLOCK)
     return None
 
 
