@@ -34,11 +34,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
-from common import ENV, python, time_processes
+from common import CASE_CWD, ENV, python, time_processes
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = "cta-3runs-10x400x500"
@@ -175,9 +174,7 @@ GAMMAPY_PROCESS = textwrap.dedent("""
 """)
 
 def _json_run(args: list[str]) -> dict:
-    # Not from this folder: `python -c` puts the working directory first on sys.path, before PYTHONPATH (a
-    # checkout's xgamma would shadow the code PYTHONPATH asks for).
-    out = subprocess.run(args, capture_output=True, text=True, env=ENV, check=False, cwd=tempfile.gettempdir())
+    out = subprocess.run(args, capture_output=True, text=True, env=ENV, check=False, cwd=CASE_CWD)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])

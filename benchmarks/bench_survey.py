@@ -73,6 +73,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from common import CASE_CWD, THREAD_LIMITS
+
 FULL = {"l_range": (250.0, 65.0), "nbins": 24, "runs": [10, 100, 1000]}
 QUICK = {"l_range": (250.0, 275.0), "nbins": 10, "runs": [10, 100]}
 
@@ -231,11 +233,9 @@ def _run(script: str, config: dict, *args: str, env: dict | None = None, copies:
     """Run ``script`` in a fresh process (``copies`` processes at once: see the ``sync2`` mode) and return
     its JSON result (the copies' mean wall, summed CPU and faults, largest peaks)."""
     resident, seconds = warm_cache(Path(config["data"]["datastore"]))
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", **(env or {}))
-    # Not from this folder: `python -c` puts the working directory first on sys.path, before PYTHONPATH (a
-    # checkout's xgamma would shadow the code a `--code` asks for).
+    env = dict(os.environ, **THREAD_LIMITS, **(env or {}))  # os.environ now: main() has set BENCH_TMP
     procs = [subprocess.Popen([sys.executable, "-c", script, json.dumps(config), *args], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env, cwd=tempfile.gettempdir())
+                              stderr=subprocess.PIPE, text=True, env=env, cwd=CASE_CWD)
              for _ in range(copies)]
     results = []
     for proc in procs:

@@ -9,8 +9,13 @@ import tempfile
 import time
 from pathlib import Path
 
-#: Environment of every benchmarked process: one BLAS / OpenMP thread.
-ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+#: One BLAS / OpenMP thread in every benchmarked process.
+THREAD_LIMITS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+#: Environment of every benchmarked process (this one's at import, with `THREAD_LIMITS`).
+ENV = dict(os.environ, **THREAD_LIMITS)
+#: Working folder of every benchmarked process: not the current one, which `python -c` / `-m` put first on
+#: sys.path (a checkout there would shadow the xgamma that PYTHONPATH asks for).
+CASE_CWD = tempfile.gettempdir()
 
 
 def time_processes(commands: dict[str, list[str]], rounds: int, data: str, product: str, title: str) -> None:
@@ -26,10 +31,8 @@ def time_processes(commands: dict[str, list[str]], rounds: int, data: str, produ
         for label, args in commands.items():
             with tempfile.TemporaryDirectory() as out:
                 t0 = time.perf_counter()
-                # cwd: `python -m` / `-c` put the working directory first on sys.path (a checkout there would
-                # shadow the xgamma of PYTHONPATH).
                 result = subprocess.run([*args, out], capture_output=True, text=True, env=env, check=False,
-                                        cwd=tempfile.gettempdir())
+                                        cwd=CASE_CWD)
                 times[label].append(time.perf_counter() - t0)
                 if result.returncode != 0 or not (Path(out) / product).is_file():
                     raise RuntimeError(f"{label} failed: {result.stderr[-3000:]}")
