@@ -7,7 +7,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from xgamma.blocks import block_chunks, block_size, overlap_apply, split_channels
+from xgamma.blocks import BLOCK_SIZE, block_chunks, block_size, overlap_apply, split_channels
 from xgamma.exceptions import ConfigError
 from xgamma.testing import raise_if_dask_computes
 
@@ -49,7 +49,7 @@ def test_blocks_do_not_depend_on_the_scheduler():
 
 
 def test_block_size_config():
-    assert block_size() == 2**20
+    assert block_size() == BLOCK_SIZE == 2**18
     with dask.config.set({"xgamma.block_size": 123}):
         assert block_size() == 123
     with dask.config.set({"xgamma.block_size": "many"}), pytest.raises(ConfigError, match="xgamma.block_size"):

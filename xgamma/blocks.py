@@ -5,8 +5,9 @@ dask) lifted to dask arrays here, so that the rules below hold in one place:
 
 * **Blocks are chosen by size**, never by the scheduler in use: a block holds at most
   `block_size` values of the first input (the dask config key ``"xgamma.block_size"``, default
-  ``2**20``); it is a union of consecutive chunks of the caller, so a graph built under one
-  scheduler runs unchanged under any other (threaded, processes, `distributed`).
+  ``2**18``: a task's memory stays at tens of MB); it is a union of consecutive chunks of the
+  caller, so a graph built under one scheduler runs unchanged under any other (threaded,
+  processes, `distributed`).
 * **Results do not depend on the blocks**: a block function that needs neighbouring pixels gets
   them through `dask.array.map_overlap` (``boundary="none"``: a block at the map edge gets no
   padding), and trims its own result to the pixels it owns.
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 #: Default of the ``"xgamma.block_size"`` dask config key: values of the first input per block.
-BLOCK_SIZE = 2**20
+BLOCK_SIZE = 2**18
 
 Chunks = tuple[tuple[int, ...], ...]
 
@@ -52,10 +53,15 @@ def is_dask(value: Any) -> bool:
 def block_size() -> int:
     """Largest number of values of a block's first input (the ``"xgamma.block_size"`` config key).
 
-    A block of about a million float64 values carries ~0.1 s of FFT work on the reference machine,
-    well above the ~1-3 ms a `distributed` scheduler spends per task, and keeps a task's memory at
-    tens of MB. ``0`` keeps the caller's chunks as blocks (used by the tests to exercise the
-    overlapped path on small maps). Set it with ``dask.config.set({"xgamma.block_size": n})``.
+    The default, `BLOCK_SIZE` = 2**18 values (2 MB of float64), bounds a task's memory for every
+    block function. The heaviest ones, the adaptive ring (the H.E.S.S. survey's rings, 85 pixels
+    of overlap) and the correlated on-off significance maps, hold ~20 float64 arrays of the
+    extended block's size: ~40 MB for a block of the survey's images (300 x 768 pixels), ~65 MB on
+    a worker's first block, which also caches the kernels' spectra (numpy allocations measured
+    with `tracemalloc`, bounded in the tests; 2**20 costs ~3.5 times more). A block still carries
+    ~20-100 ms of FFT work, well above the ~1-3 ms a `distributed` scheduler spends per task.
+    ``0`` keeps the caller's chunks as blocks (used by the tests to exercise the overlapped path
+    on small maps). Set it with ``dask.config.set({"xgamma.block_size": n})``.
     """
     import dask
 
@@ -174,8 +180,7 @@ def _call_block(*blocks: np.ndarray, block_func: Callable[..., np.ndarray], bloc
 
 
 def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_out: int, keep_chunks: bool = True,
-                  reduce_first: bool = False, name: str | None = None, block_values: int | None = None,
-                  **kwargs: Any) -> Any:
+                  reduce_first: bool = False, name: str | None = None, **kwargs: Any) -> Any:
     """Apply a numpy block function that may need neighbouring pixels, one task per block.
 
     The blocks are `block_chunks` of the first array (chosen by size, not by the scheduler). With
@@ -202,9 +207,6 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
         reduction). Needs ``keep_chunks=False``. Default is False.
     name : str, optional
         Prefix of the graph layer's name. Default is ``func``'s name.
-    block_values : int, optional
-        Values per block of the first array (`block_chunks` ``size``). Default is `block_size`; a
-        block function holding many block-sized temporaries asks for less.
     **kwargs
         Passed to ``func`` (numpy arrays, geometries: anything that pickles). Names taken by
         `dask.array.map_overlap` / `dask.array.map_blocks` (``depth``, ``chunks``, ``dtype``,
@@ -247,7 +249,7 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
         return func(*arrays, window=window, core=(slice(None), slice(None)), **kwargs)
     first = da.asarray(arrays[0])
     ndim = first.ndim
-    blocks = block_chunks(first.chunks, depth, size=block_values)
+    blocks = block_chunks(first.chunks, depth)
     depths = [0] * ndim
     for axis in (ndim - 2, ndim - 1):
         depths[axis] = depth if len(blocks[axis]) > 1 else 0

@@ -90,3 +90,37 @@ def test_adaptive_bad_parameters(geometry, kwargs, match):
     params.update(kwargs)
     with pytest.raises(EstimatorError, match=match):
         AdaptiveRingBackground(**params).run(_dataset(geometry))
+
+
+def test_default_block_memory_of_the_heaviest_block_functions():
+    # The default block size (`xgamma.blocks.block_size`) is set by the heaviest block functions:
+    # one default block of the survey's images (256-pixel chunks of a map 300 pixels tall, 0.02 deg),
+    # extended by the overlap of the HGPS adaptive ring, costs the adaptive ring and then the on-off
+    # significance maps below 80 MB of numpy allocations each, the kernel spectra a worker caches on
+    # its first block included (~63 and ~43 MB here; ~40 MB each on later blocks; 2**20: ~3.5x more).
+    import tracemalloc
+
+    from xgamma.blocks import block_chunks
+    from xgamma.convolution import kernel_radius
+    from xgamma.estimators import significance_maps
+
+    binsz = 0.02
+    estimator = AdaptiveRingBackground(r_in="0.7 deg", width="0.44 deg", r_out_max="1.7 deg", stepsize="0.1 deg",
+                                       theta="0.22 deg")
+    depth = kernel_radius(adaptive_ring_kernels(0.7 / binsz, 0.44 / binsz, 1.7 / binsz, 0.1 / binsz, "fixed_width")[-1])
+    blocks = block_chunks(((1,), (256, 44), (256,) * 34 + (46,)), depth)  # the survey: 300 x 8750 pixels
+    assert len(blocks[1]) == 1 and len(blocks[2]) > 1  # whole columns: overlap along lon only
+    shape = (max(blocks[1]), max(blocks[2]) + 2 * depth)
+    geometry = SkyGeometry.create((0, 0), width=[shape[1] * binsz * u.deg, shape[0] * binsz * u.deg],
+                                  binsz=binsz * u.deg, energy_edges=[1, 10] * u.TeV)
+    assert geometry.shape == shape
+    maps = _dataset(geometry)
+    peaks = {}
+    for name, run in (("adaptive ring", estimator.run), ("significance", significance_maps)):
+        tracemalloc.start()
+        try:
+            maps = run(maps)
+            peaks[name] = tracemalloc.get_traced_memory()[1] / 1e6
+        finally:
+            tracemalloc.stop()
+    assert max(peaks.values()) < 80, (shape, peaks)

@@ -170,12 +170,18 @@ def _runs_dataset(geometry, n_runs, chunks=None):
     )
 
 
-# 5 runs of 60 x 80 pixels in chunks of 1 run x 30 x 40: the blocks for each block size (values).
-@pytest.mark.parametrize(("size", "n_blocks"), [(None, 1), (2 * 4800, 3), (4800, 5), (2000, 20), (0, 20)])
-def test_stacked_runs_do_not_depend_on_blocks_of_runs(geometry, size, n_blocks):
+# 5 runs of 60 x 80 pixels in chunks of 1 run x 30 x 40: the blocks for each block size (values);
+# ``added``: blocks of partial sums added by one task (fewer than the blocks of runs: a tree sum).
+@pytest.mark.parametrize(("size", "n_blocks", "added"),
+                         [(None, 1, 16), (2 * 4800, 3, 16), (4800, 5, 16), (4800, 5, 2), (2000, 20, 16), (0, 20, 2)])
+def test_stacked_runs_do_not_depend_on_blocks_of_runs(geometry, size, n_blocks, added, monkeypatch):
     # Runs grouped into blocks whose partial sums are added, planes whole or in overlapped chunks:
     # the same stacked maps as all runs in one block (and as numpy), for any grouping.
     import dask
+
+    from xgamma.background import stacking
+
+    monkeypatch.setattr(stacking, "_ADDED_IN_ONE_TASK", added)
 
     exclusion = make_exclusion_mask(geometry, "galactic; circle(0, 0, 0.4)")
     estimator = RingBackground(r_in=R_IN * u.deg, width=WIDTH * u.deg, exclusion=exclusion, offset_max="1.2 deg")
@@ -187,6 +193,8 @@ def test_stacked_runs_do_not_depend_on_blocks_of_runs(geometry, size, n_blocks):
     # the graph is fixed when built: computed under another configuration, it gives the same
     ring_task = [k for k in lazy["off"].data.__dask_graph__().layers if k.startswith("ring_core")]
     assert len(lazy["off"].data.__dask_graph__().layers[ring_task[0]]) == n_blocks
+    tree_sum = any(k.startswith("sum") for k in lazy["off"].data.__dask_graph__().layers)
+    assert tree_sum == (min(n_blocks, 5) > added)  # blocks along the runs: at most one per run
     computed = lazy.compute(scheduler="threads")
     np.testing.assert_array_equal(computed["off"], reference["off"])
     np.testing.assert_array_equal(computed["counts"], reference["counts"])

@@ -22,7 +22,7 @@ import xarray as xr
 
 from xgamma.background.inputs import ring_inputs, to_pixels
 from xgamma.background.ring_blocks import RING_MAPS, block_exclusion, block_offset_cut
-from xgamma.blocks import block_size, overlap_apply, split_channels
+from xgamma.blocks import overlap_apply, split_channels
 from xgamma.convolution import convolve_block, kernel_radius, ring_kernel, tophat_kernel
 from xgamma.exceptions import EstimatorError
 from xgamma.maps import dataset_from_arrays
@@ -177,11 +177,8 @@ def adaptive_ring_background(
     tophat = _pad_to(tophat, max(size, tophat.shape[0]))
     arrays, keywords = inputs.block_inputs()
     depth = max(kernel_radius(kernels[0]), kernel_radius(tophat))
-    # A block holds its convolution by each ring and the selection state: a quarter of the usual
-    # block, as the significance maps (`xgamma.estimators.significance`, where the figures are).
     out = overlap_apply(adaptive_ring_block, *arrays, depth=depth, n_out=len(RING_MAPS) + 1,
-                        block_values=block_size() // 4, kernels=kernels, tophat=tophat,
-                        threshold=float(threshold_alpha),
+                        kernels=kernels, tophat=tophat, threshold=float(threshold_alpha),
                         min_area_fraction=float(min_area_fraction), **keywords)
     maps = split_channels(out, (*RING_MAPS, "ring_index"))
     if inputs.limit is None:  # nothing cut: keep the inputs as they are (dtype included)

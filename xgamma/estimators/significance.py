@@ -201,7 +201,7 @@ def significance_maps(
         (counts), ``significance`` (sigma) and, in the on-off case, ``off`` and ``alpha`` (the
         correlated values entering Li & Ma); ``exclusion`` is carried over. Lazy for dask input.
     """
-    from xgamma.blocks import block_size, overlap_apply, split_channels
+    from xgamma.blocks import overlap_apply, split_channels
     from xgamma.convolution import kernel_radius
     from xgamma.estimators.correlate import correlation_kernel
     from xgamma.maps import dataset_from_arrays, in_order, map_geometry
@@ -233,11 +233,8 @@ def significance_maps(
         func = _known_background_core
     else:
         raise EstimatorError("significance maps need 'off' (ring background) or 'background' variables")
-    # Quarter-size blocks: a block's correlations and Li & Ma terms make many block-sized temporaries.
-    # The survey of benchmarks/bench_survey.py ('full' products, N = 1000; with the same in the adaptive
-    # ring): peak RSS 1.9 -> 1.06 GB synchronous, 2.1 -> 1.57 GB on one worker, the time unchanged.
     out = overlap_apply(func, *inputs, depth=kernel_radius(kernel), n_out=len(names), kernel=kernel,
-                        correlate_off=correlate_off, keep_chunks=False, block_values=block_size() // 4)
+                        correlate_off=correlate_off, keep_chunks=False)
     arrays = split_channels(out, names)
     extra = {"exclusion": dataset.variables["exclusion"]} if "exclusion" in dataset else None
     attrs = {**dataset.attrs, "correlation_radius": str(correlation_radius), "correlate_off": int(correlate_off)}
