@@ -7,7 +7,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from xgamma.blocks import BLOCK_SIZE, block_chunks, block_size, overlap_apply, split_channels
+from xgamma.blocks import BLOCK_SIZE, REDUCED_AXIS_FACTOR, block_chunks, block_size, overlap_apply, split_channels
 from xgamma.exceptions import ConfigError
 from xgamma.testing import raise_if_dask_computes
 
@@ -91,7 +91,8 @@ def test_overlap_apply_reduce_first_gives_one_entry_per_block():
     def total(block, *, window, core):
         return block.sum(axis=0, keepdims=True)[None][..., core[0], core[1]]
 
-    with dask.config.set({"xgamma.block_size": 2 * 120}):
+    # a block function reducing the runs groups REDUCED_AXIS_FACTOR times more runs per block
+    with dask.config.set({"xgamma.block_size": 2 * 120 // REDUCED_AXIS_FACTOR}):
         lazy = overlap_apply(total, da.from_array(values, chunks=(1, 10, 12)), depth=0, n_out=1, keep_chunks=False,
                              reduce_first=True)
     assert lazy.shape == (1, 2, 10, 12)  # two blocks of two runs

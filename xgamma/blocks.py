@@ -29,6 +29,7 @@ import numpy as np
 
 __all__ = [
     "BLOCK_SIZE",
+    "REDUCED_AXIS_FACTOR",
     "block_size",
     "block_chunks",
     "overlap_apply",
@@ -38,6 +39,13 @@ __all__ = [
 
 #: Default of the ``"xgamma.block_size"`` dask config key: values of the first input per block.
 BLOCK_SIZE = 2**18
+
+#: How many times `block_size` values a block holds along its first axis for a block function that
+#: reduces that axis entry by entry (``reduce_first``: its temporaries are one entry's, e.g. one run's
+#: plane). The stacked ring holds ~20 plane-sized float64 arrays whatever the runs of its block (plus
+#: its inputs, two per run), so four runs' worth of values cost it no more than the adaptive ring's
+#: one; fewer blocks along the runs also mean fewer plane-sized partial sums to add.
+REDUCED_AXIS_FACTOR = 4
 
 Chunks = tuple[tuple[int, ...], ...]
 
@@ -96,7 +104,7 @@ def _at_least(chunks: tuple[int, ...], depth: int) -> tuple[int, ...]:
     return tuple(merged)
 
 
-def block_chunks(chunks: Chunks, depth: int = 0, *, size: int | None = None) -> Chunks:
+def block_chunks(chunks: Chunks, depth: int = 0, *, size: int | None = None, reduce_first: bool = False) -> Chunks:
     """The blocks (as dask chunks) of an array with ``chunks`` whose last two axes are spatial.
 
     Each block is a union of consecutive chunks of the caller (so no chunk is ever split):
@@ -104,7 +112,8 @@ def block_chunks(chunks: Chunks, depth: int = 0, *, size: int | None = None) -> 
     1. ``size == 0``: the caller's chunks;
     2. the whole array holds at most ``size`` values: one block;
     3. else the spatial plane is merged first (a whole plane when it fits, else near-square
-       groups of chunks), then the first axis (e.g. the runs) into groups that fit;
+       groups of chunks), then the first axis (e.g. the runs) into groups that fit
+       (`REDUCED_AXIS_FACTOR` times ``size`` with ``reduce_first``);
     4. finally, along the two spatial axes, a block smaller than ``depth`` is merged into its
        neighbour (the overlap of a block comes from its direct neighbours only).
 
@@ -116,6 +125,8 @@ def block_chunks(chunks: Chunks, depth: int = 0, *, size: int | None = None) -> 
         Overlap (pixels) the block function needs on each spatial side. Default is 0.
     size : int, optional
         Values per block. Default is `block_size`.
+    reduce_first : bool
+        The block function reduces the first axis entry by entry (`overlap_apply`). Default is False.
 
     Returns
     -------
@@ -129,6 +140,8 @@ def block_chunks(chunks: Chunks, depth: int = 0, *, size: int | None = None) -> 
     >>> chunks = ((1, 1, 1), (100, 100), (100, 100))
     >>> block_chunks(chunks, size=100_000)  # whole planes, two runs per block
     ((2, 1), (200,), (200,))
+    >>> block_chunks(chunks, size=100_000, reduce_first=True)  # REDUCED_AXIS_FACTOR x the values
+    ((3,), (200,), (200,))
     >>> block_chunks(chunks, size=30_000)  # a plane does not fit: groups of spatial chunks
     ((1, 1, 1), (100, 100), (200,))
     >>> block_chunks(chunks, depth=30, size=0)  # the caller's chunks
@@ -149,7 +162,8 @@ def block_chunks(chunks: Chunks, depth: int = 0, *, size: int | None = None) -> 
             new[-1] = _grouped(new[-1], max(plane_budget // max(new[-2]), 1))
         if len(new) > 2:
             per_entry = max(new[-2]) * max(new[-1]) * math.prod(max(c) for c in new[1:-2])
-            new[0] = _grouped(new[0], max(size // per_entry, 1))
+            budget = size * (REDUCED_AXIS_FACTOR if reduce_first else 1)
+            new[0] = _grouped(new[0], max(budget // per_entry, 1))
     if depth > 0:
         new[-2:] = [_at_least(c, depth) for c in new[-2:]]
     return tuple(new)
@@ -202,9 +216,11 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
     keep_chunks : bool
         Give back the first array's chunks (True, default), or the blocks.
     reduce_first : bool
-        ``func`` reduces axis 0 of its blocks to length 1 (e.g. a sum over the runs of a block):
-        the output has one entry per block along that axis, to be summed by the caller (a tree
-        reduction). Needs ``keep_chunks=False``. Default is False.
+        ``func`` reduces axis 0 of its blocks to length 1 entry by entry, holding temporaries of
+        one entry at a time (e.g. a sum over the runs of a block): the output has one entry per
+        block along that axis, to be summed by the caller (a tree reduction), and the blocks group
+        `REDUCED_AXIS_FACTOR` times more values along it. Needs ``keep_chunks=False``. Default is
+        False.
     name : str, optional
         Prefix of the graph layer's name. Default is ``func``'s name.
     **kwargs
@@ -249,7 +265,7 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
         return func(*arrays, window=window, core=(slice(None), slice(None)), **kwargs)
     first = da.asarray(arrays[0])
     ndim = first.ndim
-    blocks = block_chunks(first.chunks, depth)
+    blocks = block_chunks(first.chunks, depth, reduce_first=reduce_first)
     depths = [0] * ndim
     for axis in (ndim - 2, ndim - 1):
         depths[axis] = depth if len(blocks[axis]) > 1 else 0

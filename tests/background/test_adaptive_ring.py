@@ -96,31 +96,52 @@ def test_default_block_memory_of_the_heaviest_block_functions():
     # The default block size (`xgamma.blocks.block_size`) is set by the heaviest block functions:
     # one default block of the survey's images (256-pixel chunks of a map 300 pixels tall, 0.02 deg),
     # extended by the overlap of the HGPS adaptive ring, costs the adaptive ring and then the on-off
-    # significance maps below 80 MB of numpy allocations each, the kernel spectra a worker caches on
-    # its first block included (~63 and ~43 MB here; ~40 MB each on later blocks; 2**20: ~3.5x more).
+    # significance maps below 80 MB of numpy allocations each, inputs and the kernel spectra a worker
+    # caches on its first block included; so does a block of the stacked ring, which groups
+    # `REDUCED_AXIS_FACTOR` times more values along the runs (~67, ~59 and ~62 MB here; 2**20: ~230 MB).
     import tracemalloc
 
     from xgamma.blocks import block_chunks
-    from xgamma.convolution import kernel_radius
+    from xgamma.convolution import kernel_radius, ring_kernel
     from xgamma.estimators import significance_maps
 
     binsz = 0.02
-    estimator = AdaptiveRingBackground(r_in="0.7 deg", width="0.44 deg", r_out_max="1.7 deg", stepsize="0.1 deg",
-                                       theta="0.22 deg")
-    depth = kernel_radius(adaptive_ring_kernels(0.7 / binsz, 0.44 / binsz, 1.7 / binsz, 0.1 / binsz, "fixed_width")[-1])
-    blocks = block_chunks(((1,), (256, 44), (256,) * 34 + (46,)), depth)  # the survey: 300 x 8750 pixels
-    assert len(blocks[1]) == 1 and len(blocks[2]) > 1  # whole columns: overlap along lon only
-    shape = (max(blocks[1]), max(blocks[2]) + 2 * depth)
-    geometry = SkyGeometry.create((0, 0), width=[shape[1] * binsz * u.deg, shape[0] * binsz * u.deg],
-                                  binsz=binsz * u.deg, energy_edges=[1, 10] * u.TeV)
-    assert geometry.shape == shape
-    maps = _dataset(geometry)
-    peaks = {}
-    for name, run in (("adaptive ring", estimator.run), ("significance", significance_maps)):
+    survey_chunks = ((256, 44), (256,) * 34 + (46,))  # 300 x 8750 pixels
+
+    def extended_geometry(blocks, depth):
+        assert len(blocks[-2]) == 1 and len(blocks[-1]) > 1  # whole columns: overlap along lon only
+        shape = (max(blocks[-2]), max(blocks[-1]) + 2 * depth)
+        geometry = SkyGeometry.create((0, 0), width=[shape[1] * binsz * u.deg, shape[0] * binsz * u.deg],
+                                      binsz=binsz * u.deg, energy_edges=[1, 10] * u.TeV)
+        assert geometry.shape == shape
+        return geometry
+
+    def runs_dataset(geometry, n_runs):
+        template = _dataset(geometry)
+        dims = ("obs_id", *template["counts"].dims)
+        return xr.Dataset({name: (dims, np.stack([template[name].values] * n_runs)) for name in template.data_vars},
+                          coords=template.coords.assign(obs_id=np.arange(n_runs)))
+
+    def peak_mb(run, maps):
         tracemalloc.start()
         try:
-            maps = run(maps)
-            peaks[name] = tracemalloc.get_traced_memory()[1] / 1e6
+            out = run(maps)
+            inputs = sum(v.nbytes for v in maps.data_vars.values())
+            return out, (tracemalloc.get_traced_memory()[1] + inputs) / 1e6
         finally:
             tracemalloc.stop()
-    assert max(peaks.values()) < 80, (shape, peaks)
+
+    adaptive = AdaptiveRingBackground(r_in="0.7 deg", width="0.44 deg", r_out_max="1.7 deg", stepsize="0.1 deg",
+                                      theta="0.22 deg")
+    depth = kernel_radius(adaptive_ring_kernels(0.7 / binsz, 0.44 / binsz, 1.7 / binsz, 0.1 / binsz, "fixed_width")[-1])
+    maps = _dataset(extended_geometry(block_chunks(((1,), *survey_chunks), depth), depth))
+    peaks = {}
+    maps, peaks["adaptive ring"] = peak_mb(adaptive.run, maps)
+    _, peaks["significance"] = peak_mb(significance_maps, maps)
+    ring = RingBackground(r_in="0.7 deg", width="0.44 deg")
+    depth = kernel_radius(ring_kernel(0.7 / binsz, 0.44 / binsz))
+    blocks = block_chunks(((1,) * 8, *survey_chunks), depth, reduce_first=True)
+    runs = runs_dataset(extended_geometry(blocks, depth), max(blocks[0]))
+    _, peaks[f"ring, {max(blocks[0])} runs"] = peak_mb(ring.run, runs)
+    assert max(blocks[0]) == 4
+    assert max(peaks.values()) < 80, peaks
