@@ -170,11 +170,13 @@ def _runs_dataset(geometry, n_runs, chunks=None):
     )
 
 
-# 5 runs of 60 x 80 pixels in chunks of 1 run x 30 x 40: the blocks for each block size (values);
+# 5 runs of 60 x 80 pixels in chunks of 1 run x 30 x 40: the blocks (and blocks along the runs) for
+# each block size (values; the ring groups REDUCED_AXIS_FACTOR = 4 times more along the runs);
 # ``added``: blocks of partial sums added by one task (fewer than the blocks of runs: a tree sum).
-@pytest.mark.parametrize(("size", "n_blocks", "added"),
-                         [(None, 1, 16), (2 * 4800, 3, 16), (4800, 5, 16), (4800, 5, 2), (2000, 20, 16), (0, 20, 2)])
-def test_stacked_runs_do_not_depend_on_blocks_of_runs(geometry, size, n_blocks, added, monkeypatch):
+@pytest.mark.parametrize(("size", "n_blocks", "run_blocks", "added"),
+                         [(None, 1, 1, 16), (4800, 2, 2, 16), (1200, 8, 2, 16), (600, 12, 3, 16), (600, 12, 3, 2),
+                          (0, 20, 5, 16), (0, 20, 5, 2)])
+def test_stacked_runs_do_not_depend_on_blocks_of_runs(geometry, size, n_blocks, run_blocks, added, monkeypatch):
     # Runs grouped into blocks whose partial sums are added, planes whole or in overlapped chunks:
     # the same stacked maps as all runs in one block (and as numpy), for any grouping.
     import dask
@@ -194,7 +196,7 @@ def test_stacked_runs_do_not_depend_on_blocks_of_runs(geometry, size, n_blocks, 
     ring_task = [k for k in lazy["off"].data.__dask_graph__().layers if k.startswith("ring_core")]
     assert len(lazy["off"].data.__dask_graph__().layers[ring_task[0]]) == n_blocks
     tree_sum = any(k.startswith("sum") for k in lazy["off"].data.__dask_graph__().layers)
-    assert tree_sum == (min(n_blocks, 5) > added)  # blocks along the runs: at most one per run
+    assert tree_sum == (run_blocks > added)
     computed = lazy.compute(scheduler="threads")
     np.testing.assert_array_equal(computed["off"], reference["off"])
     np.testing.assert_array_equal(computed["counts"], reference["counts"])
