@@ -48,6 +48,15 @@ def test_blocks_do_not_depend_on_the_scheduler():
         assert layers() != sync  # ... and the size does choose them
 
 
+def test_block_chunks_reduce_first_bounds_one_entry():
+    # A function reducing the runs one at a time: the plane budget is one run's, the block holds
+    # up to REDUCED_AXIS_FACTOR x size values (three runs in one chunk do not split the plane).
+    chunks = ((3,), (100, 100), (100, 100))
+    assert block_chunks(chunks, size=40_000, reduce_first=True) == ((3,), (200,), (200,))
+    assert block_chunks(chunks, size=40_000) == chunks  # otherwise: three runs per pixel, quarter planes
+    assert block_chunks(((1,) * 12, (200,), (200,)), size=40_000, reduce_first=True) == ((4, 4, 4), (200,), (200,))
+
+
 def test_block_size_config():
     assert block_size() == BLOCK_SIZE == 2**18
     with dask.config.set({"xgamma.block_size": 123}):

@@ -112,10 +112,12 @@ def block_chunks(chunks: Chunks, depth: int = 0, *, size: int | None = None, red
     1. ``size == 0``: the caller's chunks;
     2. the whole array holds at most ``size`` values: one block;
     3. else the spatial plane is merged first (a whole plane when it fits, else near-square
-       groups of chunks), then the first axis (e.g. the runs) into groups that fit
-       (`REDUCED_AXIS_FACTOR` times ``size`` with ``reduce_first``);
+       groups of chunks), then the first axis (e.g. the runs) into groups that fit;
     4. finally, along the two spatial axes, a block smaller than ``depth`` is merged into its
        neighbour (the overlap of a block comes from its direct neighbours only).
+
+    With ``reduce_first``, ``size`` bounds the values of one entry of the first axis (the block
+    function holds one at a time) and a block holds up to `REDUCED_AXIS_FACTOR` times ``size``.
 
     Parameters
     ----------
@@ -150,10 +152,13 @@ def block_chunks(chunks: Chunks, depth: int = 0, *, size: int | None = None, red
     size = block_size() if size is None else size
     shape = [sum(c) for c in chunks]
     new = [tuple(c) for c in chunks]
-    if size > 0 and math.prod(shape) <= size:
+    reduced = reduce_first and len(chunks) > 2
+    budget = size * (REDUCED_AXIS_FACTOR if reduced else 1)  # values of a block
+    held = chunks[1:-2] if reduced else chunks[:-2]  # non-spatial axes the block function holds at once
+    if size > 0 and math.prod(shape) <= budget and math.prod(shape[1:] if reduced else shape) <= size:
         new = [(n,) for n in shape]
     elif size > 0:
-        per_pixel = math.prod(max(c) for c in chunks[:-2])  # values per pixel of one caller chunk
+        per_pixel = math.prod(max(c) for c in held)  # values per pixel of one caller chunk
         plane_budget = max(size // per_pixel, 1)
         if shape[-2] * shape[-1] <= plane_budget:
             new[-2:] = [(shape[-2],), (shape[-1],)]
@@ -162,7 +167,6 @@ def block_chunks(chunks: Chunks, depth: int = 0, *, size: int | None = None, red
             new[-1] = _grouped(new[-1], max(plane_budget // max(new[-2]), 1))
         if len(new) > 2:
             per_entry = max(new[-2]) * max(new[-1]) * math.prod(max(c) for c in new[1:-2])
-            budget = size * (REDUCED_AXIS_FACTOR if reduce_first else 1)
             new[0] = _grouped(new[0], max(budget // per_entry, 1))
     if depth > 0:
         new[-2:] = [_at_least(c, depth) for c in new[-2:]]
