@@ -34,8 +34,8 @@ def stack_sums(partial: Any, *, axis: int) -> Any:
         sums = partial.sum(axis=axis, split_every=_ADDED_IN_ONE_TASK)
         return sums.map_blocks(stacked_maps, chunks=chunks, dtype=float, meta=meta)
     # Few blocks along ``axis`` (e.g. the runs): added and turned into ratios in one task per block,
-    # with no sum or slice layer and no concatenation copy of the blocks (dask's tree sum
-    # concatenates the blocks it adds: a copy of every partial sum, ~10 % of a 3-run ring).
+    # with no sum or slice layer and no concatenation copy of the blocks (dask's tree sum copies
+    # every partial sum it adds into one array: ~8 of the ~70 ms of a 3-run ring in 3 blocks).
     return da.blockwise(_stacked_of_blocks, out_index, partial, tuple(range(partial.ndim)), axis=axis,
                         concatenate=False, adjust_chunks={0: len(RING_MAPS)},
                         meta=meta, align_arrays=False)
