@@ -3,13 +3,10 @@ bins only (``integrate_energy(bins=)``), and one written to the contract before 
 
 from __future__ import annotations
 
-import shutil
-
 import astropy.units as u
 import dask
 import numpy as np
 import pytest
-from astropy.table import Table
 
 from xgamma.geometry import SkyGeometry, energy_edges
 from xgamma.io.datastore import DataStore
@@ -60,28 +57,63 @@ class WholeAxisBackground(BinsBackground):
         return _rate(energy_edges, fov_lon, fov_lat)
 
 
+class WrappedBackground:
+    """A plugin's background that is none of xgamma's classes: a built-in table behind a wrapper (here
+    ALTAZ-aligned)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.fov_alignment = inner.fov_alignment
+
+    def integrate_energy(self, *args, **kwargs):
+        return self.inner.integrate_energy(*args, **kwargs)
+
+
+def _altaz_table(path, hdu) -> Background3D:
+    table = Background3D.read(path, hdu)
+    table.fov_alignment = "ALTAZ"
+    return table
+
+
 class _Plugin:
     @hookimpl
     def xgamma_irf_readers(self):
         yield IRFReaderEntry(hdu_class="bkg_test_bins", reader=BinsBackground)
         yield IRFReaderEntry(hdu_class="bkg_test_whole", reader=WholeAxisBackground)
+        yield IRFReaderEntry(hdu_class="bkg_test_altaz", reader=_altaz_table)
+        yield IRFReaderEntry(hdu_class="bkg_test_wrapped_altaz", reader=lambda p, h: WrappedBackground(_altaz_table(p, h)))
 
 
 @pytest.fixture
-def plugin_stores(flat_store_dir, tmp_path):
-    """The flat store twice, its background HDU read by each of the plugin's classes."""
+def stores_with_bkg_class(tmp_path):
+    """``stores_with_bkg_class(store_dir, hdu_classes)``: {class: DataStore} of ``store_dir``'s runs,
+    their background HDU read by the reader of each class (the test plugin registered)."""
     register_plugin(_Plugin(), name="test-backgrounds")
-    stores = {}
-    for hdu_class in ("bkg_test_bins", "bkg_test_whole"):
-        store = shutil.copytree(flat_store_dir, tmp_path / hdu_class)
-        index = Table.read(store / "hdu-index.fits.gz")
-        index["HDU_CLASS"] = [hdu_class if t.strip() == "bkg" else c for t, c in zip(index["HDU_TYPE"], index["HDU_CLASS"])]
-        index.write(store / "hdu-index.fits.gz", overwrite=True)
-        stores[hdu_class] = DataStore(store)
     BinsBackground.asked.clear()
     WholeAxisBackground.asked.clear()
+
+    def stores(store_dir, hdu_classes):
+        source = DataStore(store_dir)
+        out = {}
+        for hdu_class in hdu_classes:
+            index = source.hdu_table.copy()
+            index["FILE_DIR"] = [str((source.base_dir / str(d)).resolve()) for d in index["FILE_DIR"]]
+            index["HDU_CLASS"] = [hdu_class if str(t).strip() == "bkg" else c
+                                  for t, c in zip(index["HDU_TYPE"], index["HDU_CLASS"])]
+            (tmp_path / hdu_class).mkdir()
+            index.write(tmp_path / hdu_class / "hdu-index.fits.gz")
+            source.obs_table.write(tmp_path / hdu_class / "obs-index.fits.gz")
+            out[hdu_class] = DataStore(tmp_path / hdu_class)
+        return out
+
     yield stores
     refresh_plugins()
+
+
+@pytest.fixture
+def plugin_stores(flat_store_dir, stores_with_bkg_class):
+    """The flat store twice, its background HDU read by each of the plugin's classes."""
+    return stores_with_bkg_class(flat_store_dir, ("bkg_test_bins", "bkg_test_whole"))
 
 
 def test_plugin_background_is_asked_for_the_safe_bins_only(plugin_stores):
@@ -133,3 +165,21 @@ def test_integrate_background_same_values_for_either_contract():
     from xgamma.irf.background import _takes_bins
 
     assert _takes_bins(Background3D) and _takes_bins(Background2D) and not _takes_bins(WholeAxisBackground)
+
+
+def test_plugin_background_aligned_with_altaz_is_evaluated_in_altaz(cta_datastore_dir, stores_with_bkg_class):
+    """A plugin's ALTAZ-aligned background goes through the ALTAZ path of map making as the built-in one
+    does: the same maps, bit for bit, and not those of the RADEC alignment (the CTA table is not radial)."""
+    stores = stores_with_bkg_class(cta_datastore_dir, ("bkg_test_altaz", "bkg_test_wrapped_altaz", "bkg_3d"))
+    geometry = SkyGeometry.create((0.0, 0.0), width=(1.6 * u.deg, 1.2 * u.deg), binsz=0.1 * u.deg, frame="galactic",
+                                  energy_edges=energy_edges(0.1 * u.TeV, 100 * u.TeV, 3))
+    background = {}
+    with dask.config.set(scheduler="synchronous"):
+        for hdu_class, store in stores.items():
+            observations = store.observations()[:1]
+            assert isinstance(observations[0].bkg, WrappedBackground) == (hdu_class == "bkg_test_wrapped_altaz")
+            maps = make_maps(observations, geometry, offset_max=2.5 * u.deg, safe_energy="aeff-max").compute()
+            background[hdu_class] = maps.background.values
+    np.testing.assert_array_equal(background["bkg_test_wrapped_altaz"], background["bkg_test_altaz"])
+    assert background["bkg_test_altaz"].sum() > 0
+    assert not np.allclose(background["bkg_test_altaz"], background["bkg_3d"], rtol=1e-3)

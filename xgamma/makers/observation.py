@@ -113,11 +113,13 @@ class PixelBlock:
 
 
 def _fov_matrix(observation: Observation, frame: str) -> np.ndarray | None:
-    """Rotation from map-frame vectors to the RADEC FoV frame of `xgamma.irf.background.fov_coordinates_radec`."""
-    from xgamma.irf.background import Background3D, fov_frame_matrix
+    """Rotation from map-frame vectors to the RADEC FoV frame of `xgamma.irf.background.fov_coordinates_radec`;
+    None for a background aligned with ALTAZ (a plugin's too), unless it is the radial `Background2D`, for
+    which the alignment does not matter."""
+    from xgamma.irf.background import Background2D, fov_frame_matrix
 
     bkg = observation.bkg
-    if isinstance(bkg, Background3D) and bkg.fov_alignment == "ALTAZ":
+    if bkg.fov_alignment == "ALTAZ" and not isinstance(bkg, Background2D):
         return None
     ra, dec = observation.pointing_radec
     return fov_frame_matrix(ra, dec) @ rotation_matrix(frame, "icrs")
