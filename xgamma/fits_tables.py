@@ -7,8 +7,9 @@ import io
 import math
 import re
 import zlib
+from collections.abc import Mapping
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,8 @@ from astropy.io.fits.verify import VerifyError
 
 from xgamma.exceptions import DataStoreError
 
-__all__ = ["read_table_hdu", "read_table_columns", "read_header", "column_quantity", "column_row_array", "find_column",
-           "header_float"]
+__all__ = ["HeaderCards", "read_table_hdu", "read_table_columns", "read_header", "column_quantity", "column_row_array",
+           "find_column", "header_float"]
 
 
 #: What astropy raises on a damaged FITS file (corrupt cards, short data, bad gzip stream...).
@@ -151,7 +152,7 @@ def _column_layout(header: fits.Header) -> dict[str, tuple[int, str | None, int]
 
 
 def read_table_columns(path: str | Path, hdu: str | int, names: tuple[tuple[str, ...], ...], *,
-                       error: type = DataStoreError) -> tuple[fits.Header, list[u.Quantity]]:
+                       error: type = DataStoreError) -> tuple[fits.Header | HeaderCards, list[u.Quantity]]:
     """Read some columns of one binary-table HDU: ``names`` gives, per column, the accepted names
     (case-insensitive, the first present wins, as `find_column`).
 
@@ -163,8 +164,9 @@ def read_table_columns(path: str | Path, hdu: str | int, names: tuple[tuple[str,
 
     Returns
     -------
-    header : `~astropy.io.fits.Header`
-        The HDU header.
+    header : `HeaderCards` or `~astropy.io.fits.Header`
+        The HDU header: its cards as the header-card parser read them when it found the table (the astropy
+        Header only parsed if asked for), else astropy's Header.
     columns : list of `~astropy.units.Quantity`
         One per entry of ``names``, unit from TUNITn (dimensionless if none), native byte order.
     """
@@ -174,7 +176,7 @@ def read_table_columns(path: str | Path, hdu: str | int, names: tuple[tuple[str,
         cards, text, data = plain
         columns = _byte_columns(cards, lambda: data, names, where=where, error=error)
         if columns is not None:
-            return fits.Header.fromstring(text), columns
+            return HeaderCards(cards, text, where=where), columns
     with _table_hdu(path, hdu, error) as table:
         header = table.header
         columns = _byte_columns(header, lambda: _data_bytes(table), names, where=where, error=error)
@@ -206,62 +208,107 @@ def _byte_columns(header: Any, data_bytes: Any, names: tuple[tuple[str, ...], ..
 
 _CARD = 80
 _BLOCK = 2880
-_INTEGER = re.compile(r"^[+-]?\d+$")
+#: The first 8 columns of commentary cards (COMMENT, HISTORY, blank keyword): they hold text, not values.
+_COMMENTARY = frozenset({"COMMENT ", "HISTORY ", "        "})
+_END = "END".ljust(_CARD)
+_STANDARD_KEYWORD = re.compile(r"[A-Z0-9_-]{1,8}")
+#: A standard ``KEYWORD = value / comment`` card whose value astropy reads as a str, bool, int or float:
+#: the keyword in columns 1-8 then ``= `` (no ``=`` earlier); a string with ``''`` for a quote; a
+#: number in the FITS fixed or free format (astropy's ``_numr_FSC``, lower-case exponents too); after the
+#: value only spaces and a comment. Anything else (complex, undefined, spaces inside a number, more after
+#: a string) is left to astropy.
+_VALUED_CARD = re.compile(
+    r"(?=[A-Z0-9_ -]{8}= )(?P<keyword>[A-Z0-9_-]+) *=  *"
+    r"(?:'(?P<string>[^']*(?:''[^']*)*)'|(?P<bool>[TF])|(?P<int>[+-]?\d+)"
+    r"|(?P<real>[+-]?(?:\.\d+|\d+(?:\.\d*)?)(?:[deDE][+-]?\d+)?)) *(?:/.*)?")
+_EXPONENT = str.maketrans("dD", "eE")
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
 
 
-def _card_value(text: str) -> Any:
-    """The value of a header card's value field (after ``= ``): str, bool, int or float; None when it is
-    anything else (complex, undefined, malformed)."""
-    text = text.strip()
-    if text.startswith("'"):
-        end = 1
-        while True:  # '' inside a string is a quote
-            end = text.find("'", end)
-            if end < 0:
-                return None
-            if text[end + 1:end + 2] != "'":
-                break
-            end += 2
-        return text[1:end].replace("''", "'").rstrip()
-    value = text.split("/", 1)[0].strip()
-    if value in ("T", "F"):
-        return value == "T"
-    if _INTEGER.match(value):
+def _card_value(match: re.Match) -> Any:
+    """The value of a `_VALUED_CARD` match as astropy's ``Card.value`` gives it; None for a string that
+    astropy could read as a record-valued keyword card (``'AXIS.1: 2'``)."""
+    kind = match.lastgroup
+    value = match[kind]
+    if kind == "string":
+        value = value.replace("''", "'").rstrip(" ")
+        return None if ": " in value else value
+    if kind == "int":
         return int(value)
-    try:
-        return float(value.replace("D", "E"))
-    except ValueError:
-        return None
+    if kind == "real":
+        return float(value.translate(_EXPONENT))
+    return value == "T"
 
 
 def _header_cards(stream: Any) -> tuple[dict[str, Any], str] | None:
     """Read one header from ``stream`` (at a block boundary): ``({KEYWORD: value}, header text)``, the
-    first value of a repeated keyword kept (as astropy's ``header[key]``). None at the end of the file or
-    on anything unusual (a CONTINUE card, a value not parsed)."""
+    first value of a repeated keyword kept (as astropy's ``header[key]``), values as astropy reads them.
+
+    Every card is either commentary (COMMENT, HISTORY, blank keyword) or a standard ``KEYWORD = value``
+    card whose value is parsed here: so a keyword absent from the dict is absent from the header. None at
+    the end of the file or on anything else (bytes other than printable ASCII, a CONTINUE, HIERARCH or
+    other non-standard card, a value not parsed): astropy then reads the file.
+    """
     cards: dict[str, Any] = {}
     text = []
     while True:
         block = stream.read(_BLOCK)
         if len(block) < _BLOCK:
             return None
-        try:
-            block = block.decode("ascii")
-        except UnicodeDecodeError:
+        if block.translate(None, _PRINTABLE_ASCII):  # bytes left that are not printable ASCII
             return None
+        block = block.decode("ascii")
         text.append(block)
         for start in range(0, _BLOCK, _CARD):
-            card = block[start:start + _CARD]
-            keyword = card[:8].rstrip().upper()
-            if keyword == "END":
-                return cards, "".join(text)
-            if keyword == "CONTINUE":
-                return None
-            if card[8:10] != "= " or keyword in cards:
+            if block[start:start + 8] in _COMMENTARY:
                 continue
-            value = _card_value(card[10:])
+            match = _VALUED_CARD.fullmatch(block, start, start + _CARD)
+            if match is None:
+                return (cards, "".join(text)) if block[start:start + _CARD] == _END else None
+            value = _card_value(match)
             if value is None:
                 return None
-            cards[keyword] = value
+            cards.setdefault(match["keyword"], value)
+
+
+class HeaderCards(Mapping):
+    """The header of a FITS HDU read by the header-card parser: ``{KEYWORD: value}`` of its valued cards,
+    looked up without regard to case, with the values astropy reads (str, bool, int, float).
+
+    Behaves as `astropy.io.fits.Header` for ``get``, ``[]`` and ``in``; iterating gives each valued keyword
+    once. Commentary cards (COMMENT, HISTORY) and comments come from the astropy Header of the same cards
+    (`header`), parsed on first use only: parsing it for every events table would cost most of reading one.
+    """
+
+    def __init__(self, cards: dict[str, Any], text: str, *, where: str) -> None:
+        self._cards = cards
+        self._text = text
+        self._where = where
+
+    @cached_property
+    def header(self) -> fits.Header:
+        """The same cards as an `astropy.io.fits.Header`, parsed on first use. Each of its cards reads
+        without error: the parser read every one the same way (astropy's lazy parse would otherwise raise
+        a bare VerifyError at the first damaged card read)."""
+        return fits.Header.fromstring(self._text)
+
+    def __getitem__(self, key: str) -> Any:
+        if isinstance(key, str):
+            keyword = key.strip().upper()
+            if keyword in self._cards:
+                return self._cards[keyword]
+            if keyword not in ("COMMENT", "HISTORY") and _STANDARD_KEYWORD.fullmatch(keyword):
+                raise KeyError(f"Keyword {key!r} not found.")  # the parser read every valued card
+        return self.header[key]
+
+    def __iter__(self):
+        return iter(self._cards)
+
+    def __len__(self) -> int:
+        return len(self._cards)
+
+    def __repr__(self) -> str:
+        return f"HeaderCards({len(self)} valued cards of {self._where})"
 
 
 def _plain_table(path: Path, hdu: str) -> tuple[dict[str, Any], str, bytes] | None:

@@ -6,6 +6,7 @@ pointing at the real data files by absolute path), never committed.
 
 from __future__ import annotations
 
+import io
 import pickle
 import warnings
 from pathlib import Path
@@ -352,13 +353,15 @@ def test_plain_table_located_from_its_header_cards(hess, cta, tmp_path):
     """`read_table_columns` finds a plain binary table by name from the header cards alone (`_plain_table`,
     without astropy's HDU list): the same header and values as astropy reads, gzipped or not, past HDUs
     of other kinds; anything unusual is left to astropy, with its errors."""
-    from xgamma.fits_tables import _plain_table, read_table_columns, read_table_hdu
+    from xgamma.fits_tables import HeaderCards, _plain_table, read_table_columns, read_table_hdu
 
     for src in (hess.observation(23523).hdus["events"][0], cta.observation(110380).hdus["events"][0]):
         assert _plain_table(Path(src), "events") is not None  # case-insensitive, as astropy
         header, (ra, energy) = read_table_columns(src, "EVENTS", (("RA",), ("ENERGY",)))
         expected_header, data = read_table_hdu(src, "EVENTS")
-        assert str(header) == str(expected_header) and header["OBS_ID"] == expected_header["OBS_ID"]
+        assert isinstance(header, HeaderCards) and "header" not in vars(header)  # astropy's: not parsed
+        _assert_same_header(header, expected_header)
+        assert str(header.header) == str(expected_header)
         np.testing.assert_array_equal(ra.value, np.asarray(data["RA"]))
         np.testing.assert_array_equal(energy.value, np.asarray(data["ENERGY"]))
 
@@ -385,3 +388,63 @@ def test_plain_table_located_from_its_header_cards(hess, cta, tmp_path):
     with pytest.raises(DataStoreError, match="truncated|cannot read"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="File may have been truncated")
         read_table_columns(tmp_path / "cut.fits", "T", (("X",),))
+
+
+def _assert_same_header(header, expected) -> None:
+    """``header`` (a `HeaderCards`) gives every value of the astropy Header ``expected``, of the same type,
+    under any case of the keyword, and nothing more."""
+    keywords = {card.keyword for card in expected.cards}
+    for keyword in keywords:
+        for key in (keyword, keyword.lower()):
+            assert key in header
+            if keyword in ("COMMENT", "HISTORY", ""):
+                assert list(header[key]) == list(expected[key])
+            else:
+                assert header[key] == expected[key] and type(header[key]) is type(expected[key]), keyword
+                assert header.get(key) == expected.get(key)
+    assert set(header) == keywords - {"COMMENT", "HISTORY", ""}
+    assert "NOSUCHKEY" not in header and header.get("NOSUCHKEY", 1.5) == 1.5
+    with pytest.raises(KeyError, match="NOSUCHKEY"):
+        header["NOSUCHKEY"]
+
+
+def test_header_cards_read_as_astropy_reads_them():
+    """The header-card parser gives each value exactly as astropy's Header does (type included), or leaves
+    the whole header to astropy (None) when a card is anything it does not read the same way: the events
+    header it returns (`HeaderCards`) is then astropy's header without parsing it."""
+    from xgamma.fits_tables import HeaderCards, _header_cards
+
+    def header_text(*cards: str) -> str:
+        return "".join(card.ljust(80) for card in ("SIMPLE  =                    T", *cards, "END")).ljust(2880)
+
+    def parsed(*cards: str):
+        return _header_cards(io.BytesIO(header_text(*cards).encode("ascii")))
+
+    same = ["'abc   '", "'  x '' y ' / comment: with colon", "''", "'it''s'", "'a'''", "'x'/c", "1.0D3", "1.0d3",
+            "007", "+5", "-0", "-0.0", ".5", "5.", "1E5", "1e-5", "T", "F / comment", "  F",
+            "12345678901234567890", "-1.7976931348623157E+308"]
+    for value in same:
+        cards = (f"KEY     = {value}", "COMMENT text", "KEY     = 'second, ignored'")
+        read = parsed(*cards)
+        assert read is not None, value
+        _assert_same_header(HeaderCards(*read, where="test"), fits.Header.fromstring(header_text(*cards)))
+    # Read otherwise by astropy (more after a string, a record-valued keyword card, spaces inside a number,
+    # complex, undefined) or not at all (nan, a truncated string...): astropy reads the header then.
+    others = ["'a' b'", "'a'b'", "'DP1: 2'", "'AXIS.1: 2'", "1.5 E 3", "- 5", "(1, 2)", "", "/ undefined", "nan",
+              "inf", "1_0", "5 abc", "0x10", "'unterminated", "t"]
+    for value in others:
+        assert parsed(f"KEY     = {value}") is None, value
+    for card in ("KEY     =5", "key     = 5", "HIERARCH ESO A = 5", "KEY      5", " KEY    = 5", "KEY= 5",
+                 "CONTINUE  'x'", "KEY     = 'tab\there'"):
+        assert parsed(card) is None, card
+    # Random value fields made of the characters that matter: every one the parser reads, astropy reads alike.
+    rng = np.random.default_rng(1)
+    accepted = 0
+    for _ in range(3000):
+        value = "".join(rng.choice(list("'' /:.+-0123456789EDedTFa "), size=rng.integers(0, 13)))
+        read = parsed(f"KEY     = {value}")
+        if read is not None:
+            accepted += 1
+            expected = fits.Header.fromstring(header_text(f"KEY     = {value}"))["KEY"]
+            assert read[0]["KEY"] == expected and type(read[0]["KEY"]) is type(expected), value
+    assert accepted > 100

@@ -227,10 +227,32 @@ def test_distributed_local_cluster_gives_same_maps(flat_obs, flat_geom):
         # the workers run with xgamma's malloc settings, not distributed's trim-at-once default
         environ = client.run(lambda: {k: __import__("os").environ.get(k) for k in WORKER_MALLOC_ENVIRON})
         assert all(env == {k: str(v) for k, v in WORKER_MALLOC_ENVIRON.items()} for env in environ.values())
-        # no dashboard, so no statistical profiler sampling the task threads
-        profiling = client.run(lambda dask_worker: "profile" in dask_worker.periodic_callbacks)
-        assert set(profiling.values()) == {False}
+        # no dashboard, so no statistical profiler sampling the task threads, and distributed's
+        # event-loop and system monitoring at QUIET_MONITORING in the workers, nannies and scheduler
+        def intervals(server):
+            return {name: callback.callback_time for name, callback in server.periodic_callbacks.items()}
+
+        workers = [*client.run(lambda dask_worker: intervals(dask_worker)).values(),
+                   *(intervals(nanny) for nanny in cluster.workers.values())]
+        scheduler = client.run_on_scheduler(lambda dask_scheduler: intervals(dask_scheduler))
+        for server in [*workers, scheduler]:
+            assert "profile" not in server
+            assert (server["tick"], server["monitor"]) == (500, 2000)
+        assert [server["memory_monitor"] for server in workers] == [500] * 4
     xr.testing.assert_identical(result, reference)
+
+
+def test_local_cluster_keeps_distributed_monitoring_when_asked():
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    from xgamma.cluster import local_cluster
+
+    tick = 1000 * dask.utils.parse_timedelta(dask.config.get("distributed.admin.tick.interval"))  # ms
+    with local_cluster(1, monitor=True) as cluster, distributed.Client(cluster) as client:
+        names, time = client.run(lambda dask_worker: (set(dask_worker.periodic_callbacks),
+                                                     dask_worker.periodic_callbacks["tick"].callback_time)).popitem()[1]
+    assert "profile" in names and time == tick
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import astropy.units as u
 import numpy as np
@@ -49,15 +51,17 @@ class EventList:
         Reconstructed energy in TeV (converted from the column unit).
     time : ndarray
         Mission elapsed time in s (float64); see ``meta`` for MJDREF.
-    meta : dict
-        Header cards of the EVENTS HDU.
+    meta : mapping
+        Header of the EVENTS HDU (keyword -> value, looked up without regard to case): a
+        `~xgamma.fits_tables.HeaderCards` when the table was found by its header cards, else an
+        `astropy.io.fits.Header`.
     """
 
     ra: np.ndarray
     dec: np.ndarray
     energy: np.ndarray
     time: np.ndarray
-    meta: dict = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.ra.size)
@@ -101,8 +105,8 @@ class GTI:
 def _meta(header):
     """The HDU header as the metadata mapping.
 
-    Kept as an astropy Header (a mapping with ``get``/``in``): its cards are parsed only when
-    read, whereas building a dict parses every card (0.05 s for a CTA events header).
+    Kept as it was read (a `~xgamma.fits_tables.HeaderCards` or an astropy Header, both mappings with
+    ``get``/``in``): building a dict from an astropy Header parses every card (0.05 s for a CTA events header).
     """
     return header
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import astropy.units as u
 import numpy as np
@@ -28,6 +29,7 @@ __all__ = [
     "fov_coordinates_from_components",
     "fov_frame_matrix",
     "fov_rotation_times",
+    "integrate_background",
     "integrate_loglog",
 ]
 
@@ -296,6 +298,52 @@ class Background2D(_BackgroundBase):
         e = to_value(energy, self.axes[0].unit, name="energy")
         o = to_value(offset, self.axes[1].unit, name="offset")
         return u.Quantity(self._interp(e, o), self.data.unit, copy=False)
+
+
+def integrate_background(bkg: Any, energy_edges, fov_lon, fov_lat, *, bins: slice | None = None) -> u.Quantity:
+    """``bkg.integrate_energy(energy_edges, fov_lon, fov_lat, bins=bins)`` for any background IRF.
+
+    ``bins`` is part of the background contract (`Background3D.integrate_energy`, docs/plugins.md):
+    only these bins are computed, the others are 0. A background whose ``integrate_energy`` has no
+    ``bins`` keyword (a plugin written to the contract before it) is asked for every bin, and the
+    bins outside ``bins`` are set to 0: the same result, computed on the whole axis.
+
+    Parameters
+    ----------
+    bkg : background IRF
+        A `Background3D`, `Background2D` or a plugin's background object.
+    energy_edges, fov_lon, fov_lat
+        As `Background3D.integrate_energy`.
+    bins : slice, optional
+        ``slice(start, stop)`` of the bins wanted (step 1); all bins if None.
+
+    Returns
+    -------
+    rate : `~astropy.units.Quantity`
+        Shape (n_bins, *S), what ``bkg.integrate_energy`` returns (s-1 sr-1).
+    """
+    if bins is None:
+        return bkg.integrate_energy(energy_edges, fov_lon, fov_lat)
+    if _takes_bins(type(bkg)):
+        return bkg.integrate_energy(energy_edges, fov_lon, fov_lat, bins=bins)
+    rate = bkg.integrate_energy(energy_edges, fov_lon, fov_lat)
+    start, stop, _ = bins.indices(len(rate))
+    out = np.zeros_like(rate)  # the plugin's array is left as it is (it may be cached or read-only)
+    out[start:stop] = rate[start:stop]
+    return out
+
+
+@lru_cache(maxsize=64)
+def _takes_bins(cls: type) -> bool:
+    """Whether ``cls.integrate_energy`` takes the ``bins`` keyword (or any keyword): looked up once per
+    class, not per call (map making calls it per run and block of pixels)."""
+    try:
+        parameters = inspect.signature(cls.integrate_energy).parameters
+    except (AttributeError, TypeError, ValueError):  # an instance attribute or a callable without a signature
+        return False
+    named = parameters.get("bins")
+    return (named is not None and named.kind is not inspect.Parameter.POSITIONAL_ONLY) or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def fov_frame_matrix(ra_pnt: float, dec_pnt: float) -> np.ndarray:

@@ -113,11 +113,13 @@ class PixelBlock:
 
 
 def _fov_matrix(observation: Observation, frame: str) -> np.ndarray | None:
-    """Rotation from map-frame vectors to the RADEC FoV frame of `xgamma.irf.background.fov_coordinates_radec`."""
-    from xgamma.irf.background import Background3D, fov_frame_matrix
+    """Rotation from map-frame vectors to the RADEC FoV frame of `xgamma.irf.background.fov_coordinates_radec`;
+    None for a background aligned with ALTAZ (a plugin's too), unless it is the radial `Background2D`, for
+    which the alignment does not matter."""
+    from xgamma.irf.background import Background2D, fov_frame_matrix
 
     bkg = observation.bkg
-    if isinstance(bkg, Background3D) and bkg.fov_alignment == "ALTAZ":
+    if bkg.fov_alignment == "ALTAZ" and not isinstance(bkg, Background2D):
         return None
     ra, dec = observation.pointing_radec
     return fov_frame_matrix(ra, dec) @ rotation_matrix(frame, "icrs")
@@ -298,12 +300,13 @@ def _add_counts(counts: np.ndarray | None, image: np.ndarray | None, run: Prepar
 
 
 def _background_rate_altaz(run: PreparedObservation, edges: u.Quantity, vectors: np.ndarray,
-                           frame: str) -> np.ndarray:
-    """Rate (s-1 sr-1) of an ALTAZ-aligned model, averaged over steps of < 1 deg field rotation."""
+                           frame: str, bins: slice) -> np.ndarray:
+    """Rate (s-1 sr-1) of an ALTAZ-aligned model in ``bins`` (0 in the others), averaged over steps of
+    < 1 deg field rotation."""
     from astropy.coordinates import SkyCoord
 
     from xgamma.geometry.spherical import lonlat_from_vectors
-    from xgamma.irf.background import RATE_UNIT, fov_coordinates, fov_rotation_times
+    from xgamma.irf.background import RATE_UNIT, fov_coordinates, fov_rotation_times, integrate_background
 
     ra, dec = lonlat_from_vectors(rotate(vectors, rotation_matrix(frame, "icrs")))
     times = fov_rotation_times(run.observation)
@@ -313,7 +316,7 @@ def _background_rate_altaz(run: PreparedObservation, edges: u.Quantity, vectors:
     rate = np.zeros((edges.size - 1, ra.size))
     for time, weight in zip(mids, weights / weights.sum()):
         fov_lon, fov_lat = fov_coordinates(run.observation, pixels, alignment="ALTAZ", time=time)
-        rate += weight * run.bkg.integrate_energy(edges, fov_lon, fov_lat).to_value(RATE_UNIT)
+        rate += weight * integrate_background(run.bkg, edges, fov_lon, fov_lat, bins=bins).to_value(RATE_UNIT)
     return rate
 
 
@@ -382,7 +385,7 @@ def add_observation(
         (``n_rows * n_columns`` pixels; it must hold every pixel the run reaches, `window_of`).
         ``image`` always covers the whole block.
     """
-    from xgamma.irf.background import RATE_UNIT, Background2D, Background3D, fov_coordinates_from_components
+    from xgamma.irf.background import RATE_UNIT, fov_coordinates_from_components, integrate_background
 
     if out is None and image is None:
         return
@@ -400,10 +403,9 @@ def add_observation(
     all_safe = energy_mask.all()
     # The bins from the first to the last safe one are evaluated, the others are zeroed below anyway
     # (3 of 24 on average in the survey of bench_survey.py). Each bin's values depend on that bin
-    # only: bit for bit those of the whole axis (the built-in background's `bins`).
+    # only: bit for bit those of the whole axis (the ``bins`` of the background contract).
     safe = np.flatnonzero(energy_mask)
     bins = slice(int(safe[0]), int(safe[-1]) + 1) if safe.size else slice(0, energy_mask.size)
-    bkg_bins = {"bins": bins} if isinstance(run.bkg, Background2D | Background3D) else {}
     for start in range(0, pixels.size, BLOCK):
         pix = pixels[start:start + BLOCK]
         # This slice's exposure and background in ``out``'s dtype, side by side: one scatter adds both.
@@ -413,10 +415,10 @@ def add_observation(
                                          ).to_value(_M2)
             np.multiply(exposure, run.livetime_s, out=values[0, bins], casting="same_kind")  # float64, rounded once
         if run.fov_matrix is None:
-            rate = _background_rate_altaz(run, edges, block.vectors[pix], geometry.frame)
+            rate = _background_rate_altaz(run, edges, block.vectors[pix], geometry.frame, bins)
         else:
             fov_lon, fov_lat = fov_coordinates_from_components(tuple(block.columns[:, pix]), run.fov_matrix)
-            rate = run.bkg.integrate_energy(edges, fov_lon, fov_lat, **bkg_bins).to_value(RATE_UNIT)
+            rate = integrate_background(run.bkg, edges, fov_lon, fov_lat, bins=bins).to_value(RATE_UNIT)
         # The background rate is per unit wall-clock time (dead time included), hence ontime.
         scale = block.solid_angle[pix] * run.ontime_s
         if image is not None:

@@ -222,7 +222,9 @@ def xgamma_irf_readers() -> Iterable[IRFReaderEntry]:
     A reader is a callable ``reader(path, hdu) -> irf`` taking the FITS file path and the HDU
     name or index, and returning an object with the evaluation methods of its IRF type (see
     ``docs/architecture.md``, "DL3"), raising :class:`~xgamma.exceptions.IRFError` naming the
-    HDU and column at fault.
+    HDU and column at fault. A background's ``integrate_energy(energy_edges, fov_lon, fov_lat, *,
+    bins=None)`` computes only the bins of ``bins`` (a slice; the others are 0); one without the
+    ``bins`` keyword is asked for every bin (``docs/plugins.md``).
 
     Returns
     -------
