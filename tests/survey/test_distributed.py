@@ -164,27 +164,38 @@ def test_warm_up_imports_on_every_worker_and_skips_unknown_modules(external_clus
         assert len(client.run(imported)) == 2
 
 
-def test_loads_start_before_the_graph_and_run_once(survey_store, reference_products, external_cluster, tmp_path):
-    """`start_loads` submits map making's loads with the keys of the graph built later (so the
-    scheduler reuses them: each load runs once) and the products are those of the synchronous scheduler."""
+def test_loads_and_blocks_start_before_the_graph_and_run_once(survey_store, reference_products, external_cluster,
+                                                              tmp_path, monkeypatch):
+    """`start_loads` and `start_blocks` submit map making's loads and first blocks with the keys of the
+    graph built later (so the scheduler reuses them: each load and block runs once) and the products
+    are those of the synchronous scheduler."""
     from distributed import Client, get_task_stream
 
-    from xgamma.makers.chunks import LOAD_PREFIX
-    from xgamma.workflow import run_analysis
-    from xgamma.workflow.mosaic import mosaic_datasets, start_loads
+    from xgamma.makers.chunks import BLOCK_PREFIX, LOAD_PREFIX
+    from xgamma.workflow import mosaic, run_analysis
 
     config = mosaic_config(survey_store)
+    monkeypatch.setattr(mosaic, "EARLY_BLOCKS_PER_WORKER", 2)
     with Client(external_cluster.address, timeout=30) as client:
         analysis = run_analysis(config, dry_run=True)
-        futures = start_loads(analysis, client)
-        graph = mosaic_datasets(analysis)["maps"]["counts"].data.__dask_graph__()
+        futures = mosaic.start_loads(analysis, client)
+        cube = mosaic.stacked_cube(analysis)
+        blocks = mosaic.start_blocks(cube, client)
+        graph = mosaic.mosaic_datasets(analysis, cube=cube)["maps"]["counts"].data.__dask_graph__()
         assert len(futures) == 4 and {future.key for future in futures} <= set(graph)  # 30 runs, 8 per group
         assert all(len(runs) == 8 for runs in client.gather(futures)[:3])
-        del futures
+        # 2 workers: the first 2 blocks (by group, then chunk) of each worker's groups, 0-1 and 2-3
+        all_blocks = sorted((key for key in graph if BLOCK_PREFIX in str(key[0])), key=lambda key: key[1:])
+        first = [[key for key in all_blocks if key[1] // 2 == share][:2] for share in (0, 1)]
+        assert sorted(future.key for future in blocks) == sorted(first[0] + first[1])
+        assert all(set(part) == {"maps"} for part in client.gather(blocks))  # the partial cubes
+        del futures, blocks
         with get_task_stream(client) as stream:
             run_analysis(config, output=tmp_path / "out")
     loads = [str(task["key"]) for task in stream.data if LOAD_PREFIX in str(task["key"])]
     assert len(loads) == 4 and len(set(loads)) == 4  # each group loaded once
+    ran = [str(task["key"]) for task in stream.data if BLOCK_PREFIX in str(task["key"])]
+    assert len(ran) == len(set(ran)) == len(all_blocks)  # each block once, early ones included
     assert_products_equal(_read_stores(tmp_path / "out"), reference_products)
 
 
