@@ -276,9 +276,10 @@ def start_blocks(cube: xr.Dataset, client: Any) -> list[Any]:
     the ring and significance of ``full`` products, the zarr metadata): 0.64-0.72 s per worker on the
     1000-run survey with ring and significance (2 workers, 2 cores). The blocks need only the loads,
     so the first `EARLY_BLOCKS_PER_WORKER` of each worker's share of run groups (those it runs first)
-    start now: ~1 s of work each, and at most that many partial cubes (19 MB each for the survey's
-    256-pixel chunks and 24 energy bins) held until their sums arrive, whatever the runs and the
-    time the client takes. Their keys are those of the graph built later: the scheduler reuses them.
+    start now: ~1 s of work per worker on the survey, and at most that many partial cubes per worker
+    (19 MB each for the survey's 256-pixel chunks and 24 energy bins) held until their sums arrive,
+    whatever the runs and the time the client takes. Their keys are those of the graph built later:
+    the scheduler reuses them.
     """
     from dask.delayed import Delayed
 
