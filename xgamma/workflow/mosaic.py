@@ -293,8 +293,8 @@ def start_blocks(cube: xr.Dataset, client: Any) -> list[Any]:
     n_groups = blocks[-1][1] + 1
     workers = sorted(client.scheduler_info()["workers"])
     taken: dict[int, list[Any]] = {}
-    for key in blocks:  # the worker of group g is that of its load (`_worker_shares`)
-        share = taken.setdefault(key[1] * len(workers) // n_groups, [])
+    for key in blocks:  # the worker of group g is that of its load
+        share = taken.setdefault(_worker_index(key[1], n_groups, len(workers)), [])
         if len(share) < EARLY_BLOCKS_PER_WORKER:
             share.append(key)
     keys = [key for share in taken.values() for key in share]
@@ -310,8 +310,13 @@ def _worker_shares(loads: list[Any], workers: list[str]) -> list[tuple[str | Non
     if len(workers) < 2:
         return [(None, loads)]
     loads = sorted(loads, key=lambda key: (str(key[0]), key[1:]))
-    return [(address, [key for k, key in enumerate(loads) if k * len(workers) // len(loads) == index])
+    return [(address, [key for k, key in enumerate(loads) if _worker_index(k, len(loads), len(workers)) == index])
             for index, address in enumerate(workers)]
+
+
+def _worker_index(group: int, n_groups: int, n_workers: int) -> int:
+    """The worker (index in address order) of run group ``group`` of ``n_groups``: consecutive groups together."""
+    return group * n_workers // n_groups
 
 
 def optimize_together(arrays: list[Any]) -> list[Any]:
