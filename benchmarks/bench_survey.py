@@ -53,7 +53,15 @@ ratios (computed within the repeat),
 their median and range, and the ratios of the median times. ``--code LABEL=DIR`` (repeatable) times
 the xgamma package in DIR too (put first on the cases' PYTHONPATH, e.g. a ``git worktree`` of older
 code): within each repeat the codes take turns, in reversed order every other repeat, so that a gain
-can be told from the host's drift. Neither option changes a column.
+can be told from the host's drift. Neither option changes a column. With K > 1 each repeat starts with
+``host ref s``: the CPU seconds of a fixed numpy and Python workload (`HOST_REFERENCE`) in a fresh
+process, a snapshot of this host's speed (it moves by 20-40 % within an hour, on a quiet machine); the
+repeats table gives ``cost / host ref`` next to the cost.
+
+``map s/run`` (the summary lines and the repeats table): the seconds of map making's own tasks (loads
+and blocks: reading, binning, exposure and background of each run on each chunk) per run, from the
+synchronous case: the run-by-run work alone. The cost per run above adds what a whole run needs
+besides (the client's imports and graph, the chunk sums, the energy squash, the zarr writes).
 
 Targets (issue 11): map making <= 0.03 s per run per core; peak RSS at N = 1000 below 2 GB per
 worker; N = 1000 on 2 workers within 1.3 x N x (cost per run) / 2 and at least 1.6x faster than 1
@@ -102,6 +110,12 @@ XGAMMA_CASE = textwrap.dedent("""
     import dask
     config, mode = json.loads(sys.argv[1]), sys.argv[2]
     from xgamma.workflow import run_analysis
+    from xgamma.makers.chunks import MAP_TASK_PREFIXES
+
+    from dask.utils import key_split
+
+    def is_map_task(key):  # the run-by-run work: loads and blocks (not sums, squash, ring, writes)
+        return key_split(key) + "-" in MAP_TASK_PREFIXES
 
     def peak_mb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -119,6 +133,7 @@ XGAMMA_CASE = textwrap.dedent("""
             def __init__(self):
                 super().__init__()
                 self.n, self.seconds, self.started, self.window = 0, 0.0, {}, (float("inf"), 0.0)
+                self.map_seconds = 0.0
 
             def _pretask(self, key, dsk, state):
                 self.started[key] = time.perf_counter()
@@ -127,6 +142,8 @@ XGAMMA_CASE = textwrap.dedent("""
                 self.n += 1
                 now = time.perf_counter()
                 self.seconds += now - self.started[key]
+                if is_map_task(key):
+                    self.map_seconds += now - self.started[key]
                 self.window = (min(self.window[0], self.started.pop(key)), max(self.window[1], now))
 
         dask.config.set(scheduler="synchronous")
@@ -152,12 +169,15 @@ XGAMMA_CASE = textwrap.dedent("""
     faults = sum(a[1] - b[1] for a, b in zip(after, before))
     if client is None:
         n_tasks, busy, cores, window = tasks.n, tasks.seconds, 1, tasks.window[1] - tasks.window[0]
+        map_busy = tasks.map_seconds
         lead = tasks.window[0] - t0
     else:
         stream.__exit__(None, None, None)
         n_tasks, cores = len(stream.data), int(mode[1:])
         computes = [s for task in stream.data for s in task["startstops"] if s["action"] == "compute"]
         busy = sum(s["stop"] - s["start"] for s in computes)
+        map_busy = sum(s["stop"] - s["start"] for task in stream.data if is_map_task(task["key"])
+                       for s in task["startstops"] if s["action"] == "compute")
         window = max(s["stop"] for s in computes) - min(s["start"] for s in computes)
         lead = min(s["start"] for s in computes) - epoch0
     out = {"wall": wall, "start": start, "client_mb": peak_mb(), "load1": os.getloadavg()[0],
@@ -165,13 +185,33 @@ XGAMMA_CASE = textwrap.dedent("""
            "chunks": sum(s["chunks"] for s in stores.values()), "tasks": n_tasks,
            "outside": 100 * max(0.0, 1 - busy / (wall * cores)),
            "between": 100 * max(0.0, 1 - busy / (window * cores)), "lead": lead, "tail": wall - lead - window,
-           "cpu": cpu, "faults": faults}
+           "cpu": cpu, "faults": faults, "map_s": map_busy}
     if client is not None:
         out["worker_mb"] = max(client.run(
             lambda: __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss / 1024).values())
         client.close()
         cluster.close()
     print(json.dumps(out))
+""")
+
+#: A fixed CPU-bound workload (numpy kernels like the block tasks' on cache-sized arrays, then a Python
+#: loop), timed in a fresh process before each repeat: its CPU seconds follow this host's speed, which
+#: moves by 20-40 % within an hour here, so a cost per run can be read against it.
+HOST_REFERENCE = textwrap.dedent("""
+    import time
+    import numpy as np
+    rng = np.random.default_rng(0)
+    logs, rows, index = rng.random((25, 8192)), rng.random((9, 8192)), rng.integers(0, 8, 25)
+    t0 = time.process_time()
+    for _ in range(1000):
+        values = np.exp(logs.astype(np.float32)).astype(np.float64)
+        values *= np.take(rows, index, axis=0)
+        values[1:] -= values[:-1]
+        values /= 1.5
+    total = 0
+    for i in range(6_000_000):
+        total += i * i % 7
+    print(time.process_time() - t0)
 """)
 
 GAMMAPY_CASE = textwrap.dedent("""
@@ -227,6 +267,13 @@ def warm_cache(store: Path) -> tuple[float | None, float]:
             while handle.read(1 << 24):
                 pass
     return resident, time.perf_counter() - t0
+
+
+def host_reference() -> float:
+    """CPU seconds of `HOST_REFERENCE` in a fresh process (this host's speed now)."""
+    result = subprocess.run([sys.executable, "-c", HOST_REFERENCE], capture_output=True, text=True, check=True,
+                            env=dict(os.environ, **THREAD_LIMITS), cwd=CASE_CWD)
+    return float(result.stdout.strip())
 
 
 def _run(script: str, config: dict, *args: str, env: dict | None = None, copies: int = 1) -> dict:
@@ -306,6 +353,10 @@ def _summary(results: dict) -> None:
             slope = (sync[n_max]["wall"] - sync[n_min]["wall"]) / (n_max - n_min)
             line += f"; marginal, N = {n_min} -> {n_max}: {slope:.4f} s"
         print(line)
+        if "map_s" in sync[n_max]:
+            print(f"  {products}: map making alone (load and block tasks, sync, N = {n_max}) "
+                  f"{sync[n_max]['map_s'] / n_max:.4f} s per run per core (the cost above adds the client's imports "
+                  "and graph, the chunk sums, the squash and the writes)")
         if n_max in w2:
             ideal = n_max * cost / 2
             ratio = w2[n_max]["wall"] / ideal
@@ -335,6 +386,11 @@ def _ratios(rows: dict) -> dict:
     out = {}
     if "sync" in rows:
         out["cost s/run"] = rows["sync"]["wall"] / rows["sync"]["n"]
+        if "map_s" in rows["sync"]:
+            out["map s/run"] = rows["sync"]["map_s"] / rows["sync"]["n"]
+        if "host_s" in rows["sync"]:
+            out["host ref s"] = rows["sync"]["host_s"]
+            out["cost / host ref"] = out["cost s/run"] / rows["sync"]["host_s"]
         if "w2" in rows:
             out["w2 / (N x cost / 2)"] = rows["w2"]["wall"] / (rows["sync"]["wall"] / 2)
     if "w1" in rows and "w2" in rows:
@@ -353,7 +409,9 @@ def _repeat_summary(repeats: list[dict], products: str, n: int, label: str = "")
     modes = ("sync", "w1", "w2", "sync2")
     rows = [{m: dict(r[("xgamma", products, n, m)], n=n) for m in modes
              if ("xgamma", products, n, m) in r and "error" not in r[("xgamma", products, n, m)]} for r in repeats]
-    names = ["cost s/run", "w2 / (N x cost / 2)", "2 vs 1"]
+    names = ["cost s/run", "map s/run", "w2 / (N x cost / 2)", "2 vs 1"]
+    if any("host_s" in row.get("sync", {}) for row in rows):
+        names = ["host ref s", *names, "cost / host ref"]
     if any("sync2" in row for row in rows):
         names += ["host 2 vs 1", "w2 / (sync2 / 2)"]
     code = f", code {label}" if label else ""
@@ -425,6 +483,10 @@ def main() -> None:
         for products in args.products:
             config = survey_config(str(store), n, setup["l_range"], setup["nbins"], products)
             for k in range(1, args.repeat + 1):
+                reference = host_reference() if args.repeat > 1 else None
+                if reference is not None:
+                    print(f"    (repeat {k}: host reference {reference:.3f} CPU-s, load1 {os.getloadavg()[0]:.2f})",
+                          flush=True)
                 for label, folder in (codes if k % 2 else codes[::-1]):
                     env = None if folder is None else {"PYTHONPATH": os.pathsep.join(
                         [folder, *filter(None, [os.environ.get("PYTHONPATH")])])}
@@ -432,6 +494,8 @@ def main() -> None:
                         copies = 2 if mode == "sync2" else 1
                         res = repeats[label, k]["xgamma", products, n, mode] = _run(
                             XGAMMA_CASE, config, "sync" if copies > 1 else mode, env=env, copies=copies)
+                        if reference is not None:
+                            res["host_s"] = reference
                         if label and k == 1 and mode == args.modes[0] and "xgamma" in res:
                             print(f"    (code {label}: xgamma imported from {res['xgamma']})")
                         print(prefix(k, label) + _row("xgamma", products, n, mode, res), flush=True)
