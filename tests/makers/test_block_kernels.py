@@ -59,3 +59,22 @@ def test_weighted_range_matches_running_counts():
     assert np.all(lower[:3] == edges[0]) and np.all(upper[:3] == edges[-1])
     first = np.argmax(valid, axis=-1)
     np.testing.assert_array_equal(lower[3:], edges[first[3:]])
+    last = 23 - np.argmax(valid[..., ::-1], axis=-1)
+    np.testing.assert_array_equal(upper[3:], edges[last[3:] + 1])
+
+
+def test_weighted_range_same_values_on_any_block_and_layout():
+    """Each pixel's values depend on that pixel only, bit for bit (chunk invariance of the squash): a
+    sub-block, and the transposed view dask hands over, give the whole array's values."""
+    rng = np.random.default_rng(6)
+    edges = np.geomspace(0.2, 100, 25)
+    weights = rng.random(24)
+    cube = rng.random((24, 30, 40)).astype(np.float32)  # (energy, lat, lon) as map making stores it
+    cube[:4, :10] = 0.0
+    cube[18:, :, 25:] = 0.0
+    whole = _weighted_range(np.moveaxis(cube, 0, -1), weights, edges)
+    part = _weighted_range(np.moveaxis(cube[:, 7:19, 3:31], 0, -1), weights, edges)
+    contiguous = _weighted_range(np.ascontiguousarray(np.moveaxis(cube, 0, -1)), weights, edges)
+    for a, b, c in zip(whole, part, contiguous):
+        np.testing.assert_array_equal(a[7:19, 3:31], b)
+        np.testing.assert_array_equal(a, c)
