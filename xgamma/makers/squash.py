@@ -104,8 +104,9 @@ def _weighted_range(exposure: np.ndarray, weights: np.ndarray, edges: np.ndarray
     normalisation: the range's flux includes them, the exposure there is zero.
     """
     # Energy first: dask hands the cube's (energy, lat, lon) chunk here as a transposed view, so this is
-    # the contiguous layout again (argmax and matmul along a strided last axis took ~4x longer).
-    cube = np.moveaxis(exposure, -1, 0)
+    # the contiguous layout again (argmax and matmul along a strided last axis took ~4x longer), and
+    # made so for any other layout: the sums below then run in one order whatever the input's strides.
+    cube = np.ascontiguousarray(np.moveaxis(exposure, -1, 0))
     valid = cube > 0
     n_bins = valid.shape[0]
     any_valid = valid.any(axis=0)
