@@ -111,10 +111,9 @@ XGAMMA_CASE = textwrap.dedent("""
     import json, os, resource, sys, time, tempfile
     import dask
     config, mode = json.loads(sys.argv[1]), sys.argv[2]
-    from xgamma.workflow import run_analysis
-    from xgamma.makers.chunks import MAP_TASK_PREFIXES
-
     from dask.utils import key_split
+    from xgamma.makers.chunks import MAP_TASK_PREFIXES
+    from xgamma.workflow import run_analysis
 
     def is_map_task(key):  # the run-by-run work: loads and blocks (not sums, squash, ring, writes)
         return key_split(key) + "-" in MAP_TASK_PREFIXES
