@@ -283,14 +283,19 @@ def start_blocks(cube: xr.Dataset, client: Any) -> list[Any]:
     """
     from dask.delayed import Delayed
 
-    from xgamma.makers.chunks import BLOCK_PREFIX
+    from xgamma.makers.chunks import BLOCK_PREFIX, LOAD_PREFIX
 
     graph = cube["counts"].data.__dask_graph__()
-    blocks = sorted((key for key in graph if isinstance(key, tuple) and str(key[0]).startswith(BLOCK_PREFIX)),
-                    key=lambda key: key[1:])  # (group, chunk): the order each worker runs its groups
+
+    def keys_of(prefix: str) -> list[Any]:
+        return [key for key in graph if isinstance(key, tuple) and str(key[0]).startswith(prefix)]
+
+    blocks = sorted(keys_of(BLOCK_PREFIX), key=lambda key: key[1:])  # (group, chunk): each worker's order
     if not blocks:
         return []
-    n_groups = blocks[-1][1] + 1
+    # Counted from the loads, as `_worker_shares` places them: a last group that reaches no chunk has
+    # no block but still counts there.
+    n_groups = len(keys_of(LOAD_PREFIX))
     workers = sorted(client.scheduler_info()["workers"])
     taken: dict[int, list[Any]] = {}
     for key in blocks:  # the worker of group g is that of its load
