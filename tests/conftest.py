@@ -57,7 +57,7 @@ def block_size(request):
     """Run a test with the default block size, or (0) with every chunk kept and overlapped.
 
     Small test maps fit in one block of ``xgamma.block_size`` values; 0 keeps the caller's chunks
-    as blocks, so that chunk invariance is proven for the overlapped (``map_overlap``) path too.
+    as blocks, so that chunk invariance is proven for the overlapped path (blocks with neighbours) too.
     """
     import dask
 

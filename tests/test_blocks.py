@@ -94,6 +94,49 @@ def test_overlap_apply_is_chunk_invariant_and_gives_windows(size, chunks):
     np.testing.assert_array_equal(plain, expected)
 
 
+def test_overlap_apply_takes_the_chunks_it_touches_one_task_per_block():
+    # Inputs in other chunks than the blocks (a second input in one chunk, another in odd chunks): the
+    # same values as numpy, and the layer is one task per block reading the input chunks directly
+    # (no rechunk or overlap tasks in between).
+    rng = np.random.default_rng(1)
+    values, weights = rng.random((2, 30, 40)), rng.random((30, 40))
+
+    def weighted(block, weight, *, window, core):
+        return _sum_core(block * weight, window=window, core=core)
+
+    expected = weighted(values, weights, window=((0, 2), (0, 30), (0, 40)), core=(slice(None), slice(None)))
+    first = da.from_array(values, chunks=(2, 10, 10))
+    for second in (da.from_array(weights, chunks=-1), da.from_array(weights, chunks=(7, 13))):
+        with dask.config.set({"xgamma.block_size": 2 * 10 * 20}), raise_if_dask_computes():
+            lazy = overlap_apply(weighted, first, second, depth=2, n_out=2, keep_chunks=False)
+        assert lazy.chunks == ((2,), (2,), (10, 10, 10), (20, 20))
+        graph = lazy.__dask_graph__()
+        assert len(graph.layers) == 3  # the two inputs and the blocks' layer
+        assert len(graph.layers[lazy.name]) == 6
+        out = lazy.compute(scheduler="sync")
+        np.testing.assert_allclose(out[0], expected[0], rtol=1e-14)
+        np.testing.assert_array_equal(out[1], expected[1])
+    with pytest.raises(ValueError, match="input 1 has shape"):
+        overlap_apply(weighted, first, da.from_array(weights[:-1]), depth=2, n_out=2)
+
+
+def test_overlap_apply_on_a_blockwise_variable_computes_in_a_dataset():
+    # A variable of a Dataset that is a blockwise step (here an energy sum) and the input of a one-block
+    # overlap: dask 2026.8 fused the two blockwise layers and `dask.compute(dataset, scheduler="sync")` then
+    # missed the variable's keys. The overlap is its own layer.
+    import xarray as xr
+
+    values = np.random.default_rng(2).random((3, 12, 14))
+    summed = da.from_array(values, chunks=-1).map_blocks(np.sum, axis=0, keepdims=True, chunks=((1,), (12,), (14,)))
+    box = overlap_apply(_sum_core, summed, depth=1, n_out=2)[0]
+    dataset = xr.Dataset({"summed": (("e", "y", "x"), summed), "box": (("e", "y", "x"), box)})
+    (out,) = dask.compute(dataset, scheduler="sync")
+    np.testing.assert_array_equal(out["summed"].values, values.sum(axis=0, keepdims=True))
+    expected = _sum_core(values.sum(axis=0, keepdims=True), window=((0, 1), (0, 12), (0, 14)),
+                         core=(slice(None), slice(None)))
+    np.testing.assert_allclose(out["box"].values, expected[0], rtol=1e-14)
+
+
 def test_overlap_apply_reduce_first_gives_one_entry_per_block():
     values = np.arange(4 * 10 * 12, dtype=float).reshape(4, 10, 12)
 

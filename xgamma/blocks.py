@@ -9,8 +9,10 @@ dask) lifted to dask arrays here, so that the rules below hold in one place:
   caller, so a graph built under one scheduler runs unchanged under any other (threaded,
   processes, `distributed`).
 * **Results do not depend on the blocks**: a block function that needs neighbouring pixels gets
-  them through `dask.array.map_overlap` (``boundary="none"``: a block at the map edge gets no
-  padding), and trims its own result to the pixels it owns.
+  its block extended by them (as `dask.array.map_overlap` with ``boundary="none"`` would: a block
+  at the map edge gets no padding), and trims its own result to the pixels it owns. The task of a
+  block takes the input chunks it touches and puts its extended block together itself (one task
+  per block, whatever the inputs' chunks: no rechunk or overlap tasks in between).
 * **Channels**: a block function returns all its maps stacked along a new first axis, and
   `split_channels` gives them back by name (one `dask.array.blockwise` layer each).
 
@@ -182,19 +184,46 @@ def _token_of(value: Any) -> Any:
 
 
 def _call_block(*blocks: np.ndarray, block_func: Callable[..., np.ndarray], block_starts: tuple[np.ndarray, ...],
-                block_depths: tuple[int, ...], block_info: Any = None, **kwargs: Any) -> np.ndarray:
-    """Call ``block_func`` on (overlapped) blocks with their pixel ``window`` and ``core`` slices."""
-    info = block_info[0]
-    location, counts = info["chunk-location"], info["num-chunks"]
-    window, core = [], []
-    for axis, (start, d) in enumerate(zip(block_starts, block_depths)):
-        i = location[axis]
-        lo, hi = int(start[i]), int(start[i + 1])
-        left = d if (d and i > 0) else 0
-        right = d if (d and i < counts[axis] - 1) else 0
-        window.append((lo - left, hi + right))
-        core.append(slice(left, left + hi - lo))
-    return block_func(*blocks, window=tuple(window), core=tuple(core[-2:]), **kwargs)
+                block_info: Any = None, **kwargs: Any) -> np.ndarray:
+    """Call ``block_func`` on the (not extended) blocks of a `dask.array.map_blocks` task, with their
+    pixel ``window`` and ``core`` slices."""
+    location = block_info[0]["chunk-location"]
+    window = tuple((int(start[i]), int(start[i + 1])) for start, i in zip(block_starts, location))
+    return block_func(*blocks, window=window, core=(slice(None), slice(None)), **kwargs)
+
+
+def _gather(chunks: Any, cuts: tuple[tuple[slice, ...], ...]) -> np.ndarray:
+    """One array from the chunks of a window: ``chunks`` nested lists (one level per axis) of the chunks
+    the window touches, ``cuts[axis]`` the part of each chunk along ``axis`` inside the window."""
+    def pieces(node: Any, level: int, prefix: tuple[slice, ...]) -> Any:
+        if level == len(cuts):
+            return node[prefix]
+        return [pieces(child, level + 1, (*prefix, cut)) for child, cut in zip(node, cuts[level])]
+
+    nested = pieces(chunks, 0, ())
+    if all(len(c) == 1 for c in cuts):  # inside one chunk: a view of it
+        for _ in cuts:
+            nested = nested[0]
+        return nested
+    return np.block(nested)
+
+
+def _call_gathered(*chunks: Any, block_func: Callable[..., np.ndarray], cuts: tuple[tuple[tuple[slice, ...], ...], ...],
+                   **kwargs: Any) -> np.ndarray:
+    """``block_func`` on its (extended) blocks, each put together from the input chunks it touches
+    (`_gather`)."""
+    return block_func(*(_gather(c, cut) for c, cut in zip(chunks, cuts)), **kwargs)
+
+
+def _touched(bounds: np.ndarray, start: int, stop: int) -> tuple[range, tuple[slice, ...]]:
+    """The chunks (indices) of an axis with chunk ``bounds`` that ``[start, stop)`` touches, and the part of
+    each inside it."""
+    first = int(np.searchsorted(bounds, start, side="right")) - 1
+    last = int(np.searchsorted(bounds, stop, side="left"))
+    indices = range(first, last)
+    cuts = tuple(slice(max(start, int(bounds[i])) - int(bounds[i]), min(stop, int(bounds[i + 1])) - int(bounds[i]))
+                 for i in indices)
+    return indices, cuts
 
 
 def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_out: int, keep_chunks: bool = True,
@@ -202,9 +231,12 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
     """Apply a numpy block function that may need neighbouring pixels, one task per block.
 
     The blocks are `block_chunks` of the first array (chosen by size, not by the scheduler). With
-    dask input this is one `dask.array.map_overlap` layer (``trim=False``: the block function
-    trims its own result, so several per-pixel steps around a convolution make a single task).
-    With numpy input ``func`` is called once on the whole arrays.
+    dask input this is one graph layer, one task per block, whose inputs are the chunks of every
+    array that its extended block touches (the block function trims its own result, so several
+    per-pixel steps around a convolution make a single task; dask's ``map_overlap`` made a task
+    per neighbour's edge and per concatenation, and rechunking to the blocks one per block and
+    input). Without ``depth`` and with inputs in the blocks' chunks, a `dask.array.map_blocks`
+    layer. With numpy input ``func`` is called once on the whole arrays.
 
     Parameters
     ----------
@@ -229,8 +261,8 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
         Prefix of the graph layer's name. Default is ``func``'s name.
     **kwargs
         Passed to ``func`` (numpy arrays, geometries: anything that pickles). Names taken by
-        `dask.array.map_overlap` / `dask.array.map_blocks` (``depth``, ``chunks``, ``dtype``,
-        ``meta``, ``token``, ...) cannot be used.
+        `dask.array.map_blocks` (``chunks``, ``dtype``, ``meta``, ``token``, ...) and ``block_func``,
+        ``block_starts``, ``cuts``, ``window``, ``core`` cannot be used.
 
     Returns
     -------
@@ -259,6 +291,7 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
     """
     import dask.array as da
     from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
 
     if reduce_first and keep_chunks:
         raise ValueError("overlap_apply: reduce_first=True needs keep_chunks=False")
@@ -270,34 +303,69 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
     first = da.asarray(arrays[0])
     ndim = first.ndim
     blocks = block_chunks(first.chunks, depth, reduce_first=reduce_first)
-    depths = [0] * ndim
-    for axis in (ndim - 2, ndim - 1):
-        depths[axis] = depth if len(blocks[axis]) > 1 else 0
-    aligned = []
-    for a in arrays:
-        a = da.asarray(a)
-        want = blocks[ndim - a.ndim:]
-        aligned.append(a if a.chunks == want else a.rechunk(want))
-    starts = tuple(np.concatenate([[0], np.cumsum(c)]) for c in blocks)
+    arrays = [da.asarray(a) for a in arrays]
+    for k, a in enumerate(arrays[1:], start=1):
+        if a.ndim > ndim or a.shape != first.shape[ndim - a.ndim:]:
+            raise ValueError(f"overlap_apply: input {k} has shape {a.shape}, not the trailing axes of the first "
+                             f"input's {first.shape}")
     out_chunks = ((n_out,), *blocks)
     if reduce_first:
         out_chunks = ((n_out,), (1,) * len(blocks[0]), *blocks[1:])
-    block_kwargs = dict(block_func=func, block_starts=starts, block_depths=tuple(depths), **kwargs)
     # Named here: dask would otherwise tokenize every keyword (a geometry, a mask) to name the layer.
     prefix = name or getattr(func, "__name__", "overlap").strip("_")
-    layer = f"{prefix}-" + tokenize([a.name for a in aligned], depths, n_out, reduce_first,
-                                    {k: _token_of(v) for k, v in block_kwargs.items()})
+    layer = f"{prefix}-" + tokenize([a.name for a in arrays], depth, n_out, reduce_first,
+                                    {k: _token_of(v) for k, v in kwargs.items()})
+    starts = [np.concatenate([[0], np.cumsum(c)]) for c in blocks]
     meta = np.empty((0,) * (ndim + 1), float)
-    common = dict(new_axis=0, chunks=out_chunks, dtype=float, meta=meta, name=layer, **block_kwargs)
-    if any(depths):
-        out = da.map_overlap(_call_block, *aligned, depth=[dict(enumerate(depths[ndim - a.ndim:])) for a in aligned],
-                             boundary="none", trim=False, align_arrays=False, allow_rechunk=False, **common)
-    else:
-        out = da.map_blocks(_call_block, *aligned, **common)
-    if not keep_chunks:
-        return out
-    want = ((n_out,), *first.chunks)  # the caller's chunks: results combine block by block with the inputs
-    return out if out.chunks == want else out.rechunk(want)
+    aligned = all(a.chunks == blocks[ndim - a.ndim:] for a in arrays)
+    if aligned and depth == 0:
+        # No neighbours and the inputs in blocks already: a blockwise layer (dask may fuse it with blockwise
+        # steps around it). Not with a depth, even when a block has no neighbour: dask 2026.8 fused such a
+        # layer with a blockwise input that was a variable of the same Dataset too, and then
+        # ``dask.compute(dataset, scheduler="sync")`` missed that variable's keys.
+        out = da.map_blocks(_call_block, *arrays, new_axis=0, chunks=out_chunks, dtype=float, meta=meta, name=layer,
+                            block_func=func, block_starts=tuple(starts), **kwargs)
+        return _keep_chunks(out, first, keep_chunks)
+    # Else one task per block that takes the input chunks its extended block touches (neighbours' whole
+    # chunks included) and puts the block together itself: dask's rechunk and map_overlap made a task
+    # per neighbour's edge, per block's concatenation and per rechunked block (~40 per block of a
+    # survey's ring and significance).
+    bounds = [[np.concatenate([[0], np.cumsum(c)]) for c in a.chunks] for a in arrays]
+    graph = {}
+    for index in np.ndindex(*(len(c) for c in blocks)):
+        window, befores = [], []
+        for axis, i in enumerate(index):
+            lo, hi = int(starts[axis][i]), int(starts[axis][i + 1])
+            spatial = axis >= ndim - 2
+            before = depth if spatial and i > 0 else 0
+            after = depth if spatial and i < len(blocks[axis]) - 1 else 0
+            window.append((lo - before, hi + after))
+            befores.append(before)
+        core = tuple(slice(before, before + int(starts[axis][i + 1] - starts[axis][i]))
+                     for axis, i, before in zip((ndim - 2, ndim - 1), index[-2:], befores[-2:]))
+        keys, cuts = [], []
+        for a, edges in zip(arrays, bounds):
+            touched = [_touched(e, *w) for e, w in zip(edges, window[ndim - a.ndim:])]
+            keys.append(_nested_keys(a.name, [t[0] for t in touched]))
+            cuts.append(tuple(t[1] for t in touched))
+        call = partial(_call_gathered, block_func=func, cuts=tuple(cuts), window=tuple(window), core=core, **kwargs)
+        graph[(layer, 0, *index)] = (call, *keys)
+    hlg = HighLevelGraph.from_collections(layer, graph, dependencies=arrays)
+    return _keep_chunks(da.Array(hlg, layer, chunks=out_chunks, dtype=float, meta=meta), first, keep_chunks)
+
+
+def _nested_keys(name: str, indices: list[range], prefix: tuple[int, ...] = ()) -> Any:
+    """Keys ``(name, *index)`` of the chunks at ``indices`` (one range per axis), as nested lists."""
+    if not indices:
+        return (name, *prefix)
+    return [_nested_keys(name, indices[1:], (*prefix, i)) for i in indices[0]]
+
+
+def _keep_chunks(out: Any, first: Any, keep_chunks: bool) -> Any:
+    """``out`` (channels first) in the chunks of ``first`` (``keep_chunks``: results then combine chunk by
+    chunk with the inputs), or as it is."""
+    want = ((out.shape[0],), *first.chunks)
+    return out if not keep_chunks or out.chunks == want else out.rechunk(want)
 
 
 def _channel(blocks: list[np.ndarray], index: int) -> np.ndarray:

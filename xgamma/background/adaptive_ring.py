@@ -179,7 +179,7 @@ def adaptive_ring_background(
     depth = max(kernel_radius(kernels[0]), kernel_radius(tophat))
     out = overlap_apply(adaptive_ring_block, *arrays, depth=depth, n_out=len(RING_MAPS) + 1,
                         kernels=kernels, tophat=tophat, threshold=float(threshold_alpha),
-                        min_area_fraction=float(min_area_fraction), **keywords)
+                        min_area_fraction=float(min_area_fraction), keep_chunks=False, **keywords)
     maps = split_channels(out, (*RING_MAPS, "ring_index"))
     if inputs.limit is None:  # nothing cut: keep the inputs as they are (dtype included)
         maps["counts"], maps["acceptance"] = inputs.template.data, inputs.acceptance

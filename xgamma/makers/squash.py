@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from xgamma.blocks import is_dask
 from xgamma.exceptions import ConfigError, GeometryError
 from xgamma.maps import map_geometry, map_units
 
@@ -90,7 +91,16 @@ def _as_image(data: xr.DataArray, like: xr.DataArray, name: str, units: str) -> 
 
 def _sum_energy(da: xr.DataArray) -> xr.DataArray:
     """Sum over ``energy``, keeping a length-1 energy dim and any other dims."""
-    data = da.data.sum(axis=da.dims.index("energy"), keepdims=True)
+    axis = da.dims.index("energy")
+    data = da.data
+    if is_dask(data) and len(data.chunks[axis]) == 1:
+        # One task per chunk, the same numpy sum (dask's reduction adds one or two aggregation tasks
+        # per chunk: hundreds on a survey, whose squashed images also feed the ring).
+        chunks = tuple((1,) if k == axis else c for k, c in enumerate(data.chunks))
+        data = data.map_blocks(np.sum, axis=axis, keepdims=True, chunks=chunks,
+                               dtype=np.zeros(1, data.dtype).sum().dtype)
+    else:
+        data = data.sum(axis=axis, keepdims=True)
     return xr.DataArray(data, dims=da.dims, coords=_image_coords(da), name=da.name,
                         attrs={"units": map_units(da).to_string()})
 

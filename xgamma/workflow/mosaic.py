@@ -116,9 +116,13 @@ def mosaic_datasets(analysis: Analysis, *, cube: xr.Dataset | None = None) -> di
     radius_coord = xr.DataArray([r.to_value("deg") for r in radii], dims="correlation_radius",
                                 attrs={"units": "deg"})
 
+    chunks = images["counts"].chunksizes
+
     def along_radius(name: str) -> xr.DataArray:
-        stacked = xr.concat([maps[name] for maps in correlated], dim=radius_coord, coords="minimal",
-                            compat="override", join="override")
+        # Stacked chunk by chunk in the images' (the writes') chunks: a write then takes its chunk of each
+        # radius' blocks (the stacking of whole blocks made three tasks per block and radius).
+        parts = [maps[name].chunk({dim: chunks[dim] for dim in maps[name].dims if dim in chunks}) for maps in correlated]
+        stacked = xr.concat(parts, dim=radius_coord, coords="minimal", compat="override", join="override")
         return with_units(stacked, correlated[0][name].attrs.get("units", ""), name=name)
 
     layers = {name: with_units(ring[name], ring[name].attrs.get("units", ""), name=name)
