@@ -236,12 +236,14 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
     """Apply a numpy block function that may need neighbouring pixels, one task per block.
 
     The blocks are `block_chunks` of the first array (chosen by size, not by the scheduler). With
-    dask input this is one graph layer, one task per block, whose inputs are the chunks of every
-    array that its extended block touches (the block function trims its own result, so several
-    per-pixel steps around a convolution make a single task; dask's ``map_overlap`` made a task
+    dask input this is one graph layer of one task per block, whose inputs are the chunks of every
+    array that its extended block touches; the block function trims its own result, so several
+    per-pixel steps around a convolution make a single task (dask's ``map_overlap`` made a task
     per neighbour's edge and per concatenation, and rechunking to the blocks one per block and
-    input). Without ``depth`` and with inputs in the blocks' chunks, a `dask.array.map_blocks`
-    layer. With numpy input ``func`` is called once on the whole arrays.
+    input). The keywords are one task of a layer of their own that every block reads:
+    `distributed` sends them to a worker once, not with each block's task. Without ``depth`` and
+    with inputs in the blocks' chunks, a `dask.array.map_blocks` layer. With numpy input ``func``
+    is called once on the whole arrays.
 
     Parameters
     ----------
