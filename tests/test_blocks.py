@@ -111,7 +111,7 @@ def test_overlap_apply_takes_the_chunks_it_touches_one_task_per_block():
             lazy = overlap_apply(weighted, first, second, depth=2, n_out=2, keep_chunks=False)
         assert lazy.chunks == ((2,), (2,), (10, 10, 10), (20, 20))
         graph = lazy.__dask_graph__()
-        assert len(graph.layers) == 4  # the two inputs, the blocks' layer and the keywords they share
+        assert len(graph.layers) == 3  # the two inputs and the blocks' layer
         assert len(graph.layers[lazy.name]) == 6
         out = lazy.compute(scheduler="sync")
         np.testing.assert_allclose(out[0], expected[0], rtol=1e-14)

@@ -208,16 +208,11 @@ def _gather(chunks: Any, cuts: tuple[tuple[slice, ...], ...]) -> np.ndarray:
     return np.block(nested)
 
 
-def _call_gathered(kwargs: dict[str, Any], *chunks: Any, block_func: Callable[..., np.ndarray],
-                   cuts: tuple[tuple[tuple[slice, ...], ...], ...], window: tuple[tuple[int, int], ...],
-                   core: tuple[slice, slice]) -> np.ndarray:
+def _call_gathered(*chunks: Any, block_func: Callable[..., np.ndarray], cuts: tuple[tuple[tuple[slice, ...], ...], ...],
+                   **kwargs: Any) -> np.ndarray:
     """``block_func`` on its (extended) blocks, each put together from the input chunks it touches
-    (`_gather`), with the layer's keyword arguments ``kwargs``."""
-    return block_func(*(_gather(c, cut) for c, cut in zip(chunks, cuts)), window=window, core=core, **kwargs)
-
-
-def _given(value: Any) -> Any:
-    return value
+    (`_gather`)."""
+    return block_func(*(_gather(c, cut) for c, cut in zip(chunks, cuts)), **kwargs)
 
 
 def _touched(bounds: np.ndarray, start: int, stop: int) -> tuple[range, tuple[slice, ...]]:
@@ -298,7 +293,7 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
     """
     import dask.array as da
     from dask.base import tokenize
-    from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+    from dask.highlevelgraph import HighLevelGraph
 
     if reduce_first and keep_chunks:
         raise ValueError("overlap_apply: reduce_first=True needs keep_chunks=False")
@@ -338,10 +333,7 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
     # per neighbour's edge, per block's concatenation and per rechunked block (~40 per block of a
     # survey's ring and significance).
     bounds = [[np.concatenate([[0], np.cumsum(c)]) for c in a.chunks] for a in arrays]
-    # The keywords (kernels, masks: MB) are one task of the layer that every block reads: in each block's
-    # task, `distributed` would send them to the workers once per block (50 MB for the survey's ring).
-    kwargs_key = f"kwargs-{layer}"
-    graph: dict[Any, Any] = {}
+    graph = {}
     for index in np.ndindex(*(len(c) for c in blocks)):
         window, befores = [], []
         for axis, i in enumerate(index):
@@ -358,14 +350,9 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
             touched = [_touched(e, *w) for e, w in zip(edges, window[ndim - a.ndim:])]
             keys.append(_nested_keys(a.name, [t[0] for t in touched]))
             cuts.append(tuple(t[1] for t in touched))
-        call = partial(_call_gathered, block_func=func, cuts=tuple(cuts), window=tuple(window), core=core)
-        graph[(layer, 0, *index)] = (call, kwargs_key, *keys)
-    inputs = HighLevelGraph.merge(*(a.__dask_graph__() for a in arrays))
-    layers = {**inputs.layers, kwargs_key: MaterializedLayer({kwargs_key: (partial(_given, kwargs),)}),
-              layer: MaterializedLayer(graph)}
-    dependencies = {**inputs.dependencies, kwargs_key: set(),
-                    layer: {kwargs_key, *(name for a in arrays for name in a.__dask_layers__())}}
-    hlg = HighLevelGraph(layers, dependencies)
+        call = partial(_call_gathered, block_func=func, cuts=tuple(cuts), window=tuple(window), core=core, **kwargs)
+        graph[(layer, 0, *index)] = (call, *keys)
+    hlg = HighLevelGraph.from_collections(layer, graph, dependencies=arrays)
     return _keep_chunks(da.Array(hlg, layer, chunks=out_chunks, dtype=float, meta=meta), first, keep_chunks)
 
 
