@@ -235,10 +235,9 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
     array that its extended block touches; the block function trims its own result, so several
     per-pixel steps around a convolution make a single task (dask's ``map_overlap`` made a task
     per neighbour's edge and per concatenation, and rechunking to the blocks one per block and
-    input). The keywords are one task of a layer of their own that every block reads:
-    `distributed` sends them to a worker once, not with each block's task. Without ``depth`` and
-    with inputs in the blocks' chunks, a `dask.array.map_blocks` layer. With numpy input ``func``
-    is called once on the whole arrays.
+    input). The keywords go with each block's task. Without ``depth`` and with inputs in the blocks'
+    chunks, a `dask.array.map_blocks` layer. With numpy input ``func`` is called once on the whole
+    arrays.
 
     Parameters
     ----------
@@ -350,6 +349,8 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
             touched = [_touched(e, *w) for e, w in zip(edges, window[ndim - a.ndim:])]
             keys.append(_nested_keys(a.name, [t[0] for t in touched]))
             cuts.append(tuple(t[1] for t in touched))
+        # The keywords in each task: as one task of their own that every block read (the survey's ring
+        # kernels and mask, 4 MB, sent once rather than 12 times) no faster, and one worker held 0.4 GB more.
         call = partial(_call_gathered, block_func=func, cuts=tuple(cuts), window=tuple(window), core=core, **kwargs)
         graph[(layer, 0, *index)] = (call, *keys)
     hlg = HighLevelGraph.from_collections(layer, graph, dependencies=arrays)

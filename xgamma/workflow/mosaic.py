@@ -130,9 +130,10 @@ def mosaic_datasets(analysis: Analysis, *, cube: xr.Dataset | None = None) -> di
     layers["ring_background"] = with_units(ring["background"], "", name="ring_background")
     layers["excess"] = along_radius("excess")
     layers["significance"] = along_radius("significance")
-    mask = xr.DataArray(np.asarray(exclusion.values, dtype=np.int16)[np.newaxis], dims=("energy", "lat", "lon"),
+    # Chunked as booleans, written as int16: the graph holds the mask at one byte per pixel.
+    mask = xr.DataArray(np.asarray(exclusion.values, dtype=bool)[np.newaxis], dims=("energy", "lat", "lon"),
                         coords=images["counts"].coords, attrs={"units": ""})
-    layers["exclusion"] = mask.chunk(images["counts"].chunksizes)
+    layers["exclusion"] = mask.chunk(images["counts"].chunksizes).astype(np.int16)
     products["images"] = images.assign(layers)
     products["images"].attrs = {**images.attrs, "background_method": ring.attrs.get("background_method", "")}
     return products
@@ -224,7 +225,13 @@ def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool
     if client is not None:
         tasks = place_groups(tasks, sorted(client.scheduler_info()["workers"]))
     if tasks:
-        compute(*tasks, progress=analysis.progress, started=started)
+        import dask
+
+        # The graph carries the runs' metadata and the exclusion mask (~8 MB at N = 1000, growing with the
+        # runs and the map): data the workers need, not data that dask could load itself, which is what
+        # distributed's warning about graphs above 10 MB is for.
+        with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1 GiB"}):
+            compute(*tasks, progress=analysis.progress, started=started)
     started.clear()
     for store in stores.values():
         store.finish()
