@@ -154,6 +154,37 @@ def test_mosaic_graph_is_lazy(survey_store):
     assert all(var.chunks is not None for ds in products.values() for var in ds.data_vars.values())
 
 
+def test_mosaic_graph_moves_no_data_between_chunks_and_blocks(survey_store, tmp_path):
+    """The submitted graph of ring + significance products: map making, the shared squashed images,
+    the ring's and significance's blocks (one task each, reading the chunks they touch) and their
+    channels, one write per chunk: no rechunk, overlap or concatenation tasks in between."""
+    from collections import Counter
+
+    from dask.highlevelgraph import HighLevelGraph
+    from dask.utils import key_split
+
+    from xgamma.io.chunked import ChunkedStore
+    from xgamma.workflow import inputs, validate_config
+    from xgamma.workflow.analysis import Analysis
+    from xgamma.workflow.mosaic import fuse_per_chunk, mosaic_datasets, optimize_together
+
+    config = validate_config(mosaic_config(survey_store))
+    analysis = Analysis(config=config, observations=inputs.select_observations(config),
+                        geometry=inputs.build_geometry(config))
+    with dask.config.set({"xgamma.block_size": 40 * 80}):  # blocks of 2 chunks: blocks have neighbours
+        stores = [ChunkedStore(dataset, tmp_path / f"{name}.zarr", chunks=40, progress=tmp_path / name)
+                  for name, dataset in mosaic_datasets(analysis).items()]
+    arrays = [array for store in stores for array in store.arrays().values()]
+    optimized = iter(optimize_together(arrays))
+    writes = [task for store in stores for task in store.tasks({name: next(optimized) for name in store.arrays()})]
+    tasks = fuse_per_chunk(writes)
+    graph = dict(HighLevelGraph.merge(*(task.__dask_graph__() for task in tasks)))
+    kinds = Counter(key_split(key) for key in graph)
+    assert kinds["write-chunk"] == 9
+    assert not {kind for kind in kinds if "rechunk" in kind or kind in ("overlap", "concatenate")}, kinds
+    assert kinds["adaptive_ring_block"] > 1 and kinds["on_off_core"] > 2  # several blocks, two radii
+
+
 def test_example_survey_configuration_is_the_hess_survey_geometry(survey_store):
     """examples/gps-survey.yaml: 63 M voxels per cube pass the checks (no in-memory size limit)."""
     from pathlib import Path
