@@ -215,6 +215,11 @@ def _call_gathered(*chunks: Any, block_func: Callable[..., np.ndarray], cuts: tu
     return block_func(*(_gather(c, cut) for c, cut in zip(chunks, cuts)), **kwargs)
 
 
+def _bounds(chunks: tuple[int, ...]) -> np.ndarray:
+    """Start index of each chunk of an axis, and the axis length last."""
+    return np.concatenate([[0], np.cumsum(chunks)]).astype(int)
+
+
 def _touched(bounds: np.ndarray, start: int, stop: int) -> tuple[range, tuple[slice, ...]]:
     """The chunks (indices) of an axis with chunk ``bounds`` that ``[start, stop)`` touches, and the part of
     each inside it."""
@@ -316,7 +321,7 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
     prefix = name or getattr(func, "__name__", "overlap").strip("_")
     layer = f"{prefix}-" + tokenize([a.name for a in arrays], depth, n_out, reduce_first,
                                     {k: _token_of(v) for k, v in kwargs.items()})
-    starts = [np.concatenate([[0], np.cumsum(c)]) for c in blocks]
+    starts = [_bounds(c) for c in blocks]
     meta = np.empty((0,) * (ndim + 1), float)
     aligned = all(a.chunks == blocks[ndim - a.ndim:] for a in arrays)
     if aligned and depth == 0:
@@ -331,7 +336,7 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
     # chunks included) and puts the block together itself: dask's rechunk and map_overlap made a task
     # per neighbour's edge, per block's concatenation and per rechunked block (~40 per block of a
     # survey's ring and significance).
-    bounds = [[np.concatenate([[0], np.cumsum(c)]) for c in a.chunks] for a in arrays]
+    bounds = [[_bounds(c) for c in a.chunks] for a in arrays]
     graph = {}
     for index in np.ndindex(*(len(c) for c in blocks)):
         window, befores = [], []

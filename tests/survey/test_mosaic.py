@@ -166,18 +166,15 @@ def test_mosaic_graph_moves_no_data_between_chunks_and_blocks(survey_store, tmp_
     from xgamma.io.chunked import ChunkedStore
     from xgamma.workflow import inputs, validate_config
     from xgamma.workflow.analysis import Analysis
-    from xgamma.workflow.mosaic import fuse_per_chunk, mosaic_datasets, optimize_together
+    from xgamma.workflow.mosaic import fuse_per_chunk, mosaic_datasets, write_tasks
 
     config = validate_config(mosaic_config(survey_store))
     analysis = Analysis(config=config, observations=inputs.select_observations(config),
                         geometry=inputs.build_geometry(config))
     with dask.config.set({"xgamma.block_size": 40 * 80}):  # blocks of 2 chunks: blocks have neighbours
-        stores = [ChunkedStore(dataset, tmp_path / f"{name}.zarr", chunks=40, progress=tmp_path / name)
-                  for name, dataset in mosaic_datasets(analysis).items()]
-    arrays = [array for store in stores for array in store.arrays().values()]
-    optimized = iter(optimize_together(arrays))
-    writes = [task for store in stores for task in store.tasks({name: next(optimized) for name in store.arrays()})]
-    tasks = fuse_per_chunk(writes)
+        stores = {name: ChunkedStore(dataset, tmp_path / f"{name}.zarr", chunks=40, progress=tmp_path / name)
+                  for name, dataset in mosaic_datasets(analysis).items()}
+    tasks = fuse_per_chunk(write_tasks(stores))
     graph = dict(HighLevelGraph.merge(*(task.__dask_graph__() for task in tasks)))
     kinds = Counter(key_split(key) for key in graph)
     assert kinds["write-chunk"] == 9

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from xgamma.workflow.analysis import Analysis
 
 __all__ = ["check_streamed", "fuse_per_chunk", "mosaic_datasets", "optimize_together", "place_groups", "run_mosaic",
-           "stacked_cube", "start_blocks", "start_loads", "EARLY_BLOCKS_PER_WORKER", "RESUME_FOLDER"]
+           "stacked_cube", "start_blocks", "start_loads", "write_tasks", "EARLY_BLOCKS_PER_WORKER", "RESUME_FOLDER"]
 
 log = logging.getLogger("xgamma")
 
@@ -133,7 +133,7 @@ def mosaic_datasets(analysis: Analysis, *, cube: xr.Dataset | None = None) -> di
     # Chunked as booleans, written as int16: the graph holds the mask at one byte per pixel.
     mask = xr.DataArray(np.asarray(exclusion.values, dtype=bool)[np.newaxis], dims=("energy", "lat", "lon"),
                         coords=images["counts"].coords, attrs={"units": ""})
-    layers["exclusion"] = mask.chunk(images["counts"].chunksizes).astype(np.int16)
+    layers["exclusion"] = mask.chunk(chunks).astype(np.int16)
     products["images"] = images.assign(layers)
     products["images"].attrs = {**images.attrs, "background_method": ring.attrs.get("background_method", "")}
     return products
@@ -216,10 +216,7 @@ def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool
                                  progress=resume / ".chunks" / name, format=fmt)
               for name, dataset in mosaic_datasets(analysis, cube=cube).items()}
     resumed = {name: store.prepare() for name, store in stores.items()}
-    arrays = {(name, var): array for name, store in stores.items() for var, array in store.arrays().items()}
-    optimized = dict(zip(arrays, optimize_together(list(arrays.values()))))
-    writes = [task for name, store in stores.items()
-              for task in store.tasks({var: optimized[name, var] for var in store.arrays()})]
+    writes = write_tasks(stores)
     log.info("writing %d chunks (%d already written)", len(writes), sum(resumed.values()))
     tasks = fuse_per_chunk(writes)
     if client is not None:
@@ -333,6 +330,15 @@ def _worker_shares(loads: list[Any], workers: list[str]) -> list[tuple[str | Non
 def _worker_index(group: int, n_groups: int, n_workers: int) -> int:
     """The worker (index in address order) of run group ``group`` of ``n_groups``: consecutive groups together."""
     return group * n_workers // n_groups
+
+
+def write_tasks(stores: dict[str, Any]) -> list[Any]:
+    """The chunk writes (`ChunkedStore.tasks`) of every store, their arrays optimised together
+    (`optimize_together`); `fuse_per_chunk` makes one task per chunk of them."""
+    arrays = {(name, var): array for name, store in stores.items() for var, array in store.arrays().items()}
+    optimized = dict(zip(arrays, optimize_together(list(arrays.values()))))
+    return [task for name, store in stores.items()
+            for task in store.tasks({var: optimized[name, var] for var in store.arrays()})]
 
 
 def optimize_together(arrays: list[Any]) -> list[Any]:
