@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 
 import dask
 import numpy as np
@@ -179,6 +180,7 @@ def test_mosaic_graph_moves_no_data_between_chunks_and_blocks(survey_store, tmp_
     kinds = Counter(key_split(key) for key in graph)
     assert kinds["write-chunk"] == 9
     assert not {kind for kind in kinds if "rechunk" in kind or kind in ("overlap", "concatenate")}, kinds
+    assert "getitem" not in kinds  # the squash's slices of the stacked maps run inside their users
     assert kinds["adaptive_ring_block"] > 1 and kinds["on_off_core"] > 2  # several blocks, two radii
 
 
@@ -230,6 +232,34 @@ def test_fuse_per_chunk_runs_each_chunks_own_tasks_in_one_task():
     (first, second) = dask.compute(*fused, scheduler="sync")
     assert first == (expected[0], expected[1]) and second == (expected[2],)
     assert fuse_per_chunk([]) == []
+
+
+def test_fuse_per_chunk_slices_inside_each_user():
+    """A ``getitem`` (a view) used by a task shared between chunks and by a chunk's write is no task
+    of its own: both slice again, and the values are those of the unfused graph."""
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    from xgamma.workflow.mosaic import fuse_per_chunk
+
+    block, view = "xgamma-block-test", "getitem-" + "0123456789abcdef" * 2  # dask's slices: getitem-<token>
+    graph = {
+        (block, 0): (np.arange, 6.0),
+        (view, 0): (operator.getitem, (block, 0), slice(1, 4)),
+        (view, 1): (operator.getitem, (view, 0), slice(0, 2)),  # a view of a view
+        ("shared-test",): (np.multiply, (view, 1), 2.0),  # needed by two chunks
+        ("write-a", 0, 0): (np.dot, (view, 1), ("shared-test",)),
+        ("write-b", 0, 0): (np.sum, (view, 0)),
+        ("write-a", 0, 1): (np.sum, ("shared-test",)),
+    }
+    layer = HighLevelGraph.from_collections("test", graph, dependencies=())
+    writes = [Delayed(key, layer, layer="test") for key in (("write-a", 0, 0), ("write-b", 0, 0), ("write-a", 0, 1))]
+    expected = dask.compute(*writes, scheduler="sync")
+    fused = fuse_per_chunk(writes)
+    merged = dict(HighLevelGraph.merge(*(task.__dask_graph__() for task in fused)))
+    assert set(merged) == {(block, 0), ("shared-test",), fused[0].key, fused[1].key}
+    first, second = dask.compute(*fused, scheduler="sync")
+    assert first == (expected[0], expected[1]) and second == (expected[2],)
 
 
 def test_place_groups_asks_consecutive_loads_of_the_same_worker():

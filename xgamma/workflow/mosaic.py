@@ -373,7 +373,8 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
     the chunk's writes use (directly or through other such tasks) runs inside one task, on the
     synchronous scheduler (`dask.get`). The map-making loads and blocks
     (`xgamma.makers.chunks.MAP_TASK_PREFIXES`: sized per run group already) and
-    tasks shared between chunks (the ring's overlaps) stay separate tasks.
+    tasks shared between chunks (the ring's overlaps) stay separate tasks. Slices (dask's
+    ``getitem``) run inside each task that uses them, shared or not (`_inline_views`).
 
     Returns
     -------
@@ -390,6 +391,7 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
         return []
     graph = dict(HighLevelGraph.merge(*(task.__dask_graph__() for task in writes)))
     dependencies = HighLevelGraph.from_collections("fuse", graph, dependencies=()).get_all_dependencies()
+    graph, dependencies = _inline_views(graph, dependencies)
     dependents: dict[Any, set] = {key: set() for key in graph}
     for key, keys in dependencies.items():
         for dependency in keys:
@@ -400,18 +402,57 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
     name = f"write-chunk-{uuid4().hex}"
     fused = dict(graph)
     for index, outputs in chunks.items():
-        members = set(outputs)
-        grown = True
-        while grown:  # until no task outside has all its dependents inside
-            candidates = {d for key in members for d in dependencies[key]} - members
-            inside = {d for d in candidates if not _separate(d) and dependents[d] <= members}
-            members |= inside
-            grown = bool(inside)
+        members = added = set(outputs)
+        while added:  # until no task outside has all its dependents inside (the last to join brings it in)
+            candidates = {d for key in added for d in dependencies[key]} - members
+            added = {d for d in candidates if not _separate(d) and dependents[d] <= members}
+            members |= added
         inputs = tuple(sorted({d for key in members for d in dependencies[key]} - members, key=str))
         subgraph = {key: fused.pop(key) for key in members}
         fused[(name, *index)] = (partial(_run_fused, subgraph, inputs, tuple(outputs)), *inputs)
     layer = HighLevelGraph.from_collections(name, fused, dependencies=())
     return [Delayed((name, *index), layer, layer=name) for index in chunks]
+
+
+def _is_view(key: Any) -> bool:
+    """dask's ``getitem`` tasks: slices of an array chunk (a numpy view, nothing computed)."""
+    from dask.utils import key_split
+
+    return key_split(key) == "getitem"
+
+
+def _inline_views(graph: dict, dependencies: dict[Any, set]) -> tuple[dict, dict[Any, set]]:
+    """``graph`` with each view task (`_is_view`) taken inside every task that uses it, and the
+    dependencies of that graph.
+
+    The squash slices each chunk's counts and background cubes out of its stacked maps, and those
+    slices feed both the chunk's writes and the energy sums that the ring's blocks share: as tasks
+    of their own they stayed between the two (140 tasks on the 1000-run survey, each costing the
+    scheduler and a worker ~2 ms), and a write landing on the other worker fetched the chunk's maps
+    and both slices (31 MB instead of 19). Slicing again in each user costs nothing; a view that is
+    a copy after all (fancy indexing) is computed once per user.
+    """
+    from functools import partial
+
+    views = {key for key in graph if _is_view(key)}
+    if not views:
+        return graph, dependencies
+    inlined = {key: task for key, task in graph.items() if key not in views}
+    inlined_dependencies = {key: dependencies[key] for key in inlined}
+    for key in inlined:
+        members, pending = {key}, list(dependencies[key] & views)
+        while pending:  # views of views
+            view = pending.pop()
+            if view not in members:
+                members.add(view)
+                pending.extend(dependencies[view] & views)
+        if len(members) == 1:
+            continue
+        inputs = tuple(sorted({d for member in members for d in dependencies[member]} - members, key=str))
+        subgraph = {member: graph[member] for member in members}
+        inlined[key] = (partial(_run_inlined, subgraph, inputs, key), *inputs)
+        inlined_dependencies[key] = set(inputs)
+    return inlined, inlined_dependencies
 
 
 def place_groups(tasks: list[Any], workers: list[str]) -> list[Any]:
@@ -470,6 +511,11 @@ def _run_fused(subgraph: dict, inputs: tuple, outputs: tuple, *values: Any) -> t
     # Given values enter as tasks returning them: dask would read a tuple or list as a task.
     graph.update({key: (partial(_given, value),) for key, value in zip(inputs, values)})
     return tuple(dask.get(graph, list(outputs)))
+
+
+def _run_inlined(subgraph: dict, inputs: tuple, output: Any, *values: Any) -> Any:
+    """Compute ``output`` of ``subgraph`` (a task and the views it uses, `_inline_views`) from its inputs."""
+    return _run_fused(subgraph, inputs, (output,), *values)[0]
 
 
 def _publish(analysis: Analysis, output: Path, resume: Path, stores: dict[str, Path]) -> dict[str, Path]:
