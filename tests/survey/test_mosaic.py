@@ -236,7 +236,8 @@ def test_fuse_per_chunk_runs_each_chunks_own_tasks_in_one_task():
 
 def test_fuse_per_chunk_slices_inside_each_user():
     """A ``getitem`` (a view) used by a task shared between chunks and by a chunk's write is no task
-    of its own: both slice again, and the values are those of the unfused graph."""
+    of its own: both slice again. A constant (a task without inputs, e.g. the zero cube of a chunk no
+    run reaches) is made again in each user. The values are those of the unfused graph."""
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
 
@@ -247,7 +248,8 @@ def test_fuse_per_chunk_slices_inside_each_user():
         (block, 0): (np.arange, 6.0),
         (view, 0): (operator.getitem, (block, 0), slice(1, 4)),
         (view, 1): (operator.getitem, (view, 0), slice(0, 2)),  # a view of a view
-        ("shared-test",): (np.multiply, (view, 1), 2.0),  # needed by two chunks
+        ("constant-test",): (np.full, 2, 2.0),
+        ("shared-test",): (np.multiply, (view, 1), ("constant-test",)),  # needed by two chunks
         ("write-a", 0, 0): (np.dot, (view, 1), ("shared-test",)),
         ("write-b", 0, 0): (np.sum, (view, 0)),
         ("write-a", 0, 1): (np.sum, ("shared-test",)),

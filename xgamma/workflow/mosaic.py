@@ -374,7 +374,8 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
     synchronous scheduler (`dask.get`). The map-making loads and blocks
     (`xgamma.makers.chunks.MAP_TASK_PREFIXES`: sized per run group already) and
     tasks shared between chunks (the ring's overlaps) stay separate tasks. Slices (dask's
-    ``getitem``) run inside each task that uses them, shared or not (`_inline_views`).
+    ``getitem``) and constants (zero cubes) run inside each task that uses them, shared or not
+    (`_inline_views`).
 
     Returns
     -------
@@ -391,7 +392,7 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
         return []
     graph = dict(HighLevelGraph.merge(*(task.__dask_graph__() for task in writes)))
     dependencies = HighLevelGraph.from_collections("fuse", graph, dependencies=()).get_all_dependencies()
-    graph, dependencies = _inline_views(graph, dependencies)
+    graph, dependencies = _inline_views(graph, dependencies, keep={task.key for task in writes})
     dependents: dict[Any, set] = {key: set() for key in graph}
     for key, keys in dependencies.items():
         for dependency in keys:
@@ -421,31 +422,37 @@ def _is_view(key: Any) -> bool:
     return key_split(key) == "getitem"
 
 
-def _inline_views(graph: dict, dependencies: dict[Any, set]) -> tuple[dict, dict[Any, set]]:
-    """``graph`` with each view task (`_is_view`) taken inside every task that uses it, and the
-    dependencies of that graph.
+def _inline_views(graph: dict, dependencies: dict[Any, set], keep: set) -> tuple[dict, dict[Any, set]]:
+    """``graph`` with each free task but those of ``keep`` taken inside every task that uses it, and
+    the dependencies of that graph.
+
+    Free tasks are views (`_is_view`) and constants: tasks without inputs other than map making's
+    loads (`_separate`), i.e. the zero cubes of chunks that no run reaches and the chunks of
+    in-memory arrays (the exclusion mask).
 
     The squash slices each chunk's counts and background cubes out of its stacked maps, and those
     slices feed both the chunk's writes and the energy sums that the ring's blocks share: as tasks
     of their own they stayed between the two (140 tasks on the 1000-run survey, each costing the
     scheduler and a worker ~2 ms), and a write landing on the other worker fetched the chunk's maps
-    and both slices (31 MB instead of 19). Slicing again in each user costs nothing; a view that is
-    a copy after all (fancy indexing) is computed once per user.
+    and both slices (31 MB instead of 19). A chunk's zero cube (19 MB, most of the 1000-run survey's
+    map) travelled to the sums or writes that landed on the other worker. Slicing again, or making
+    zeros again, in each user costs nothing; a view that is a copy after all (fancy indexing) is
+    computed once per user.
     """
     from functools import partial
 
-    views = {key for key in graph if _is_view(key)}
-    if not views:
+    free = {key for key in graph if _is_view(key) or (not dependencies[key] and not _separate(key))} - keep
+    if not free:
         return graph, dependencies
-    inlined = {key: task for key, task in graph.items() if key not in views}
+    inlined = {key: task for key, task in graph.items() if key not in free}
     inlined_dependencies = {key: dependencies[key] for key in inlined}
     for key in inlined:
-        members, pending = {key}, list(dependencies[key] & views)
+        members, pending = {key}, list(dependencies[key] & free)
         while pending:  # views of views
             view = pending.pop()
             if view not in members:
                 members.add(view)
-                pending.extend(dependencies[view] & views)
+                pending.extend(dependencies[view] & free)
         if len(members) == 1:
             continue
         inputs = tuple(sorted({d for member in members for d in dependencies[member]} - members, key=str))
