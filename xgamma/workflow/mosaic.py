@@ -375,7 +375,7 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
     (`xgamma.makers.chunks.MAP_TASK_PREFIXES`: sized per run group already) and
     tasks shared between chunks (the ring's overlaps) stay separate tasks. Slices (dask's
     ``getitem``) and constants (zero cubes) run inside each task that uses them, shared or not
-    (`_inline_views`).
+    (`_inline_free_tasks`).
 
     Returns
     -------
@@ -392,7 +392,7 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
         return []
     graph = dict(HighLevelGraph.merge(*(task.__dask_graph__() for task in writes)))
     dependencies = HighLevelGraph.from_collections("fuse", graph, dependencies=()).get_all_dependencies()
-    graph, dependencies = _inline_views(graph, dependencies, keep={task.key for task in writes})
+    graph, dependencies = _inline_free_tasks(graph, dependencies, keep={task.key for task in writes})
     dependents: dict[Any, set] = {key: set() for key in graph}
     for key, keys in dependencies.items():
         for dependency in keys:
@@ -422,12 +422,12 @@ def _is_view(key: Any) -> bool:
     return key_split(key) == "getitem"
 
 
-def _inline_views(graph: dict, dependencies: dict[Any, set], keep: set) -> tuple[dict, dict[Any, set]]:
+def _inline_free_tasks(graph: dict, dependencies: dict[Any, set], keep: set) -> tuple[dict, dict[Any, set]]:
     """``graph`` with each free task but those of ``keep`` taken inside every task that uses it, and
     the dependencies of that graph.
 
-    Free tasks are views (`_is_view`) and constants: tasks without inputs other than map making's
-    loads (`_separate`), i.e. the zero cubes of chunks that no run reaches and the chunks of
+    Free tasks are views (`_is_view`) and constants: tasks without inputs, map making's loads
+    (`_separate`) excepted, i.e. the zero cubes of chunks that no run reaches and the chunks of
     in-memory arrays (the exclusion mask).
 
     The squash slices each chunk's counts and background cubes out of its stacked maps, and those
@@ -448,11 +448,11 @@ def _inline_views(graph: dict, dependencies: dict[Any, set], keep: set) -> tuple
     inlined_dependencies = {key: dependencies[key] for key in inlined}
     for key in inlined:
         members, pending = {key}, list(dependencies[key] & free)
-        while pending:  # views of views
-            view = pending.pop()
-            if view not in members:
-                members.add(view)
-                pending.extend(dependencies[view] & free)
+        while pending:  # and the free tasks those use (views of views)
+            task = pending.pop()
+            if task not in members:
+                members.add(task)
+                pending.extend(dependencies[task] & free)
         if len(members) == 1:
             continue
         inputs = tuple(sorted({d for member in members for d in dependencies[member]} - members, key=str))
@@ -521,7 +521,8 @@ def _run_fused(subgraph: dict, inputs: tuple, outputs: tuple, *values: Any) -> t
 
 
 def _run_inlined(subgraph: dict, inputs: tuple, output: Any, *values: Any) -> Any:
-    """Compute ``output`` of ``subgraph`` (a task and the views it uses, `_inline_views`) from its inputs."""
+    """Compute ``output`` of ``subgraph`` (a task and the free tasks it uses, `_inline_free_tasks`) from its
+    inputs."""
     return _run_fused(subgraph, inputs, (output,), *values)[0]
 
 
