@@ -403,7 +403,7 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
     name = f"write-chunk-{uuid4().hex}"
     fused = dict(graph)
     for index, outputs in chunks.items():
-        members = added = set(outputs)
+        members, added = set(outputs), set(outputs)
         while added:  # until no task outside has all its dependents inside (the last to join brings it in)
             candidates = {d for key in added for d in dependencies[key]} - members
             added = {d for d in candidates if not _separate(d) and dependents[d] <= members}
@@ -437,7 +437,8 @@ def _inline_free_tasks(graph: dict, dependencies: dict[Any, set], keep: set) -> 
     and both slices (31 MB instead of 19). A chunk's zero cube (19 MB, most of the 1000-run survey's
     map) travelled to the sums or writes that landed on the other worker. Slicing again, or making
     zeros again, in each user costs nothing; a view that is a copy after all (fancy indexing) is
-    computed once per user.
+    computed once per user, and a constant holding an array is sent with each of its users (the
+    exclusion mask's chunks have one user each: their chunk's write).
     """
     from functools import partial
 
