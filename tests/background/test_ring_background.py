@@ -101,6 +101,31 @@ def test_lazy_and_chunk_invariant(block_size, geometry, chunks):
         np.testing.assert_allclose(computed[name], reference[name], rtol=1e-10, equal_nan=True)
 
 
+
+def test_block_tasks_carry_only_their_part_of_an_in_memory_mask(geometry):
+    """With dask maps and an in-memory exclusion mask, a block's task refers to the mask's chunks it
+    touches instead of holding the whole mask: the bytes sent with the blocks must not grow with
+    the number of blocks times the map's area (a survey's mask is MBs, its blocks dozens)."""
+    import pickle
+
+    import dask
+    from dask.utils import key_split
+
+    shape = geometry.data_shape
+    maps = [make_map(da.from_array(np.ones(shape), chunks=(1, 20, 20)), geometry) for _ in range(2)]
+    exclusion = make_exclusion_mask(geometry, "galactic; circle(0, 0, 0.4)")
+
+    def block_task_bytes(mask):
+        with dask.config.set({"xgamma.block_size": 0}):  # one block per chunk: 12 blocks
+            out = ring_background(*maps, r_in=R_IN * u.deg, width=WIDTH * u.deg, exclusion=mask)
+        graph = dict(out["off"].data.__dask_graph__())
+        sizes = [len(pickle.dumps(task)) for key, task in graph.items() if key_split(key) == "ring_core"]
+        assert len(sizes) == 12
+        return max(sizes)
+
+    mask_bytes = exclusion.values.nbytes  # 4800
+    assert block_task_bytes(exclusion) - block_task_bytes(None) < mask_bytes / 4
+
 def test_offset_cut(geometry):
     shape = geometry.data_shape
     pointing = SkyCoord(0.5, 0.0, unit="deg", frame="galactic")
