@@ -355,7 +355,8 @@ def overlap_apply(func: Callable[..., np.ndarray], *arrays: Any, depth: int, n_o
             keys.append(_nested_keys(a.name, [t[0] for t in touched]))
             cuts.append(tuple(t[1] for t in touched))
         # The keywords in each task: as one task of their own that every block read (the survey's ring
-        # kernels and mask, 4 MB, sent once rather than 12 times) no faster, and one worker held 0.4 GB more.
+        # kernels, then with its mask: 4 MB sent once rather than 12 times) no faster, and one worker held
+        # 0.4 GB more. Arrays the size of the map belong in ``arrays``, whose chunks each block picks.
         call = partial(_call_gathered, block_func=func, cuts=tuple(cuts), window=tuple(window), core=core, **kwargs)
         graph[(layer, 0, *index)] = (call, *keys)
     hlg = HighLevelGraph.from_collections(layer, graph, dependencies=arrays)

@@ -438,7 +438,8 @@ def _inline_free_tasks(graph: dict, dependencies: dict[Any, set], keep: set) -> 
     map) travelled to the sums or writes that landed on the other worker. Slicing again, or making
     zeros again, in each user costs nothing; a view that is a copy after all (fancy indexing) is
     computed once per user, and a constant holding an array is sent with each of its users (the
-    exclusion mask's chunks have one user each: their chunk's write).
+    exclusion product's chunks have one, their chunk's write; the ring's mask chunks the one or two
+    blocks whose windows touch them: 65 kB each on the survey).
     """
     from functools import partial
 
