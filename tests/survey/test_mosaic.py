@@ -179,6 +179,11 @@ def test_mosaic_graph_moves_no_data_between_chunks_and_blocks(survey_store, tmp_
     graph = dict(HighLevelGraph.merge(*(task.__dask_graph__() for task in tasks)))
     kinds = Counter(key_split(key) for key in graph)
     assert kinds["write-chunk"] == 9
+    # Each chunk's cubes are written (and let go) as soon as its map making is done.
+    assert kinds["write-first"] == 9
+    dependencies = tasks[0].__dask_graph__().get_all_dependencies()
+    assert {key_split(d) for key in graph if key_split(key) == "write-first" for d in dependencies[key]} == {
+        "xgamma-maps"}
     assert not {kind for kind in kinds if "rechunk" in kind or kind in ("overlap", "concatenate")}, kinds
     assert "getitem" not in kinds  # the squash's slices of the stacked maps run inside their users
     assert kinds["adaptive_ring_block"] > 1 and kinds["on_off_core"] > 2  # several blocks, two radii
@@ -262,6 +267,48 @@ def test_fuse_per_chunk_slices_inside_each_user():
     assert set(merged) == {(block, 0), ("shared-test",), fused[0].key, fused[1].key}
     first, second = dask.compute(*fused, scheduler="sync")
     assert first == (expected[0], expected[1]) and second == (expected[2],)
+
+
+def test_fuse_per_chunk_writes_what_needs_map_making_alone_first():
+    """A chunk whose writes wait for a task that needs other chunks (a ring block) is two tasks: first the
+    writes made from its map making alone, handing on what the rest needs of their work, marked to run
+    before other ready tasks on a cluster (they let the chunk's cube go); then the rest, which no longer
+    needs the cube. A chunk with only such writes stays one task. Values are those of the unfused graph,
+    and `place_groups` keeps the marks."""
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    from xgamma.workflow.mosaic import FIRST_WRITES_PRIORITY, fuse_per_chunk, place_groups
+
+    load, cube = "xgamma-load-test", "xgamma-maps-test"
+    graph = {
+        (load, 0): (np.arange, 4.0), (load, 1): (np.ones, 4),
+        (cube, 0): (np.multiply, (load, 0), 2.0), (cube, 1): (np.negative, (load, 1)),
+        ("squash-test", 0): (np.cumsum, (cube, 0)),  # chunk 0's own work on its cube
+        ("sum-test", 0): (np.sum, (cube, 0)),  # an image of chunk 0 made from its cube alone
+        ("ring-test",): (np.add, ("sum-test", 0), (cube, 1)),  # needs both chunks
+        ("write-maps", 0, 0): (np.sum, ("squash-test", 0)),
+        ("write-images", 0, 0): (np.dot, ("squash-test", 0), ("ring-test",)),
+        ("write-images", 0, 1): (np.sum, ("ring-test",)),
+    }
+    layer = HighLevelGraph.from_collections("test", graph, dependencies=())
+    keys = [("write-maps", 0, 0), ("write-images", 0, 0), ("write-images", 0, 1)]
+    writes = [Delayed(key, layer, layer="test") for key in keys]
+    expected = dask.compute(*writes, scheduler="sync")
+    fused = fuse_per_chunk(writes)
+    merged = fused[0].__dask_graph__()
+    dependencies = merged.get_all_dependencies()
+    (first,) = [key for key in merged.to_dict() if str(key[0]).startswith("write-first-")]
+    assert first[1:] == (0, 0) and [task.key[1:] for task in fused] == [(0, 0), (0, 1)]
+    assert dependencies[first] == {(cube, 0)}
+    assert dependencies[fused[0].key] == {first, ("ring-test",)}  # the cube is not held for it
+    assert dependencies[fused[1].key] == {("ring-test",)}
+    assert dask.compute(*fused, scheduler="sync") == ((expected[0], expected[1]), (expected[2],))
+    placed = place_groups(fused, ["tcp://a:1", "tcp://b:1"])
+    annotated = {key: layer.annotations for layer in placed[0].__dask_graph__().layers.values() for key in layer}
+    assert annotated[first] == {"priority": FIRST_WRITES_PRIORITY}
+    assert annotated[(load, 0)]["workers"] == ["tcp://a:1"] and not annotated[fused[0].key]
+    assert dask.compute(*placed, scheduler="sync") == ((expected[0], expected[1]), (expected[2],))
 
 
 def test_place_groups_asks_consecutive_loads_of_the_same_worker():

@@ -272,6 +272,9 @@ def start_loads(analysis: Analysis, client: Any) -> list[Any]:
     return futures
 
 
+#: `distributed` priority of the writes that free a chunk's cube (`fuse_per_chunk`); other tasks have 0.
+FIRST_WRITES_PRIORITY = 1
+
 #: Block tasks per worker that `start_blocks` submits before the rest of the graph.
 EARLY_BLOCKS_PER_WORKER = 8
 
@@ -386,7 +389,7 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
     from uuid import uuid4
 
     from dask.delayed import Delayed
-    from dask.highlevelgraph import HighLevelGraph
+    from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
     if not writes:
         return []
@@ -400,7 +403,8 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
     chunks: dict[tuple, list] = {}
     for task in writes:
         chunks.setdefault(tuple(task.key[1:]), []).append(task.key)
-    name = f"write-chunk-{uuid4().hex}"
+    token = uuid4().hex
+    name, first_name = f"write-chunk-{token}", f"write-first-{token}"
     fused = dict(graph)
     for index, outputs in chunks.items():
         members, added = set(outputs), set(outputs)
@@ -408,11 +412,57 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
             candidates = {d for key in added for d in dependencies[key]} - members
             added = {d for d in candidates if not _separate(d) and dependents[d] <= members}
             members |= added
-        inputs = tuple(sorted({d for key in members for d in dependencies[key]} - members, key=str))
         subgraph = {key: fused.pop(key) for key in members}
-        fused[(name, *index)] = (partial(_run_fused, subgraph, inputs, tuple(outputs)), *inputs)
-    layer = HighLevelGraph.from_collections(name, fused, dependencies=())
-    return [Delayed((name, *index), layer, layer=name) for index in chunks]
+        later = _waiting_for_other_chunks(members, dependencies)
+        first_writes = [key for key in outputs if key not in later]
+        if not later or not first_writes:
+            inputs = _inputs(members, dependencies)
+            fused[(name, *index)] = (partial(_run_fused, subgraph, inputs, tuple(outputs)), *inputs)
+            continue
+        # Two tasks: the writes that need this chunk's map making alone run as soon as it is done
+        # and let its cube go; they hand the rest what it needs of their work (squashed images).
+        early = members - later
+        handed = tuple(sorted({d for key in later for d in dependencies[key]} & early, key=str))
+        inputs = _inputs(early, dependencies)
+        fused[(first_name, *index)] = (partial(_run_fused, {key: subgraph[key] for key in early}, inputs,
+                                               (*first_writes, *handed)), *inputs)
+        inputs = tuple(key for key in _inputs(later, dependencies) if key not in early)
+        fused[(name, *index)] = (partial(_run_after, {key: subgraph[key] for key in later}, inputs, tuple(outputs),
+                                         (*first_writes, *handed)), (first_name, *index), *inputs)
+    # A chunk's first task lets its cube go: on a cluster it runs before the other tasks ready then
+    # (dask's order left it next to the chunk's later task, the cube held until then).
+    first = {key: fused.pop(key) for key in [(first_name, *index) for index in chunks] if key in fused}
+    last = {key: fused.pop(key) for key in [(name, *index) for index in chunks]}
+    graph = HighLevelGraph(
+        {f"{name}-inputs": MaterializedLayer(fused),
+         first_name: MaterializedLayer(first, annotations={"priority": FIRST_WRITES_PRIORITY}),
+         name: MaterializedLayer(last)},
+        {f"{name}-inputs": set(), first_name: {f"{name}-inputs"}, name: {f"{name}-inputs", first_name}})
+    return [Delayed((name, *index), graph, layer=name) for index in chunks]
+
+
+def _inputs(members: set, dependencies: dict[Any, set]) -> tuple:
+    """The keys outside ``members`` that they depend on, in a fixed order."""
+    return tuple(sorted({d for key in members for d in dependencies[key]} - members, key=str))
+
+
+def _waiting_for_other_chunks(members: set, dependencies: dict[Any, set]) -> set:
+    """The tasks of ``members`` (one chunk's group of `fuse_per_chunk`) that wait for more than map making.
+
+    An input of the group is ready with the chunk's map making if it is one of map making's tasks
+    (`_separate`) or made from them alone (the squashed images that the ring's blocks share); the
+    others (the ring's and significance's blocks) wait for the chunk's neighbours. Their users, and
+    the users of those, wait with them.
+    """
+    def ready_early(key: Any) -> bool:
+        return _separate(key) or all(_separate(d) for d in dependencies[key])
+
+    later = {key for key in members if any(d not in members and not ready_early(d) for d in dependencies[key])}
+    added = later
+    while added:
+        added = {key for key in members - later if dependencies[key] & added}
+        later |= added
+    return later
 
 
 def _is_view(key: Any) -> bool:
@@ -482,19 +532,21 @@ def place_groups(tasks: list[Any], workers: list[str]) -> list[Any]:
 
     if len(workers) < 2 or not tasks:
         return tasks
-    graph = dict(HighLevelGraph.merge(*(task.__dask_graph__() for task in tasks)))
-    loads = [key for key in graph if isinstance(key, tuple) and str(key[0]).startswith(LOAD_PREFIX)]
+    merged = HighLevelGraph.merge(*(task.__dask_graph__() for task in tasks))
+    loads = [key for key in merged.to_dict() if isinstance(key, tuple) and str(key[0]).startswith(LOAD_PREFIX)]
     if not loads:
         return tasks
     name = str(tasks[0].key[0])
     layers, dependencies = {}, {}
     for index, (address, keys) in enumerate(_worker_shares(loads, workers)):
-        share = {key: graph.pop(key) for key in keys}
         layers[f"{name}-loads-{index}"] = MaterializedLayer(
-            share, annotations={"workers": [address], "allow_other_workers": True})
+            {key: merged[key] for key in keys}, annotations={"workers": [address], "allow_other_workers": True})
         dependencies[f"{name}-loads-{index}"] = set()
-    layers[name] = MaterializedLayer(graph)
-    dependencies[name] = set(layers) - {name}
+    load_layers, placed_loads = set(layers), set(loads)
+    for layer_name, layer in merged.layers.items():  # the rest, with their own annotations
+        layers[layer_name] = MaterializedLayer({key: task for key, task in layer.items() if key not in placed_loads},
+                                               annotations=layer.annotations)
+        dependencies[layer_name] = set(merged.dependencies.get(layer_name, ())) | load_layers
     placed = HighLevelGraph(layers, dependencies)
     return [Delayed(task.key, placed, layer=name) for task in tasks]
 
@@ -520,6 +572,12 @@ def _run_fused(subgraph: dict, inputs: tuple, outputs: tuple, *values: Any) -> t
     # Given values enter as tasks returning them: dask would read a tuple or list as a task.
     graph.update({key: (partial(_given, value),) for key, value in zip(inputs, values)})
     return tuple(dask.get(graph, list(outputs)))
+
+
+def _run_after(subgraph: dict, inputs: tuple, outputs: tuple, handed: tuple, first: tuple, *values: Any) -> tuple:
+    """Compute ``outputs`` of ``subgraph`` from its ``inputs`` and from ``first``, the results of the
+    chunk's first task (`fuse_per_chunk`), those of the keys ``handed``."""
+    return _run_fused(subgraph, (*handed, *inputs), outputs, *first, *values)
 
 
 def _run_inlined(subgraph: dict, inputs: tuple, output: Any, *values: Any) -> Any:
