@@ -162,6 +162,15 @@ def test_warm_up_imports_on_every_worker_and_skips_unknown_modules(external_clus
         warm_up(client, ["xgamma_no_such_module", module])  # returns before the imports are done
         external_cluster._wait(lambda: all(client.run(imported).values()), f"{module} on every worker", 60)
         assert len(client.run(imported)) == 2
+        # The imported objects are out of the cyclic collector's way, which collects again afterwards;
+        # a warm-up that imports nothing freezes nothing (a worker's task state must stay collectable).
+        collector = client.run(lambda: (__import__("gc").isenabled(), __import__("gc").get_freeze_count()))
+        assert all(enabled and frozen > 10_000 for enabled, frozen in collector.values()), collector
+        warm_up(client, [module])
+        client.run(lambda: None)  # runs after the warm-up on each worker's event loop
+        again = client.run(lambda: (__import__("gc").isenabled(), __import__("gc").get_freeze_count()))
+        # (frozen objects that are freed leave the count)
+        assert all(again[worker][0] and again[worker][1] <= frozen for worker, (_, frozen) in collector.items()), again
 
 
 def test_loads_and_blocks_start_before_the_graph_and_run_once(survey_store, reference_products, external_cluster,
