@@ -380,6 +380,14 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
     ``getitem``) and constants (zero cubes) run inside each task that uses them, shared or not
     (`_inline_free_tasks`).
 
+    A chunk whose writes wait for tasks that need other chunks too (the ring's and significance's
+    blocks) is two tasks (`_waiting_for_other_chunks`): first what its map making alone gives (the
+    cube's writes; the squashed exposure and safe energy range, handed to the second), then the
+    rest. As one task, on the 1000-run survey, a chunk's cube (19 MB) stayed in memory until the
+    ring's and significance's blocks around it were done, and the last blocks' cubes were written
+    at the very end, while one worker waited for the other. The first tasks carry the `distributed`
+    priority `FIRST_WRITES_PRIORITY` (dask's order put them next to the second ones).
+
     Returns
     -------
     tasks : list of `dask.delayed.Delayed`
