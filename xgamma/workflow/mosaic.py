@@ -192,7 +192,7 @@ def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool
     products : dict of Path
         The published stores / tile folders and files by name.
     """
-    from xgamma.workflow.progress import compute, current_client
+    from xgamma.workflow.progress import collector_spared, compute, current_client
 
     config = analysis.config
     check_streamed(config)
@@ -203,32 +203,34 @@ def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool
     output.mkdir(parents=True, exist_ok=True)
     resume, resuming = _prepare_folder(output, _fingerprint(analysis), overwrite)
     client = current_client()
-    # A fresh run needs every load: the workers start them while the rest is built here.
-    started = start_loads(analysis, client) if client is not None and not resuming else []
-    from xgamma.io.chunked import ChunkedStore  # xarray, zarr: imported while the loads run
-    from xgamma.makers.chunks import DEFAULT_CHUNK
+    with collector_spared() as spare:
+        # A fresh run needs every load: the workers start them while the rest is built here.
+        started = start_loads(analysis, client) if client is not None and not resuming else []
+        from xgamma.io.chunked import ChunkedStore  # xarray, zarr: imported while the loads run
+        from xgamma.makers.chunks import DEFAULT_CHUNK
 
-    cube = stacked_cube(analysis)
-    if started:
-        started += start_blocks(cube, client)
-    chunks = config["maps"].get("chunks") or DEFAULT_CHUNK
-    stores = {name: ChunkedStore(dataset, resume / _store_name(name, fmt), chunks=chunks,
-                                 progress=resume / ".chunks" / name, format=fmt)
-              for name, dataset in mosaic_datasets(analysis, cube=cube).items()}
-    resumed = {name: store.prepare() for name, store in stores.items()}
-    writes = write_tasks(stores)
-    log.info("writing %d chunks (%d already written)", len(writes), sum(resumed.values()))
-    tasks = fuse_per_chunk(writes)
-    if client is not None:
-        tasks = place_groups(tasks, sorted(client.scheduler_info()["workers"]))
-    if tasks:
-        import dask
+        cube = stacked_cube(analysis)
+        if started:
+            started += start_blocks(cube, client)
+        chunks = config["maps"].get("chunks") or DEFAULT_CHUNK
+        stores = {name: ChunkedStore(dataset, resume / _store_name(name, fmt), chunks=chunks,
+                                     progress=resume / ".chunks" / name, format=fmt)
+                  for name, dataset in mosaic_datasets(analysis, cube=cube).items()}
+        resumed = {name: store.prepare() for name, store in stores.items()}
+        writes = write_tasks(stores)
+        log.info("writing %d chunks (%d already written)", len(writes), sum(resumed.values()))
+        tasks = fuse_per_chunk(writes)
+        if client is not None:
+            tasks = place_groups(tasks, sorted(client.scheduler_info()["workers"]))
+        if tasks:
+            import dask
 
-        # The graph carries the runs' metadata and the exclusion mask (~8 MB at N = 1000, growing with the
-        # runs and the map): data the workers need, not data that dask could load itself, which is what
-        # distributed's warning about graphs above 10 MB is for.
-        with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1 GiB"}):
-            compute(*tasks, progress=analysis.progress, started=started)
+            spare()  # the graph: it lives until the computation ends
+            # The graph carries the runs' metadata and the exclusion mask (~8 MB at N = 1000, growing with
+            # the runs and the map): data the workers need, not data that dask could load itself, which is
+            # what distributed's warning about graphs above 10 MB is for.
+            with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1 GiB"}):
+                compute(*tasks, progress=analysis.progress, started=started)
     started.clear()
     for store in stores.values():
         store.finish()

@@ -3,10 +3,12 @@ the local scheduler's otherwise."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["compute", "current_client", "threaded_get", "warm_up_workers"]
+__all__ = ["collector_spared", "compute", "current_client", "threaded_get", "warm_up_workers"]
 
 
 def current_client() -> Any:
@@ -43,6 +45,30 @@ def warm_up_workers(sections: Any = ()) -> None:
 
         significance = any(name in sections for name in ("ring", "significance", "exclusion"))
         warm_up(client, TASK_MODULES + (SIGNIFICANCE_MODULES if significance else ()))
+
+
+@contextlib.contextmanager
+def collector_spared() -> Iterator[Callable[[], None]]:
+    """Keep the cyclic garbage collector off the objects that exist when the block starts, and off
+    those given to the function it yields (`gc.freeze`), until the block ends (`gc.unfreeze`).
+
+    For a survey's graph: while it is built and computed, the collector's full passes scanned the
+    process's ~2.6 x 10^5 objects (imports, the analysis, the graph; 0.05-0.26 s each, 0.5-0.7 s per run
+    on the 1000-run survey, among them the scheduler's while it unpacks the graph) and freed
+    nothing of them. Cyclic garbage made in the block is collected as usual; that of the spared
+    objects once the block ends. If objects are frozen already, whoever froze them decides: nothing
+    is done.
+    """
+    import gc
+
+    if gc.get_freeze_count():
+        yield lambda: None
+        return
+    gc.freeze()
+    try:
+        yield gc.freeze
+    finally:
+        gc.unfreeze()
 
 
 def threaded_get() -> Any:
