@@ -116,7 +116,7 @@ def warm_up(client: Any, modules: Sequence[str]) -> None:
     client.run(_import_on_loop, list(modules), wait=False)
 
 
-async def _import_on_loop(modules: list[str]) -> None:
+async def _import_on_loop(modules: list[str], dask_worker: Any = None) -> None:
     import gc
     import importlib
     import sys
@@ -126,7 +126,9 @@ async def _import_on_loop(modules: list[str]) -> None:
         return
     # What the imports make lives as long as the process: the cyclic collector need not look at it,
     # neither while it is made (two full collections of 0.1 s each per worker here) nor later
-    # (`gc.freeze`). Only at a worker's first warm-up: it holds no task's state yet.
+    # (`gc.freeze`). Only at a worker's first warm-up, and only if it holds no task's state (a
+    # cluster shared with other work): frozen, that state would never be collected.
+    idle = dask_worker is None or not dask_worker.state.tasks
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -136,6 +138,7 @@ async def _import_on_loop(modules: list[str]) -> None:
             except ImportError:  # the task that needs it raises the real error
                 pass
     finally:
-        gc.freeze()
+        if idle:
+            gc.freeze()
         if collecting:
             gc.enable()

@@ -171,6 +171,14 @@ def test_warm_up_imports_on_every_worker_and_skips_unknown_modules(external_clus
         again = client.run(lambda: (__import__("gc").isenabled(), __import__("gc").get_freeze_count()))
         # (frozen objects that are freed leave the count)
         assert all(again[worker][0] and again[worker][1] <= frozen for worker, (_, frozen) in collector.items()), again
+        # A worker that holds task state (a cluster shared with other work) imports but freezes nothing.
+        other = "xgamma.cli.report"
+        held = client.scatter([1], broadcast=True)
+        warm_up(client, [other])
+        external_cluster._wait(lambda: all(client.run(imported, other).values()), f"{other} on every worker", 60)
+        busy = client.run(lambda: (__import__("gc").isenabled(), __import__("gc").get_freeze_count()))
+        assert all(busy[worker][0] and busy[worker][1] <= frozen for worker, (_, frozen) in again.items()), busy
+        del held
 
 
 def test_loads_and_blocks_start_before_the_graph_and_run_once(survey_store, reference_products, external_cluster,
