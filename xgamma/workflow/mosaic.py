@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     from xgamma.workflow.analysis import Analysis
 
 __all__ = ["check_streamed", "fuse_per_chunk", "mosaic_datasets", "optimize_together", "place_groups", "run_mosaic",
-           "stacked_cube", "start_blocks", "start_loads", "write_tasks", "EARLY_BLOCKS_PER_WORKER", "RESUME_FOLDER"]
+           "stacked_cube", "start_blocks", "start_loads", "write_tasks", "EARLY_BLOCKS_PER_WORKER",
+           "FIRST_WRITES_PRIORITY", "RESUME_FOLDER"]
 
 log = logging.getLogger("xgamma")
 
@@ -415,7 +416,7 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
         chunks.setdefault(tuple(task.key[1:]), []).append(task.key)
     token = uuid4().hex
     name, first_name = f"write-chunk-{token}", f"write-first-{token}"
-    fused = dict(graph)
+    fused, first, last = dict(graph), {}, {}
     for index, outputs in chunks.items():
         members, added = set(outputs), set(outputs)
         while added:  # until no task outside has all its dependents inside (the last to join brings it in)
@@ -427,22 +428,20 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
         first_writes = [key for key in outputs if key not in later]
         if not later or not first_writes:
             inputs = _inputs(members, dependencies)
-            fused[(name, *index)] = (partial(_run_fused, subgraph, inputs, tuple(outputs)), *inputs)
+            last[(name, *index)] = (partial(_run_fused, subgraph, inputs, tuple(outputs)), *inputs)
             continue
         # Two tasks: the writes that need this chunk's map making alone run as soon as it is done
         # and let its cube go; they hand the rest what it needs of their work (squashed images).
         early = members - later
         handed = tuple(sorted({d for key in later for d in dependencies[key]} & early, key=str))
         inputs = _inputs(early, dependencies)
-        fused[(first_name, *index)] = (partial(_run_fused, {key: subgraph[key] for key in early}, inputs,
+        first[(first_name, *index)] = (partial(_run_fused, {key: subgraph[key] for key in early}, inputs,
                                                (*first_writes, *handed)), *inputs)
         inputs = tuple(key for key in _inputs(later, dependencies) if key not in early)
-        fused[(name, *index)] = (partial(_run_after, {key: subgraph[key] for key in later}, inputs, tuple(outputs),
-                                         (*first_writes, *handed)), (first_name, *index), *inputs)
+        last[(name, *index)] = (partial(_run_after, {key: subgraph[key] for key in later}, inputs, tuple(outputs),
+                                        (*first_writes, *handed)), (first_name, *index), *inputs)
     # A chunk's first task lets its cube go: on a cluster it runs before the other tasks ready then
     # (dask's order left it next to the chunk's later task, the cube held until then).
-    first = {key: fused.pop(key) for key in [(first_name, *index) for index in chunks] if key in fused}
-    last = {key: fused.pop(key) for key in [(name, *index) for index in chunks]}
     graph = HighLevelGraph(
         {f"{name}-inputs": MaterializedLayer(fused),
          first_name: MaterializedLayer(first, annotations={"priority": FIRST_WRITES_PRIORITY}),
@@ -517,7 +516,7 @@ def _inline_free_tasks(graph: dict, dependencies: dict[Any, set], keep: set) -> 
                 pending.extend(dependencies[task] & free)
         if len(members) == 1:
             continue
-        inputs = tuple(sorted({d for member in members for d in dependencies[member]} - members, key=str))
+        inputs = _inputs(members, dependencies)
         subgraph = {member: graph[member] for member in members}
         inlined[key] = (partial(_run_inlined, subgraph, inputs, key), *inputs)
         inlined_dependencies[key] = set(inputs)
@@ -543,14 +542,15 @@ def place_groups(tasks: list[Any], workers: list[str]) -> list[Any]:
     if len(workers) < 2 or not tasks:
         return tasks
     merged = HighLevelGraph.merge(*(task.__dask_graph__() for task in tasks))
-    loads = [key for key in merged.to_dict() if isinstance(key, tuple) and str(key[0]).startswith(LOAD_PREFIX)]
+    graph = merged.to_dict()
+    loads = [key for key in graph if isinstance(key, tuple) and str(key[0]).startswith(LOAD_PREFIX)]
     if not loads:
         return tasks
     name = str(tasks[0].key[0])
     layers, dependencies = {}, {}
     for index, (address, keys) in enumerate(_worker_shares(loads, workers)):
         layers[f"{name}-loads-{index}"] = MaterializedLayer(
-            {key: merged[key] for key in keys}, annotations={"workers": [address], "allow_other_workers": True})
+            {key: graph[key] for key in keys}, annotations={"workers": [address], "allow_other_workers": True})
         dependencies[f"{name}-loads-{index}"] = set()
     load_layers, placed_loads = set(layers), set(loads)
     for layer_name, layer in merged.layers.items():  # the rest, with their own annotations
