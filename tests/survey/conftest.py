@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mosaic_cases import SMALL_SURVEY, in_memory_products, mosaic_config
+from mosaic_cases import SMALL_SURVEY, beyond_runs_config, in_memory_products, mosaic_config
 
 from xgamma.simulate import survey
 
@@ -20,3 +20,9 @@ def survey_store(tmp_path_factory) -> Path:
 def reference_products(survey_store) -> dict:
     """The mosaic of `mosaic_config` computed in memory as one chunk (120 x 120 pixels)."""
     return in_memory_products(mosaic_config(survey_store, chunks=120))
+
+
+@pytest.fixture(scope="session")
+def beyond_runs_products(survey_store) -> dict:
+    """The mosaic of `beyond_runs_config` computed in memory as one chunk (360 x 120 pixels)."""
+    return in_memory_products(beyond_runs_config(survey_store, chunks=360))

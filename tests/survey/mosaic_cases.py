@@ -28,6 +28,15 @@ def mosaic_config(store: Path, *, chunks: int = 40, output_format: str = "zarr")
     }
 
 
+def beyond_runs_config(store: Path, *, chunks: int = 40) -> dict:
+    """`mosaic_config` on a map three times as wide (l = -1 ... 17 deg, 360 x 120 pixels): the runs
+    (l < 1.05 deg, 2.5 deg field of view) reach none of its chunks beyond l = 5 deg, and with blocks of
+    two chunks the ring's and significance's blocks beyond l = 9 deg see none either."""
+    config = mosaic_config(store, chunks=chunks)
+    config["geometry"] = {**config["geometry"], "center": {"lon": "8 deg", "lat": "0 deg"}, "width": ["18 deg", "6 deg"]}
+    return config
+
+
 def in_memory_products(config: dict) -> dict:
     """The products of a streamed configuration computed in memory (synchronous scheduler)."""
     import dask

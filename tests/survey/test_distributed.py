@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from mosaic_cases import assert_products_equal, mosaic_config
+from mosaic_cases import assert_products_equal, beyond_runs_config, mosaic_config
 
 from xgamma.io.zarr_maps import read_zarr
 from xgamma.workflow.mosaic import RESUME_FOLDER
@@ -134,6 +134,17 @@ def test_one_and_two_workers_write_the_same_products(survey_store, reference_pro
         assert_products_equal(_read_stores(tmp_path / output), reference_products)
     # Both workers took part.
     assert all(count > 0 for count in external_cluster.transitions().values())
+
+
+def test_two_workers_write_chunks_no_run_reaches(survey_store, beyond_runs_products, external_cluster, tmp_path):
+    """The tasks that use no run's data, joined into one (`fuse_constants`), on separate scheduler and
+    worker processes: the products equal those computed in memory as one chunk."""
+    config = tmp_path / "survey.yaml"
+    config.write_text(yaml.safe_dump(beyond_runs_config(survey_store)))
+    run = _cli(["run", str(config), "--output", str(tmp_path / "out"), "--scheduler", external_cluster.address, "-q"],
+               tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert_products_equal(_read_stores(tmp_path / "out"), beyond_runs_products)
 
 
 def test_verbose_shows_the_distributed_logs(survey_store, tmp_path):

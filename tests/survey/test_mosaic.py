@@ -9,7 +9,7 @@ import dask
 import numpy as np
 import pytest
 import xarray as xr
-from mosaic_cases import assert_products_equal, mosaic_config
+from mosaic_cases import assert_products_equal, beyond_runs_config, mosaic_config
 
 from xgamma.exceptions import ConfigError, XgammaError
 from xgamma.io.zarr_maps import read_zarr
@@ -187,6 +187,94 @@ def test_mosaic_graph_moves_no_data_between_chunks_and_blocks(survey_store, tmp_
     assert not {kind for kind in kinds if "rechunk" in kind or kind in ("overlap", "concatenate")}, kinds
     assert "getitem" not in kinds  # the squash's slices of the stacked maps run inside their users
     assert kinds["adaptive_ring_block"] > 1 and kinds["on_off_core"] > 2  # several blocks, two radii
+
+
+def test_tasks_without_runs_join_one_task_and_write_the_same_products(survey_store, beyond_runs_products,
+                                                                     tmp_path):
+    """A map reaching beyond the runs: the tasks that use no run's data (the writes of the chunks no run
+    reaches, their energy sums, the ring's and significance's blocks over zeros and their channels) run as
+    one task (`fuse_constants`), and such a chunk is one task, not two; the products are those computed in
+    memory as one chunk."""
+    from collections import Counter
+
+    from dask.highlevelgraph import HighLevelGraph
+    from dask.utils import key_split
+
+    from xgamma.io.chunked import ChunkedStore
+    from xgamma.makers.chunks import LOAD_PREFIX
+    from xgamma.workflow import inputs, validate_config
+    from xgamma.workflow.analysis import Analysis
+    from xgamma.workflow.mosaic import fuse_constants, fuse_per_chunk, mosaic_datasets, write_tasks
+
+    config = beyond_runs_config(survey_store)
+    with dask.config.set({"xgamma.block_size": 40 * 80}):  # blocks of 2 chunks: some see no run at all
+        run_analysis(config, output=tmp_path / "out")
+        assert_products_equal(_read_stores(tmp_path / "out"), beyond_runs_products)
+        config = validate_config(config)
+        analysis = Analysis(config=config, observations=inputs.select_observations(config),
+                            geometry=inputs.build_geometry(config))
+        stores = {name: ChunkedStore(dataset, tmp_path / f"{name}.zarr", chunks=40, progress=tmp_path / name)
+                  for name, dataset in mosaic_datasets(analysis).items()}
+    per_chunk = fuse_per_chunk(write_tasks(stores))
+    graph = dict(HighLevelGraph.merge(*(task.__dask_graph__() for task in per_chunk)))
+    reached = {key[-2:] for key in graph if key_split(key) == "xgamma-maps"}  # the chunks with map making
+    assert 0 < len(reached) < len(per_chunk) == 27
+    # Only a chunk with runs lets its cube go first: the others have a zero cube, made in their task.
+    assert {key[1:] for key in graph if key_split(key) == "write-first"} == reached
+    joined = fuse_constants(per_chunk)
+    constant = joined[-1].key
+    assert str(constant).startswith("write-constant-") and len(joined) < len(per_chunk)
+    merged = joined[0].__dask_graph__()
+    dependencies = merged.get_all_dependencies()
+    upstream, pending = set(), [constant]
+    while pending:  # everything the joined task waits for: no run's load among it
+        for key in dependencies[pending.pop()] - upstream:
+            upstream.add(key)
+            pending.append(key)
+    assert not any(str(key[0]).startswith(LOAD_PREFIX) for key in upstream if isinstance(key, tuple))
+    kinds, before = Counter(key_split(key) for key in merged.to_dict()), Counter(key_split(key) for key in graph)
+    for kind in ("on_off_core", "write-chunk"):  # some of each joined it (here the ring's blocks, and the sums
+        # they read, feed significance blocks that use runs too)
+        assert kinds[kind] < before[kind], kind
+    # Each chunk is written once: by its own task or by the joined one.
+    for store in stores.values():
+        store.prepare()
+    results = dask.compute(*joined, scheduler="sync")
+    assert len(joined) - 1 + len(results[-1]) == len(per_chunk)
+    assert fuse_constants(joined[:-1]) == joined[:-1]  # every task uses runs: nothing to join
+
+
+def test_fuse_constants_joins_tasks_that_use_no_run():
+    """Tasks made from no map-making task and used only by such tasks join one task; a task of that kind
+    that a task using runs needs stays a task of its own (an input of the joined one). Values are those of
+    the unfused graph."""
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    from xgamma.workflow.mosaic import fuse_constants
+
+    load = "xgamma-load-test"
+    graph = {
+        (load, 0): (np.arange, 4.0),
+        ("edge-test",): (np.ones, 4),  # no run, but needed by a write with runs too
+        ("inner-test", 1): (np.full, 4, 2.0),
+        ("inner-test", 2): (np.multiply, ("inner-test", 1), ("edge-test",)),
+        ("write-a", 0, 0): (np.dot, (load, 0), ("edge-test",)),
+        ("write-a", 0, 1): (np.sum, ("inner-test", 2)),
+        ("write-b", 0, 1): (np.dot, ("inner-test", 1), ("inner-test", 2)),
+    }
+    layer = HighLevelGraph.from_collections("test", graph, dependencies=())
+    keys = [("write-a", 0, 0), ("write-a", 0, 1), ("write-b", 0, 1)]
+    writes = [Delayed(key, layer, layer="test") for key in keys]
+    expected = dask.compute(*writes, scheduler="sync")
+    joined = fuse_constants(writes)
+    assert [task.key for task in joined[:-1]] == [("write-a", 0, 0)]
+    merged = joined[0].__dask_graph__()
+    assert set(merged.to_dict()) == {(load, 0), ("edge-test",), ("write-a", 0, 0), joined[-1].key}
+    assert merged.get_all_dependencies()[joined[-1].key] == {("edge-test",)}
+    assert dask.compute(*joined, scheduler="sync") == (expected[0], (expected[1], expected[2]))
+    assert fuse_constants(writes[:2]) == writes[:2]  # a single task without runs: nothing to join
+    assert fuse_constants([]) == []
 
 
 def test_example_survey_configuration_is_the_hess_survey_geometry(survey_store):
