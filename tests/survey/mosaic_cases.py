@@ -33,7 +33,8 @@ def beyond_runs_config(store: Path, *, chunks: int = 40) -> dict:
     (l < 1.05 deg, 2.5 deg field of view) reach none of its chunks beyond l = 5 deg, and with blocks of
     two chunks the ring's and significance's blocks beyond l = 9 deg see none either."""
     config = mosaic_config(store, chunks=chunks)
-    config["geometry"] = {**config["geometry"], "center": {"lon": "8 deg", "lat": "0 deg"}, "width": ["18 deg", "6 deg"]}
+    config["geometry"] = {**config["geometry"], "center": {"lon": "8 deg", "lat": "0 deg"},
+                          "width": ["18 deg", "6 deg"]}
     return config
 
 
