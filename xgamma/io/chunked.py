@@ -298,10 +298,14 @@ def _set_together(writes: list[tuple[Any, tuple, np.ndarray]]) -> None:
         return
     import asyncio
 
-    async def write_all() -> None:
-        await asyncio.gather(*(array.async_array.setitem(selection, data) for array, selection, data in writes))
+    async def write_all() -> list:
+        # Every write ends (or fails) before this returns: none is left running behind a failure.
+        return await asyncio.gather(*(array.async_array.setitem(selection, data) for array, selection, data in writes),
+                                    return_exceptions=True)
 
-    sync(write_all())
+    for result in sync(write_all()):
+        if isinstance(result, BaseException):
+            raise result
 
 
 def _writable_array(store: str, name: str) -> Any:
