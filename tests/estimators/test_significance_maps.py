@@ -249,3 +249,26 @@ def test_matches_gammapy_ring_and_excess_map(cta_datastore_dir):
     assert abs(ours_dist.mean - gp_dist.mean) < 0.02
     assert abs(ours_dist.std - gp_dist.std) < 0.02
     print(f"gammapy {gammapy_seconds:.2f} s (maps + ring + excess), xgamma {xgamma_seconds:.2f} s (ring + excess)")
+
+
+@pytest.mark.parametrize("correlate_off", [True, False])
+def test_on_off_block_without_off_measurements_in_its_core_is_nan(correlate_off):
+    """A block whose core has no off measurement (one that no run reaches): every map is NaN there. The
+    correlations (`_on_off_maps`, here with off measurements in the block's margin) and the block's
+    shortcut that skips them give the same, shape included."""
+    from xgamma.convolution import tophat_kernel
+    from xgamma.estimators.significance import _on_off_core, _on_off_maps
+
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(3.0, (30, 30)).astype(float)
+    off = rng.poisson(20.0, (30, 30)).astype(float)
+    acc_off = np.zeros((30, 30))
+    acc_off[:, :4] = 10.0  # off measurements in the margin only
+    second = np.where(acc_off > 0, 0.1, np.nan) if correlate_off else np.full((30, 30), 2.0)
+    core, kernel = (slice(4, 26), slice(4, 26)), tophat_kernel(3.0)
+    general = _on_off_maps(counts, off, second, acc_off, acc_off > 0, core=core, kernel=kernel,
+                           correlate_off=correlate_off)
+    block = _on_off_core(counts, off, second, acc_off, window=None, core=core, kernel=kernel,
+                         correlate_off=correlate_off)
+    assert block.shape == general.shape == (7, 22, 22)
+    assert np.isnan(general).all() and np.isnan(block).all()

@@ -112,9 +112,21 @@ def _on_off_core(
 
     ``second`` is the per-pixel alpha (``correlate_off``) or the acceptance (otherwise).
     """
+    cy, cx = core
+    has_off = acc_off > 0
+    if not has_off[..., cy, cx].any():
+        # No pixel of the core has an off measurement (a block that no run reaches): every map is NaN
+        # there, whatever the correlations give (`_on_off_maps`' last step), so they are not made.
+        shape = (*np.broadcast_shapes(counts.shape, acc_off.shape)[:-2], *has_off[..., cy, cx].shape[-2:])
+        return np.full((7, *shape), np.nan)
+    return _on_off_maps(counts, off, second, acc_off, has_off, core=core, kernel=kernel, correlate_off=correlate_off)
+
+
+def _on_off_maps(counts: np.ndarray, off: np.ndarray, second: np.ndarray, acc_off: np.ndarray, has_off: np.ndarray,
+                 *, core: tuple[slice, slice], kernel: np.ndarray, correlate_off: bool) -> np.ndarray:
+    """`_on_off_core`'s maps (``has_off``: ``acc_off > 0``)."""
     from xgamma.convolution import convolve_padded, padded_planes
 
-    has_off = acc_off > 0
     cy, cx = core
     # The correlation inputs are written straight into the zero-padded FFT buffer, masks applied as
     # products and NaN set by adding a 0/NaN map: on large maps, fresh temporaries, ``where=``
