@@ -137,7 +137,7 @@ def test_one_and_two_workers_write_the_same_products(survey_store, reference_pro
 
 
 def test_two_workers_write_chunks_no_run_reaches(survey_store, beyond_runs_products, external_cluster, tmp_path):
-    """The tasks that use no run's data, joined into one (`fuse_constants`), on separate scheduler and
+    """The tasks that use no run's data, joined into one (`fuse_per_chunk`), on separate scheduler and
     worker processes: the products equal those computed in memory as one chunk."""
     config = tmp_path / "survey.yaml"
     config.write_text(yaml.safe_dump(beyond_runs_config(survey_store)))

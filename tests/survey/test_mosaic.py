@@ -191,10 +191,10 @@ def test_mosaic_graph_moves_no_data_between_chunks_and_blocks(survey_store, tmp_
 
 def test_tasks_without_runs_join_one_task_and_write_the_same_products(survey_store, beyond_runs_products,
                                                                      tmp_path):
-    """A map reaching beyond the runs: the tasks that use no run's data (the writes of the chunks no run
-    reaches, their energy sums, the ring's and significance's blocks over zeros and their channels) run as
-    one task (`fuse_constants`), and such a chunk is one task, not two; the products are those computed in
-    memory as one chunk."""
+    """A map reaching beyond the runs: the chunks that no run reaches, and the tasks only they use (their
+    energy sums, the ring's and significance's blocks over zeros and their channels), run as one task
+    (`fuse_per_chunk`'s `NO_RUNS` group), and such a chunk is not split into first writes and the rest;
+    the products are those computed in memory as one chunk."""
     from collections import Counter
 
     from dask.highlevelgraph import HighLevelGraph
@@ -204,7 +204,7 @@ def test_tasks_without_runs_join_one_task_and_write_the_same_products(survey_sto
     from xgamma.makers.chunks import LOAD_PREFIX
     from xgamma.workflow import inputs, validate_config
     from xgamma.workflow.analysis import Analysis
-    from xgamma.workflow.mosaic import fuse_constants, fuse_per_chunk, mosaic_datasets, write_tasks
+    from xgamma.workflow.mosaic import NO_RUNS, fuse_per_chunk, mosaic_datasets, write_tasks
 
     config = beyond_runs_config(survey_store)
     with dask.config.set({"xgamma.block_size": 40 * 80}):  # blocks of 2 chunks: some see no run at all
@@ -215,66 +215,71 @@ def test_tasks_without_runs_join_one_task_and_write_the_same_products(survey_sto
                             geometry=inputs.build_geometry(config))
         stores = {name: ChunkedStore(dataset, tmp_path / f"{name}.zarr", chunks=40, progress=tmp_path / name)
                   for name, dataset in mosaic_datasets(analysis).items()}
-    per_chunk = fuse_per_chunk(write_tasks(stores))
-    graph = dict(HighLevelGraph.merge(*(task.__dask_graph__() for task in per_chunk)))
+    writes = write_tasks(stores)
+    unfused = dict(HighLevelGraph.merge(*(write.__dask_graph__() for write in writes)))
+    tasks = fuse_per_chunk(writes)
+    graph = dict(HighLevelGraph.merge(*(task.__dask_graph__() for task in tasks)))
     reached = {key[-2:] for key in graph if key_split(key) == "xgamma-maps"}  # the chunks with map making
-    assert 0 < len(reached) < len(per_chunk) == 27
+    n_chunks = len({write.key[1:] for write in writes})
+    assert 0 < len(reached) < n_chunks == 27
     # Only a chunk with runs lets its cube go first: the others have a zero cube, made in their task.
     assert {key[1:] for key in graph if key_split(key) == "write-first"} == reached
-    joined = fuse_constants(per_chunk)
-    constant = joined[-1].key
-    assert str(constant).startswith("write-constant-") and len(joined) < len(per_chunk)
-    merged = joined[0].__dask_graph__()
-    dependencies = merged.get_all_dependencies()
+    (constant,) = [task.key for task in tasks if task.key[1:] == NO_RUNS]
+    assert len(tasks) < n_chunks
+    dependencies = tasks[0].__dask_graph__().get_all_dependencies()
     upstream, pending = set(), [constant]
     while pending:  # everything the joined task waits for: no run's load among it
         for key in dependencies[pending.pop()] - upstream:
             upstream.add(key)
             pending.append(key)
     assert not any(str(key[0]).startswith(LOAD_PREFIX) for key in upstream if isinstance(key, tuple))
-    kinds, before = Counter(key_split(key) for key in merged.to_dict()), Counter(key_split(key) for key in graph)
-    for kind in ("on_off_core", "write-chunk"):  # some of each joined it (here the ring's blocks, and the sums
-        # they read, feed significance blocks that use runs too)
-        assert kinds[kind] < before[kind], kind
+    kinds, before = Counter(key_split(key) for key in graph), Counter(key_split(key) for key in unfused)
+    assert kinds["on_off_core"] < before["on_off_core"]  # some joined it (here the ring's blocks, and the sums
+    # they read, feed significance blocks that use runs too)
     # Each chunk is written once: by its own task or by the joined one.
     for store in stores.values():
         store.prepare()
-    results = dask.compute(*joined, scheduler="sync")
-    assert len(joined) - 1 + len(results[-1]) == len(per_chunk)
-    assert fuse_constants(joined[:-1]) == joined[:-1]  # every task uses runs: nothing to join
+    results = dask.compute(*tasks, scheduler="sync")
+    assert sum(len(result) for result in results) == len(writes)
+    assert len(results[[task.key for task in tasks].index(constant)]) > len(stores)  # several chunks' writes
+    with_runs = [write for write in writes if write.key[1:] in reached]
+    assert not [task for task in fuse_per_chunk(with_runs) if task.key[1:] == NO_RUNS]  # nothing to join
 
 
-def test_fuse_constants_joins_tasks_that_use_no_run():
-    """Tasks made from no map-making task and used only by such tasks join one task; a task of that kind
-    that a task using runs needs stays a task of its own (an input of the joined one). Values are those of
-    the unfused graph."""
+def test_fuse_per_chunk_joins_the_chunks_that_no_run_reaches():
+    """The writes of chunks made from no map-making task, and the tasks only they use, are one task; a task of
+    that kind that a chunk with runs needs stays a task of its own (an input of the joined one). A single
+    chunk without runs stays its own task. Values are those of the unfused graph."""
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
 
-    from xgamma.workflow.mosaic import fuse_constants
+    from xgamma.workflow.mosaic import NO_RUNS, fuse_per_chunk
 
     load = "xgamma-load-test"
     graph = {
         (load, 0): (np.arange, 4.0),
-        ("edge-test",): (np.ones, 4),  # no run, but needed by a write with runs too
+        ("edge-base",): (np.ones, 4),  # a constant: made again in each user (`_inline_free_tasks`)
+        ("edge-test",): (np.negative, ("edge-base",)),  # no run, but needed by a write with runs too
         ("inner-test", 1): (np.full, 4, 2.0),
-        ("inner-test", 2): (np.multiply, ("inner-test", 1), ("edge-test",)),
+        ("inner-test", 2): (np.multiply, ("inner-test", 1), ("edge-test",)),  # used by two chunks without runs
         ("write-a", 0, 0): (np.dot, (load, 0), ("edge-test",)),
         ("write-a", 0, 1): (np.sum, ("inner-test", 2)),
-        ("write-b", 0, 1): (np.dot, ("inner-test", 1), ("inner-test", 2)),
+        ("write-b", 0, 2): (np.dot, ("inner-test", 1), ("inner-test", 2)),
     }
     layer = HighLevelGraph.from_collections("test", graph, dependencies=())
-    keys = [("write-a", 0, 0), ("write-a", 0, 1), ("write-b", 0, 1)]
+    keys = [("write-a", 0, 0), ("write-a", 0, 1), ("write-b", 0, 2)]
     writes = [Delayed(key, layer, layer="test") for key in keys]
     expected = dask.compute(*writes, scheduler="sync")
-    joined = fuse_constants(writes)
-    assert [task.key for task in joined[:-1]] == [("write-a", 0, 0)]
-    merged = joined[0].__dask_graph__()
-    assert set(merged.to_dict()) == {(load, 0), ("edge-test",), ("write-a", 0, 0), joined[-1].key}
-    assert merged.get_all_dependencies()[joined[-1].key] == {("edge-test",)}
-    assert dask.compute(*joined, scheduler="sync") == (expected[0], (expected[1], expected[2]))
-    assert fuse_constants(writes[:2]) == writes[:2]  # a single task without runs: nothing to join
-    assert fuse_constants([]) == []
+    tasks = fuse_per_chunk(writes)
+    assert [task.key[1:] for task in tasks] == [(0, 0), NO_RUNS]
+    merged = tasks[0].__dask_graph__()
+    assert set(merged.to_dict()) == {(load, 0), ("edge-test",), tasks[0].key, tasks[1].key}
+    assert merged.get_all_dependencies()[tasks[1].key] == {("edge-test",)}
+    assert dask.compute(*tasks, scheduler="sync") == ((expected[0],), (expected[1], expected[2]))
+    alone = fuse_per_chunk(writes[:2])  # a single chunk without runs: nothing to join
+    assert [task.key[1:] for task in alone] == [(0, 0), (0, 1)]
+    assert dask.compute(*alone, scheduler="sync") == ((expected[0],), (expected[1],))
+    assert fuse_per_chunk([]) == []
 
 
 def test_example_survey_configuration_is_the_hess_survey_geometry(survey_store):

@@ -43,9 +43,9 @@ if TYPE_CHECKING:
 
     from xgamma.workflow.analysis import Analysis
 
-__all__ = ["check_streamed", "fuse_constants", "fuse_per_chunk", "mosaic_datasets", "optimize_together",
+__all__ = ["check_streamed", "fuse_per_chunk", "mosaic_datasets", "optimize_together",
            "place_groups", "run_mosaic", "stacked_cube", "start_blocks", "start_loads", "write_tasks",
-           "EARLY_BLOCKS_PER_WORKER", "FIRST_WRITES_PRIORITY", "RESUME_FOLDER"]
+           "EARLY_BLOCKS_PER_WORKER", "FIRST_WRITES_PRIORITY", "NO_RUNS", "RESUME_FOLDER"]
 
 log = logging.getLogger("xgamma")
 
@@ -220,7 +220,7 @@ def run_mosaic(analysis: Analysis, output: str | Path | None, *, overwrite: bool
         resumed = {name: store.prepare() for name, store in stores.items()}
         writes = write_tasks(stores)
         log.info("writing %d chunks (%d already written)", len(writes), sum(resumed.values()))
-        tasks = fuse_constants(fuse_per_chunk(writes))
+        tasks = fuse_per_chunk(writes)
         if client is not None:
             tasks = place_groups(tasks, sorted(client.scheduler_info()["workers"]))
         if tasks:
@@ -277,6 +277,9 @@ def start_loads(analysis: Analysis, client: Any) -> list[Any]:
 
 #: `distributed` priority of the writes that free a chunk's cube (`fuse_per_chunk`); other tasks have 0.
 FIRST_WRITES_PRIORITY = 1
+
+#: Index, in the keys of `fuse_per_chunk`'s tasks, of the one task of all chunks that no run reaches.
+NO_RUNS = ("no-runs",)
 
 #: Block tasks per worker that `start_blocks` submits before the rest of the graph.
 EARLY_BLOCKS_PER_WORKER = 8
@@ -389,12 +392,20 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
     rest. As one task, on the 1000-run survey, a chunk's cube (19 MB) stayed in memory until the
     ring's and significance's blocks around it were done, and the last blocks' cubes were written
     at the very end, while one worker waited for the other. The first tasks carry the `distributed`
-    priority `FIRST_WRITES_PRIORITY` (dask's order put them next to the second ones).
+    priority `FIRST_WRITES_PRIORITY` (dask's order put them next to the second ones). A chunk that no
+    run reaches has a zero cube, made again in its task: it stays one task.
+
+    The chunks whose writes use no run's data (none of map making's tasks upstream) are one group,
+    key ``(name, *NO_RUNS)``, as if one chunk: with them go the tasks that only they use (their energy
+    sums, the ring's and significance's blocks far from every run, those blocks' channels), while
+    those that a chunk with runs needs too stay tasks of their own. On the 1000-run survey (runs
+    over 15 of the map's 35 columns of chunks) 210 of 624 `full` tasks computed from zeros alone; on
+    a cluster each task costs the scheduler and a worker ~3 ms of CPU: 460 tasks now.
 
     Returns
     -------
     tasks : list of `dask.delayed.Delayed`
-        One per chunk, computing to the tuple of its writes' results.
+        One per chunk (one for all chunks without runs), computing to the tuple of its writes' results.
     """
     from functools import partial
     from uuid import uuid4
@@ -415,6 +426,9 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
     chunks: dict[tuple, list] = {}
     for task in writes:
         chunks.setdefault(tuple(task.key[1:]), []).append(task.key)
+    without_runs = [index for index, outputs in chunks.items() if not with_runs.intersection(outputs)]
+    if len(without_runs) > 1:  # one group, as if one chunk: see the docstring
+        chunks[NO_RUNS] = [key for index in without_runs for key in chunks.pop(index)]
     token = uuid4().hex
     name, first_name = f"write-chunk-{token}", f"write-first-{token}"
     fused, first, last = dict(graph), {}, {}
@@ -450,64 +464,6 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
          name: MaterializedLayer(last)},
         {f"{name}-inputs": set(), first_name: {f"{name}-inputs"}, name: {f"{name}-inputs", first_name}})
     return [Delayed((name, *index), graph, layer=name) for index in chunks]
-
-
-def fuse_constants(tasks: list[Any]) -> list[Any]:
-    """``tasks`` (those of `fuse_per_chunk`) with the ones that use no run's data run as one task.
-
-    The chunks that no run reaches have zero cubes, and the ring's and significance's blocks far
-    from every run see only zeros: on the 1000-run survey (its runs cover 15 of the map's 35 columns
-    of chunks) 210 of the graph's 624 tasks computed from zeros alone (writes, energy sums, ring,
-    on/off and significance blocks and their channels). Their compute is small, but on a cluster
-    each task costs the scheduler and a worker ~3 ms of CPU and a round trip between them. Here
-    every such task whose results are used by such tasks alone joins one task (`_run_fused`). Those
-    that a task using runs needs (a sum or a ring channel at the edge of the covered sky), and the
-    tasks they use, stay tasks of their own, inputs of the joined one. On the survey, after
-    `fuse_per_chunk` (where a chunk that no run reaches is one task: 40 tasks fewer), 125 of the
-    remaining 170 join it and 45 stay (the 29 that tasks using runs need, and the 16 they use).
-
-    Returns
-    -------
-    tasks : list of `dask.delayed.Delayed`
-        The tasks that use runs, then (if there were at least two others) the joined task, which
-        computes to the tuple of the results of the tasks it replaces.
-    """
-    from functools import partial
-    from uuid import uuid4
-
-    from dask.delayed import Delayed
-    from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
-
-    if not tasks:
-        return tasks
-    merged = HighLevelGraph.merge(*(task.__dask_graph__() for task in tasks))
-    graph = merged.to_dict()
-    dependencies = merged.get_all_dependencies()
-    with_runs = _using_runs(graph, dependencies)
-    outputs = tuple(task.key for task in tasks if task.key not in with_runs)
-    if len(outputs) < 2:
-        return tasks
-    dependents: dict[Any, set] = {key: set() for key in graph}
-    for key, keys in dependencies.items():
-        for dependency in keys:
-            dependents[dependency].add(key)
-    members, added = set(outputs), set(outputs)
-    while added:  # as in `fuse_per_chunk`: tasks whose every user has joined
-        candidates = {d for key in added for d in dependencies[key]} - members - with_runs
-        added = {d for d in candidates if dependents[d] <= members}
-        members |= added
-    inputs = _inputs(members, dependencies)
-    name = f"write-constant-{uuid4().hex}"
-    layers = {layer_name: MaterializedLayer({key: task for key, task in layer.items() if key not in members},
-                                            annotations=layer.annotations)
-              for layer_name, layer in merged.layers.items()}
-    layers[name] = MaterializedLayer(
-        {name: (partial(_run_fused, {key: graph[key] for key in members}, inputs, outputs), *inputs)})
-    layer_dependencies = {layer_name: set(keys) for layer_name, keys in merged.dependencies.items()}
-    layer_dependencies[name] = set(merged.layers)
-    joined = HighLevelGraph(layers, layer_dependencies)
-    return [Delayed(task.key, joined, layer=task.__dask_layers__()[0]) for task in tasks if task.key not in members] + [
-        Delayed(name, joined, layer=name)]
 
 
 def _using_runs(graph: dict, dependencies: dict[Any, set]) -> set:
