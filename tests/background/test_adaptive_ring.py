@@ -152,8 +152,7 @@ def test_block_without_acceptance_outside_the_exclusion_needs_no_rings(where):
     """A block with no acceptance left outside the exclusion (one that no run reaches, or whose runs'
     acceptance is all excluded): the convolutions find that no ring qualifies anywhere (off and off
     acceptance NaN, ring index -1), and the block gives those channels without making them."""
-    from xgamma.background.adaptive_ring import _adaptive_sums, adaptive_ring_block, adaptive_ring_kernels
-    from xgamma.convolution import tophat_kernel
+    from xgamma.background.adaptive_ring import AdaptiveRings, _adaptive_sums, adaptive_ring_block
 
     rng = np.random.default_rng(3)
     counts = rng.poisson(2.0, (40, 40)).astype(float)
@@ -162,13 +161,14 @@ def test_block_without_acceptance_outside_the_exclusion_needs_no_rings(where):
     if where == "excluded":
         acceptance[10:20, 10:20] = 5.0
         exclusion[5:25, 5:25] = 0.0  # 1: usable, 0: excluded
-    kernels, tophat = adaptive_ring_kernels(3.0, 2.0, 9.0, 1.0, "fixed_width"), tophat_kernel(2.0)
+    rings = AdaptiveRings(3.0, 2.0, 9.0, 1.0, "fixed_width", theta=2.0)
+    kernels, tophat = rings.kernels()
     off, acc_off, index = _adaptive_sums(counts * exclusion, acceptance * exclusion, exclusion, acceptance, kernels,
                                          tophat, 0.1, 0.0)  # what the convolutions find
     assert np.isnan(off).all() and np.isnan(acc_off).all() and (index == -1).all()
     core = (slice(5, 35), slice(5, 35))
-    out = adaptive_ring_block(counts, acceptance, exclusion, window=((0, 40), (0, 40)), core=core, kernels=kernels,
-                              tophat=tophat, threshold=0.1, min_area_fraction=0.0, geometry=None, pointings=None,
+    out = adaptive_ring_block(counts, acceptance, exclusion, window=((0, 40), (0, 40)), core=core, rings=rings,
+                              threshold=0.1, min_area_fraction=0.0, geometry=None, pointings=None,
                               limit=None, obs_axis=False, exclusion=None)
     np.testing.assert_array_equal(out[0], counts[core])
     np.testing.assert_array_equal(out[1], acceptance[core])

@@ -15,6 +15,8 @@ convention as the plain ring, so that the result feeds `significance_maps` uncha
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -27,7 +29,7 @@ from xgamma.convolution import convolve_block, kernel_radius, ring_kernel, topha
 from xgamma.exceptions import EstimatorError
 from xgamma.maps import dataset_from_arrays
 
-__all__ = ["adaptive_ring_background", "adaptive_ring_kernels", "adaptive_ring_block"]
+__all__ = ["AdaptiveRings", "adaptive_ring_background", "adaptive_ring_kernels", "adaptive_ring_block"]
 
 
 def adaptive_ring_kernels(
@@ -48,6 +50,41 @@ def adaptive_ring_kernels(
 def _pad_to(kernel: np.ndarray, size: int) -> np.ndarray:
     pad = (size - kernel.shape[0]) // 2
     return np.pad(kernel, pad) if pad > 0 else kernel
+
+
+@dataclass(frozen=True)
+class AdaptiveRings:
+    """The rings an adaptive-ring block tries (`adaptive_ring_kernels`; sizes in pixels) and the radius
+    ``theta`` of the on region: what the block tasks carry instead of the kernels.
+
+    The kernels are made where they are used, once per process (`kernels`). Carried by each task, they
+    were 1.9 MB of its graph (the survey's defaults at 0.02 deg: 6 rings and the top-hat, 165 x 165
+    pixels each): 15 of the 22.5 MB that the 1000-run survey's graph pickled to.
+    """
+
+    r_in: float
+    width: float
+    r_out_max: float
+    stepsize: float
+    method: str
+    theta: float
+
+    def kernels(self) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        """The ring kernels in the order they are tried and the top-hat of radius ``theta``, all
+        zero-padded to one size (read-only arrays, made once per process)."""
+        return _padded_kernels(self)
+
+
+@lru_cache(maxsize=4)
+def _padded_kernels(rings: AdaptiveRings) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    kernels = adaptive_ring_kernels(rings.r_in, rings.width, rings.r_out_max, rings.stepsize, rings.method)
+    size = max(kernel.shape[0] for kernel in kernels)
+    kernels = [_pad_to(kernel, size) for kernel in kernels]
+    tophat = tophat_kernel(rings.theta)
+    tophat = _pad_to(tophat, max(size, tophat.shape[0]))
+    for kernel in (*kernels, tophat):
+        kernel.flags.writeable = False  # shared by every block of the process
+    return tuple(kernels), tophat
 
 
 def _adaptive_sums(counts_excl: np.ndarray, acc_excl: np.ndarray, excl: np.ndarray, acc: np.ndarray,
@@ -78,13 +115,14 @@ def _adaptive_sums(counts_excl: np.ndarray, acc_excl: np.ndarray, excl: np.ndarr
 
 
 def adaptive_ring_block(counts: np.ndarray, acceptance: np.ndarray, *extra: np.ndarray, window: Any,
-                        core: tuple[slice, slice], kernels: list[np.ndarray], tophat: np.ndarray, threshold: float,
+                        core: tuple[slice, slice], rings: AdaptiveRings, threshold: float,
                         min_area_fraction: float, geometry: Any, pointings: np.ndarray | None, limit: float | None,
                         obs_axis: bool, exclusion: np.ndarray | None) -> np.ndarray:
     """Adaptive ring maps of one (overlapped) block (a `~xgamma.blocks.overlap_apply` block function).
 
     Channels: `~xgamma.background.ring_blocks.RING_MAPS` then ``ring_index``, on the block's core.
-    The other arguments are those of `~xgamma.background.ring_blocks.ring_block`, plus the kernels.
+    The other arguments are those of `~xgamma.background.ring_blocks.ring_block`, plus the rings tried
+    (`AdaptiveRings`).
     """
     inside = block_offset_cut(window, geometry=geometry, pointings=pointings, limit=limit, obs_axis=obs_axis)
     if inside is not None:
@@ -96,6 +134,7 @@ def adaptive_ring_block(counts: np.ndarray, acceptance: np.ndarray, *extra: np.n
     excl = np.ones(counts.shape[-2:]) if excl is None else excl
     acc_excl = acceptance * excl
     if acc_excl.any():
+        kernels, tophat = rings.kernels()
         off, acc_off, index = _adaptive_sums(counts * excl, acc_excl, np.broadcast_to(excl, counts.shape),
                                              acceptance, kernels, tophat, threshold, min_area_fraction)
     else:
@@ -176,15 +215,13 @@ def adaptive_ring_background(
     px = to_pixels(inputs.geometry, what="adaptive ring", r_in=r_in, width=width, r_out_max=r_out_max,
                    stepsize=stepsize, theta=theta)
     _check(px, inputs.geometry.shape, r_out_max, threshold_alpha, min_area_fraction)
-    kernels = adaptive_ring_kernels(px["r_in"], px["width"], px["r_out_max"], px["stepsize"], method)
-    size = max(k.shape[0] for k in kernels)
-    kernels = [_pad_to(k, size) for k in kernels]
-    tophat = tophat_kernel(px["theta"])
-    tophat = _pad_to(tophat, max(size, tophat.shape[0]))
+    rings = AdaptiveRings(*(float(px[name]) for name in ("r_in", "width", "r_out_max", "stepsize")), method,
+                          float(px["theta"]))
+    kernels, tophat = rings.kernels()
     arrays, keywords = inputs.block_inputs()
     depth = max(kernel_radius(kernels[0]), kernel_radius(tophat))
     out = overlap_apply(adaptive_ring_block, *arrays, depth=depth, n_out=len(RING_MAPS) + 1,
-                        kernels=kernels, tophat=tophat, threshold=float(threshold_alpha),
+                        rings=rings, threshold=float(threshold_alpha),
                         min_area_fraction=float(min_area_fraction), keep_chunks=False, **keywords)
     maps = split_channels(out, (*RING_MAPS, "ring_index"))
     if inputs.limit is None:  # nothing cut: keep the inputs as they are (dtype included)
