@@ -36,7 +36,6 @@ __all__ = [
     "block_chunks",
     "overlap_apply",
     "split_channels",
-    "is_channel_task",
     "is_dask",
 ]
 
@@ -384,12 +383,6 @@ def _channel(blocks: list[np.ndarray], index: int) -> np.ndarray:
     return blocks[0][index].copy()
 
 
-def is_channel_task(task: Any) -> bool:
-    """Whether a graph's ``task`` picks one channel of a block (a task of `split_channels`)."""
-    func = getattr(task, "func", None)
-    return isinstance(func, partial) and func.func is _channel
-
-
 def split_channels(array: Any, names: Sequence[str]) -> dict[str, Any]:
     """The entries of ``array``'s first (channel) axis, by name.
 
@@ -405,8 +398,7 @@ def split_channels(array: Any, names: Sequence[str]) -> dict[str, Any]:
     channels : dict of str to array
         numpy input: views. dask input: one `dask.array.blockwise` layer per channel (one task
         per block, each a copy of its channel so that the block can be freed), with the chunks
-        of ``array``'s other axes. (A streamed mosaic takes them inside their users instead:
-        `xgamma.workflow.mosaic.fuse_per_chunk`.)
+        of ``array``'s other axes.
     """
     if not is_dask(array):
         return {name: array[i] for i, name in enumerate(names)}

@@ -362,32 +362,6 @@ def test_fuse_per_chunk_slices_inside_each_user():
     assert first == (expected[0], expected[1]) and second == (expected[2],)
 
 
-def test_fuse_per_chunk_takes_channels_inside_each_user():
-    """A channel of a block (`split_channels`, e.g. the ring's ``off``) that chunks share is no task of its
-    own: each user takes it from the block. The values are those of the unfused graph."""
-    import dask.array as da
-    from dask.delayed import Delayed
-    from dask.highlevelgraph import HighLevelGraph
-
-    from xgamma.blocks import is_channel_task, split_channels
-    from xgamma.workflow.mosaic import fuse_per_chunk
-
-    maps = da.from_array(np.arange(24.0).reshape(3, 2, 4), chunks=-1, name="xgamma-block-test")  # "map making"
-    block = maps + 1  # one block of 3 channels
-    channels = split_channels(block, ("a", "b", "c"))
-    graph = {("write-a", 0, 0): (np.sum, (channels["a"].name, 0, 0)),  # channel a: used by two chunks
-             ("write-b", 0, 1): (np.subtract, (channels["a"].name, 0, 0), (channels["b"].name, 0, 0))}
-    layer = HighLevelGraph.from_collections("test", graph, dependencies=[channels["a"], channels["b"]])
-    assert is_channel_task(dict(layer)[(channels["a"].name, 0, 0)])
-    writes = [Delayed(key, layer, layer="test") for key in graph]
-    expected = dask.compute(*writes, scheduler="sync")
-    fused = fuse_per_chunk(writes)
-    merged = dict(HighLevelGraph.merge(*(task.__dask_graph__() for task in fused)))
-    assert set(merged) == {(maps.name, 0, 0, 0), (block.name, 0, 0, 0), fused[0].key, fused[1].key}
-    (first,), (second,) = dask.compute(*fused, scheduler="sync")
-    assert first == expected[0] and np.array_equal(second, expected[1])
-
-
 def test_fuse_per_chunk_writes_what_needs_map_making_alone_first():
     """A chunk whose writes wait for a task that needs other chunks (a ring block) is two tasks: first the
     writes made from its map making alone, handing on what the rest needs of their work, marked to run

@@ -383,8 +383,8 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
     synchronous scheduler (`dask.get`). The map-making loads and blocks
     (`xgamma.makers.chunks.MAP_TASK_PREFIXES`: sized per run group already) and
     tasks shared between chunks (the ring's overlaps) stay separate tasks. Slices (dask's
-    ``getitem``), channels of a block (`xgamma.blocks.split_channels`) and constants (zero cubes) run
-    inside each task that uses them, shared or not (`_inline_free_tasks`).
+    ``getitem``) and constants (zero cubes) run inside each task that uses them, shared or not
+    (`_inline_free_tasks`).
 
     A chunk whose writes wait for tasks that need other chunks too (the ring's and significance's
     blocks) is two tasks (`_waiting_for_other_chunks`): first what its map making alone gives (the
@@ -400,8 +400,7 @@ def fuse_per_chunk(writes: list[Any]) -> list[Any]:
     sums, the ring's and significance's blocks far from every run, those blocks' channels), while
     those that a chunk with runs needs too stay tasks of their own. On the 1000-run survey (runs
     over 15 of the map's 35 columns of chunks) 210 of 624 `full` tasks computed from zeros alone; on
-    a cluster each task costs the scheduler and a worker ~3 ms of CPU: 460 tasks then, 401 with the
-    blocks' channels taken inside their users.
+    a cluster each task costs the scheduler and a worker ~3 ms of CPU: 460 tasks now.
 
     Returns
     -------
@@ -503,22 +502,19 @@ def _waiting_for_other_chunks(members: set, dependencies: dict[Any, set]) -> set
     return later
 
 
-def _is_pick(key: Any, task: Any) -> bool:
-    """Tasks that take part of one chunk or block: dask's ``getitem`` (a numpy view) and a channel of a
-    block (`xgamma.blocks.split_channels`, a copy of one plane)."""
+def _is_view(key: Any) -> bool:
+    """dask's ``getitem`` tasks: slices of an array chunk (a numpy view, nothing computed)."""
     from dask.utils import key_split
 
-    from xgamma.blocks import is_channel_task
-
-    return key_split(key) == "getitem" or is_channel_task(task)
+    return key_split(key) == "getitem"
 
 
 def _inline_free_tasks(graph: dict, dependencies: dict[Any, set], keep: set) -> tuple[dict, dict[Any, set]]:
     """``graph`` with each free task but those of ``keep`` taken inside every task that uses it, and
     the dependencies of that graph.
 
-    Free tasks are picks (`_is_pick`: views, channels) and constants: tasks without inputs, map making's
-    loads (`_separate`) excepted, i.e. the zero cubes of chunks that no run reaches and the chunks of
+    Free tasks are views (`_is_view`) and constants: tasks without inputs, map making's loads
+    (`_separate`) excepted, i.e. the zero cubes of chunks that no run reaches and the chunks of
     in-memory arrays (the exclusion mask).
 
     The squash slices each chunk's counts and background cubes out of its stacked maps, and those
@@ -531,16 +527,10 @@ def _inline_free_tasks(graph: dict, dependencies: dict[Any, set], keep: set) -> 
     computed once per user, and a constant holding an array is sent with each of its users (the
     exclusion product's chunks have one, their chunk's write; the ring's mask chunks the one or two
     blocks whose windows touch them: 65 kB each on the survey).
-
-    The ring's and the on/off significance's blocks are split into channels (``off``, ``alpha``, ...;
-    ``excess``, ``significance``) that the chunks' writes and the next blocks share: 59 of the 1000-run
-    survey's 460 tasks. Copying a plane of a block again in each user costs ~0.1 ms; a user holds the
-    whole block (a few MB of images) until it is done, and a user on another worker fetches it whole.
     """
     from functools import partial
 
-    free = {key for key, task in graph.items()
-            if _is_pick(key, task) or (not dependencies[key] and not _separate(key))} - keep
+    free = {key for key in graph if _is_view(key) or (not dependencies[key] and not _separate(key))} - keep
     if not free:
         return graph, dependencies
     inlined = {key: task for key, task in graph.items() if key not in free}
