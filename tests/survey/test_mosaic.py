@@ -9,7 +9,7 @@ import dask
 import numpy as np
 import pytest
 import xarray as xr
-from mosaic_cases import assert_products_equal, beyond_runs_config, mosaic_config
+from mosaic_cases import assert_products_equal, beyond_runs_config, in_memory_products, mosaic_config
 
 from xgamma.exceptions import ConfigError, XgammaError
 from xgamma.io.zarr_maps import read_zarr
@@ -41,6 +41,25 @@ def test_zarr_mosaic_equals_the_in_memory_products_and_reopens(survey_store, ref
     summary = json.loads((output / "summary.json").read_text())["mosaic"]
     assert summary["stores"]["maps"] == {"chunks": 9, "resumed": 0}
     assert not (output / RESUME_FOLDER).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("frame,projection", [("icrs", "TAN"), ("galactic", "AIT")])
+def test_zarr_mosaic_in_another_frame_and_projection_equals_the_in_memory_products(survey_store, tmp_path, frame,
+                                                                                   projection):
+    """Off the survey's galactic CAR map: equatorial TAN (the map's axes are not l and b: which chunks a run
+    reaches is found on a curved grid) and galactic AIT. Chunks of 40 against one chunk."""
+    config = mosaic_config(survey_store, chunks=40)
+    config["geometry"]["projection"] = projection
+    if frame == "icrs":  # l = b = 0 deg, the exclusion region at l = 0.5 deg, b = 0.2 deg
+        config["geometry"]["center"] = {"lon": "266.40 deg", "lat": "-28.94 deg", "frame": "icrs"}
+        config["exclusion"] = {"regions": ["galactic; circle(0.5, 0.2, 0.3)"]}
+    whole = {**config, "maps": {**config["maps"], "chunks": 120}}
+    expected = in_memory_products(whole)
+    analysis = run_analysis(config, output=tmp_path / "out")
+    assert analysis.geometry.frame == frame and analysis.geometry.projection == projection
+    assert int(expected["images"]["counts"].sum()) > 10_000  # the runs are inside the map
+    assert_products_equal(_read_stores(tmp_path / "out"), expected)
 
 
 def test_fits_tiles_hold_the_same_maps_with_their_own_wcs(survey_store, reference_products, tmp_path):
