@@ -79,6 +79,33 @@ def test_adaptive_lazy_chunk_invariant(block_size, geometry, chunks):
     np.testing.assert_allclose(computed["alpha"], reference["alpha"], rtol=1e-10, equal_nan=True)
 
 
+@pytest.mark.parametrize("block_size", [0], ids=["overlap"], indirect=True)
+def test_lazy_blocks_carry_the_rings_not_their_kernels(block_size, geometry):
+    """A lazy adaptive ring's block tasks hold the rings' sizes (`AdaptiveRings`), made into kernels once
+    per process where they run: read-only, those of `adaptive_ring_kernels` zero-padded to one size."""
+    import pickle
+
+    from xgamma.background.adaptive_ring import AdaptiveRings
+
+    estimator = AdaptiveRingBackground(r_in="0.3 deg", width="0.2 deg", r_out_max="1.5 deg", stepsize="0.05 deg",
+                                       theta="0.1 deg")
+    lazy = estimator.run(_dataset(geometry, chunks=(1, 40, 50)))
+    blocks = [task for key, task in dict(lazy["alpha"].data.__dask_graph__()).items()
+              if str(key[0]).startswith("adaptive_ring_block")]
+    rings = AdaptiveRings(0.3 / BINSZ, 0.2 / BINSZ, 1.5 / BINSZ, 0.05 / BINSZ, "fixed_width", theta=0.1 / BINSZ)
+    kernels, tophat = rings.kernels()
+    kernel_bytes = sum(kernel.nbytes for kernel in kernels) + tophat.nbytes
+    assert len(blocks) > 1 and kernel_bytes > 300_000
+    assert max(len(pickle.dumps(task)) for task in blocks) < kernel_bytes / 10
+    assert rings.kernels()[0][0] is kernels[0] and not kernels[0].flags.writeable and not tophat.flags.writeable
+    plain = adaptive_ring_kernels(0.3 / BINSZ, 0.2 / BINSZ, 1.5 / BINSZ, 0.05 / BINSZ, "fixed_width")
+    assert len(kernels) == len(plain) and {kernel.shape for kernel in kernels} == {tophat.shape}
+    for padded, kernel in zip(kernels, plain):
+        pad = (padded.shape[0] - kernel.shape[0]) // 2
+        np.testing.assert_array_equal(padded[pad:pad + kernel.shape[0], pad:pad + kernel.shape[1]], kernel)
+        assert padded.sum() == kernel.sum()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"r_out_max": "0.4 deg"}, "r_out_max"), ({"stepsize": "0 deg"}, "stepsize"),
