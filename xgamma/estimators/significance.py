@@ -104,21 +104,26 @@ def excess_error(n_on: Any, n_off: Any, alpha: Any) -> np.ndarray:
     return np.sqrt(n_on + alpha**2 * n_off)
 
 
+#: The maps of `_on_off_core`, in its channels' order.
+ON_OFF_MAPS = ("counts", "off", "alpha", "background", "excess", "excess_error", "significance")
+
+
 def _on_off_core(
     counts: np.ndarray, off: np.ndarray, second: np.ndarray, acc_off: np.ndarray, *, window: Any,
     core: tuple[slice, slice], kernel: np.ndarray, correlate_off: bool,
 ) -> np.ndarray:
-    """On-off maps of one (overlapped) block: n_on, n_off, alpha, background, excess, error, S.
+    """On-off maps of one (overlapped) block: `ON_OFF_MAPS` (n_on, n_off, alpha, background, excess, error, S).
 
     ``second`` is the per-pixel alpha (``correlate_off``) or the acceptance (otherwise).
     """
     cy, cx = core
     has_off = acc_off > 0
-    if not has_off[..., cy, cx].any():
+    core_has_off = has_off[..., cy, cx]
+    if not core_has_off.any():
         # No pixel of the core has an off measurement (a block that no run reaches): every map is NaN
         # there, whatever the correlations give (`_on_off_maps`' last step), so they are not made.
-        shape = (*np.broadcast_shapes(counts.shape, acc_off.shape)[:-2], *has_off[..., cy, cx].shape[-2:])
-        return np.full((7, *shape), np.nan)
+        shape = (*np.broadcast_shapes(counts.shape, acc_off.shape)[:-2], *core_has_off.shape[-2:])
+        return np.full((len(ON_OFF_MAPS), *shape), np.nan)
     return _on_off_maps(counts, off, second, acc_off, has_off, core=core, kernel=kernel, correlate_off=correlate_off)
 
 
@@ -149,7 +154,7 @@ def _on_off_maps(counts: np.ndarray, off: np.ndarray, second: np.ndarray, acc_of
         with np.errstate(divide="ignore", invalid="ignore"):
             alpha = sums[1] / np.where(has_off[..., cy, cx], acc_off[..., cy, cx], np.nan)
         background = alpha * n_off
-    out = np.empty((7, *n_on.shape))  # one allocation for all outputs (huge pages, no page-fault storm)
+    out = np.empty((len(ON_OFF_MAPS), *n_on.shape))  # one allocation for all outputs (huge pages, no page-fault storm)
     out[0], out[1], out[2], out[3] = n_on, n_off, alpha, background
     np.subtract(n_on, background, out=out[4])
     out[5] = excess_error(n_on, n_off, np.where(n_off > 0, alpha, 0.0))  # alpha is NaN only without off counts
@@ -235,7 +240,7 @@ def significance_maps(
         missing = {"alpha", "acceptance", "acceptance_off"} - set(dataset.data_vars)
         if missing:
             raise EstimatorError(f"on-off significance needs dataset variables {sorted(missing)}")
-        names = ("counts", "off", "alpha", "background", "excess", "excess_error", "significance")
+        names = ON_OFF_MAPS
         second = "alpha" if correlate_off else "acceptance"
         inputs = [arr("counts"), arr("off"), arr(second), arr("acceptance_off")]
         func = _on_off_core
