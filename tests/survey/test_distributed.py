@@ -227,6 +227,62 @@ def test_loads_and_blocks_start_before_the_graph_and_run_once(survey_store, refe
     assert_products_equal(_read_stores(tmp_path / "out"), reference_products)
 
 
+def _scheduler_keys(client) -> list[str]:
+    return client.run_on_scheduler(lambda dask_scheduler: [str(key) for key in dask_scheduler.tasks])
+
+
+def test_loads_start_while_the_other_stages_are_checked_and_go_if_a_check_fails(
+        survey_store, reference_products, external_cluster, tmp_path):
+    """A streamed run on a cluster submits its loads once the maps' inputs are checked
+    (`prefetch_loads`): they are on the scheduler while the significance stage is checked, each runs
+    once, and the products are those of the synchronous scheduler. When a later check fails, the
+    loads are dropped from the scheduler and nothing is written."""
+    import dataclasses
+
+    from distributed import Client, get_task_stream
+
+    from xgamma.exceptions import ConfigError
+    from xgamma.makers.chunks import LOAD_PREFIX
+    from xgamma.workflow import REFERENCE_STAGES, run_analysis
+
+    seen = {}
+
+    def checked_after_loads(check):
+        def check_significance(analysis):
+            # The submission reaches the scheduler a moment later (batched): look for up to 10 s.
+            deadline = time.monotonic() + 10
+            seen["keys"] = _scheduler_keys(client)
+            while not any(LOAD_PREFIX in key for key in seen["keys"]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                seen["keys"] = _scheduler_keys(client)
+            check(analysis)
+        return check_significance
+
+    stages = [dataclasses.replace(stage, check=checked_after_loads(stage.check)) if stage.name == "significance"
+              else stage for stage in REFERENCE_STAGES]
+    with Client(external_cluster.address, timeout=30) as client:
+        assert not _scheduler_keys(client)
+        with get_task_stream(client) as stream:
+            run_analysis(mosaic_config(survey_store), output=tmp_path / "out", stages=stages)
+        loads = [str(task["key"]) for task in stream.data if LOAD_PREFIX in str(task["key"])]
+        assert len(loads) == len(set(loads)) == 4  # 30 runs, 8 per group: each group loaded once
+        assert set(loads) <= set(seen["keys"]), seen["keys"]  # all submitted before the check
+        assert_products_equal(_read_stores(tmp_path / "out"), reference_products)
+
+        # A region outside the map: the significance check fails after the loads were submitted.
+        config = mosaic_config(survey_store)
+        config["exclusion"] = {"regions": ["galactic; box(0, 0, 20, 20)"]}
+        seen.clear()
+        with pytest.raises(ConfigError, match="exclude every pixel"):
+            run_analysis(config, output=tmp_path / "refused", stages=stages)
+        assert any(LOAD_PREFIX in key for key in seen["keys"])
+        deadline = time.monotonic() + 30
+        while _scheduler_keys(client) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _scheduler_keys(client)
+    assert not (tmp_path / "refused").exists()  # not even created
+
+
 def test_worker_killed_mid_run_gives_identical_products(survey_store, reference_products, external_cluster,
                                                         tmp_path):
     # 30-pixel chunks: 16 per store, 32 chunk writes (one task per chunk: the writes of 9 chunks

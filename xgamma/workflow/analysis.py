@@ -193,7 +193,7 @@ def run_analysis(
 
     warm_up_workers(config)  # a cluster's fresh workers import xgamma while the graph is built here
     from xgamma.workflow import inputs
-    from xgamma.workflow.stages import REFERENCE_STAGES
+    from xgamma.workflow.stages import MAPS, REFERENCE_STAGES
 
     if not isinstance(config, Config):
         given = {"data": observations is not None, "geometry": geometry is not None}
@@ -207,23 +207,32 @@ def run_analysis(
         exclusion=exclusion,
         progress=progress,
     )
-    from xgamma.workflow.mosaic import check_streamed, run_mosaic
+    from xgamma.workflow.mosaic import check_streamed, prefetch_loads, run_mosaic
 
     streamed = is_streamed(config)
     if streamed:
         check_streamed(config)
     selected = [stage for stage in (REFERENCE_STAGES if stages is None else stages) if stage.wanted(analysis)]
     analysis.requested = frozenset().union(*(stage.needs for stage in selected))
-    # Every stage's inputs are checked before anything is computed or written.
-    for stage in selected:
-        if stage.check is not None:
-            stage.check(analysis)
-    analysis.stages = tuple(stage.name for stage in selected)
-    if dry_run:
-        return analysis
-    if streamed:  # products written chunk by chunk, resumable (its own staging)
-        analysis.products.update(run_mosaic(analysis, output, overwrite=overwrite))
-        return analysis
+    # Every stage's inputs are checked before anything is written. A streamed run on a cluster
+    # starts reading its runs once the maps' inputs are checked (`prefetch_loads`), so the workers
+    # do not wait for the other checks; the loads are dropped if one of them fails.
+    started = None
+    try:
+        for stage in selected:
+            if stage.check is not None:
+                stage.check(analysis)
+            if stage is MAPS and streamed and not dry_run:
+                started = prefetch_loads(analysis, output)
+        analysis.stages = tuple(stage.name for stage in selected)
+        if dry_run:
+            return analysis
+        if streamed:  # products written chunk by chunk, resumable (its own staging)
+            analysis.products.update(run_mosaic(analysis, output, overwrite=overwrite, started=started))
+            return analysis
+    finally:
+        if started:
+            started.clear()
     if output is None:
         _run_stages(analysis, selected, None)
         return analysis
