@@ -247,14 +247,14 @@ def test_loads_start_while_the_other_stages_are_checked_and_go_if_a_check_fails(
 
     seen = {}
 
+    def loads_on_the_scheduler() -> bool:
+        seen["keys"] = _scheduler_keys(client)
+        return any(LOAD_PREFIX in key for key in seen["keys"])
+
     def checked_after_loads(check):
         def check_significance(analysis):
-            # The submission reaches the scheduler a moment later (batched): look for up to 10 s.
-            deadline = time.monotonic() + 10
-            seen["keys"] = _scheduler_keys(client)
-            while not any(LOAD_PREFIX in key for key in seen["keys"]) and time.monotonic() < deadline:
-                time.sleep(0.05)
-                seen["keys"] = _scheduler_keys(client)
+            # The submission reaches the scheduler a moment later (batched).
+            ExternalCluster._wait(loads_on_the_scheduler, "the loads on the scheduler", timeout=10, every=0.05)
             check(analysis)
         return check_significance
 
@@ -276,9 +276,8 @@ def test_loads_start_while_the_other_stages_are_checked_and_go_if_a_check_fails(
         with pytest.raises(ConfigError, match="exclude every pixel"):
             run_analysis(config, output=tmp_path / "refused", stages=stages)
         assert any(LOAD_PREFIX in key for key in seen["keys"])
-        deadline = time.monotonic() + 30
-        while _scheduler_keys(client) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        ExternalCluster._wait(lambda: not _scheduler_keys(client), "the scheduler to drop the loads", timeout=30,
+                              every=0.1)
         assert not _scheduler_keys(client)
     assert not (tmp_path / "refused").exists()  # not even created
 
