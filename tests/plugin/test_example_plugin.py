@@ -11,45 +11,16 @@ developers is left untouched and nothing has to be uninstalled (pytest deletes t
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from xgamma.plugin import get_registry, list_plugins, refresh_plugins
+from xgamma.plugin import get_registry, list_plugins
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "plugins" / "xgamma-example"
-
-
-@pytest.fixture(scope="session")
-def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("example-site")
-    # Build from a copy, so that no build artifact (an egg-info would itself be found by
-    # importlib.metadata) can ever land in the repository.
-    source = tmp_path_factory.mktemp("example-src") / "xgamma-example"
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-cache-dir", "--quiet",
-         "--target", str(target), str(source)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert list(target.glob("xgamma_example-0.1.0.dist-info/entry_points.txt"))
-    return target
-
-
-@pytest.fixture
-def installed(example_site: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.syspath_prepend(str(example_site))
-    # The plugin may also be installed in the environment and already imported from there:
-    # forget those modules, so that this fresh build is the one imported.
-    for module in [m for m in sys.modules if m == "xgamma_example" or m.startswith("xgamma_example.")]:
-        monkeypatch.delitem(sys.modules, module)
-    refresh_plugins()
-    return example_site
 
 
 def test_components_resolve_by_name(installed):

@@ -13,8 +13,6 @@ from xgamma.workflow.config import load_config
 from xgamma.workflow import run_analysis
 from xgamma.simulate import gaussian_source, simulate_datastore, wobble_pointings
 
-pytest_plugins = ["tests.plugin.test_example_plugin"]
-
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory):

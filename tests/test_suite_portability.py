@@ -1,0 +1,25 @@
+"""The test suite itself runs from any working directory, not only from the repository's root."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.mark.slow
+def test_the_suite_collects_from_another_working_directory(tmp_path):
+    # From the repository's root, ``python -m pytest`` puts the root on sys.path, so a test module
+    # could import ``tests.<...>`` there and nowhere else (as ``pytest_plugins`` once did): a user
+    # running ``python -m pytest /path/to/xgamma/tests`` from elsewhere got a collection error.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", str(TESTS)],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "error" not in proc.stdout.lower().splitlines()[-1], proc.stdout[-3000:]
+    assert f"{TESTS.name}/{Path(__file__).name}::test_the_suite_collects_from_another_working_directory" in proc.stdout
