@@ -31,12 +31,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """Root of the shared DL3 data (``$XGAMMA_DATA``); fails loudly when it is unset or missing."""
+def data_dir(pytestconfig: pytest.Config) -> Path:
+    """Root of the shared DL3 data (``$XGAMMA_DATA``); fails loudly when it is unset or missing.
+
+    A relative path is taken from the folder pytest was started in, whatever folder a test has
+    moved to when this fixture is first requested."""
     value = os.environ.get("XGAMMA_DATA")
     if not value:
         pytest.fail("XGAMMA_DATA is not set: export XGAMMA_DATA=/path/to/shared/data", pytrace=False)
-    path = Path(value).expanduser().resolve()
+    path = (pytestconfig.invocation_params.dir / Path(value).expanduser()).resolve()
     if not (path / "cta-1dc").is_dir() or not (path / "hess-dl3-dr1").is_dir():
         pytest.fail(f"XGAMMA_DATA={value} does not hold cta-1dc/ and hess-dl3-dr1/", pytrace=False)
     return path

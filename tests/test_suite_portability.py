@@ -23,3 +23,21 @@ def test_the_suite_collects_from_another_working_directory(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "error" not in proc.stdout.lower().splitlines()[-1], proc.stdout[-3000:]
     assert f"{TESTS.name}/{Path(__file__).name}::test_the_suite_collects_from_another_working_directory" in proc.stdout
+
+
+def test_data_found_from_another_folder(request, monkeypatch, tmp_path):
+    """Run alone by the next test, from a folder where ``$XGAMMA_DATA`` is a relative path."""
+    monkeypatch.chdir(tmp_path)  # a test that moves before it first asks for the data
+    data = request.getfixturevalue("data_dir")
+    assert (data / "cta-1dc").is_dir()
+
+
+@pytest.mark.slow
+def test_a_relative_xgamma_data_is_read_from_the_folder_pytest_starts_in(data_dir, tmp_path):
+    (tmp_path / "shared").symlink_to(data_dir, target_is_directory=True)
+    env = {**os.environ, "XGAMMA_DATA": "shared"}
+    test = f"{Path(__file__).resolve()}::test_data_found_from_another_folder"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "1 passed" in proc.stdout
