@@ -17,6 +17,7 @@ def test_the_suite_collects_from_another_working_directory(tmp_path):
     # From the repository's root, ``python -m pytest`` puts the root on sys.path, so a test module
     # could import ``tests.<...>`` there and nowhere else (as ``pytest_plugins`` once did): a user
     # running ``python -m pytest /path/to/xgamma/tests`` from elsewhere got a collection error.
+    # Without PYTHONPATH: one naming the repository would hide such an import.
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", str(TESTS)],
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
