@@ -95,7 +95,8 @@ def test_plot_map_draws_the_data_with_labels_grid_and_colorbar(analysis):
     assert len(colorbar_axes) == 1
     assert colorbar_axes[0].get_ylabel() == "counts"
     # The grid of the map's frame is on.
-    assert ax.coords[0]._grid_lines_kwargs["visible"] is True  # no public getter in astropy
+    helper = vars(ax.coords[0])  # no public getter; astropy 7 made grid_lines_kwargs private (_grid_lines_kwargs)
+    assert helper.get("_grid_lines_kwargs", helper.get("grid_lines_kwargs"))["visible"] is True
 
 
 def test_colorbar_label_carries_units(analysis):
