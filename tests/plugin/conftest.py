@@ -13,7 +13,7 @@ import pytest
 
 from xgamma.plugin import refresh_plugins
 
-#: The example plugin's project (tests/plugin/test_example_plugin.py runs its own tests).
+#: The example plugin's project, which `example_site` builds (test_example_plugin.py also has it).
 EXAMPLE = Path(__file__).resolve().parents[2] / "plugins" / "xgamma-example"
 
 

@@ -269,7 +269,7 @@ def test_loads_start_while_the_other_stages_are_checked_and_go_if_a_check_fails(
         assert set(loads) <= set(seen["keys"]), seen["keys"]  # all submitted before the check
         assert_products_equal(_read_stores(tmp_path / "out"), reference_products)
 
-        # A region outside the map: the significance check fails after the loads were submitted.
+        # A region covering the whole map: the significance check fails after the loads were submitted.
         config = mosaic_config(survey_store)
         config["exclusion"] = {"regions": ["galactic; box(0, 0, 20, 20)"]}
         seen.clear()
